@@ -1,0 +1,56 @@
+//! # yilian/1, sans-IO
+//!
+//! This crate is the wire protocol of yilian and nothing else: no sockets, no tokio, no clock.
+//! Like `quinn-proto`, it is a set of state machines that take bytes in (`handle_input`), give
+//! bytes out (`poll_transmit`) and report what happened (`poll_event`); a thin driver (the relay,
+//! the `send` and `read` clients) moves bytes between these machines and QUIC streams.
+//!
+//! ## The model
+//! QUIC already gives reliable, ordered, flow-controlled streams. What it does not give is
+//! *durability across connections*: a township uplink drops, a relay is restarted, a sender is
+//! killed. yilian/1 adds exactly that, per DICOM instance:
+//!
+//! * Every instance moves on its **own bidirectional stream** (many in parallel), as a *transfer*:
+//!   ```text
+//!   sender                                   receiver
+//!   Request::Offer{instance, size, hash?} →
+//!                                         ← Reply::Accept{offset} | Have{hash} | Refused
+//!   raw bytes [offset, size)              →
+//!                                         ← Reply::Checkpoint{durable}   (any number, any time)
+//!   Finish{hash}                          →
+//!                                         ← Reply::Stored{hash} | Refused
+//!   ```
+//!   The receiver chooses `offset`: how much of this instance it already holds durably from an
+//!   earlier, interrupted attempt. A re-sent instance that is already stored is answered `Have`.
+//!   Raw bytes are not framed: after `Accept`, exactly `size - offset` bytes follow, so the
+//!   driver can move them without copying (`bytes::Bytes` in, slices out).
+//! * The same transfer is used both ways: a device uploading to the relay ([`Sender`] on the
+//!   device, [`Receiver`] on the relay) and the relay delivering to a reader ([`Sender`] on the
+//!   relay, [`Receiver`] on the reader). Cut-through delivery works because the offer carries
+//!   the size and the final hash travels in `Finish`, which the relay sends only once its own copy
+//!   is verified and durable.
+//! * Other streams begin with [`Request::Manifest`] (the sender says which instances make a
+//!   study) or [`Request::Subscribe`] (a reader asks for everything routed to it; the relay
+//!   answers with [`Notice`]s on that stream).
+//!
+//! Control frames are `u32` big-endian length + a postcard-encoded message, at most
+//! [`MAX_FRAME_LEN`] bytes. Every decoder rejects oversized or malformed frames with a typed
+//! [`ProtoError`] instead of allocating or panicking.
+
+mod error;
+mod frame;
+mod message;
+mod receiver;
+mod sender;
+
+pub use error::ProtoError;
+pub use frame::{encode_frame, FrameDecoder, MAX_FRAME_LEN};
+pub use message::{
+    Finish, Hash, InstanceRef, Manifest, ManifestReply, Notice, Offer, Refusal, RefuseCode, Reply,
+    Request, Subscribe,
+};
+pub use receiver::{Receiver, ReceiverEvent};
+pub use sender::{Sender, SenderEvent};
+
+/// ALPN protocol identifier of this protocol version.
+pub const ALPN: &[u8] = b"yilian/1";
