@@ -1,0 +1,61 @@
+//! Append-only audit trail (fields after DICOM PS3.15 A.5: who, what, which study, outcome).
+
+use std::fmt;
+
+/// What was done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditAction {
+    /// A peer connected (or was refused).
+    Connect,
+    /// An instance upload was stored (or refused).
+    Receive,
+    /// An instance was delivered to a reader.
+    Deliver,
+    /// A study manifest was recorded.
+    Manifest,
+    /// A reader subscribed.
+    Subscribe,
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AuditAction::Connect => "connect",
+            AuditAction::Receive => "receive",
+            AuditAction::Deliver => "deliver",
+            AuditAction::Manifest => "manifest",
+            AuditAction::Subscribe => "subscribe",
+        })
+    }
+}
+
+/// One audit entry. `detail` must never hold patient names or IDs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub actor: String,
+    pub site: Option<String>,
+    pub action: AuditAction,
+    pub study_uid: Option<String>,
+    pub sop_uid: Option<String>,
+    /// "ok" or the refusal code.
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+pub(crate) fn insert(tx: &rusqlite::Connection, e: &AuditEvent) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO audit (at, actor, site, action, study_uid, sop_uid, outcome, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        rusqlite::params![
+            crate::db::now(),
+            e.actor,
+            e.site,
+            e.action.to_string(),
+            e.study_uid,
+            e.sop_uid,
+            e.outcome,
+            e.detail
+        ],
+    )?;
+    Ok(())
+}

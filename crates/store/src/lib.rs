@@ -1,0 +1,44 @@
+//! # The durable spool
+//!
+//! Everything yilian has acknowledged lives here, and the rule is simple: **nothing is
+//! acknowledged before it is on disk** (file fsync'ed, renamed into place, directory fsync'ed,
+//! index committed with SQLite `synchronous=FULL`). A `kill -9` at any moment loses nothing that
+//! was acknowledged.
+//!
+//! ## Layout under the data directory
+//! ```text
+//! objects/ab/abcdef….dcm   stored instances, content-addressed by BLAKE3, exactly as received
+//! partial/<key>.part       uploads in progress (key = BLAKE3 of source site + SOP Instance UID)
+//! partial/<key>.json       what the partial is (size, UIDs): a resumed upload must match it
+//! index.sqlite             instances, outboxes, manifests, audit log (WAL)
+//! ```
+//!
+//! ## Model
+//! * An upload writes into a [`Partial`]. Its length after a restart is where the upload resumes
+//!   (a process crash keeps every written byte in the page cache; after a power loss a
+//!   partial may hold garbage past its last fsync, which the final hash check refuses, and the
+//!   upload then restarts from zero: slower, never corrupt).
+//! * [`Store::commit`] turns a verified partial into a stored instance and, in the same SQLite
+//!   transaction, puts one outbox entry per reader the instance is routed to.
+//! * A reader's outbox is delivered in priority order; [`Store::mark_delivered`] is called only
+//!   after the reader acknowledged the instance as verified and durable on its side.
+//! * The audit log is append-only; it records who did what to which study, never patient names.
+//!
+//! The API is blocking (files, SQLite); async callers wrap calls in `spawn_blocking`.
+
+mod audit;
+mod db;
+mod error;
+mod manifest;
+mod outbox;
+mod partial;
+mod records;
+mod store;
+
+pub use audit::{AuditAction, AuditEvent};
+pub use error::StoreError;
+pub use manifest::ManifestStatus;
+pub use outbox::{OutboxItem, QueueDepth};
+pub use partial::{Partial, PartialInfo};
+pub use records::{InstanceRecord, NewInstance};
+pub use store::{Store, Stored};

@@ -1,0 +1,114 @@
+//! Per-reader persistent outboxes, delivered in priority order.
+
+use rusqlite::params;
+
+use crate::records::InstanceRecord;
+use crate::store::row_to_record;
+use crate::{Store, StoreError};
+
+/// One instance waiting for a reader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub seq: i64,
+    pub reader: String,
+    pub priority: u8,
+    pub instance: InstanceRecord,
+}
+
+/// Pending entries per reader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub reader: String,
+    pub instances: u64,
+    pub bytes: u64,
+}
+
+impl Store {
+    /// Everything not yet delivered to `reader`, urgent first, then in arrival order.
+    pub fn pending_for(&self, reader: &str) -> Result<Vec<OutboxItem>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare_cached(
+            "SELECT i.sop_uid, i.study_uid, i.series_uid, i.sop_class_uid, i.modality,
+                    i.source_site, i.source_identity, i.size, i.hash, i.priority, i.stored_at,
+                    o.seq, o.priority
+             FROM outbox o JOIN instances i ON i.sop_uid = o.sop_uid
+             WHERE o.reader = ?1 AND o.delivered_at IS NULL
+             ORDER BY o.priority DESC, o.seq",
+        )?;
+        let rows = st.query_map([reader], |r| {
+            Ok((row_to_record(r)?, r.get::<_, i64>(11)?, r.get::<_, u8>(12)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (rec, seq, priority) = row?;
+            out.push(OutboxItem {
+                seq,
+                reader: reader.to_string(),
+                priority,
+                instance: rec?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether `sop_uid` is waiting in `reader`'s outbox (routed to it and not yet delivered).
+    pub fn is_pending(&self, reader: &str, sop_uid: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.db().query_row(
+            "SELECT COUNT(*) FROM outbox WHERE reader = ?1 AND sop_uid = ?2 AND delivered_at IS NULL",
+            params![reader, sop_uid],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    /// The reader acknowledged the instance (verified, durable on its side). Audited.
+    pub fn mark_delivered(&self, reader: &str, sop_uid: &str) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let changed = tx.execute(
+            "UPDATE outbox SET delivered_at = ?3 WHERE reader = ?1 AND sop_uid = ?2 AND delivered_at IS NULL",
+            params![reader, sop_uid, crate::db::now()],
+        )?;
+        if changed > 0 {
+            let study: Option<String> = tx
+                .query_row(
+                    "SELECT study_uid FROM instances WHERE sop_uid = ?1",
+                    [sop_uid],
+                    |r| r.get(0),
+                )
+                .ok();
+            crate::audit::insert(
+                &tx,
+                &crate::AuditEvent {
+                    actor: reader.to_string(),
+                    site: None,
+                    action: crate::AuditAction::Deliver,
+                    study_uid: study,
+                    sop_uid: Some(sop_uid.to_string()),
+                    outcome: "ok".into(),
+                    detail: None,
+                },
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Pending instances and bytes per reader (readers with nothing pending are omitted).
+    pub fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare_cached(
+            "SELECT o.reader, COUNT(*), COALESCE(SUM(i.size), 0)
+             FROM outbox o JOIN instances i ON i.sop_uid = o.sop_uid
+             WHERE o.delivered_at IS NULL GROUP BY o.reader ORDER BY o.reader",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(QueueDepth {
+                reader: r.get(0)?,
+                instances: r.get::<_, i64>(1)? as u64,
+                bytes: r.get::<_, i64>(2)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
