@@ -1,1 +1,30 @@
-fn main() {}
+//! `yilian`: the relay and its command-line clients. See `yilian --help`.
+
+mod cli;
+mod defaults;
+mod progress;
+
+use anyhow::Result;
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("yilian: cannot start the runtime: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let r: Result<std::process::ExitCode> = rt.block_on(cli::run(args));
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("yilian: error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

@@ -70,10 +70,10 @@ impl Partial {
     }
 
     /// Stream the bytes already in the file (a resumed upload re-hashes and re-validates them).
-    pub fn replay(
+    pub fn replay<E: From<StoreError>>(
         &self,
-        mut f: impl FnMut(&[u8]) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+        mut f: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut file = File::open(&self.path).map_err(StoreError::io("open", &self.path))?;
         let mut buf = vec![0u8; 1 << 20];
         let mut left = self.len;

@@ -1,0 +1,20 @@
+/// Failures of a client as a whole (per-file problems are in the reports instead).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    #[error("cannot reach the relay: {0}")]
+    Connect(String),
+    #[error("gave up after {0:?} without reaching the relay; last error: {1}")]
+    GaveUp(std::time::Duration, String),
+    #[error("the relay refused: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    Transport(#[from] yilian_transport::TransportError),
+    #[error("output folder {path}: {source}")]
+    Output {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("protocol error: {0}")]
+    Proto(#[from] yilian_proto::ProtoError),
+}

@@ -1,0 +1,30 @@
+//! # yilian clients
+//!
+//! * [`send`]: upload DICOM files and folders to a relay. Each instance travels on its own
+//!   QUIC stream (several at once). The relay answers every offer with the offset it already
+//!   holds durably, so a sender that was killed, or whose link dropped, resumes where the relay
+//!   stands instead of from zero; an instance already stored is a no-op. A file counts as sent
+//!   only when the relay acknowledged it (`Stored`: hash verified and fsync'ed). Files that are
+//!   not DICOM, truncated or malformed are reported per file and never sent.
+//! * [`read`]: a reader workstation. It subscribes to everything routed to its identity and
+//!   writes each instance to `OUT/<StudyInstanceUID>/<SOPInstanceUID>.dcm`, through a partial
+//!   file that resumes at its length, verified against the relay's hash and fsync'ed before it
+//!   is acknowledged.
+//!
+//! Both report through [`Progress`], which the CLI turns into progress bars.
+
+mod connect;
+mod download;
+mod error;
+mod progress;
+mod read;
+mod send;
+mod upload;
+
+pub use connect::{Backoff, ClientConfig};
+pub use error::ClientError;
+pub use progress::{NoProgress, Progress};
+pub use read::{read, ReadOptions, ReadReport};
+pub use send::{
+    collect_files, send, FileOutcome, FileReport, SendOptions, SendReport, StudyReport,
+};

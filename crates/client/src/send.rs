@@ -1,0 +1,372 @@
+//! `yilian send`: collect files, check them, upload them concurrently with resume, then send
+//! each study's manifest.
+
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::Mutex as AsyncMutex;
+use yilian_proto::{encode_frame, FrameDecoder, InstanceRef, Manifest, ManifestReply, Request};
+
+use crate::connect::{self, Backoff, ClientConfig};
+use crate::upload::{upload_one, UploadError};
+use crate::{ClientError, Progress};
+
+/// What `send` does beyond reaching the relay.
+#[derive(Clone)]
+pub struct SendOptions {
+    pub client: ClientConfig,
+    /// 0 = routine, 1 = urgent (the relay's rules may raise it).
+    pub priority: u8,
+    /// Instances in flight at once.
+    pub concurrency: usize,
+}
+
+/// How one file ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum FileOutcome {
+    /// Acknowledged by the relay; `resumed_from` > 0 if an earlier attempt had sent part of it.
+    Stored { resumed_from: u64 },
+    /// The relay already held this exact instance.
+    AlreadyStored,
+    /// Not sent, or refused: why, in words for the radiographer.
+    Failed { reason: String },
+}
+
+impl FileOutcome {
+    pub fn is_ok(&self) -> bool {
+        !matches!(self, FileOutcome::Failed { .. })
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub sop_uid: Option<String>,
+    pub study_uid: Option<String>,
+    pub size: u64,
+    #[serde(flatten)]
+    pub outcome: FileOutcome,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StudyReport {
+    pub study_uid: String,
+    pub instances: usize,
+    /// "complete", "pending: N missing", or why the manifest was not accepted.
+    pub status: String,
+}
+
+/// Everything `send` did.
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct SendReport {
+    pub files: Vec<FileReport>,
+    pub studies: Vec<StudyReport>,
+    /// Raw instance bytes written to the network (resends included).
+    pub bytes_sent: u64,
+    /// Total size of the files that were sent or found already stored.
+    pub bytes_total: u64,
+}
+
+impl SendReport {
+    pub fn all_ok(&self) -> bool {
+        !self.files.is_empty() && self.files.iter().all(|f| f.outcome.is_ok())
+    }
+}
+
+/// Every file under `paths` (folders recursively, in a stable order), skipping DICOMDIR and
+/// hidden files.
+pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ClientError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if !p.exists() {
+            return Err(ClientError::Output {
+                path: p.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+            });
+        }
+        for e in walkdir::WalkDir::new(p).sort_by_file_name() {
+            let e = e.map_err(|e| ClientError::Output {
+                path: p.clone(),
+                source: e.into(),
+            })?;
+            let name = e.file_name().to_string_lossy();
+            if e.file_type().is_file() && name != "DICOMDIR" && !name.starts_with('.') {
+                out.push(e.into_path());
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) struct Job {
+    pub index: usize,
+    pub path: PathBuf,
+    pub instance: InstanceRef,
+    pub size: u64,
+    pub attempts: u32,
+}
+
+struct Shared {
+    queue: Mutex<VecDeque<Job>>,
+    results: Mutex<Vec<Option<FileOutcome>>>,
+    conn: AsyncMutex<Option<quinn::Connection>>,
+    bytes_sent: AtomicU64,
+}
+
+/// Upload `paths`. Returns the per-file report; `Err` only if the relay could not be reached at
+/// all (or refused us), in which case nothing was acknowledged.
+pub async fn send(
+    paths: &[PathBuf],
+    opts: &SendOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<SendReport, ClientError> {
+    let files = collect_files(paths)?;
+    let mut report = SendReport::default();
+    let mut jobs = VecDeque::new();
+    let mut studies: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for path in files {
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let index = report.files.len();
+        match yilian_dicom::inspect_file(&path) {
+            Ok(meta) => {
+                studies
+                    .entry(meta.study_instance_uid.clone())
+                    .or_default()
+                    .push(meta.sop_instance_uid.clone());
+                report.files.push(FileReport {
+                    path: path.clone(),
+                    sop_uid: Some(meta.sop_instance_uid.clone()),
+                    study_uid: Some(meta.study_instance_uid.clone()),
+                    size,
+                    outcome: FileOutcome::Failed {
+                        reason: "not sent".into(),
+                    },
+                });
+                jobs.push_back(Job {
+                    index,
+                    path,
+                    instance: InstanceRef {
+                        study_uid: meta.study_instance_uid,
+                        sop_uid: meta.sop_instance_uid,
+                    },
+                    size,
+                    attempts: 0,
+                });
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                progress.file_done(&path, false, &reason);
+                report.files.push(FileReport {
+                    path,
+                    sop_uid: None,
+                    study_uid: None,
+                    size,
+                    outcome: FileOutcome::Failed { reason },
+                });
+            }
+        }
+    }
+    let total: u64 = jobs.iter().map(|j| j.size).sum();
+    progress.begin(jobs.len() as u64, total);
+    if jobs.is_empty() {
+        return Ok(report);
+    }
+    let endpoint = connect::endpoint(&opts.client)?;
+    let first = connect::connect(&endpoint, &opts.client, progress.as_ref()).await?;
+    let workers = opts.concurrency.clamp(1, 64).min(jobs.len());
+    let shared = Arc::new(Shared {
+        results: Mutex::new(vec![None; report.files.len()]),
+        queue: Mutex::new(jobs),
+        conn: AsyncMutex::new(Some(first)),
+        bytes_sent: AtomicU64::new(0),
+    });
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (shared, opts, endpoint, progress) = (
+            shared.clone(),
+            opts.clone(),
+            endpoint.clone(),
+            progress.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            worker(&shared, &opts, &endpoint, progress.as_ref()).await
+        }));
+    }
+    let mut fatal = None;
+    for t in tasks {
+        if let Ok(Err(e)) = t.await {
+            fatal.get_or_insert(e);
+        }
+    }
+    let results = std::mem::take(&mut *shared.results.lock().unwrap_or_else(|p| p.into_inner()));
+    for (i, r) in results.into_iter().enumerate() {
+        if let Some(o) = r {
+            report.files[i].outcome = o;
+        }
+    }
+    if let Some(e) = fatal {
+        if report.files.iter().all(|f| !f.outcome.is_ok()) {
+            return Err(e);
+        }
+        progress.status(&e.to_string());
+    }
+    report.bytes_sent = shared.bytes_sent.load(Ordering::Relaxed);
+    report.bytes_total = report
+        .files
+        .iter()
+        .filter(|f| f.outcome.is_ok())
+        .map(|f| f.size)
+        .sum();
+    // Manifests: the relay learns which instances make each study.
+    let conn = shared.conn.lock().await.clone();
+    for (study_uid, sops) in studies {
+        let status = match &conn {
+            Some(c) => send_manifest(c, &study_uid, &sops).await,
+            None => "not sent: no connection".into(),
+        };
+        report.studies.push(StudyReport {
+            study_uid,
+            instances: sops.len(),
+            status,
+        });
+    }
+    if let Some(c) = conn {
+        c.close(0u32.into(), b"done");
+    }
+    endpoint.wait_idle().await;
+    Ok(report)
+}
+
+async fn send_manifest(conn: &quinn::Connection, study_uid: &str, sops: &[String]) -> String {
+    let r = async {
+        let (mut s, mut r) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        let m = Request::Manifest(Manifest {
+            study_uid: study_uid.to_string(),
+            sop_uids: sops.to_vec(),
+        });
+        s.write_chunk(encode_frame(&m))
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = s.finish();
+        let bytes = r.read_to_end(64 * 1024).await.map_err(|e| e.to_string())?;
+        let mut d = FrameDecoder::new();
+        d.push(bytes.into());
+        d.next_frame::<ManifestReply>("manifest reply")
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "no answer".to_string())
+    }
+    .await;
+    match r {
+        Ok(ManifestReply::Complete) => "complete".into(),
+        Ok(ManifestReply::Pending { missing }) => format!("pending: {} missing", missing.len()),
+        Ok(ManifestReply::Refused(r)) => format!("manifest refused: {r}"),
+        Err(e) => format!("manifest not sent: {e}"),
+    }
+}
+
+/// Retryable refusals are tried this many times per file.
+const MAX_ATTEMPTS: u32 = 4;
+
+async fn worker(
+    shared: &Shared,
+    opts: &SendOptions,
+    endpoint: &quinn::Endpoint,
+    progress: &dyn Progress,
+) -> Result<(), ClientError> {
+    let mut backoff = Backoff::default();
+    let mut down_since: Option<Instant> = None;
+    loop {
+        let job = shared
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front();
+        let Some(mut job) = job else { return Ok(()) };
+        let conn = current_connection(shared, opts, endpoint, progress).await?;
+        let result = upload_one(&conn, &job, opts.priority, progress, &shared.bytes_sent).await;
+        let outcome = match result {
+            Ok(o) => {
+                backoff.reset();
+                down_since = None;
+                Some(o)
+            }
+            Err(UploadError::Refused(r))
+                if r.code.is_retryable() && job.attempts + 1 < MAX_ATTEMPTS =>
+            {
+                job.attempts += 1;
+                progress.status(&format!("{}: {r}; trying again", job.path.display()));
+                None
+            }
+            Err(UploadError::Refused(r)) => Some(FileOutcome::Failed {
+                reason: format!("refused by the relay: {}", r.reason),
+            }),
+            Err(UploadError::Local(reason)) => Some(FileOutcome::Failed { reason }),
+            Err(UploadError::Link(e)) => {
+                // The link dropped: drop this connection, wait, resume on a new one.
+                let since = *down_since.get_or_insert_with(Instant::now);
+                {
+                    let mut c = shared.conn.lock().await;
+                    if c.as_ref()
+                        .is_some_and(|c| c.stable_id() == conn.stable_id())
+                    {
+                        *c = None;
+                    }
+                }
+                if since.elapsed() > opts.client.give_up_after {
+                    Some(FileOutcome::Failed {
+                        reason: format!("gave up: the link to the relay stayed down ({e})"),
+                    })
+                } else {
+                    let delay = backoff.next_delay();
+                    progress.status(&format!(
+                        "link down ({e}); retrying in {:.1} s",
+                        delay.as_secs_f32()
+                    ));
+                    tokio::time::sleep(delay).await;
+                    None
+                }
+            }
+        };
+        match outcome {
+            Some(o) => {
+                progress.file_done(&job.path, o.is_ok(), &describe(&o));
+                shared.results.lock().unwrap_or_else(|p| p.into_inner())[job.index] = Some(o);
+            }
+            None => shared
+                .queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_front(job),
+        }
+    }
+}
+
+fn describe(o: &FileOutcome) -> String {
+    match o {
+        FileOutcome::Stored { resumed_from: 0 } => "stored".into(),
+        FileOutcome::Stored { resumed_from } => format!("stored (resumed at byte {resumed_from})"),
+        FileOutcome::AlreadyStored => "already stored at the relay".into(),
+        FileOutcome::Failed { reason } => reason.clone(),
+    }
+}
+
+async fn current_connection(
+    shared: &Shared,
+    opts: &SendOptions,
+    endpoint: &quinn::Endpoint,
+    progress: &dyn Progress,
+) -> Result<quinn::Connection, ClientError> {
+    let mut c = shared.conn.lock().await;
+    if let Some(conn) = c.as_ref() {
+        if conn.close_reason().is_none() {
+            return Ok(conn.clone());
+        }
+    }
+    let conn = connect::connect(endpoint, &opts.client, progress).await?;
+    *c = Some(conn.clone());
+    Ok(conn)
+}

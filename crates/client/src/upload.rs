@@ -1,0 +1,243 @@
+//! One instance upload on its own stream, resuming at the offset the relay holds.
+
+use bytes::{Bytes, BytesMut};
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::mpsc;
+use yilian_proto::{Offer, Refusal, Sender, SenderEvent};
+
+use crate::send::{FileOutcome, Job};
+use crate::Progress;
+
+/// File read granularity.
+const CHUNK: usize = 256 * 1024;
+
+pub(crate) enum UploadError {
+    /// The relay refused the instance.
+    Refused(Refusal),
+    /// A local problem with the file (unreadable, changed while sending).
+    Local(String),
+    /// The connection or stream broke: retry on a new connection, resuming.
+    Link(String),
+}
+
+fn link(e: impl std::fmt::Display) -> UploadError {
+    UploadError::Link(e.to_string())
+}
+
+pub(crate) async fn upload_one(
+    conn: &quinn::Connection,
+    job: &Job,
+    priority: u8,
+    progress: &dyn Progress,
+    bytes_sent: &AtomicU64,
+) -> Result<FileOutcome, UploadError> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(link)?;
+    let mut sender = Sender::new(Offer {
+        instance: job.instance.clone(),
+        size: job.size,
+        priority,
+        hash: None,
+    });
+    // Replies are read by their own task so that checkpoints arrive while we send.
+    let (tx, mut replies) = mpsc::unbounded_channel::<Result<Option<Bytes>, String>>();
+    let reader = tokio::spawn(async move {
+        loop {
+            let r = recv.read_chunk(64 * 1024, true).await;
+            let end = !matches!(r, Ok(Some(_)));
+            let _ = tx.send(r.map(|c| c.map(|c| c.bytes)).map_err(|e| e.to_string()));
+            if end {
+                return;
+            }
+        }
+    });
+    let _guard = AbortOnDrop(reader);
+    let mut acked = 0u64;
+    let mut resumed_from = 0u64;
+    let mut file: Option<FileSend> = None;
+    loop {
+        while let Some(b) = sender.poll_transmit() {
+            send.write_chunk(b).await.map_err(link)?;
+        }
+        while let Some(ev) = sender.poll_event() {
+            match ev {
+                SenderEvent::Accepted { offset } => {
+                    resumed_from = offset;
+                    report_ack(progress, &mut acked, offset);
+                    file = Some(FileSend::open(&job.path, offset, job.size).await?);
+                }
+                SenderEvent::Checkpoint { durable } => report_ack(progress, &mut acked, durable),
+                SenderEvent::Stored { hash } => {
+                    let mine = file.as_ref().and_then(|f| f.hash);
+                    if mine.is_some_and(|h| h != hash) {
+                        return Err(UploadError::Local(
+                            "the relay stored a different hash".into(),
+                        ));
+                    }
+                    report_ack(progress, &mut acked, job.size);
+                    let _ = send.finish();
+                    return Ok(FileOutcome::Stored { resumed_from });
+                }
+                SenderEvent::Have { hash } => {
+                    let path = job.path.clone();
+                    let local = tokio::task::spawn_blocking(move || hash_prefix(&path, u64::MAX))
+                        .await
+                        .map_err(|e| UploadError::Local(e.to_string()))??;
+                    let _ = send.finish();
+                    if local != hash {
+                        return Ok(FileOutcome::Failed {
+                            reason: "the relay already holds a different instance with this SOP Instance UID".into(),
+                        });
+                    }
+                    report_ack(progress, &mut acked, job.size);
+                    return Ok(FileOutcome::AlreadyStored);
+                }
+                SenderEvent::Refused(r) => return Err(UploadError::Refused(r)),
+            }
+        }
+        // Send the next chunk, taking any reply that is already there in between.
+        if let Some(f) = file.as_mut().filter(|f| !f.done()) {
+            let chunk = f.next().await?;
+            let n = chunk.len() as u64;
+            send.write_chunk(chunk).await.map_err(link)?;
+            sender.data_sent(n).map_err(link)?;
+            bytes_sent.fetch_add(n, Ordering::Relaxed);
+            if f.done() {
+                let hash = f.finish();
+                sender.finish(hash).map_err(link)?;
+            }
+            match replies.try_recv() {
+                Ok(r) => feed(&mut sender, r)?,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    return Err(link("stream closed by the relay"))
+                }
+            }
+            continue;
+        }
+        match replies.recv().await {
+            Some(r) => feed(&mut sender, r)?,
+            None => return Err(link("stream closed by the relay")),
+        }
+    }
+}
+
+fn feed(sender: &mut Sender, r: Result<Option<Bytes>, String>) -> Result<(), UploadError> {
+    match r {
+        Ok(Some(b)) => sender.handle_input(b).map_err(link),
+        Ok(None) => {
+            sender.handle_end().map_err(link)?;
+            Err(link("the relay ended the stream early"))
+        }
+        Err(e) => Err(link(e)),
+    }
+}
+
+fn report_ack(progress: &dyn Progress, acked: &mut u64, now: u64) {
+    if now > *acked {
+        progress.acknowledged(now - *acked);
+        *acked = now;
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Streams `[offset, size)` of a file, hashing the whole file as it goes.
+struct FileSend {
+    file: tokio::fs::File,
+    hasher: blake3::Hasher,
+    pos: u64,
+    size: u64,
+    buf: BytesMut,
+    hash: Option<[u8; 32]>,
+}
+
+impl FileSend {
+    async fn open(path: &Path, offset: u64, size: u64) -> Result<FileSend, UploadError> {
+        let local =
+            |e: std::io::Error| UploadError::Local(format!("cannot read {}: {e}", path.display()));
+        // The relay already holds [0, offset): hash it locally, don't send it.
+        let p = path.to_path_buf();
+        let hasher = tokio::task::spawn_blocking(move || {
+            let mut h = blake3::Hasher::new();
+            let mut f = std::fs::File::open(&p)?;
+            let mut left = offset;
+            let mut buf = vec![0u8; 1 << 20];
+            while left > 0 {
+                let n = f.read(&mut buf[..(left.min(1 << 20)) as usize])?;
+                if n == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "file shrank",
+                    ));
+                }
+                h.update(&buf[..n]);
+                left -= n as u64;
+            }
+            Ok(h)
+        })
+        .await
+        .map_err(|e| UploadError::Local(e.to_string()))?
+        .map_err(local)?;
+        let mut file = tokio::fs::File::open(path).await.map_err(local)?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(local)?;
+        Ok(FileSend {
+            file,
+            hasher,
+            pos: offset,
+            size,
+            buf: BytesMut::with_capacity(CHUNK),
+            hash: None,
+        })
+    }
+
+    fn done(&self) -> bool {
+        self.pos >= self.size
+    }
+
+    async fn next(&mut self) -> Result<Bytes, UploadError> {
+        let want = ((self.size - self.pos) as usize).min(CHUNK);
+        self.buf.reserve(want);
+        while self.buf.len() < want {
+            let n = (&mut self.file)
+                .take((want - self.buf.len()) as u64)
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(|e| UploadError::Local(e.to_string()))?;
+            if n == 0 {
+                return Err(UploadError::Local(
+                    "the file got shorter while it was being sent".into(),
+                ));
+            }
+        }
+        let chunk = self.buf.split().freeze();
+        self.hasher.update(&chunk);
+        self.pos += chunk.len() as u64;
+        Ok(chunk)
+    }
+
+    fn finish(&mut self) -> [u8; 32] {
+        let h = *self.hasher.finalize().as_bytes();
+        self.hash = Some(h);
+        h
+    }
+}
+
+/// BLAKE3 of the first `len` bytes of a file (all of it for `u64::MAX`).
+pub(crate) fn hash_prefix(path: &Path, len: u64) -> Result<[u8; 32], UploadError> {
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| UploadError::Local(format!("cannot read {}: {e}", path.display())))?;
+    let mut h = blake3::Hasher::new();
+    std::io::copy(&mut (&mut f).take(len), &mut h)
+        .map_err(|e| UploadError::Local(format!("cannot read {}: {e}", path.display())))?;
+    Ok(*h.finalize().as_bytes())
+}

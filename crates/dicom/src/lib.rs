@@ -1,0 +1,86 @@
+//! # DICOM for yilian: a push-based structure walker
+//!
+//! The relay receives DICOM Part 10 files as a byte stream over QUIC, in chunks of arbitrary
+//! size. Before it acknowledges an upload it must know that the file is whole and well formed,
+//! and to route it (and start forwarding it to readers while it still arrives) it needs a few
+//! attributes from the header — all without ever buffering pixel data or loading the file.
+//!
+//! ## The model
+//! [`Walker`] is a *sans-IO*, push-based state machine: the caller pushes each chunk with
+//! [`Walker::feed`], as it arrives; the walker never asks for bytes and never blocks.
+//!
+//! ```text
+//!  chunk ─▶ [inflate, only for a Deflated syntax] ─▶ structure parser ─▶ routing metadata
+//!                                                     │
+//!                                                     └─ header buffer (≤ 12 bytes), stack of
+//!                                                        open sequences/items/fragments
+//! ```
+//!
+//! * An element header split across chunks is staged in a 12-byte buffer; every value the relay
+//!   does not need is skipped by counting its length down, so a chunk inside Pixel Data costs
+//!   O(1) whatever its size, and nothing of it is kept.
+//! * The routing attributes (see [`Metadata`]) are captured only at the top level of the
+//!   dataset, each capped by [`Limits::max_attribute_len`]. As soon as the walker reaches a
+//!   top-level element past (0028,FFFF) — normally Pixel Data — every one of them has been
+//!   passed (elements are in ascending tag order) and [`Walker::metadata`] returns them, so the
+//!   relay can route while the pixel data is still arriving.
+//! * [`Walker::finish`] accepts the stream only if it ended at a top-level element boundary
+//!   with nothing left open.
+//!
+//! dicom-rs's parsers are pull-based over `std::io::Read`: they would need a blocking reader on
+//! the async receive path, or buffering of whole instances. The walker instead fits the relay's
+//! receive loop directly. dicom-rs (`dicom-object`) serves as the oracle in this crate's tests;
+//! `dicom-encoding` decodes the character sets of the few captured names.
+//!
+//! ## What is validated
+//! * The 128-byte preamble and the `DICM` marker; the file meta information (explicit VR little
+//!   endian, bounded by its group length (0002,0000) when present, otherwise by the first
+//!   element outside group 0002).
+//! * The dataset in its transfer syntax: Implicit VR Little Endian, Explicit VR Little Endian
+//!   (also every encapsulated syntax: JPEG, JPEG-LS, JPEG 2000, RLE, ...), Explicit VR Big
+//!   Endian, and Deflated Explicit VR Little Endian (inflated on the fly with `flate2`).
+//!   Non-standard transfer syntaxes are refused as [`DicomError::Unsupported`].
+//! * Every element header: known VR (explicit syntaxes), even length, inside the declared end
+//!   of its enclosing item/sequence; ascending tag order at the top level.
+//! * Sequences and items of defined and undefined length, nested up to [`Limits::max_depth`]:
+//!   defined-length ones must end exactly at their declared end, undefined-length ones with the
+//!   right delimiter. A UN element of undefined length is a sequence in implicit VR LE
+//!   (CP-246). Encapsulated Pixel Data (at any depth, e.g. in an Icon Image Sequence): fragments
+//!   of defined length, then a sequence delimiter.
+//! * The SOP Class/Instance UIDs of the dataset agree with those of the file meta.
+//!
+//! In implicit VR, a *defined-length* sequence cannot be told from any other value without a
+//! dictionary; its bytes are skipped as a whole (their length is still checked against the
+//! enclosing containers). Values are not checked against their VR, except the routing ones the
+//! walker decodes.
+//!
+//! ## Cut streams
+//! A stream cut exactly after a complete top-level element is itself a valid DICOM file: the
+//! walker cannot tell, and `finish` accepts it if the routing attributes came before the cut
+//! (with `pixel_data` `None` when the cut came before Pixel Data). Truncation in transit is
+//! caught by the size and hash that yilian/1 carries; a file truncated on disk before Pixel Data
+//! is caught by nothing short of the original. [`inspect_file`] catches a file whose declared
+//! Pixel Data runs past its end.
+//!
+//! ## Patient data
+//! Names, patient IDs and accession numbers are wrapped in [`Phi`], whose `Debug` and `Display`
+//! print `[redacted]`. Error messages never contain values read from the file (except transfer
+//! syntax UIDs and malformed frame counts).
+
+mod error;
+mod inflate;
+mod inspect;
+mod metadata;
+mod names;
+mod phi;
+mod structure;
+mod syntax;
+mod vr;
+mod walker;
+
+pub use dicom_core::Tag;
+pub use error::DicomError;
+pub use inspect::{inspect_file, validate_file};
+pub use metadata::{Metadata, Patient, PixelDataInfo};
+pub use phi::Phi;
+pub use walker::{Limits, Walker};

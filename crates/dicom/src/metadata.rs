@@ -1,0 +1,451 @@
+//! The routing metadata of an instance, and the few attribute values the walker captures to
+//! build it.
+
+use dicom_core::Tag;
+use dicom_encoding::text::{SpecificCharacterSet, TextCodec};
+
+use crate::error::{malformed, DicomError};
+use crate::phi::Phi;
+
+/// What the relay needs to route an instance, read from the file meta information and the top
+/// level of the dataset before Pixel Data.
+///
+/// Strings are trimmed of their padding: UIDs of trailing NUL/space, code strings of spaces,
+/// other text of trailing spaces. Text is decoded with the instance's Specific Character Set
+/// (its first value, as dicom-rs does; GB18030, GBK, ISO_IR 192 and the ISO 8859 sets are
+/// supported, anything else is read as ISO 8859-1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    /// Transfer Syntax UID (0002,0010).
+    pub transfer_syntax: String,
+    /// SOP Class UID (0008,0016); Media Storage SOP Class UID (0002,0002) if the dataset lacks it.
+    pub sop_class_uid: String,
+    /// SOP Instance UID (0008,0018); Media Storage SOP Instance UID (0002,0003) if the dataset
+    /// lacks it.
+    pub sop_instance_uid: String,
+    /// Study Instance UID (0020,000D).
+    pub study_instance_uid: String,
+    /// Series Instance UID (0020,000E).
+    pub series_instance_uid: String,
+    /// Modality (0008,0060).
+    pub modality: String,
+    /// Body Part Examined (0018,0015).
+    pub body_part: Option<String>,
+    /// Number of Frames (0028,0008).
+    pub number_of_frames: Option<u32>,
+    /// Specific Character Set (0008,0005), all values as in the file (`\`-separated).
+    pub specific_character_set: Option<String>,
+    /// Patient-identifying values: redacted in `Debug`.
+    pub patient: Patient,
+    /// Where the top-level Pixel Data (7FE0,0010) is, once its header has been read.
+    pub pixel_data: Option<PixelDataInfo>,
+}
+
+/// Patient-identifying attributes. Absent attributes are empty strings.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Patient {
+    /// Patient's Name (0010,0010), decoded with the Specific Character Set.
+    pub name: Phi<String>,
+    /// Patient ID (0010,0020).
+    pub id: Phi<String>,
+    /// Accession Number (0008,0050).
+    pub accession_number: Phi<String>,
+}
+
+/// Where the top-level Pixel Data (7FE0,0010) value is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PixelDataInfo {
+    /// Offset of the value's first byte in the stream. For a Deflated transfer syntax this
+    /// counts inflated bytes after the file meta information.
+    pub value_offset: u64,
+    /// Declared length; `None` for an undefined length (encapsulated pixel data: fragments).
+    pub length: Option<u64>,
+}
+
+/// An attribute the walker keeps the value of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Field {
+    MetaGroupLength,
+    MediaSopClass,
+    MediaSopInstance,
+    TransferSyntax,
+    CharacterSet,
+    SopClass,
+    SopInstance,
+    AccessionNumber,
+    Modality,
+    PatientName,
+    PatientId,
+    BodyPart,
+    StudyUid,
+    SeriesUid,
+    NumberOfFrames,
+}
+
+const FIELD_COUNT: usize = 15;
+
+impl Field {
+    /// The captured attribute of the file meta information group with this tag, if any.
+    pub(crate) fn in_meta(tag: Tag) -> Option<Field> {
+        match tag {
+            Tag(0x0002, 0x0000) => Some(Field::MetaGroupLength),
+            Tag(0x0002, 0x0002) => Some(Field::MediaSopClass),
+            Tag(0x0002, 0x0003) => Some(Field::MediaSopInstance),
+            Tag(0x0002, 0x0010) => Some(Field::TransferSyntax),
+            _ => None,
+        }
+    }
+
+    /// The captured top-level dataset attribute with this tag, if any.
+    pub(crate) fn in_dataset(tag: Tag) -> Option<Field> {
+        match tag {
+            Tag(0x0008, 0x0005) => Some(Field::CharacterSet),
+            Tag(0x0008, 0x0016) => Some(Field::SopClass),
+            Tag(0x0008, 0x0018) => Some(Field::SopInstance),
+            Tag(0x0008, 0x0050) => Some(Field::AccessionNumber),
+            Tag(0x0008, 0x0060) => Some(Field::Modality),
+            Tag(0x0010, 0x0010) => Some(Field::PatientName),
+            Tag(0x0010, 0x0020) => Some(Field::PatientId),
+            Tag(0x0018, 0x0015) => Some(Field::BodyPart),
+            Tag(0x0020, 0x000D) => Some(Field::StudyUid),
+            Tag(0x0020, 0x000E) => Some(Field::SeriesUid),
+            Tag(0x0028, 0x0008) => Some(Field::NumberOfFrames),
+            _ => None,
+        }
+    }
+
+    fn tag(self) -> Tag {
+        match self {
+            Field::MetaGroupLength => Tag(0x0002, 0x0000),
+            Field::MediaSopClass => Tag(0x0002, 0x0002),
+            Field::MediaSopInstance => Tag(0x0002, 0x0003),
+            Field::TransferSyntax => Tag(0x0002, 0x0010),
+            Field::CharacterSet => Tag(0x0008, 0x0005),
+            Field::SopClass => Tag(0x0008, 0x0016),
+            Field::SopInstance => Tag(0x0008, 0x0018),
+            Field::AccessionNumber => Tag(0x0008, 0x0050),
+            Field::Modality => Tag(0x0008, 0x0060),
+            Field::PatientName => Tag(0x0010, 0x0010),
+            Field::PatientId => Tag(0x0010, 0x0020),
+            Field::BodyPart => Tag(0x0018, 0x0015),
+            Field::StudyUid => Tag(0x0020, 0x000D),
+            Field::SeriesUid => Tag(0x0020, 0x000E),
+            Field::NumberOfFrames => Tag(0x0028, 0x0008),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Field::MetaGroupLength => "File Meta Information Group Length",
+            Field::MediaSopClass => "Media Storage SOP Class UID",
+            Field::MediaSopInstance => "Media Storage SOP Instance UID",
+            Field::TransferSyntax => "Transfer Syntax UID",
+            Field::CharacterSet => "Specific Character Set",
+            Field::SopClass => "SOP Class UID",
+            Field::SopInstance => "SOP Instance UID",
+            Field::AccessionNumber => "Accession Number",
+            Field::Modality => "Modality",
+            Field::PatientName => "Patient's Name",
+            Field::PatientId => "Patient ID",
+            Field::BodyPart => "Body Part Examined",
+            Field::StudyUid => "Study Instance UID",
+            Field::SeriesUid => "Series Instance UID",
+            Field::NumberOfFrames => "Number of Frames",
+        }
+    }
+
+    /// `Patient's Name (0010,0010)`.
+    pub(crate) fn describe(self) -> String {
+        format!("{} {}", self.name(), self.tag())
+    }
+
+    fn missing(self) -> DicomError {
+        DicomError::MissingAttribute {
+            name: self.name(),
+            tag: self.tag(),
+        }
+    }
+}
+
+/// One captured value: its bytes and the offset of its element header.
+struct Value {
+    bytes: Vec<u8>,
+    offset: u64,
+}
+
+/// The values of the captured attributes. Deliberately not `Debug`: it holds patient data.
+#[derive(Default)]
+pub(crate) struct Captured {
+    values: [Option<Value>; FIELD_COUNT],
+}
+
+impl Captured {
+    /// Starts capturing `field`, whose element header is at `offset` and whose value is `len`
+    /// bytes (already checked against the limit).
+    pub(crate) fn begin(&mut self, field: Field, offset: u64, len: usize) {
+        if let Some(slot) = self.values.get_mut(field as usize) {
+            *slot = Some(Value {
+                bytes: Vec::with_capacity(len),
+                offset,
+            });
+        }
+    }
+
+    /// Appends bytes to the value of `field` being captured.
+    pub(crate) fn extend(&mut self, field: Field, bytes: &[u8]) {
+        if let Some(Some(value)) = self.values.get_mut(field as usize) {
+            value.bytes.extend_from_slice(bytes);
+        }
+    }
+
+    fn get(&self, field: Field) -> Option<&Value> {
+        self.values.get(field as usize).and_then(Option::as_ref)
+    }
+
+    fn bytes(&self, field: Field) -> Option<&[u8]> {
+        self.get(field).map(|v| v.bytes.as_slice())
+    }
+
+    /// The File Meta Information Group Length, if it was captured with 4 bytes.
+    pub(crate) fn meta_group_length(&self) -> Option<u32> {
+        let b = self.bytes(Field::MetaGroupLength)?;
+        Some(u32::from_le_bytes(b.try_into().ok()?))
+    }
+
+    /// The transfer syntax UID, trimmed; `None` if absent or empty.
+    pub(crate) fn transfer_syntax(&self) -> Option<String> {
+        self.uid(Field::TransferSyntax)
+    }
+
+    /// A UID value: ASCII, trimmed of NUL and spaces; `None` if absent or empty.
+    fn uid(&self, field: Field) -> Option<String> {
+        let text = String::from_utf8_lossy(self.bytes(field)?);
+        let trimmed = text.trim_matches(|c| c == '\0' || c == ' ');
+        (!trimmed.is_empty()).then(|| trimmed.to_owned())
+    }
+
+    /// A code string: trimmed of spaces (and stray NULs); `None` if absent or empty.
+    fn code_string(&self, field: Field) -> Option<String> {
+        let text = SpecificCharacterSet::ISO_IR_6
+            .decode(self.bytes(field)?)
+            .unwrap_or_default();
+        let trimmed = text.trim_matches(|c| c == '\0' || c == ' ');
+        (!trimmed.is_empty()).then(|| trimmed.to_owned())
+    }
+
+    /// Text in the dataset's character set, trimmed of trailing spaces/NULs; empty if absent.
+    fn text(&self, field: Field, charset: &SpecificCharacterSet) -> String {
+        let Some(bytes) = self.bytes(field) else {
+            return String::new();
+        };
+        let text = charset
+            .decode(bytes)
+            .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned());
+        text.trim_end_matches(['\0', ' ']).to_owned()
+    }
+
+    /// The character set named by the first value of (0008,0005), as dicom-rs chooses it.
+    fn charset(&self) -> SpecificCharacterSet {
+        self.code_string(Field::CharacterSet)
+            .as_deref()
+            .and_then(|all| all.split('\\').next())
+            .and_then(|first| SpecificCharacterSet::from_code(first.trim()))
+            .unwrap_or_default()
+    }
+
+    /// Checks a just-captured dataset SOP UID against its file meta counterpart.
+    pub(crate) fn check_against_meta(&self, field: Field) -> Result<(), DicomError> {
+        let meta = match field {
+            Field::SopClass => Field::MediaSopClass,
+            Field::SopInstance => Field::MediaSopInstance,
+            _ => return Ok(()),
+        };
+        if let (Some(in_dataset), Some(in_meta)) = (self.uid(field), self.uid(meta)) {
+            if in_dataset != in_meta {
+                return Err(DicomError::Inconsistent {
+                    offset: self.get(field).map_or(0, |v| v.offset),
+                    what: format!(
+                        "{} in the dataset differs from {} in the file meta information; the \
+                         file was altered after it was written, resend it from the modality or \
+                         PACS",
+                        field.describe(),
+                        meta.describe()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the metadata once every routing attribute has been passed.
+    pub(crate) fn build(&self) -> Result<Metadata, DicomError> {
+        let transfer_syntax = self
+            .transfer_syntax()
+            .ok_or_else(|| Field::TransferSyntax.missing())?;
+        let sop_class_uid = self
+            .uid(Field::SopClass)
+            .or_else(|| self.uid(Field::MediaSopClass))
+            .ok_or_else(|| Field::SopClass.missing())?;
+        let sop_instance_uid = self
+            .uid(Field::SopInstance)
+            .or_else(|| self.uid(Field::MediaSopInstance))
+            .ok_or_else(|| Field::SopInstance.missing())?;
+        let study_instance_uid = self
+            .uid(Field::StudyUid)
+            .ok_or_else(|| Field::StudyUid.missing())?;
+        let series_instance_uid = self
+            .uid(Field::SeriesUid)
+            .ok_or_else(|| Field::SeriesUid.missing())?;
+        let modality = self
+            .code_string(Field::Modality)
+            .ok_or_else(|| Field::Modality.missing())?;
+        let charset = self.charset();
+        Ok(Metadata {
+            transfer_syntax,
+            sop_class_uid,
+            sop_instance_uid,
+            study_instance_uid,
+            series_instance_uid,
+            modality,
+            body_part: self.code_string(Field::BodyPart),
+            number_of_frames: self.number_of_frames()?,
+            specific_character_set: self.code_string(Field::CharacterSet),
+            patient: Patient {
+                name: Phi::new(self.text(Field::PatientName, &charset)),
+                id: Phi::new(self.text(Field::PatientId, &charset)),
+                accession_number: Phi::new(self.text(Field::AccessionNumber, &charset)),
+            },
+            pixel_data: None,
+        })
+    }
+
+    /// Number of Frames is an IS: an optionally signed decimal integer, padded with spaces.
+    fn number_of_frames(&self) -> Result<Option<u32>, DicomError> {
+        let Some(text) = self.code_string(Field::NumberOfFrames) else {
+            return Ok(None);
+        };
+        let digits = text.strip_prefix('+').unwrap_or(&text);
+        match digits.parse::<u32>() {
+            Ok(n) if digits.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(n)),
+            _ => {
+                let shown: String = text
+                    .chars()
+                    .take(16)
+                    .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+                    .collect();
+                Err(malformed(
+                    self.get(Field::NumberOfFrames).map_or(0, |v| v.offset),
+                    format!(
+                        "{} is \"{shown}\", which is not a whole number of frames",
+                        Field::NumberOfFrames.describe()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Captured, Field};
+    use crate::DicomError;
+
+    fn with(values: &[(Field, &[u8])]) -> Captured {
+        let mut c = Captured::default();
+        for (i, (field, bytes)) in values.iter().enumerate() {
+            c.begin(*field, i as u64 * 10, bytes.len());
+            c.extend(*field, bytes);
+        }
+        c
+    }
+
+    fn routing() -> Vec<(Field, &'static [u8])> {
+        vec![
+            (Field::TransferSyntax, b"1.2.840.10008.1.2\0"),
+            (Field::SopClass, b"1.2.3\0"),
+            (Field::SopInstance, b"1.2.3.4 "),
+            (Field::StudyUid, b"1.2\0"),
+            (Field::SeriesUid, b"1.3\0"),
+            (Field::Modality, b" CT "),
+        ]
+    }
+
+    #[test]
+    fn trims_padding_and_parses_frames() {
+        let mut values = routing();
+        values.push((Field::NumberOfFrames, b" +12 "));
+        values.push((Field::BodyPart, b"CHEST "));
+        values.push((Field::CharacterSet, b"GB18030 "));
+        values.push((Field::PatientName, "王^小东 ".as_bytes()));
+        let md = with(&values).build().map_err(|e| e.to_string());
+        let md = md.as_ref().expect("complete metadata");
+        assert_eq!(md.transfer_syntax, "1.2.840.10008.1.2");
+        assert_eq!(md.sop_instance_uid, "1.2.3.4");
+        assert_eq!(md.modality, "CT");
+        assert_eq!(md.number_of_frames, Some(12));
+        assert_eq!(md.body_part.as_deref(), Some("CHEST"));
+        assert_eq!(md.specific_character_set.as_deref(), Some("GB18030"));
+        assert_eq!(md.patient.id.expose(), "");
+    }
+
+    #[test]
+    fn gb18030_names_are_decoded() {
+        let mut values = routing();
+        values.push((Field::CharacterSet, b"GB18030 "));
+        // 王^小东 in GB18030.
+        let name: &[u8] = &[0xCD, 0xF5, b'^', 0xD0, 0xA1, 0xB6, 0xAB];
+        values.push((Field::PatientName, name));
+        let md = with(&values).build().ok();
+        assert_eq!(md.map(|m| m.patient.name.into_inner()).as_deref(), Some("王^小东"));
+    }
+
+    #[test]
+    fn bad_frame_counts_are_malformed() {
+        for bad in [&b"1A"[..], b"-1", b"1.5", b"99999999999", b"1\\2"] {
+            let mut values = routing();
+            values.push((Field::NumberOfFrames, bad));
+            assert!(
+                matches!(with(&values).build(), Err(DicomError::Malformed { .. })),
+                "{bad:?}"
+            );
+        }
+        let mut values = routing();
+        values.push((Field::NumberOfFrames, b"  "));
+        assert_eq!(with(&values).build().ok().and_then(|m| m.number_of_frames), None);
+    }
+
+    #[test]
+    fn required_attributes_are_reported_by_name() {
+        for missing in [Field::StudyUid, Field::SeriesUid, Field::Modality, Field::SopInstance] {
+            let values: Vec<_> = routing().into_iter().filter(|(f, _)| *f != missing).collect();
+            match with(&values).build() {
+                Err(DicomError::MissingAttribute { name, .. }) => assert_eq!(name, missing.name()),
+                other => panic!("{missing:?}: {other:?}"),
+            }
+        }
+        // An empty value is as good as absent.
+        let mut values = routing();
+        values.retain(|(f, _)| *f != Field::Modality);
+        values.push((Field::Modality, b"  "));
+        assert!(matches!(with(&values).build(), Err(DicomError::MissingAttribute { .. })));
+    }
+
+    #[test]
+    fn meta_uids_fill_in_and_must_agree() {
+        let mut values: Vec<_> = routing()
+            .into_iter()
+            .filter(|(f, _)| *f != Field::SopClass)
+            .collect();
+        values.push((Field::MediaSopClass, b"1.2.3\0"));
+        let c = with(&values);
+        assert_eq!(c.build().ok().map(|m| m.sop_class_uid).as_deref(), Some("1.2.3"));
+        values.push((Field::SopClass, b"1.2.3 "));
+        assert!(with(&values).check_against_meta(Field::SopClass).is_ok());
+        values.pop();
+        values.push((Field::SopClass, b"1.2.4\0"));
+        assert!(matches!(
+            with(&values).check_against_meta(Field::SopClass),
+            Err(DicomError::Inconsistent { .. })
+        ));
+    }
+}

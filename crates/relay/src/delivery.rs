@@ -1,0 +1,479 @@
+//! Reader sessions: deliver a reader's outbox (backlog first, urgent first) and the live
+//! instances routed to it, a few in parallel, each on its own stream opened by the relay.
+
+use bytes::Bytes;
+use quinn::{Connection, RecvStream, SendStream};
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+use yilian_proto::{
+    encode_frame, Hash, InstanceRef, Notice, Offer, Sender, SenderEvent, Subscribe,
+};
+use yilian_store::{AuditAction, AuditEvent, OutboxItem};
+use yilian_transport::PeerIdentity;
+
+use crate::hub::{Job, LiveInstance, LiveOutcome};
+use crate::ingest::CHUNK;
+use crate::metrics::{Gauge, Metrics};
+use crate::server::Ctx;
+
+/// Where the bytes of a delivery in progress come from.
+enum Source {
+    Live(Arc<LiveInstance>),
+    Stored { file: Arc<File>, hash: Hash },
+}
+
+/// Where the bytes of a queued delivery will come from.
+#[derive(Clone)]
+enum Pending {
+    Live(Arc<LiveInstance>),
+    Stored(Hash),
+}
+
+#[derive(Clone)]
+struct Queued {
+    priority: u8,
+    order: u64,
+    instance: InstanceRef,
+    size: u64,
+    source: Pending,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    // Max-heap: higher priority first, then lower order (older) first.
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.priority
+            .cmp(&o.priority)
+            .then_with(|| o.order.cmp(&self.order))
+    }
+}
+
+/// Why one delivery did not complete.
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("stream: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("stream: {0}")]
+    Read(#[from] quinn::ReadError),
+    #[error("{0}")]
+    Proto(#[from] yilian_proto::ProtoError),
+    #[error("the upload of this instance failed; it will be delivered once stored")]
+    UpstreamFailed,
+    #[error("reader refused: {0}")]
+    Refused(yilian_proto::Refusal),
+    #[error("reading the spool: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serve a subscribed reader until it leaves.
+pub(crate) async fn reader_session(
+    ctx: Arc<Ctx>,
+    conn: Connection,
+    peer: Arc<PeerIdentity>,
+    mut ctl_send: SendStream,
+    mut ctl_recv: RecvStream,
+    sub: Subscribe,
+) {
+    let reader = peer.name.clone();
+    let (session, mut jobs, live_now) = ctx.hub.connect_reader(&reader);
+    let store = ctx.store.clone();
+    let r = reader.clone();
+    let backlog = match tokio::task::spawn_blocking(move || store.pending_for(&r)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            warn!(reader = %reader, "cannot read outbox: {e}");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    };
+    audit(
+        &ctx,
+        &peer,
+        AuditAction::Subscribe,
+        None,
+        None,
+        "ok",
+        Some(format!("{} waiting", backlog.len())),
+    )
+    .await;
+    info!(reader = %reader, backlog = backlog.len(), once = sub.once, "reader subscribed");
+
+    let mut order = 0u64;
+    let mut queue = BinaryHeap::new();
+    let mut known: HashSet<String> = HashSet::new();
+    let mut backlog_left: HashSet<String> = HashSet::new();
+    for item in backlog {
+        order += 1;
+        backlog_left.insert(item.instance.sop_uid.clone());
+        known.insert(item.instance.sop_uid.clone());
+        queue.push(queued_from_outbox(item, order));
+    }
+    for l in live_now {
+        if known.insert(l.instance.sop_uid.clone()) {
+            order += 1;
+            backlog_left.insert(l.instance.sop_uid.clone());
+            queue.push(queued_live(l, order));
+        }
+    }
+    let backlog_total = backlog_left.len() as u64;
+    let mut backlog_told = false;
+    let mut in_flight: JoinSet<(InstanceRef, Result<(), DeliveryError>)> = JoinSet::new();
+    let mut ctl_buf = [0u8; 256];
+    loop {
+        if !backlog_told && backlog_left.is_empty() {
+            backlog_told = true;
+            let n = Notice::BacklogDelivered {
+                instances: backlog_total,
+            };
+            if ctl_send.write_chunk(encode_frame(&n)).await.is_err() {
+                break;
+            }
+            debug!(reader = %reader, backlog_total, "backlog delivered");
+        }
+        while in_flight.len() < ctx.config.concurrent_per_reader {
+            let Some(q) = queue.pop() else { break };
+            let conn = conn.clone();
+            let ctx2 = ctx.clone();
+            in_flight.spawn(async move {
+                let inst = q.instance.clone();
+                let r = deliver(&ctx2, &conn, q).await;
+                (inst, r)
+            });
+        }
+        tokio::select! {
+            job = jobs.recv() => {
+                let Some(job) = job else {
+                    info!(reader = %reader, "a newer connection of this reader took over");
+                    break;
+                };
+                match job {
+                    Job::Live(l) => {
+                        if known.insert(l.instance.sop_uid.clone()) {
+                            order += 1;
+                            queue.push(queued_live(l, order));
+                        }
+                    }
+                    Job::Stored(sop) => {
+                        if !known.contains(&sop) {
+                            if let Some(item) = pending_item(&ctx, &reader, &sop).await {
+                                known.insert(sop);
+                                order += 1;
+                                queue.push(queued_from_outbox(item, order));
+                            }
+                        }
+                    }
+                    Job::Study(study) => {
+                        if !notify_study(&ctx, &reader, &study, &mut ctl_send).await {
+                            break;
+                        }
+                    }
+                }
+            }
+            done = in_flight.join_next(), if !in_flight.is_empty() => {
+                let Some(Ok((inst, r))) = done else { continue };
+                match r {
+                    Ok(()) => {
+                        Metrics::add(&ctx.metrics.instances_delivered, 1);
+                        let store = ctx.store.clone();
+                        let (rd, sop) = (reader.clone(), inst.sop_uid.clone());
+                        let _ = tokio::task::spawn_blocking(move || store.mark_delivered(&rd, &sop)).await;
+                        backlog_left.remove(&inst.sop_uid);
+                        debug!(reader = %reader, sop_uid = %inst.sop_uid, "delivered");
+                        if !notify_study(&ctx, &reader, &inst.study_uid, &mut ctl_send).await {
+                            break;
+                        }
+                    }
+                    Err(DeliveryError::UpstreamFailed) => {
+                        // Stays routed: delivered from the outbox once a retried upload stores it.
+                        known.remove(&inst.sop_uid);
+                        backlog_left.remove(&inst.sop_uid);
+                    }
+                    Err(e) => {
+                        known.remove(&inst.sop_uid);
+                        backlog_left.remove(&inst.sop_uid);
+                        if conn.close_reason().is_some() {
+                            break;
+                        }
+                        warn!(reader = %reader, sop_uid = %inst.sop_uid, "delivery failed, stays in the outbox: {e}");
+                    }
+                }
+            }
+            r = ctl_recv.read(&mut ctl_buf) => {
+                // The reader sends nothing more on the control stream; its end means it left.
+                if !matches!(r, Ok(Some(_))) {
+                    break;
+                }
+            }
+            _ = conn.closed() => break,
+        }
+    }
+    in_flight.abort_all();
+    ctx.hub.disconnect_reader(&reader, session);
+    info!(reader = %reader, "reader left");
+}
+
+fn queued_from_outbox(item: OutboxItem, order: u64) -> Queued {
+    Queued {
+        priority: item.priority,
+        order,
+        instance: InstanceRef {
+            study_uid: item.instance.study_uid,
+            sop_uid: item.instance.sop_uid,
+        },
+        size: item.instance.size,
+        source: Pending::Stored(item.instance.hash),
+    }
+}
+
+fn queued_live(l: Arc<LiveInstance>, order: u64) -> Queued {
+    Queued {
+        priority: l.priority,
+        order,
+        instance: l.instance.clone(),
+        size: l.size,
+        source: Pending::Live(l),
+    }
+}
+
+async fn pending_item(ctx: &Arc<Ctx>, reader: &str, sop: &str) -> Option<OutboxItem> {
+    let store = ctx.store.clone();
+    let (r, s) = (reader.to_string(), sop.to_string());
+    tokio::task::spawn_blocking(move || {
+        store
+            .pending_for(&r)
+            .ok()
+            .and_then(|v| v.into_iter().find(|i| i.instance.sop_uid == s))
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Send `StudyComplete` if the study became complete for this reader. False if the control
+/// stream is gone.
+async fn notify_study(ctx: &Arc<Ctx>, reader: &str, study: &str, ctl: &mut SendStream) -> bool {
+    let store = ctx.store.clone();
+    let (r, s) = (reader.to_string(), study.to_string());
+    let n = tokio::task::spawn_blocking(move || store.take_study_notice(&r, &s))
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .flatten();
+    if let Some(instances) = n {
+        info!(reader = %reader, study_uid = %study, instances, "study complete for reader");
+        let notice = Notice::StudyComplete {
+            study_uid: study.to_string(),
+            instances,
+        };
+        return ctl.write_chunk(encode_frame(&notice)).await.is_ok();
+    }
+    true
+}
+
+/// Deliver one instance on a new stream.
+async fn deliver(ctx: &Arc<Ctx>, conn: &Connection, q: Queued) -> Result<(), DeliveryError> {
+    let _active = Gauge::up(&ctx.metrics.deliveries_active);
+    let source = match q.source {
+        Pending::Stored(hash) => {
+            let path = ctx.store.object_path(&hash);
+            let file = tokio::task::spawn_blocking(move || File::open(path))
+                .await
+                .map_err(|e| DeliveryError::Io(std::io::Error::other(e)))??;
+            Source::Stored {
+                file: Arc::new(file),
+                hash,
+            }
+        }
+        Pending::Live(l) => Source::Live(l),
+    };
+    let known_hash = match &source {
+        Source::Stored { hash, .. } => Some(*hash),
+        Source::Live(_) => None,
+    };
+    let (mut send, mut recv) = conn.open_bi().await?;
+    let mut sender = Sender::new(Offer {
+        instance: q.instance.clone(),
+        size: q.size,
+        priority: q.priority,
+        hash: known_hash,
+    });
+    let mut buf = vec![0u8; 4096];
+    loop {
+        while let Some(b) = sender.poll_transmit() {
+            send.write_chunk(b).await?;
+        }
+        if let Some(ev) = sender.poll_event() {
+            match ev {
+                SenderEvent::Accepted { offset } => {
+                    let hash = match &source {
+                        Source::Stored { file, hash } => {
+                            send_file_range(ctx, &mut send, &mut sender, file, offset, q.size)
+                                .await?;
+                            *hash
+                        }
+                        Source::Live(l) => {
+                            send_live(ctx, &mut send, &mut sender, l, offset).await?
+                        }
+                    };
+                    sender.finish(hash)?;
+                }
+                SenderEvent::Checkpoint { .. } => {}
+                SenderEvent::Have { .. } | SenderEvent::Stored { .. } => {
+                    let _ = send.finish();
+                    return Ok(());
+                }
+                SenderEvent::Refused(r) => return Err(DeliveryError::Refused(r)),
+            }
+            continue;
+        }
+        match recv.read(&mut buf).await? {
+            Some(n) => sender.handle_input(Bytes::copy_from_slice(&buf[..n]))?,
+            None => {
+                sender.handle_end()?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn read_at(file: Arc<File>, pos: u64, len: usize) -> Result<Bytes, DeliveryError> {
+    let b = tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, pos).map(|_| buf)
+    })
+    .await
+    .map_err(|e| DeliveryError::Io(std::io::Error::other(e)))??;
+    Ok(Bytes::from(b))
+}
+
+async fn write(
+    ctx: &Ctx,
+    send: &mut SendStream,
+    sender: &mut Sender,
+    b: Bytes,
+) -> Result<(), DeliveryError> {
+    let n = b.len() as u64;
+    send.write_chunk(b).await?;
+    sender.data_sent(n)?;
+    Metrics::add(&ctx.metrics.bytes_out, n);
+    Ok(())
+}
+
+async fn send_file_range(
+    ctx: &Ctx,
+    send: &mut SendStream,
+    sender: &mut Sender,
+    file: &Arc<File>,
+    mut pos: u64,
+    end: u64,
+) -> Result<(), DeliveryError> {
+    while pos < end {
+        let n = ((end - pos) as usize).min(CHUNK);
+        let b = read_at(file.clone(), pos, n).await?;
+        write(ctx, send, sender, b).await?;
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+/// Cut-through: shared chunks from the broadcast while keeping up; the partial file for any
+/// range the broadcast no longer holds. Returns the hash once the upload is stored.
+async fn send_live(
+    ctx: &Ctx,
+    send: &mut SendStream,
+    sender: &mut Sender,
+    live: &Arc<LiveInstance>,
+    mut pos: u64,
+) -> Result<Hash, DeliveryError> {
+    let mut chunks = live.subscribe();
+    let written = live.written();
+    let mut outcome = live.outcome();
+    let file = Arc::new(live.file.try_clone()?);
+    loop {
+        let done = outcome.borrow_and_update().clone();
+        let limit = match &done {
+            Some(LiveOutcome::Failed) => return Err(DeliveryError::UpstreamFailed),
+            Some(LiveOutcome::Stored(_)) => live.size,
+            None => *written.borrow(),
+        };
+        if pos < limit {
+            send_file_range(ctx, send, sender, &file, pos, limit).await?;
+            pos = limit;
+        }
+        if pos >= live.size {
+            loop {
+                match &*outcome.borrow_and_update() {
+                    Some(LiveOutcome::Stored(h)) => return Ok(*h),
+                    Some(LiveOutcome::Failed) => return Err(DeliveryError::UpstreamFailed),
+                    None => {}
+                }
+                if outcome.changed().await.is_err() {
+                    return Err(DeliveryError::UpstreamFailed);
+                }
+            }
+        }
+        tokio::select! {
+            r = chunks.recv() => match r {
+                Ok((off, bytes)) => {
+                    let end = off + bytes.len() as u64;
+                    if end <= pos || off > pos {
+                        continue; // old, or a gap the file fills on the next turn
+                    }
+                    write(ctx, send, sender, bytes.slice((pos - off) as usize..)).await?;
+                    pos = end;
+                }
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => {
+                    if outcome.changed().await.is_err() {
+                        return Err(DeliveryError::UpstreamFailed);
+                    }
+                }
+            },
+            r = outcome.changed() => {
+                if r.is_err() {
+                    return Err(DeliveryError::UpstreamFailed);
+                }
+            }
+        }
+    }
+}
+
+pub(crate) async fn audit(
+    ctx: &Arc<Ctx>,
+    peer: &PeerIdentity,
+    action: AuditAction,
+    study: Option<String>,
+    sop: Option<String>,
+    outcome: &str,
+    detail: Option<String>,
+) {
+    let store = ctx.store.clone();
+    let ev = AuditEvent {
+        actor: peer.name.clone(),
+        site: Some(peer.site.clone()),
+        action,
+        study_uid: study,
+        sop_uid: sop,
+        outcome: outcome.to_string(),
+        detail,
+    };
+    let _ = tokio::task::spawn_blocking(move || store.audit(&ev)).await;
+}

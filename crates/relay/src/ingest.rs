@@ -1,0 +1,695 @@
+//! Upload ingest: one task per upload stream, plus a spool writer thread.
+//!
+//! The async task moves bytes between QUIC and the sans-IO [`Receiver`]; the writer thread owns
+//! the partial file and does everything blocking or CPU-bound per byte: DICOM structure walk,
+//! BLAKE3, write, fsync checkpoints, publishing to live readers. They talk over a bounded
+//! channel, which is what bounds memory per upload (QUIC flow control does the rest).
+
+use bytes::{Bytes, BytesMut};
+use quinn::{RecvStream, SendStream};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+use yilian_dicom::{DicomError, Metadata, Walker};
+use yilian_proto::{
+    encode_frame, FrameDecoder, Hash, Offer, Receiver, ReceiverEvent, Refusal, RefuseCode, Reply,
+};
+use yilian_route::{Priority, RouteInput, Topology};
+use yilian_store::{AuditAction, AuditEvent, NewInstance, Partial, PartialInfo, Store, Stored};
+use yilian_transport::{PeerIdentity, Role};
+
+use crate::hub::{LiveInstance, LiveOutcome};
+use crate::metrics::{Gauge, Metrics};
+use crate::server::Ctx;
+
+/// Read buffer granularity: chunks handed to the writer and to live readers.
+pub const CHUNK: usize = 256 * 1024;
+/// Chunks in flight between the stream and the writer thread.
+const WRITER_QUEUE: usize = 8;
+
+enum WriterCmd {
+    Data(Bytes),
+    Finish(Hash),
+}
+
+enum WriterEvent {
+    /// The partial is open; resume from `offset`.
+    Opened {
+        offset: u64,
+    },
+    /// Routing metadata parsed and routed; connected readers may start.
+    Routed(Arc<LiveInstance>),
+    Checkpoint(u64),
+    Verified {
+        hash: Hash,
+        partial: Partial,
+        instance: NewInstance,
+        readers: Vec<String>,
+        live: Option<Arc<LiveInstance>>,
+    },
+    Failed(Refusal),
+}
+
+/// Exclusive right to write one partial; a newer upload of the same instance takes it over.
+#[derive(Default)]
+pub struct Leases {
+    map: Mutex<HashMap<(String, String), LeaseEntry>>,
+}
+
+struct LeaseEntry {
+    generation: u64,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    current: watch::Sender<u64>,
+}
+
+struct Lease {
+    generation: u64,
+    superseded: watch::Receiver<u64>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Leases {
+    async fn acquire(&self, site: &str, sop: &str) -> Lease {
+        let (generation, lock, superseded) = {
+            let mut g = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            let e = g
+                .entry((site.to_string(), sop.to_string()))
+                .or_insert_with(|| LeaseEntry {
+                    generation: 0,
+                    lock: Arc::new(tokio::sync::Mutex::new(())),
+                    current: watch::channel(0).0,
+                });
+            e.generation += 1;
+            e.current.send_replace(e.generation);
+            (e.generation, e.lock.clone(), e.current.subscribe())
+        };
+        let guard = lock.lock_owned().await;
+        Lease {
+            generation,
+            superseded,
+            _guard: guard,
+        }
+    }
+
+    fn release(&self, site: &str, sop: &str, generation: u64) {
+        let mut g = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (site.to_string(), sop.to_string());
+        if g.get(&key).is_some_and(|e| e.generation == generation) {
+            g.remove(&key);
+        }
+    }
+}
+
+impl Lease {
+    async fn superseded(&mut self) {
+        loop {
+            if *self.superseded.borrow_and_update() != self.generation {
+                return;
+            }
+            if self.superseded.changed().await.is_err() {
+                // The entry was released: nobody can supersede us any more.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// Map a DICOM validation error to what the sender is told.
+pub fn refusal_for(e: &DicomError) -> Refusal {
+    let code = match e {
+        DicomError::NotDicom { .. } => RefuseCode::NotDicom,
+        DicomError::Truncated { .. } => RefuseCode::Truncated,
+        DicomError::TooLarge { .. } => RefuseCode::TooLarge,
+        DicomError::Io(_) => RefuseCode::Internal,
+        _ => RefuseCode::Malformed,
+    };
+    Refusal {
+        code,
+        reason: e.to_string(),
+    }
+}
+
+fn refusal(code: RefuseCode, reason: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        reason: reason.into(),
+    }
+}
+
+/// Refuse before any transfer state exists.
+async fn refuse_now(send: &mut SendStream, r: Refusal) -> Result<Option<Refusal>, String> {
+    let frame = encode_frame(&Reply::Refused(r.clone()));
+    send.write_chunk(frame).await.map_err(|e| e.to_string())?;
+    Ok(Some(r))
+}
+
+/// Serve one upload stream whose first frame was `offer`.
+pub(crate) async fn upload(
+    ctx: Arc<Ctx>,
+    peer: Arc<PeerIdentity>,
+    mut send: SendStream,
+    recv: RecvStream,
+    offer: Offer,
+    decoder: FrameDecoder,
+) {
+    let sop = offer.instance.sop_uid.clone();
+    let _active = Gauge::up(&ctx.metrics.uploads_active);
+    let outcome = run_upload(&ctx, &peer, &mut send, recv, offer, decoder).await;
+    match outcome {
+        Ok(Some(r)) => {
+            Metrics::add(&ctx.metrics.instances_refused, 1);
+            warn!(peer = %peer.name, sop_uid = %sop, code = %r.code, "upload refused: {}", r.reason);
+            let store = ctx.store.clone();
+            let ev = AuditEvent {
+                actor: peer.name.clone(),
+                site: Some(peer.site.clone()),
+                action: AuditAction::Receive,
+                study_uid: None,
+                sop_uid: Some(sop),
+                outcome: r.code.to_string(),
+                detail: Some(r.reason),
+            };
+            let _ = tokio::task::spawn_blocking(move || store.audit(&ev)).await;
+        }
+        Ok(None) => {}
+        Err(e) => debug!(peer = %peer.name, sop_uid = %sop, "upload stream ended: {e}"),
+    }
+    let _ = send.finish();
+}
+
+/// Ok(Some(refusal)) if refused, Ok(None) if stored, Err on a broken stream.
+async fn run_upload(
+    ctx: &Arc<Ctx>,
+    peer: &Arc<PeerIdentity>,
+    send: &mut SendStream,
+    mut recv: RecvStream,
+    offer: Offer,
+    decoder: FrameDecoder,
+) -> Result<Option<Refusal>, String> {
+    if !matches!(peer.role, Role::Device | Role::Relay) {
+        return refuse_now(
+            send,
+            refusal(
+                RefuseCode::Unauthorized,
+                format!(
+                    "{} is a {} identity and may not upload; use a device certificate",
+                    peer.name, peer.role
+                ),
+            ),
+        )
+        .await;
+    }
+    if offer.size > ctx.config.max_instance_bytes {
+        return refuse_now(send, refusal(
+            RefuseCode::TooLarge,
+            format!(
+                "instance of {} bytes exceeds this relay's limit of {} bytes (limits.max_instance_bytes)",
+                offer.size, ctx.config.max_instance_bytes
+            ),
+        ))
+        .await;
+    }
+    if !valid_uid(&offer.instance.sop_uid) || !valid_uid(&offer.instance.study_uid) {
+        return refuse_now(send, refusal(
+            RefuseCode::Malformed,
+            "the offer's UIDs are not valid DICOM UIDs (digits and dots, at most 64 characters)",
+        ))
+        .await;
+    }
+    let mut receiver = match Receiver::new(offer.clone(), decoder, ctx.config.max_instance_bytes) {
+        Ok(r) => r,
+        Err(e) => return refuse_now(send, refusal(RefuseCode::TooLarge, e.to_string())).await,
+    };
+
+    // Already stored: a no-op for the sender.
+    let store = ctx.store.clone();
+    let sop = offer.instance.sop_uid.clone();
+    let existing = tokio::task::spawn_blocking(move || store.instance(&sop))
+        .await
+        .map_err(|e| e.to_string())?;
+    match existing {
+        Ok(Some(rec)) if offer.hash.is_none_or(|h| h == rec.hash) => {
+            Metrics::add(&ctx.metrics.instances_deduplicated, 1);
+            receiver.have(rec.hash).map_err(|e| e.to_string())?;
+            flush(&mut receiver, send).await?;
+            return Ok(None);
+        }
+        Ok(Some(_)) => {
+            return refuse_now(
+                send,
+                refusal(
+                    RefuseCode::Conflict,
+                    "the relay already holds a different instance with this SOP Instance UID",
+                ),
+            )
+            .await
+        }
+        Ok(None) => {}
+        Err(e) => return refuse_now(send, refusal(RefuseCode::Internal, e.to_string())).await,
+    }
+
+    let mut lease = ctx
+        .leases
+        .acquire(&peer.site, &offer.instance.sop_uid)
+        .await;
+    let generation = lease.generation;
+    let (cmd_tx, cmd_rx) = mpsc::channel(WRITER_QUEUE);
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    let writer = SpoolWriter {
+        store: ctx.store.clone(),
+        topology: ctx.config.topology.clone(),
+        peer: peer.clone(),
+        offer: offer.clone(),
+        checkpoint_bytes: ctx.config.checkpoint_bytes,
+        checkpoint_interval: ctx.config.checkpoint_interval,
+        events: ev_tx,
+    };
+    let writer_task = tokio::task::spawn_blocking(move || writer.run(cmd_rx));
+
+    let result = drive(
+        ctx,
+        &mut receiver,
+        send,
+        &mut recv,
+        cmd_tx,
+        &mut ev_rx,
+        &mut lease,
+    )
+    .await;
+    // Make sure the writer is gone (partial closed) before another attempt may open it.
+    let _ = writer_task.await;
+    ctx.hub.end_live(&offer.instance.sop_uid);
+    ctx.leases
+        .release(&peer.site, &offer.instance.sop_uid, generation);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    ctx: &Arc<Ctx>,
+    receiver: &mut Receiver,
+    send: &mut SendStream,
+    recv: &mut RecvStream,
+    cmd_tx: mpsc::Sender<WriterCmd>,
+    ev_rx: &mut mpsc::UnboundedReceiver<WriterEvent>,
+    lease: &mut Lease,
+) -> Result<Option<Refusal>, String> {
+    let mut cmd_tx = Some(cmd_tx);
+    let mut live: Option<Arc<LiveInstance>> = None;
+    let mut buf = BytesMut::with_capacity(CHUNK);
+    let mut opened = false;
+    let fail_live = |live: &Option<Arc<LiveInstance>>| {
+        if let Some(l) = live {
+            l.finish(LiveOutcome::Failed);
+        }
+    };
+    loop {
+        let reading = opened && cmd_tx.is_some();
+        tokio::select! {
+            biased;
+            ev = ev_rx.recv() => {
+                let Some(ev) = ev else {
+                    fail_live(&live);
+                    return Err("spool writer stopped".into());
+                };
+                match ev {
+                    WriterEvent::Opened { offset } => {
+                        if offset > 0 {
+                            info!(sop_uid = %receiver.offer().instance.sop_uid, offset, "resuming upload");
+                        }
+                        receiver.accept(offset).map_err(|e| e.to_string())?;
+                        opened = true;
+                        // Input that arrived with the offer.
+                        forward_events(receiver, &mut cmd_tx).await?;
+                    }
+                    WriterEvent::Routed(l) => {
+                        ctx.hub.start_live(l.clone());
+                        live = Some(l);
+                    }
+                    WriterEvent::Checkpoint(d) => receiver.checkpoint(d),
+                    WriterEvent::Verified { hash, partial, instance, readers, live: l } => {
+                        let r = commit(ctx, partial, hash, instance, readers).await;
+                        let l = l.or(live.take());
+                        match r {
+                            Ok(()) => {
+                                if let Some(l) = &l { l.finish(LiveOutcome::Stored(hash)); }
+                                receiver.stored(hash).map_err(|e| e.to_string())?;
+                                flush(receiver, send).await?;
+                                return Ok(None);
+                            }
+                            Err(refused) => {
+                                fail_live(&l);
+                                receiver.refuse(refused.clone());
+                                flush(receiver, send).await?;
+                                return Ok(Some(refused));
+                            }
+                        }
+                    }
+                    WriterEvent::Failed(r) => {
+                        fail_live(&live);
+                        receiver.refuse(r.clone());
+                        flush(receiver, send).await?;
+                        return Ok(Some(r));
+                    }
+                }
+                flush(receiver, send).await?;
+            }
+            _ = lease.superseded() => {
+                fail_live(&live);
+                let r = refusal(RefuseCode::Superseded, "a newer upload of this instance took over");
+                receiver.refuse(r.clone());
+                let _ = flush(receiver, send).await;
+                return Ok(Some(r));
+            }
+            n = recv.read_buf(&mut buf), if reading => {
+                let n = n.map_err(|e| { fail_live(&live); e.to_string() })?;
+                if n == 0 {
+                    if let Err(e) = receiver.handle_end() {
+                        fail_live(&live);
+                        return Err(e.to_string());
+                    }
+                    continue;
+                }
+                Metrics::add(&ctx.metrics.bytes_in, n as u64);
+                let chunk = buf.split().freeze();
+                if buf.capacity() < CHUNK / 4 {
+                    buf.reserve(CHUNK);
+                }
+                if let Err(e) = receiver.handle_input(chunk) {
+                    fail_live(&live);
+                    let r = refusal(RefuseCode::Malformed, e.to_string());
+                    receiver.refuse(r.clone());
+                    let _ = flush(receiver, send).await;
+                    return Ok(Some(r));
+                }
+                forward_events(receiver, &mut cmd_tx).await?;
+            }
+        }
+    }
+}
+
+async fn forward_events(
+    receiver: &mut Receiver,
+    cmd_tx: &mut Option<mpsc::Sender<WriterCmd>>,
+) -> Result<(), String> {
+    while let Some(ev) = receiver.poll_event() {
+        let Some(tx) = cmd_tx.as_ref() else {
+            return Err("data after Finish".into());
+        };
+        let cmd = match ev {
+            ReceiverEvent::Data { bytes, .. } => WriterCmd::Data(bytes),
+            ReceiverEvent::Finish(h) => WriterCmd::Finish(h),
+        };
+        let finish = matches!(cmd, WriterCmd::Finish(_));
+        tx.send(cmd)
+            .await
+            .map_err(|_| "spool writer stopped".to_string())?;
+        if finish {
+            *cmd_tx = None;
+        }
+    }
+    Ok(())
+}
+
+async fn flush(receiver: &mut Receiver, send: &mut SendStream) -> Result<(), String> {
+    while let Some(b) = receiver.poll_transmit() {
+        send.write_chunk(b).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+async fn commit(
+    ctx: &Arc<Ctx>,
+    partial: Partial,
+    hash: Hash,
+    instance: NewInstance,
+    readers: Vec<String>,
+) -> Result<(), Refusal> {
+    let store = ctx.store.clone();
+    let inst = instance.clone();
+    let rs = readers.clone();
+    let r = tokio::task::spawn_blocking(move || store.commit(partial, hash, &inst, &rs))
+        .await
+        .map_err(|e| refusal(RefuseCode::Internal, e.to_string()))?;
+    match r {
+        Ok(Stored::New { record, readers }) => {
+            Metrics::add(&ctx.metrics.instances_stored, 1);
+            info!(
+                sop_uid = %record.sop_uid, study_uid = %record.study_uid, modality = %record.modality,
+                bytes = record.size, from = %record.source_identity, readers = ?readers,
+                "instance stored"
+            );
+            ctx.hub.stored(&record.sop_uid, &readers);
+            crate::server::study_progress(ctx, &record.study_uid).await;
+            Ok(())
+        }
+        Ok(Stored::AlreadyStored(_)) => {
+            Metrics::add(&ctx.metrics.instances_deduplicated, 1);
+            Ok(())
+        }
+        Err(yilian_store::StoreError::Conflict { .. }) => Err(refusal(
+            RefuseCode::Conflict,
+            "the relay already holds a different instance with this SOP Instance UID",
+        )),
+        Err(e) => Err(refusal(RefuseCode::Internal, e.to_string())),
+    }
+}
+
+/// DICOM UIDs: digits and dots, ≤ 64 characters. Also what makes them safe as file names.
+pub fn valid_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && uid.len() <= 64
+        && uid.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && !uid.starts_with('.')
+}
+
+/// The writer thread of one upload.
+struct SpoolWriter {
+    store: Arc<Store>,
+    topology: Arc<Topology>,
+    peer: Arc<PeerIdentity>,
+    offer: Offer,
+    checkpoint_bytes: u64,
+    checkpoint_interval: std::time::Duration,
+    events: mpsc::UnboundedSender<WriterEvent>,
+}
+
+struct Routed {
+    instance: NewInstance,
+    readers: Vec<String>,
+}
+
+impl SpoolWriter {
+    fn run(self, mut cmds: mpsc::Receiver<WriterCmd>) {
+        let info = PartialInfo {
+            source_site: self.peer.site.clone(),
+            study_uid: self.offer.instance.study_uid.clone(),
+            sop_uid: self.offer.instance.sop_uid.clone(),
+            size: self.offer.size,
+        };
+        let mut partial = match self.store.open_partial(info) {
+            Ok(p) => p,
+            Err(e) => return self.fail(refusal(RefuseCode::Internal, e.to_string())),
+        };
+        let mut walker = Walker::new(Default::default());
+        let mut hasher = blake3::Hasher::new();
+        // A resumed upload: re-validate and re-hash what is already there.
+        let replayed = partial.replay(|b| -> Result<(), ReplayError> {
+            walker.feed(b).map_err(ReplayError::Dicom)?;
+            hasher.update(b);
+            Ok(())
+        });
+        if replayed.is_err() {
+            walker = Walker::new(Default::default());
+            hasher = blake3::Hasher::new();
+            if let Err(e) = partial.reset() {
+                return self.fail(refusal(RefuseCode::Internal, e.to_string()));
+            }
+        }
+        let mut routed: Option<Routed> = None;
+        let mut live: Option<Arc<LiveInstance>> = None;
+        let _ = self.events.send(WriterEvent::Opened {
+            offset: partial.len(),
+        });
+        if walker.metadata().is_some() {
+            match self.route(&walker, &partial) {
+                Ok((r, l)) => {
+                    routed = Some(r);
+                    live = Some(l);
+                }
+                Err(r) => return self.fail_discard(r, partial),
+            }
+        }
+        let mut since_sync = 0u64;
+        let mut last_sync = Instant::now();
+        while let Some(cmd) = cmds.blocking_recv() {
+            match cmd {
+                WriterCmd::Data(bytes) => {
+                    if let Err(e) = walker.feed(&bytes) {
+                        return self.fail_discard(refusal_for(&e), partial);
+                    }
+                    hasher.update(&bytes);
+                    let offset = partial.len();
+                    if let Err(e) = partial.write(&bytes) {
+                        return self.fail(refusal(RefuseCode::Internal, e.to_string()));
+                    }
+                    since_sync += bytes.len() as u64;
+                    if let Some(l) = &live {
+                        l.publish(offset, bytes);
+                    }
+                    if routed.is_none() && walker.metadata().is_some() {
+                        match self.route(&walker, &partial) {
+                            Ok((r, l)) => {
+                                routed = Some(r);
+                                live = Some(l);
+                            }
+                            Err(r) => return self.fail_discard(r, partial),
+                        }
+                    }
+                    let due = since_sync >= self.checkpoint_bytes
+                        || (since_sync > 0 && last_sync.elapsed() >= self.checkpoint_interval);
+                    if due && partial.len() < self.offer.size {
+                        match partial.sync() {
+                            Ok(d) => {
+                                let _ = self.events.send(WriterEvent::Checkpoint(d));
+                            }
+                            Err(e) => {
+                                return self.fail(refusal(RefuseCode::Internal, e.to_string()))
+                            }
+                        }
+                        since_sync = 0;
+                        last_sync = Instant::now();
+                    }
+                }
+                WriterCmd::Finish(claimed) => {
+                    let computed = *hasher.finalize().as_bytes();
+                    if computed != claimed {
+                        return self.fail_discard(
+                            refusal(
+                                RefuseCode::HashMismatch,
+                                "the bytes received do not match the sender's hash; the upload restarts from the beginning",
+                            ),
+                            partial,
+                        );
+                    }
+                    let walker_done =
+                        std::mem::replace(&mut walker, Walker::new(Default::default()));
+                    let meta = match walker_done.finish() {
+                        Ok(m) => m,
+                        Err(e) => return self.fail_discard(refusal_for(&e), partial),
+                    };
+                    let routed = match routed.take() {
+                        Some(r) => r,
+                        None => match self.decide(&meta) {
+                            Ok(r) => r,
+                            Err(r) => return self.fail_discard(r, partial),
+                        },
+                    };
+                    let _ = self.events.send(WriterEvent::Verified {
+                        hash: computed,
+                        partial,
+                        instance: routed.instance,
+                        readers: routed.readers,
+                        live: live.take(),
+                    });
+                    return;
+                }
+            }
+        }
+        // The stream went away: keep what we have for the resumed upload.
+        let _ = partial.sync();
+        if let Some(l) = live {
+            l.finish(LiveOutcome::Failed);
+        }
+    }
+
+    /// Check the content against the offer and route it.
+    fn decide(&self, meta: &Metadata) -> Result<Routed, Refusal> {
+        if meta.sop_instance_uid != self.offer.instance.sop_uid
+            || meta.study_instance_uid != self.offer.instance.study_uid
+        {
+            return Err(refusal(
+                RefuseCode::Mismatch,
+                "the file's SOP Instance UID or Study Instance UID differs from what the sender announced",
+            ));
+        }
+        let requested = Priority::from_u8(self.offer.priority).unwrap_or_default();
+        let decision = self
+            .topology
+            .route(&RouteInput {
+                source_site: &self.peer.site,
+                modality: &meta.modality,
+                sop_class_uid: &meta.sop_class_uid,
+                body_part: meta.body_part.as_deref(),
+                requested_priority: requested,
+            })
+            .map_err(|e| refusal(RefuseCode::Unroutable, e.to_string()))?;
+        let mut readers: Vec<String> = Vec::new();
+        for d in &decision.destinations {
+            for r in self.topology.readers_for(d) {
+                if !readers.contains(&r.name) {
+                    readers.push(r.name.clone());
+                }
+            }
+        }
+        Ok(Routed {
+            instance: NewInstance {
+                sop_uid: meta.sop_instance_uid.clone(),
+                study_uid: meta.study_instance_uid.clone(),
+                series_uid: meta.series_instance_uid.clone(),
+                sop_class_uid: meta.sop_class_uid.clone(),
+                modality: meta.modality.clone(),
+                source_site: self.peer.site.clone(),
+                source_identity: self.peer.name.clone(),
+                priority: decision.priority.as_u8(),
+            },
+            readers,
+        })
+    }
+
+    fn route(
+        &self,
+        walker: &Walker,
+        partial: &Partial,
+    ) -> Result<(Routed, Arc<LiveInstance>), Refusal> {
+        let meta = walker
+            .metadata()
+            .ok_or_else(|| refusal(RefuseCode::Internal, "metadata not ready"))?;
+        let routed = self.decide(meta)?;
+        let file = std::fs::File::open(partial.path())
+            .map_err(|e| refusal(RefuseCode::Internal, e.to_string()))?;
+        let live = Arc::new(LiveInstance::new(
+            self.offer.instance.clone(),
+            self.offer.size,
+            routed.instance.priority,
+            routed.readers.clone(),
+            file,
+            partial.len(),
+        ));
+        let _ = self.events.send(WriterEvent::Routed(live.clone()));
+        Ok((routed, live))
+    }
+
+    fn fail(&self, r: Refusal) {
+        let _ = self.events.send(WriterEvent::Failed(r));
+    }
+
+    fn fail_discard(&self, r: Refusal, partial: Partial) {
+        partial.discard();
+        self.fail(r);
+    }
+}
+
+enum ReplayError {
+    Dicom(#[allow(dead_code)] DicomError),
+    Store(#[allow(dead_code)] yilian_store::StoreError),
+}
+
+impl From<yilian_store::StoreError> for ReplayError {
+    fn from(e: yilian_store::StoreError) -> Self {
+        ReplayError::Store(e)
+    }
+}

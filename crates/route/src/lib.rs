@@ -1,0 +1,92 @@
+//! Alliance topology and routing rules for yilian: pure functions over config.
+//!
+//! # Model
+//!
+//! A county medical alliance (医联体) is described by **one TOML file** that the alliance
+//! administrator edits. It declares:
+//!
+//! - **sites**: township health centers, the county hospital, provincial hospitals. A site may
+//!   have reading **departments** (radiology, ultrasound, cardiology, …), a **parent** (where its
+//!   instances go when no rule says otherwise, normally township → county) and a
+//!   **default department** (which of its departments receives what children send by default);
+//! - **identities**: every peer that holds a certificate — `device`s that send as their own site,
+//!   `reader`s that receive what is routed to their site/department, `relay`s;
+//! - **rules**: "instances from these sites, with these modalities / SOP classes / body parts,
+//!   go to these destinations, at this priority".
+//!
+//! [`Topology::from_toml_str`] / [`Topology::load`] parse and validate the file once;
+//! the resulting [`Topology`] is immutable and answers two questions with pure functions:
+//! [`Topology::route`] (where does this instance go, how urgently) and
+//! [`Topology::readers_for`] (who reads what lands at a destination).
+//!
+//! # Routing
+//!
+//! All matching rules apply: destinations are their union (de-duplicated, stable order) and the
+//! priority is the maximum of the requested one and every matching rule's priority. When no rule
+//! matches, the instance goes to the source site's parent, at the parent's `default_department`.
+//! No rule and no parent is an error telling the administrator what to add. See [`Rule`] for how
+//! one rule matches.
+//!
+//! # File format
+//!
+//! ```toml
+//! [alliance]
+//! name = "Example County Medical Alliance"
+//!
+//! [[site]]
+//! id = "county"                          # [a-z0-9][a-z0-9-]*, unique
+//! name = "County People's Hospital"
+//! kind = "county"                        # township | county | provincial
+//! departments = ["radiology", "cardiology"]   # optional, [a-z0-9][a-z0-9-]* each
+//! parent = "provincial"                  # optional: default route for this site's instances
+//! default_department = "radiology"       # optional: one of departments
+//!
+//! [[identity]]
+//! name = "county-radiology"              # [a-z0-9][a-z0-9-]*, unique; certificate CN
+//! site = "county"
+//! role = "reader"                        # device | reader | relay
+//! department = "radiology"               # optional, readers only
+//!
+//! [[rule]]
+//! name = "stroke-ct"                     # unique
+//! from_sites = ["township-a"]            # optional; empty or absent = any site
+//! modalities = ["CT"]                    # optional; absent = any; case-insensitive
+//! sop_classes = ["1.2.840.10008.5.1.4.1.1.2"] # optional; absent = any
+//! body_parts = ["HEAD", "BRAIN"]         # optional; absent = any; case-insensitive
+//! to = ["county/radiology"]              # "site" or "site/department", at least one
+//! priority = "urgent"                    # optional: routine | urgent
+//! ```
+//!
+//! Unknown keys are rejected so that typos are caught. A present filter list must not be empty
+//! (`modalities = []` could never match: remove the key to match anything).
+//!
+//! Identity names, site ids and departments are embedded in certificates as
+//! `urn:yilian:peer:<name>:<site>:<role>[:<department>]` ([`Identity::peer_uri`]), hence their
+//! syntax. Only readers have a department, and it is optional: a reader **without** department is
+//! a site-wide reader — it receives what is routed to its bare site (e.g. reports sent back down
+//! to a township), but not what is routed to one department of its site.
+//!
+//! The example alliance used in development is embedded as [`Topology::example`]
+//! (`fixtures/topology.toml`).
+
+mod destination;
+mod error;
+mod file;
+mod identity;
+mod name;
+mod priority;
+mod rules;
+mod site;
+mod topology;
+mod validate;
+
+pub use destination::Destination;
+pub use error::{
+    ParseDestinationError, ParsePriorityError, ParseRoleError, RouteError, TopologyError,
+};
+pub use identity::{Identity, Role};
+pub use name::is_valid_name;
+pub use priority::Priority;
+pub use rules::{RouteDecision, RouteInput, Rule};
+pub use site::{Site, SiteKind};
+pub use topology::Topology;

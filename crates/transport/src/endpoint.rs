@@ -1,0 +1,245 @@
+//! QUIC endpoints (server and client), connecting to a relay and accepting clients.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{Connection, ConnectionError, Endpoint, VarInt};
+
+use crate::error::{AcceptError, ConnectError, TransportError};
+use crate::identity::{peer_identity, PeerIdentity, Role};
+use crate::tls::{client_tls_config, server_tls_config, TlsPem};
+use crate::tuning::Tuning;
+
+/// Application close code sent when the peer is not who it must be (e.g. not a relay, or no
+/// valid yilian identity in its certificate).
+pub const CLOSE_WRONG_PEER: VarInt = VarInt::from_u32(0x10);
+
+/// quinn server configuration: mutual TLS against the alliance CA, ALPN yilian/1, `tuning`.
+pub fn server_config(tls: &TlsPem, tuning: &Tuning) -> Result<quinn::ServerConfig, TransportError> {
+    let crypto = QuicServerConfig::try_from(server_tls_config(tls)?)
+        .map_err(|e| TransportError::Quic(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(tuning.transport_config()));
+    Ok(config)
+}
+
+/// quinn client configuration: our certificate, the alliance CA only, ALPN yilian/1, `tuning`.
+pub fn client_config(tls: &TlsPem, tuning: &Tuning) -> Result<quinn::ClientConfig, TransportError> {
+    let crypto = QuicClientConfig::try_from(client_tls_config(tls)?)
+        .map_err(|e| TransportError::Quic(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(tuning.transport_config()));
+    Ok(config)
+}
+
+/// Server endpoint on `listen`: requires client certificates chained to the alliance CA.
+///
+/// It also carries a default client configuration with the same identity, so a relay can
+/// connect upstream (relay to relay) from the same socket. Needs a tokio runtime.
+pub fn server_endpoint(
+    listen: SocketAddr,
+    tls: &TlsPem,
+    tuning: &Tuning,
+) -> Result<Endpoint, TransportError> {
+    let server = server_config(tls, tuning)?;
+    let client = client_config(tls, tuning)?;
+    let mut endpoint = Endpoint::server(server, listen).map_err(|source| TransportError::Bind {
+        addr: listen,
+        source,
+    })?;
+    endpoint.set_default_client_config(client);
+    Ok(endpoint)
+}
+
+/// Client endpoint on an ephemeral port (`0.0.0.0:0`, or `[::]:0` when `ipv6`), presenting our
+/// certificate and trusting only the alliance CA. Needs a tokio runtime.
+pub fn client_endpoint(
+    tls: &TlsPem,
+    tuning: &Tuning,
+    ipv6: bool,
+) -> Result<Endpoint, TransportError> {
+    let client = client_config(tls, tuning)?;
+    let addr = if ipv6 {
+        SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
+    } else {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+    };
+    let mut endpoint =
+        Endpoint::client(addr).map_err(|source| TransportError::Bind { addr, source })?;
+    endpoint.set_default_client_config(client);
+    Ok(endpoint)
+}
+
+/// Split `host:port` (`[v6]:port` for IPv6 literals) into host and port.
+pub fn split_host_port(relay: &str) -> Result<(&str, u16), ConnectError> {
+    let bad = |reason| ConnectError::BadAddress {
+        relay: relay.to_string(),
+        reason,
+    };
+    let (host, port) = relay.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+    let host = match host.strip_prefix('[') {
+        Some(h) => h
+            .strip_suffix(']')
+            .ok_or_else(|| bad("unbalanced brackets"))?,
+        None if host.contains(':') => return Err(bad("write IPv6 addresses as [address]:port")),
+        None => host,
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let port = port.parse::<u16>().map_err(|_| bad("invalid port"))?;
+    if port == 0 {
+        return Err(bad("port 0"));
+    }
+    Ok((host, port))
+}
+
+/// Resolve `host:port` to socket addresses (IP literals need no resolver).
+pub async fn resolve(relay: &str) -> Result<Vec<SocketAddr>, ConnectError> {
+    let (host, port) = split_host_port(relay)?;
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|source| ConnectError::Resolve {
+            relay: relay.to_string(),
+            source,
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(ConnectError::Resolve {
+            relay: relay.to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+        });
+    }
+    Ok(addrs)
+}
+
+/// Connect to the relay at `host:port`, verify it is a relay, and return the connection with
+/// the relay's identity.
+///
+/// The server name checked against the relay's certificate is `host`. The call returns only
+/// once the relay has *confirmed* the handshake (QUIC HANDSHAKE_DONE), i.e. after the relay
+/// verified our certificate: a refusal of our certificate is reported here, not on the first
+/// stream.
+pub async fn connect(
+    endpoint: &Endpoint,
+    relay: &str,
+) -> Result<(Connection, PeerIdentity), ConnectError> {
+    let (host, _) = split_host_port(relay)?;
+    let addrs = resolve(relay).await?;
+    let want_v6 = endpoint.local_addr().map(|a| a.is_ipv6()).unwrap_or(false);
+    let addr = addrs
+        .iter()
+        .find(|a| a.is_ipv6() == want_v6)
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| ConnectError::Resolve {
+            relay: relay.to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+        })?;
+    let connecting = endpoint
+        .connect(addr, host)
+        .map_err(|source| ConnectError::Endpoint {
+            relay: relay.to_string(),
+            source,
+        })?;
+    let conn = connecting.await.map_err(ConnectError::Connect)?;
+    wait_confirmed(&conn).await.map_err(ConnectError::Connect)?;
+    let identity = match peer_identity(&conn) {
+        Ok(id) => id,
+        Err(e) => {
+            conn.close(
+                CLOSE_WRONG_PEER,
+                b"server certificate carries no yilian identity",
+            );
+            return Err(ConnectError::Identity(e));
+        }
+    };
+    if identity.role != Role::Relay {
+        conn.close(CLOSE_WRONG_PEER, b"server is not a relay");
+        return Err(ConnectError::NotARelay(identity));
+    }
+    tracing::debug!(relay = %identity, addr = %addr, "connected to relay");
+    Ok((conn, identity))
+}
+
+/// Wait until the server confirms the handshake, or the connection ends.
+///
+/// A TLS 1.3 client finishes its side of the handshake before the server has checked the
+/// client's certificate, so quinn reports a client connection as established even when the
+/// server is about to refuse it. The server's HANDSHAKE_DONE frame is the confirmation; quinn
+/// exposes it only as a frame counter, so poll that (with backoff, about one RTT in all) while
+/// watching for the connection to close.
+async fn wait_confirmed(conn: &Connection) -> Result<(), ConnectionError> {
+    let confirmed = async {
+        let mut delay = Duration::from_millis(1);
+        while conn.stats().frame_rx.handshake_done == 0 {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(20));
+        }
+    };
+    tokio::select! {
+        biased;
+        err = conn.closed() => Err(err),
+        () = confirmed => match conn.close_reason() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        },
+    }
+}
+
+/// Server side: complete the handshake of an incoming connection and read the client's
+/// identity. Errors carry the remote address and a clear reason for the relay's log (see
+/// [`crate::explain_handshake_failure`]).
+pub async fn accept(incoming: quinn::Incoming) -> Result<(Connection, PeerIdentity), AcceptError> {
+    let remote = incoming.remote_address();
+    let handshake = |error| AcceptError::Handshake { remote, error };
+    let conn = incoming
+        .accept()
+        .map_err(handshake)?
+        .await
+        .map_err(handshake)?;
+    match peer_identity(&conn) {
+        Ok(id) => {
+            tracing::debug!(peer = %id, %remote, "accepted connection");
+            Ok((conn, id))
+        }
+        Err(error) => {
+            conn.close(CLOSE_WRONG_PEER, b"certificate carries no yilian identity");
+            Err(AcceptError::Identity { remote, error })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(
+            split_host_port("127.0.0.1:4433").unwrap(),
+            ("127.0.0.1", 4433)
+        );
+        assert_eq!(split_host_port("[::1]:4433").unwrap(), ("::1", 4433));
+        assert_eq!(
+            split_host_port("relay.county.example:7000").unwrap(),
+            ("relay.county.example", 7000)
+        );
+        for bad in [
+            "relay",
+            "relay:",
+            "relay:x",
+            ":4433",
+            "::1:4433",
+            "[::1:4433",
+            "h:0",
+        ] {
+            assert!(
+                matches!(split_host_port(bad), Err(ConnectError::BadAddress { .. })),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Command-line interface: argument definitions and the thin glue to the crates.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use yilian_client::{ClientConfig, ReadOptions, SendOptions};
+use yilian_relay::{ConfigFile, Relay};
+use yilian_route::Topology;
+use yilian_transport::{PeerIdentity, TlsFiles, TlsPem, Tuning};
+
+use crate::defaults;
+use crate::progress::Bar;
+
+/// yilian (医联): relay for remote imaging and remote ECG in county medical alliances.
+///
+/// Township devices upload DICOM studies to a relay over QUIC; the relay stores them durably,
+/// routes them by the alliance topology and delivers them to county and provincial readers.
+///
+/// Try it on one machine (development certificates from certs-dev/, never for patient data):
+///
+///   yilian serve
+///   yilian send --relay 127.0.0.1:4433 --cert certs-dev/township-a-device.pem \
+///       --key certs-dev/township-a-device.key some/study/folder
+///   yilian read --relay 127.0.0.1:4433 --cert certs-dev/county-radiology.pem \
+///       --key certs-dev/county-radiology.key --out received --once
+#[derive(Parser, Debug)]
+#[command(name = "yilian", version, verbatim_doc_comment)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the relay (QUIC over UDP).
+    ///
+    /// With no options it runs on embedded defaults: listens on 127.0.0.1:4433, keeps data in
+    /// ./yilian-data, uses the example topology (fixtures/topology.toml) and the development
+    /// certificates. A config file (TOML) sets everything else; see crates/relay/src/config.rs
+    /// or README.md for its keys. Logs go to stderr; set RUST_LOG=debug for more.
+    Serve(ServeArgs),
+    /// Upload DICOM files or folders (recursively) to a relay.
+    ///
+    /// Each file is checked first (not DICOM, truncated: reported, not sent). Uploads resume
+    /// where the relay stands if they were interrupted, so re-running the same command after a
+    /// failure or a lost link sends only what is missing. Exit status 0 only when every
+    /// instance was acknowledged (hash-verified and stored durably by the relay).
+    Send(SendArgs),
+    /// Receive everything routed to this reader into OUT/<StudyInstanceUID>/<SOPInstanceUID>.dcm.
+    ///
+    /// Instances are verified against the relay's hash and fsync'ed before they are
+    /// acknowledged. Without --once it keeps running and reconnects when the link drops.
+    Read(ReadArgs),
+    /// Certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Configuration file (TOML). Relative paths in it are relative to the file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (spool, index, audit log); overrides the config file.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// UDP address to listen on, e.g. 0.0.0.0:4433; overrides the config file.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct PeerArgs {
+    /// The relay, HOST:PORT (e.g. 127.0.0.1:4433 or county-relay.example:4433).
+    #[arg(long, value_name = "HOST:PORT")]
+    relay: String,
+    /// This station's certificate (PEM), issued by the alliance CA.
+    #[arg(long, value_name = "FILE")]
+    cert: PathBuf,
+    /// This station's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The alliance CA certificate (PEM). Default: the embedded development CA.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Keep retrying an unreachable relay or a dropped link this long (e.g. 30s, 10m, 2h).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    give_up_after: Duration,
+    /// Congestion controller: bbr (default, best on lossy links), cubic or newreno.
+    #[arg(long, value_name = "NAME")]
+    congestion: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct SendArgs {
+    #[command(flatten)]
+    peer: PeerArgs,
+    /// Mark the studies urgent (e.g. stroke CT); the relay's rules may also raise priority.
+    #[arg(long)]
+    urgent: bool,
+    /// Instances uploaded in parallel.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    concurrency: usize,
+    /// Also write the per-file report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    report_json: Option<PathBuf>,
+    /// DICOM files or folders.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ReadArgs {
+    #[command(flatten)]
+    peer: PeerArgs,
+    /// Where received instances go.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Exit once everything waiting for this reader has been delivered.
+    #[arg(long)]
+    once: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum CertsCommand {
+    /// Generate a DEVELOPMENT CA and a certificate for every identity of a topology
+    /// (default: the example topology): ca.pem, NAME.pem, NAME.key. Never for patient data.
+    Dev {
+        /// Output folder (certs-dev/ in this repository).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Topology whose identities get certificates. Default: the example topology.
+        #[arg(long, value_name = "FILE")]
+        topology: Option<PathBuf>,
+    },
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve(a) => serve(a).await,
+        Command::Send(a) => send(a).await,
+        Command::Read(a) => read(a).await,
+        Command::Certs(CertsCommand::Dev { out, topology }) => certs_dev(&out, topology.as_deref()),
+    }
+}
+
+async fn serve(a: ServeArgs) -> Result<ExitCode> {
+    init_logging("info");
+    let (file, base) = match &a.config {
+        Some(p) => (
+            ConfigFile::load(p)?,
+            p.parent().map(Path::to_path_buf).unwrap_or_default(),
+        ),
+        None => (ConfigFile::default(), PathBuf::from(".")),
+    };
+    let dev_tls = file.tls.is_none();
+    let mut config = file.resolve(&base, defaults::dev_relay_tls, Topology::example)?;
+    if let Some(d) = a.data {
+        config.data_dir = d;
+    }
+    if let Some(l) = a.listen {
+        config.listen = l;
+    }
+    let relay = Relay::bind(config.clone()).with_context(|| {
+        format!(
+            "starting the relay on {} with data in {}",
+            config.listen,
+            config.data_dir.display()
+        )
+    })?;
+    let addr = relay.local_addr()?;
+    tracing::info!(
+        listen = %addr,
+        data = %config.data_dir.display(),
+        alliance = config.topology.alliance_name(),
+        sites = config.topology.sites().count(),
+        identities = config.topology.identities().count(),
+        congestion = ?config.tuning.congestion,
+        "yilian relay ready"
+    );
+    if dev_tls {
+        tracing::warn!("using the embedded DEVELOPMENT certificates (certs-dev/): never use them for patient data; set [tls] in a config file");
+    }
+    let relay = Arc::new(relay);
+    let r = relay.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        r.close();
+    });
+    relay.run().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn client_config(p: &PeerArgs) -> Result<ClientConfig> {
+    let tls = match &p.ca {
+        Some(ca) => TlsFiles {
+            cert: p.cert.clone(),
+            key: p.key.clone(),
+            ca: ca.clone(),
+        }
+        .load()?,
+        None => {
+            let mut t = TlsFiles {
+                cert: p.cert.clone(),
+                key: p.key.clone(),
+                ca: p.cert.clone(),
+            }
+            .load()?;
+            t.ca = defaults::DEV_CA.to_string();
+            t
+        }
+    };
+    let mut tuning = Tuning::default();
+    if let Some(c) = &p.congestion {
+        match c.parse() {
+            Ok(c) => tuning.congestion = c,
+            Err(_) => bail!("unknown congestion controller {c:?}: use bbr, cubic or newreno"),
+        }
+    }
+    Ok(ClientConfig {
+        relay: p.relay.clone(),
+        tls: TlsPem { ..tls },
+        tuning,
+        give_up_after: p.give_up_after,
+    })
+}
+
+async fn send(a: SendArgs) -> Result<ExitCode> {
+    init_logging("warn");
+    let opts = SendOptions {
+        client: client_config(&a.peer)?,
+        priority: u8::from(a.urgent),
+        concurrency: a.concurrency,
+    };
+    let bar = Arc::new(Bar::new());
+    let report = yilian_client::send(&a.paths, &opts, bar.clone()).await;
+    bar.finish();
+    let report = report?;
+    if let Some(p) = &a.report_json {
+        std::fs::write(p, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    let ok = report.files.iter().filter(|f| f.outcome.is_ok()).count();
+    let already = report
+        .files
+        .iter()
+        .filter(|f| matches!(f.outcome, yilian_client::FileOutcome::AlreadyStored))
+        .count();
+    println!(
+        "{ok} of {} files acknowledged by the relay ({} already there); {} sent",
+        report.files.len(),
+        already,
+        indicatif::HumanBytes(report.bytes_sent)
+    );
+    for s in &report.studies {
+        println!(
+            "study {}: {} instances, {}",
+            s.study_uid, s.instances, s.status
+        );
+    }
+    let failed: Vec<_> = report.files.iter().filter(|f| !f.outcome.is_ok()).collect();
+    if !failed.is_empty() {
+        println!("{} files were NOT stored:", failed.len());
+        for f in failed {
+            if let yilian_client::FileOutcome::Failed { reason } = &f.outcome {
+                println!("  {}: {reason}", f.path.display());
+            }
+        }
+        println!(
+            "Fix or remove them, then run the same command again: stored files are not sent twice."
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn read(a: ReadArgs) -> Result<ExitCode> {
+    init_logging("info");
+    let opts = ReadOptions {
+        client: client_config(&a.peer)?,
+        out: a.out.clone(),
+        once: a.once,
+    };
+    let bar = Arc::new(Bar::new());
+    let report = yilian_client::read(&opts, bar.clone()).await;
+    bar.finish();
+    let report = report?;
+    println!(
+        "received {} instances ({}) into {}; {} studies complete",
+        report.instances,
+        indicatif::HumanBytes(report.bytes),
+        a.out.display(),
+        report.studies_complete.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn certs_dev(out: &Path, topology: Option<&Path>) -> Result<ExitCode> {
+    let topo = match topology {
+        Some(p) => Topology::load(p).with_context(|| format!("loading {}", p.display()))?,
+        None => Topology::example(),
+    };
+    let ids: Vec<PeerIdentity> = topo
+        .identities()
+        .map(|i| {
+            Ok(PeerIdentity {
+                name: i.name.clone(),
+                site: i.site.clone(),
+                role: i
+                    .role
+                    .as_str()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("role {}", i.role.as_str()))?,
+                department: i.department.clone(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    yilian_transport::write_dev_certs(out, topo.alliance_name(), &ids)?;
+    println!(
+        "wrote a DEVELOPMENT CA and {} certificates to {} (never use them for patient data)",
+        ids.len(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,289 @@
+//! Shared harness for the end-to-end tests: a test PKI, the real `yilian` binary as relay,
+//! sender and reader processes on loopback.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use yilian_route::Topology;
+use yilian_transport::{DevCa, PeerIdentity, Role};
+
+pub fn yilian() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_yilian"));
+    c.env("RUST_LOG", "info,quinn=warn").env("NO_COLOR", "1");
+    c
+}
+
+/// A test alliance PKI in a folder: ca.pem and NAME.pem/NAME.key for every identity of the
+/// example topology, plus the CA itself to issue odd certificates.
+pub struct Pki {
+    pub dir: PathBuf,
+    pub ca: DevCa,
+}
+
+impl Pki {
+    pub fn new(dir: &Path) -> Pki {
+        std::fs::create_dir_all(dir).unwrap();
+        let ca = DevCa::generate("test alliance").unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.ca_pem()).unwrap();
+        let pki = Pki {
+            dir: dir.to_path_buf(),
+            ca,
+        };
+        for id in Topology::example().identities() {
+            let pid = PeerIdentity {
+                name: id.name.clone(),
+                site: id.site.clone(),
+                role: id.role.as_str().parse().unwrap(),
+                department: id.department.clone(),
+            };
+            pki.issue(&pid, &pid.name.clone(), false);
+        }
+        pki
+    }
+
+    /// Issue a certificate for `id` into NAME.pem/NAME.key (`expired`: validity in the past).
+    pub fn issue(&self, id: &PeerIdentity, file_name: &str, expired: bool) {
+        let now = OffsetDateTime::now_utc();
+        let (nb, na) = if expired {
+            (
+                now - time::Duration::days(30),
+                now - time::Duration::days(1),
+            )
+        } else {
+            (
+                now - time::Duration::hours(1),
+                now + time::Duration::days(30),
+            )
+        };
+        let dns: Vec<String> = if id.role == Role::Relay {
+            vec!["localhost".into(), "127.0.0.1".into()]
+        } else {
+            vec![]
+        };
+        let (cert, key) = self.ca.issue(id, &dns, nb, na).unwrap();
+        std::fs::write(self.dir.join(format!("{file_name}.pem")), cert).unwrap();
+        std::fs::write(self.dir.join(format!("{file_name}.key")), key).unwrap();
+    }
+
+    pub fn cert(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.pem"))
+    }
+    pub fn key(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.key"))
+    }
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+}
+
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A relay process (the real binary) with its own data folder and config.
+pub struct RelayProc {
+    child: Option<Child>,
+    pub addr: String,
+    pub data: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    starts: u32,
+}
+
+impl RelayProc {
+    pub fn start(dir: &Path, pki: &Pki) -> RelayProc {
+        Self::start_with(dir, pki, "")
+    }
+
+    /// `extra`: more TOML (sections) appended to the config.
+    pub fn start_with(dir: &Path, pki: &Pki, extra: &str) -> RelayProc {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_udp_port();
+        let config = dir.join("relay.toml");
+        let data = dir.join("data");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\n\n[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n\n{extra}\n",
+                data,
+                pki.cert("county-relay"),
+                pki.key("county-relay"),
+                pki.ca_path()
+            ),
+        )
+        .unwrap();
+        let mut r = RelayProc {
+            child: None,
+            addr: format!("127.0.0.1:{port}"),
+            data,
+            config,
+            log: dir.join("relay.log"),
+            starts: 0,
+        };
+        r.spawn();
+        r
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = yilian()
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        // Ready when the log says so for the `starts`-th time.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if text.matches("yilian relay ready").count() as u32 >= self.starts {
+                return;
+            }
+            assert!(Instant::now() < deadline, "relay did not start:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no chance to flush or clean anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for RelayProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// `yilian send` as `identity`.
+pub fn send_cmd(relay: &RelayProc, pki: &Pki, identity: &str, paths: &[&Path]) -> Command {
+    let mut c = yilian();
+    c.arg("send")
+        .args(["--relay", &relay.addr])
+        .arg("--cert")
+        .arg(pki.cert(identity))
+        .arg("--key")
+        .arg(pki.key(identity))
+        .arg("--ca")
+        .arg(pki.ca_path())
+        .args(["--give-up-after", "60s"]);
+    for p in paths {
+        c.arg(p);
+    }
+    c
+}
+
+/// `yilian read --once` as `identity` into `out`.
+pub fn read_cmd(relay: &RelayProc, pki: &Pki, identity: &str, out: &Path, once: bool) -> Command {
+    let mut c = yilian();
+    c.arg("read")
+        .args(["--relay", &relay.addr])
+        .arg("--cert")
+        .arg(pki.cert(identity))
+        .arg("--key")
+        .arg(pki.key(identity))
+        .arg("--ca")
+        .arg(pki.ca_path())
+        .arg("--out")
+        .arg(out)
+        .args(["--give-up-after", "60s"]);
+    if once {
+        c.arg("--once");
+    }
+    c
+}
+
+pub fn run(mut c: Command) -> Output {
+    let out = c.output().unwrap();
+    eprintln!(
+        "--- {:?} exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        c.get_args().next(),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// BLAKE3 of every `*.dcm` under `dir`, keyed by SOP Instance UID (the file stem).
+pub fn received(dir: &Path) -> BTreeMap<String, [u8; 32]> {
+    let mut m = BTreeMap::new();
+    for e in walkdir::WalkDir::new(dir) {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "dcm") {
+            let stem = p.file_stem().unwrap().to_string_lossy().to_string();
+            m.insert(stem, yilian_testkit::blake3_file(p).unwrap());
+        }
+    }
+    m
+}
+
+/// Expected map from generated fixtures.
+pub fn expected(g: &[yilian_testkit::Generated]) -> BTreeMap<String, [u8; 32]> {
+    g.iter()
+        .map(|g| (g.sop_instance_uid.clone(), g.blake3))
+        .collect()
+}
+
+/// Send the report JSON of a `send --report-json` run.
+pub fn report(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Bytes the relay holds for uploads: stored objects plus partial files.
+pub fn relay_bytes(data: &Path) -> u64 {
+    walkdir::WalkDir::new(data)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy();
+            n.ends_with(".dcm") || n.ends_with(".part")
+        })
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
