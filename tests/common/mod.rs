@@ -12,7 +12,8 @@ use yilian_transport::{DevCa, PeerIdentity, Role};
 
 pub fn yilian() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_yilian"));
-    c.env("RUST_LOG", "info,quinn=warn").env("NO_COLOR", "1");
+    let log = std::env::var("YILIAN_TEST_LOG").unwrap_or_else(|_| "info,quinn=warn".into());
+    c.env("RUST_LOG", log).env("NO_COLOR", "1");
     c
 }
 
@@ -286,4 +287,122 @@ pub fn relay_bytes(data: &Path) -> u64 {
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
         .sum()
+}
+
+/// An in-process relay on an ephemeral port (for tests that drive the protocol by hand).
+pub struct InProcessRelay {
+    pub relay: std::sync::Arc<yilian_relay::Relay>,
+    pub addr: String,
+    pub data: PathBuf,
+}
+
+impl InProcessRelay {
+    /// Must be called inside a tokio runtime.
+    pub fn start(
+        dir: &Path,
+        pki: &Pki,
+        topology: Topology,
+        tune: impl FnOnce(&mut yilian_relay::RelayConfig),
+    ) -> InProcessRelay {
+        let tls = yilian_transport::TlsFiles {
+            cert: pki.cert("county-relay"),
+            key: pki.key("county-relay"),
+            ca: pki.ca_path(),
+        }
+        .load()
+        .unwrap();
+        let data = dir.join("data");
+        let mut config = yilian_relay::ConfigFile::default()
+            .resolve(dir, || tls, || topology)
+            .unwrap();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.data_dir = data.clone();
+        tune(&mut config);
+        let relay = std::sync::Arc::new(yilian_relay::Relay::bind(config).unwrap());
+        let addr = format!("127.0.0.1:{}", relay.local_addr().unwrap().port());
+        let r = relay.clone();
+        tokio::spawn(async move { r.run().await });
+        InProcessRelay { relay, addr, data }
+    }
+
+    pub fn client(&self, pki: &Pki, identity: &str) -> yilian_client::ClientConfig {
+        yilian_client::ClientConfig {
+            relay: self.addr.clone(),
+            tls: yilian_transport::TlsFiles {
+                cert: pki.cert(identity),
+                key: pki.key(identity),
+                ca: pki.ca_path(),
+            }
+            .load()
+            .unwrap(),
+            tuning: yilian_transport::Tuning::default(),
+            give_up_after: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Drop for InProcessRelay {
+    fn drop(&mut self) {
+        self.relay.close();
+    }
+}
+
+/// A raw yilian/1 connection as `identity`, for driving transfers by hand.
+pub async fn raw_connect(relay: &InProcessRelay, pki: &Pki, identity: &str) -> quinn::Connection {
+    let cfg = relay.client(pki, identity);
+    let ep = yilian_transport::client_endpoint(&cfg.tls, &cfg.tuning, false).unwrap();
+    yilian_transport::connect(&ep, &relay.addr).await.unwrap().0
+}
+
+/// One upload by hand: offer, then (if accepted) `bytes[offset..]` in `pause_at`-sized parts
+/// with `between` awaited after the first part, then Finish with `hash`. Returns the final
+/// event (Stored, Have or Refused).
+pub async fn raw_upload(
+    conn: &quinn::Connection,
+    offer: yilian_proto::Offer,
+    bytes: &[u8],
+    hash: [u8; 32],
+    pause_at: Option<usize>,
+    between: impl std::future::Future<Output = ()>,
+) -> yilian_proto::SenderEvent {
+    use yilian_proto::{Sender, SenderEvent};
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let mut s = Sender::new(offer);
+    let mut between = Some(Box::pin(between));
+    let mut buf = vec![0u8; 65536];
+    loop {
+        while let Some(f) = s.poll_transmit() {
+            send.write_chunk(f).await.unwrap();
+        }
+        if let Some(ev) = s.poll_event() {
+            match ev {
+                SenderEvent::Accepted { offset } => {
+                    let mut pos = offset as usize;
+                    if let Some(p) = pause_at {
+                        let end = p.max(pos).min(bytes.len());
+                        send.write_all(&bytes[pos..end]).await.unwrap();
+                        s.data_sent((end - pos) as u64).unwrap();
+                        pos = end;
+                        if let Some(b) = between.take() {
+                            b.await;
+                        }
+                    }
+                    // Write errors mean the relay refused mid-stream; its reply says why.
+                    if send.write_all(&bytes[pos..]).await.is_ok() {
+                        s.data_sent((bytes.len() - pos) as u64).unwrap();
+                        s.finish(hash).unwrap();
+                    }
+                    continue;
+                }
+                SenderEvent::Checkpoint { .. } => continue,
+                other => return other,
+            }
+        }
+        match recv.read(&mut buf).await.unwrap() {
+            Some(n) => s
+                .handle_input(bytes::Bytes::copy_from_slice(&buf[..n]))
+                .unwrap(),
+            None => panic!("stream ended without a final reply"),
+        }
+    }
 }

@@ -64,9 +64,17 @@ pub(crate) async fn upload_one(
         while let Some(ev) = sender.poll_event() {
             match ev {
                 SenderEvent::Accepted { offset } => {
+                    tracing::debug!(sop_uid = %job.instance.sop_uid, offset, size = job.size, "accepted");
                     resumed_from = offset;
                     report_ack(progress, &mut acked, offset);
-                    file = Some(FileSend::open(&job.path, offset, job.size).await?);
+                    let mut f = FileSend::open(&job.path, offset, job.size).await?;
+                    if f.done() {
+                        // The relay already holds every byte (e.g. it crashed while
+                        // committing): only the hash is left to send.
+                        let hash = f.finish();
+                        sender.finish(hash).map_err(link)?;
+                    }
+                    file = Some(f);
                 }
                 SenderEvent::Checkpoint { durable } => report_ack(progress, &mut acked, durable),
                 SenderEvent::Stored { hash } => {
@@ -97,6 +105,10 @@ pub(crate) async fn upload_one(
                 SenderEvent::Refused(r) => return Err(UploadError::Refused(r)),
             }
         }
+        // Frames queued while handling events (a Finish right after Accept at the end).
+        while let Some(b) = sender.poll_transmit() {
+            send.write_chunk(b).await.map_err(link)?;
+        }
         // Send the next chunk, taking any reply that is already there in between.
         if let Some(f) = file.as_mut().filter(|f| !f.done()) {
             let chunk = f.next().await?;
@@ -105,6 +117,7 @@ pub(crate) async fn upload_one(
             sender.data_sent(n).map_err(link)?;
             bytes_sent.fetch_add(n, Ordering::Relaxed);
             if f.done() {
+                tracing::debug!(sop_uid = %job.instance.sop_uid, "all bytes sent, finishing");
                 let hash = f.finish();
                 sender.finish(hash).map_err(link)?;
             }

@@ -2,6 +2,10 @@
 //! through `flate2` (raw DEFLATE, RFC 1951) into a 16 KiB stack buffer, and the inflated bytes
 //! into the structure parser. Nothing is kept between chunks but the inflater's own state (its
 //! 32 KiB window).
+//!
+//! Some writers (pydicom's `image_dfl.dcm` is one) append a gzip-style trailer after the
+//! deflate stream: CRC-32 and the inflated size, 8 bytes. Such a trailer is accepted when its
+//! size field matches; any other byte after the end of the stream is refused.
 
 use flate2::{Decompress, FlushDecompress, Status};
 
@@ -9,6 +13,8 @@ use crate::error::{malformed, DicomError};
 use crate::structure::Parser;
 
 const OUT_LEN: usize = 16 * 1024;
+/// A gzip-style trailer: CRC-32, then the inflated size modulo 2^32, little endian.
+const TRAILER_LEN: usize = 8;
 
 pub(crate) struct Inflater {
     z: Decompress,
@@ -16,6 +22,9 @@ pub(crate) struct Inflater {
     ended: bool,
     /// Offset in the file of the first compressed byte.
     start: u64,
+    /// Bytes after the end of the compressed stream.
+    trailer: [u8; TRAILER_LEN],
+    trailer_len: usize,
 }
 
 impl Inflater {
@@ -24,6 +33,8 @@ impl Inflater {
             z: Decompress::new(false),
             ended: false,
             start,
+            trailer: [0; TRAILER_LEN],
+            trailer_len: 0,
         }
     }
 
@@ -31,18 +42,38 @@ impl Inflater {
         self.ended
     }
 
+    /// At end of stream: refuses bytes after the compressed stream unless they are a gzip-style
+    /// trailer whose size field matches.
+    pub(crate) fn check_trailer(&self) -> Result<(), DicomError> {
+        let size = self.trailer.get(4..8).and_then(|b| <[u8; 4]>::try_from(b).ok());
+        let matches = size.is_some_and(|b| u32::from_le_bytes(b) == self.z.total_out() as u32);
+        if self.trailer_len == 0 || (self.trailer_len == TRAILER_LEN && matches) {
+            return Ok(());
+        }
+        Err(self.trailing_data())
+    }
+
+    fn trailing_data(&self) -> DicomError {
+        malformed(
+            self.start + self.z.total_in(),
+            "data follows the end of the deflated dataset",
+        )
+    }
+
     /// Inflates `input` and pushes the result into `parser`.
     pub(crate) fn push(&mut self, mut input: &[u8], parser: &mut Parser) -> Result<(), DicomError> {
         let mut out = [0u8; OUT_LEN];
         loop {
             if self.ended {
-                if input.is_empty() {
-                    return Ok(());
+                let free = self.trailer.get_mut(self.trailer_len..).unwrap_or_default();
+                if input.len() > free.len() {
+                    return Err(self.trailing_data());
                 }
-                return Err(malformed(
-                    self.start + self.z.total_in(),
-                    "data follows the end of the deflated dataset",
-                ));
+                if let Some(dst) = free.get_mut(..input.len()) {
+                    dst.copy_from_slice(input);
+                }
+                self.trailer_len += input.len();
+                return Ok(());
             }
             let (in_before, out_before) = (self.z.total_in(), self.z.total_out());
             let status = self

@@ -143,11 +143,15 @@ impl Walker {
             other => other,
         };
         self.parser.check_closed().map_err(at_end)?;
-        if self.inflater.as_ref().is_some_and(|i| !i.ended()) {
-            return Err(DicomError::Truncated {
-                offset: position,
-                inside: "inside the deflated dataset, whose compressed stream does not end".into(),
-            });
+        if let Some(inflater) = &self.inflater {
+            if !inflater.ended() {
+                return Err(DicomError::Truncated {
+                    offset: position,
+                    inside: "inside the deflated dataset, whose compressed stream does not end"
+                        .into(),
+                });
+            }
+            inflater.check_trailer()?;
         }
         self.parser.into_metadata()
     }

@@ -372,9 +372,22 @@ fn corrupt_or_overlong_deflate_stream_is_malformed() {
     // Block type 3 is reserved: an invalid deflate stream from its first byte.
     corrupt[meta_end] = 0x07;
     malformed_at(&corrupt, meta_end as u64, "cannot be inflated");
-    let mut trailing = good.clone();
-    trailing.extend([0u8; 4]);
-    malformed_at(&trailing, good.len() as u64, "data follows the end of the deflated dataset");
+    // After the stream: nothing, or exactly a gzip-style trailer (CRC-32, inflated size).
+    let inflated_len = sample(EXPLICIT_LE, 100).len() - 132 - Meta::new(EXPLICIT_LE).bytes().len();
+    for trailer in [
+        vec![0u8; 4],
+        vec![0u8; 9],
+        [[0u8; 4], (inflated_len as u32 + 1).to_le_bytes()].concat(),
+    ] {
+        let mut trailing = good.clone();
+        trailing.extend(&trailer);
+        malformed_at(&trailing, good.len() as u64, "data follows the end of the deflated dataset");
+    }
+    let mut with_trailer = good.clone();
+    with_trailer.extend([0xAB, 0xCD, 0xEF, 0x01]);
+    with_trailer.extend((inflated_len as u32).to_le_bytes());
+    assert!(walk(&with_trailer).is_ok());
+    assert!(walk_chunked(&with_trailer, 1).is_ok());
 }
 
 // --- MissingAttribute -----------------------------------------------------------------------

@@ -321,6 +321,7 @@ async fn drive(
                             info!(sop_uid = %receiver.offer().instance.sop_uid, offset, "resuming upload");
                         }
                         receiver.accept(offset).map_err(|e| e.to_string())?;
+                        debug!(sop_uid = %receiver.offer().instance.sop_uid, offset, "accepted");
                         opened = true;
                         // Input that arrived with the offer.
                         forward_events(receiver, &mut cmd_tx).await?;
@@ -366,6 +367,7 @@ async fn drive(
             }
             n = recv.read_buf(&mut buf), if reading => {
                 let n = n.map_err(|e| { fail_live(&live); e.to_string() })?;
+                tracing::trace!(sop_uid = %receiver.offer().instance.sop_uid, n, next = ?receiver.next_offset(), "read");
                 if n == 0 {
                     if let Err(e) = receiver.handle_end() {
                         fail_live(&live);
@@ -404,11 +406,11 @@ async fn forward_events(
             ReceiverEvent::Finish(h) => WriterCmd::Finish(h),
         };
         let finish = matches!(cmd, WriterCmd::Finish(_));
-        tx.send(cmd)
-            .await
-            .map_err(|_| "spool writer stopped".to_string())?;
-        if finish {
+        if tx.send(cmd).await.is_err() || finish {
+            // Finished, or the writer stopped (it refused the upload): its last event, already
+            // queued, says how it ended. Stop reading and let the caller take that event.
             *cmd_tx = None;
+            return Ok(());
         }
     }
     Ok(())

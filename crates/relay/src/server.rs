@@ -45,6 +45,8 @@ pub enum RelayError {
     Store(#[from] yilian_store::StoreError),
     #[error("cannot listen: {0}")]
     Transport(#[from] yilian_transport::TransportError),
+    #[error("cannot create the QUIC reset key {0}: {1}")]
+    ResetKey(std::path::PathBuf, String),
 }
 
 /// A bound relay. [`Relay::run`] serves until [`Relay::close`].
@@ -57,8 +59,13 @@ impl Relay {
     /// Open the spool and bind the QUIC endpoint.
     pub fn bind(config: RelayConfig) -> Result<Relay, RelayError> {
         let store = Arc::new(Store::open(&config.data_dir)?);
-        let endpoint =
-            yilian_transport::server_endpoint(config.listen, &config.tls, &config.tuning)?;
+        let reset_key = reset_key(&config.data_dir)?;
+        let endpoint = yilian_transport::server_endpoint_with_reset_key(
+            config.listen,
+            &config.tls,
+            &config.tuning,
+            Some(&reset_key),
+        )?;
         Ok(Relay {
             ctx: Arc::new(Ctx {
                 config,
@@ -98,6 +105,33 @@ impl Relay {
         stats.abort();
         self.endpoint.wait_idle().await;
     }
+}
+
+/// The relay's stateless-reset key, created once and kept in the data directory so that a
+/// restarted relay can reset the connections its previous run left (clients then resume
+/// within a round trip instead of waiting for their idle timeout).
+fn reset_key(data_dir: &std::path::Path) -> Result<Vec<u8>, RelayError> {
+    let path = data_dir.join("quic-reset.key");
+    if let Ok(k) = std::fs::read(&path) {
+        if k.len() == 32 {
+            return Ok(k);
+        }
+    }
+    let mut k = vec![0u8; 32];
+    urandom(&mut k).map_err(|e| RelayError::ResetKey(path.clone(), e))?;
+    let tmp = data_dir.join("quic-reset.key.tmp");
+    std::fs::write(&tmp, &k)
+        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .map_err(|e| RelayError::ResetKey(path.clone(), e.to_string()))?;
+    Ok(k)
+}
+
+fn urandom(buf: &mut [u8]) -> Result<(), String> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .map_err(|e| format!("no randomness: {e}"))
 }
 
 async fn log_stats(ctx: Arc<Ctx>) {

@@ -241,8 +241,8 @@ fn large_instance_rounds_up_to_whole_frames_and_rejects_too_large() {
     .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(!dir.path().join("huge.dcm").exists());
-    assert!(LARGE_MAX_PIXEL_BYTES < 0xFFFF_FFFF);
-    assert!(LARGE_MAX_PIXEL_BYTES > 4_000_000_000);
+    const { assert!(LARGE_MAX_PIXEL_BYTES < 0xFFFF_FFFF) };
+    const { assert!(LARGE_MAX_PIXEL_BYTES > 4_000_000_000) };
 }
 
 /// Generates one of everything under `dir` with the given seeds.

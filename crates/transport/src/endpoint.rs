@@ -43,12 +43,49 @@ pub fn server_endpoint(
     tls: &TlsPem,
     tuning: &Tuning,
 ) -> Result<Endpoint, TransportError> {
+    server_endpoint_with_reset_key(listen, tls, tuning, None)
+}
+
+/// [`server_endpoint`] with a stateless-reset key that outlives the process.
+///
+/// QUIC peers learn a "stateless reset token" per connection ID, derived from this key. A relay
+/// restarted after a crash with the *same* key answers packets of connections it forgot with a
+/// reset the clients recognise, so they reconnect and resume within one round trip; with a new
+/// random key they would wait for their idle timeout. The relay keeps the key in its data
+/// directory. `None` = a random key (tests, tools).
+pub fn server_endpoint_with_reset_key(
+    listen: SocketAddr,
+    tls: &TlsPem,
+    tuning: &Tuning,
+    reset_key: Option<&[u8]>,
+) -> Result<Endpoint, TransportError> {
     let server = server_config(tls, tuning)?;
     let client = client_config(tls, tuning)?;
-    let mut endpoint = Endpoint::server(server, listen).map_err(|source| TransportError::Bind {
+    let bind = |source| TransportError::Bind {
         addr: listen,
         source,
-    })?;
+    };
+    let mut endpoint = match reset_key {
+        None => Endpoint::server(server, listen).map_err(bind)?,
+        Some(key) => {
+            // The connection-ID generator must recognise the previous run's IDs too, or the
+            // restarted relay drops their packets as invalid instead of resetting them.
+            let digest = ring::digest::digest(&ring::digest::SHA256, key);
+            let mut cid_key = [0u8; 8];
+            cid_key.copy_from_slice(&digest.as_ref()[..8]);
+            let cid_key = u64::from_le_bytes(cid_key);
+            let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+            let mut config = quinn::EndpointConfig::new(Arc::new(hmac));
+            config.cid_generator(move || {
+                Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+            });
+            let socket = std::net::UdpSocket::bind(listen).map_err(bind)?;
+            let runtime = quinn::default_runtime().ok_or_else(|| {
+                TransportError::Quic("no async runtime found for the QUIC endpoint".into())
+            })?;
+            Endpoint::new(config, Some(server), socket, runtime).map_err(bind)?
+        }
+    };
     endpoint.set_default_client_config(client);
     Ok(endpoint)
 }

@@ -1,0 +1,614 @@
+//! Flat memory (design §5): a 2 GiB instance streams through the relay with < 64 MiB RSS
+//! growth; an idle connection costs < 64 KiB.
+//!
+//! ```text
+//! cargo bench --bench memory_2gib                       # 2 GiB, 200 idle connections
+//! cargo bench --bench memory_2gib -- --size-mib 2048 --idle-conns 200
+//! cargo bench --bench memory_2gib -- --quick            # 256 MiB, 50 idle connections
+//! ```
+//! Environment equivalents: `YILIAN_BENCH_SIZE_MIB`, `YILIAN_BENCH_IDLE_CONNS`,
+//! `YILIAN_BENCH_QUICK=1`; `YILIAN_BENCH_DIR` picks the scratch folder (never a tmpfs).
+//!
+//! Part 1, streaming: the **real relay binary** (`yilian serve`, built by cargo for this bench)
+//! runs as a child process with its own config; a `yilian read` child is subscribed first (so
+//! cut-through delivery is exercised), then a `yilian send` child uploads one generated
+//! instance. This process only samples `/proc/<pid>/status` (VmRSS) of the three every 50 ms
+//! and reports the relay's RSS before the upload, its peak (VmHWM) and the growth; the
+//! reader's peak (VmHWM) and the sender's (`ru_maxrss` from `wait4`).
+//!
+//! Part 2, idle connections: a fresh relay child; this process opens N QUIC connections to it
+//! (device certificate, no streams), waits for them to settle and reports the relay's RSS
+//! growth per connection.
+//!
+//! Every child is killed and every scratch folder removed at the end, also on failure.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use yilian_route::Topology;
+use yilian_testkit::StudySpec;
+use yilian_transport::{DevCa, PeerIdentity, TlsFiles, Tuning};
+
+const MIB: u64 = 1 << 20;
+const MB: f64 = 1e6;
+const SAMPLE: Duration = Duration::from_millis(50);
+const DEVICE: &str = "township-a-device";
+const READER: &str = "county-radiology";
+const RELAY: &str = "county-relay";
+
+const USAGE: &str = "\
+usage: cargo bench --bench memory_2gib -- [--size-mib N] [--idle-conns N] [--quick]
+  --size-mib N     pixel data of the streamed instance (default 2048)
+  --idle-conns N   idle QUIC connections for the per-connection cost, 0 = off (default 200)
+  --quick          256 MiB and 50 idle connections";
+
+struct Args {
+    size_mib: u64,
+    idle_conns: usize,
+}
+
+fn parse_args() -> Result<Args> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mut size: Option<u64> = env("YILIAN_BENCH_SIZE_MIB")
+        .map(|v| v.parse())
+        .transpose()?;
+    let mut idle: Option<usize> = env("YILIAN_BENCH_IDLE_CONNS")
+        .map(|v| v.parse())
+        .transpose()?;
+    let mut quick = env("YILIAN_BENCH_QUICK").is_some_and(|v| v != "0");
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| anyhow!("{flag} needs a value\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--bench" => {}
+            "--quick" => quick = true,
+            "--size-mib" => size = Some(value()?.parse().context("--size-mib")?),
+            "--idle-conns" => idle = Some(value()?.parse().context("--idle-conns")?),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            f if f.starts_with('-') => bail!("unknown option {f}\n{USAGE}"),
+            _ => {}
+        }
+    }
+    let a = Args {
+        size_mib: size.unwrap_or(if quick { 256 } else { 2048 }).max(1),
+        idle_conns: idle.unwrap_or(if quick { 50 } else { 200 }),
+    };
+    ensure!(
+        a.size_mib * MIB <= yilian_testkit::LARGE_MAX_PIXEL_BYTES,
+        "--size-mib: at most {} MiB (one instance)",
+        yilian_testkit::LARGE_MAX_PIXEL_BYTES / MIB
+    );
+    Ok(a)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scratch space and PKI
+
+fn fs_type(p: &Path) -> Option<String> {
+    let p = p.canonicalize().ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    let mut best: Option<(usize, String)> = None;
+    for line in mounts.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(_), Some(mnt), Some(ty)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let mnt = mnt.replace("\\040", " ");
+        if p.starts_with(&mnt) && best.as_ref().is_none_or(|(l, _)| mnt.len() >= *l) {
+            best = Some((mnt.len(), ty.to_string()));
+        }
+    }
+    best.map(|(_, t)| t)
+}
+
+fn scratch_base() -> Result<PathBuf> {
+    if let Ok(d) = std::env::var("YILIAN_BENCH_DIR") {
+        std::fs::create_dir_all(&d).with_context(|| format!("YILIAN_BENCH_DIR={d}"))?;
+        return Ok(d.into());
+    }
+    let tmp = std::env::temp_dir();
+    match fs_type(&tmp).as_deref() {
+        Some("tmpfs") | Some("ramfs") | None => {
+            let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+            Ok(d)
+        }
+        Some(_) => Ok(tmp),
+    }
+}
+
+/// ca.pem and NAME.pem / NAME.key for every identity of the example topology.
+fn write_pki(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let ca = DevCa::generate("bench alliance")?;
+    std::fs::write(dir.join("ca.pem"), ca.ca_pem())?;
+    let now = time::OffsetDateTime::now_utc();
+    for id in Topology::example().identities() {
+        let pid = PeerIdentity {
+            name: id.name.clone(),
+            site: id.site.clone(),
+            role: id.role.as_str().parse()?,
+            department: id.department.clone(),
+        };
+        let dns: Vec<String> = if id.role.as_str() == "relay" {
+            vec!["localhost".into(), "127.0.0.1".into()]
+        } else {
+            vec![]
+        };
+        let (cert, key) = ca.issue(
+            &pid,
+            &dns,
+            now - time::Duration::hours(1),
+            now + time::Duration::days(2),
+        )?;
+        std::fs::write(dir.join(format!("{}.pem", id.name)), cert)?;
+        std::fs::write(dir.join(format!("{}.key", id.name)), key)?;
+    }
+    Ok(())
+}
+
+fn free_udp_port() -> Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+fn yilian_bin() -> Result<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_yilian"));
+    ensure!(
+        p.exists(),
+        "{} is missing: run this bench through `cargo bench --bench memory_2gib`, which builds it",
+        p.display()
+    );
+    Ok(p)
+}
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, unless already reaped.
+struct Proc {
+    name: &'static str,
+    child: Option<Child>,
+    pid: u32,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &'static str, mut cmd: Command, log: PathBuf) -> Result<Proc> {
+        let out = std::fs::File::create(&log)?;
+        let child = cmd
+            .env("RUST_LOG", "info,quinn=warn")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Proc {
+            name,
+            pid: child.id(),
+            child: Some(child),
+            log,
+        })
+    }
+
+    fn alive(&self) -> bool {
+        self.child.is_some()
+    }
+
+    fn status(&self) -> Option<ProcStatus> {
+        self.child.as_ref()?;
+        ProcStatus::read(self.pid)
+    }
+
+    /// Reap the child if it exited: (exit code, peak RSS in bytes from the kernel's rusage).
+    fn try_reap(&mut self) -> Option<(i32, u64)> {
+        self.child.as_ref()?;
+        let mut status = 0;
+        // SAFETY: wait4 writes into the zeroed rusage we pass; `pid` is our own child, not
+        // yet reaped (we drop the std handle right after, so it never waits or kills it).
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(self.pid as i32, &mut status, libc::WNOHANG, &mut ru) };
+        if r != self.pid as i32 {
+            return None;
+        }
+        self.child = None;
+        let code = if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            -1
+        };
+        Some((code, ru.ru_maxrss as u64 * 1024))
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`.
+    fn terminate(&mut self, grace: Duration) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        // SAFETY: signalling our own child, which has not been reaped.
+        unsafe {
+            libc::kill(self.pid as i32, libc::SIGTERM);
+        }
+        let end = Instant::now() + grace;
+        while Instant::now() < end {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    fn log_tail(&self) -> String {
+        let t = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = t.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// VmRSS and VmHWM of a live process.
+#[derive(Clone, Copy, Debug)]
+struct ProcStatus {
+    rss: u64,
+    hwm: u64,
+}
+
+impl ProcStatus {
+    fn read(pid: u32) -> Option<ProcStatus> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| -> Option<u64> {
+            let line = s.lines().find(|l| l.starts_with(name))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb * 1024)
+        };
+        Some(ProcStatus {
+            rss: field("VmRSS:")?,
+            hwm: field("VmHWM:")?,
+        })
+    }
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / MIB as f64
+}
+
+struct RelayChild {
+    proc: Proc,
+    addr: String,
+}
+
+fn start_relay(dir: &Path, pki: &Path) -> Result<RelayChild> {
+    std::fs::create_dir_all(dir)?;
+    let port = free_udp_port()?;
+    let config = dir.join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\n\n[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n",
+            dir.join("data"),
+            pki.join(format!("{RELAY}.pem")),
+            pki.join(format!("{RELAY}.key")),
+            pki.join("ca.pem"),
+        ),
+    )?;
+    let mut cmd = Command::new(yilian_bin()?);
+    cmd.arg("serve").arg("--config").arg(&config);
+    let proc = Proc::spawn("relay", cmd, dir.join("relay.log"))?;
+    let relay = RelayChild {
+        proc,
+        addr: format!("127.0.0.1:{port}"),
+    };
+    wait_log(&relay.proc, "yilian relay ready", Duration::from_secs(30))?;
+    Ok(relay)
+}
+
+fn wait_log(p: &Proc, needle: &str, within: Duration) -> Result<()> {
+    let end = Instant::now() + within;
+    loop {
+        if std::fs::read_to_string(&p.log)
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            return Ok(());
+        }
+        if Instant::now() > end {
+            bail!(
+                "{}: no {needle:?} within {within:?}; log:\n{}",
+                p.name,
+                p.log_tail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn peer_args(cmd: &mut Command, relay: &str, pki: &Path, identity: &str) {
+    cmd.arg("--relay")
+        .arg(relay)
+        .arg("--cert")
+        .arg(pki.join(format!("{identity}.pem")))
+        .arg("--key")
+        .arg(pki.join(format!("{identity}.key")))
+        .arg("--ca")
+        .arg(pki.join("ca.pem"))
+        .args(["--give-up-after", "60s"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part 1: streaming a large instance
+
+fn streaming(base: &Path, pki: &Path, size_mib: u64) -> Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("yilian-mem-stream-")
+        .tempdir_in(base)?;
+    let t = Instant::now();
+    let large = yilian_testkit::large_instance(
+        &dir.path().join("large.dcm"),
+        &StudySpec::new("CT", 21),
+        size_mib * MIB,
+        21,
+    )?;
+    println!(
+        "fixture: {} bytes ({:.2} GiB), generated in {:.1} s (not measured)",
+        large.size,
+        large.size as f64 / (1u64 << 30) as f64,
+        t.elapsed().as_secs_f64()
+    );
+
+    let mut relay = start_relay(&dir.path().join("relay"), pki)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let at_ready = relay.proc.status().ok_or_else(|| anyhow!("relay died"))?;
+
+    let out = dir.path().join("reader-out");
+    let mut cmd = Command::new(yilian_bin()?);
+    cmd.arg("read");
+    peer_args(&mut cmd, &relay.addr, pki, READER);
+    cmd.arg("--out").arg(&out);
+    let mut reader = Proc::spawn("reader", cmd, dir.path().join("reader.log"))?;
+    wait_log(&relay.proc, "reader subscribed", Duration::from_secs(30))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let baseline = relay.proc.status().ok_or_else(|| anyhow!("relay died"))?;
+    let reader_base = reader.status().ok_or_else(|| anyhow!("reader died"))?;
+
+    let mut cmd = Command::new(yilian_bin()?);
+    cmd.arg("send");
+    peer_args(&mut cmd, &relay.addr, pki, DEVICE);
+    cmd.arg(&large.path);
+    let t0 = Instant::now();
+    let mut sender = Proc::spawn("sender", cmd, dir.path().join("sender.log"))?;
+
+    let delivered = out
+        .join(&large.study_instance_uid)
+        .join(format!("{}.dcm", large.sop_instance_uid));
+    let deadline = t0 + Duration::from_secs(300) + Duration::from_secs(size_mib / 5);
+    // (seconds, relay, reader, sender) RSS samples.
+    let mut samples: Vec<(f64, u64, u64, u64)> = Vec::new();
+    let mut sender_done: Option<(i32, u64, f64)> = None;
+    let mut delivered_at: Option<f64> = None;
+    let mut relay_max = baseline.rss;
+    loop {
+        let now = t0.elapsed().as_secs_f64();
+        let r = relay.proc.status();
+        let rd = reader.status();
+        let sd = sender.status();
+        let r_rss = r.map_or(0, |s| s.rss);
+        relay_max = relay_max.max(r_rss);
+        samples.push((now, r_rss, rd.map_or(0, |s| s.rss), sd.map_or(0, |s| s.rss)));
+        if sender_done.is_none() {
+            if let Some((code, peak)) = sender.try_reap() {
+                if code != 0 {
+                    bail!("yilian send failed (exit {code}):\n{}", sender.log_tail());
+                }
+                sender_done = Some((code, peak, now));
+            }
+        }
+        if delivered_at.is_none()
+            && std::fs::metadata(&delivered).is_ok_and(|m| m.len() == large.size)
+        {
+            delivered_at = Some(now);
+        }
+        if sender_done.is_some() && delivered_at.is_some() {
+            break;
+        }
+        if !relay.proc.alive() || r.is_none() {
+            bail!("the relay died:\n{}", relay.proc.log_tail());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "timed out (sender {}, delivered {}); relay log:\n{}\nreader log:\n{}",
+                if sender_done.is_some() {
+                    "done"
+                } else {
+                    "running"
+                },
+                delivered_at.is_some(),
+                relay.proc.log_tail(),
+                reader.log_tail()
+            );
+        }
+        std::thread::sleep(SAMPLE);
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(500));
+    let relay_end = relay.proc.status().ok_or_else(|| anyhow!("relay died"))?;
+    let reader_end = reader.status().ok_or_else(|| anyhow!("reader died"))?;
+    let (_, sender_peak, sender_secs) = sender_done.unwrap_or_default();
+    let delivered_secs = delivered_at.unwrap_or_default();
+    reader.terminate(Duration::from_secs(5));
+    relay.proc.terminate(Duration::from_secs(10));
+    let ok_hash = yilian_testkit::blake3_file(&delivered)? == large.blake3;
+
+    println!(
+        "transfer: sender acknowledged at {sender_secs:.2} s, reader committed at {delivered_secs:.2} s: {:.1} MB/s; reader copy hash {}",
+        large.size as f64 / MB / elapsed,
+        if ok_hash { "ok" } else { "MISMATCH" }
+    );
+    println!();
+    println!("RSS timeline (MiB; one line per second):");
+    println!(
+        "{:>7} {:>9} {:>9} {:>9}",
+        "t (s)", "relay", "reader", "sender"
+    );
+    let mut next = 0.0;
+    for &(t, r, rd, s) in &samples {
+        if t >= next {
+            println!("{t:>7.1} {:>9.1} {:>9.1} {:>9.1}", mib(r), mib(rd), mib(s));
+            next = t.floor() + 1.0;
+        }
+    }
+    println!();
+    // VmHWM is maintained lazily by the kernel and can trail a VmRSS sample by a few pages.
+    let relay_peak = relay_end.hwm.max(relay_max);
+    let growth = relay_peak.saturating_sub(baseline.rss);
+    println!("relay  (yilian serve, child process):");
+    println!(
+        "  RSS when ready                 {:>8.1} MiB",
+        mib(at_ready.rss)
+    );
+    println!(
+        "  RSS with the reader subscribed {:>8.1} MiB  (baseline)",
+        mib(baseline.rss)
+    );
+    println!(
+        "  peak RSS (VmHWM)               {:>8.1} MiB",
+        mib(relay_end.hwm)
+    );
+    println!(
+        "  peak sampled RSS (every 50 ms) {:>8.1} MiB",
+        mib(relay_max)
+    );
+    println!(
+        "  peak (larger of the two)       {:>8.1} MiB",
+        mib(relay_peak)
+    );
+    println!(
+        "  RSS after the transfer         {:>8.1} MiB",
+        mib(relay_end.rss)
+    );
+    println!(
+        "  growth: peak − baseline        {:>8.1} MiB   (target < 64 MiB for a {:.2} GiB instance: {})",
+        mib(growth),
+        large.size as f64 / (1u64 << 30) as f64,
+        if growth < 64 * MIB { "met" } else { "NOT met" }
+    );
+    println!(
+        "reader (yilian read, child):      RSS subscribed {:.1} MiB, peak (VmHWM) {:.1} MiB, growth {:.1} MiB",
+        mib(reader_base.rss),
+        mib(reader_end.hwm),
+        mib(reader_end.hwm.saturating_sub(reader_base.rss))
+    );
+    println!(
+        "sender (yilian send, child):      peak RSS (ru_maxrss) {:.1} MiB",
+        mib(sender_peak)
+    );
+    ensure!(ok_hash, "the reader's copy differs from the original");
+    drop(dir);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part 2: idle connections
+
+fn idle_connections(base: &Path, pki: &Path, n: usize) -> Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("yilian-mem-idle-")
+        .tempdir_in(base)?;
+    let mut relay = start_relay(&dir.path().join("relay"), pki)?;
+    let tls = TlsFiles {
+        cert: pki.join(format!("{DEVICE}.pem")),
+        key: pki.join(format!("{DEVICE}.key")),
+        ca: pki.join("ca.pem"),
+    }
+    .load()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let addr: SocketAddr = relay.addr.parse()?;
+    let result = rt.block_on(async {
+        let ep = yilian_transport::client_endpoint(&tls, &Tuning::default(), false)?;
+        // One connection first: the relay's per-process lazily-initialised state (TLS, index)
+        // is not a per-connection cost.
+        let (warm, _) = yilian_transport::connect(&ep, &addr.to_string()).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = relay.proc.status().ok_or_else(|| anyhow!("relay died"))?;
+        let mut conns = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (c, _) = yilian_transport::connect(&ep, &addr.to_string()).await?;
+            conns.push(c);
+        }
+        // Let handshakes, audit writes and the first keep-alives settle.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let after = relay.proc.status().ok_or_else(|| anyhow!("relay died"))?;
+        let alive = conns.iter().filter(|c| c.close_reason().is_none()).count();
+        for c in &conns {
+            c.close(0u32.into(), b"bench over");
+        }
+        warm.close(0u32.into(), b"bench over");
+        let _ = tokio::time::timeout(Duration::from_secs(5), ep.wait_idle()).await;
+        Ok::<_, anyhow::Error>((before, after, alive))
+    });
+    relay.proc.terminate(Duration::from_secs(10));
+    let (before, after, alive) = result?;
+    ensure!(alive == n, "only {alive} of {n} connections stayed open");
+    let per = after.rss.saturating_sub(before.rss) as f64 / n as f64 / 1024.0;
+    println!(
+        "idle connections: {n} open (device identity, no streams, keep-alive 5 s): relay RSS {:.1} → {:.1} MiB = {per:.1} KiB per connection (target < 64 KiB: {})",
+        mib(before.rss),
+        mib(after.rss),
+        if per < 64.0 { "met" } else { "NOT met" }
+    );
+    drop(dir);
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let base = scratch_base()?;
+    println!(
+        "yilian memory_2gib: {} MiB instance, {} idle connections; relay binary {}; scratch {} ({})",
+        args.size_mib,
+        args.idle_conns,
+        yilian_bin()?.display(),
+        base.display(),
+        fs_type(&base).unwrap_or_else(|| "?".into())
+    );
+    let _ = std::io::stdout().flush();
+    let pki_dir = tempfile::Builder::new()
+        .prefix("yilian-mem-pki-")
+        .tempdir_in(&base)?;
+    write_pki(pki_dir.path())?;
+    streaming(&base, pki_dir.path(), args.size_mib)?;
+    if args.idle_conns > 0 {
+        println!();
+        idle_connections(&base, pki_dir.path(), args.idle_conns)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! The relay driven by hand over real QUIC (in-process): cut-through delivery, resuming an
+//! upload whose bytes all arrived before a crash, and refusals of bad uploads that a
+//! well-behaved `yilian send` would never make (the relay must not rely on its clients).
+
+mod common;
+use common::*;
+use std::sync::Arc;
+use std::time::Duration;
+use yilian_proto::{InstanceRef, Offer, RefuseCode, SenderEvent};
+use yilian_route::Topology;
+use yilian_testkit::{ct_series, large_instance, StudySpec};
+
+fn offer_for(g: &yilian_testkit::Generated) -> Offer {
+    Offer {
+        instance: InstanceRef {
+            study_uid: g.study_instance_uid.clone(),
+            sop_uid: g.sop_instance_uid.clone(),
+        },
+        size: g.size,
+        priority: 0,
+        hash: None,
+    }
+}
+
+/// The example topology plus a second radiology reader (fan-out).
+fn two_radiologists() -> Topology {
+    let toml = Topology::example_toml().to_string()
+        + "\n[[identity]]\nname = \"county-radiology-2\"\nsite = \"county\"\nrole = \"reader\"\ndepartment = \"radiology\"\n";
+    Topology::from_toml_str(&toml).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connected_readers_receive_an_instance_while_it_is_still_arriving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"));
+    pki.issue(
+        &yilian_transport::PeerIdentity::new(
+            "county-radiology-2",
+            "county",
+            yilian_transport::Role::Reader,
+            Some("radiology"),
+        )
+        .unwrap(),
+        "county-radiology-2",
+        false,
+    );
+    let relay = InProcessRelay::start(&tmp.path().join("relay"), &pki, two_radiologists(), |_| {});
+    let g = large_instance(
+        &tmp.path().join("big.dcm"),
+        &StudySpec::new("CT", 5),
+        32 << 20,
+        5,
+    )
+    .unwrap();
+    let bytes = std::fs::read(&g.path).unwrap();
+
+    // Two radiology readers online before the upload starts.
+    let mut outs = Vec::new();
+    for who in ["county-radiology", "county-radiology-2"] {
+        let out = tmp.path().join(who);
+        let opts = yilian_client::ReadOptions {
+            client: relay.client(&pki, who),
+            out: out.clone(),
+            once: false,
+        };
+        tokio::spawn(async move {
+            yilian_client::read(&opts, Arc::new(yilian_client::NoProgress)).await
+        });
+        outs.push(out);
+    }
+    wait_for(|| relay.relay.metrics().snapshot().deliveries_active == 0 && connected(&relay) == 2)
+        .await;
+
+    // Upload half of the instance, then stop sending: both readers must already be receiving.
+    let conn = raw_connect(&relay, &pki, "township-a-device").await;
+    let study = g.study_instance_uid.clone();
+    let sop = g.sop_instance_uid.clone();
+    let outs2 = outs.clone();
+    let half = bytes.len() / 2;
+    let paused = async move {
+        for out in &outs2 {
+            let part = out.join(&study).join(format!(".{sop}.dcm.part"));
+            wait_for(|| {
+                std::fs::metadata(&part)
+                    .map(|m| m.len() > 0)
+                    .unwrap_or(false)
+            })
+            .await;
+        }
+    };
+    let ev = raw_upload(&conn, offer_for(&g), &bytes, g.blake3, Some(half), paused).await;
+    assert_eq!(ev, SenderEvent::Stored { hash: g.blake3 });
+
+    // Then both complete, byte-identical.
+    for out in &outs {
+        let path = out
+            .join(&g.study_instance_uid)
+            .join(format!("{}.dcm", g.sop_instance_uid));
+        wait_for(|| path.exists()).await;
+        assert_eq!(yilian_testkit::blake3_file(&path).unwrap(), g.blake3);
+    }
+    // Delivered live: nothing left in their outboxes.
+    let store = relay.relay.store();
+    wait_for(|| store.queue_depths().unwrap().is_empty()).await;
+}
+
+fn connected(relay: &InProcessRelay) -> usize {
+    // Two subscriptions show up as two "subscribe" audit entries.
+    relay
+        .relay
+        .store()
+        .audit_entries(yilian_store::AuditAction::Subscribe)
+        .map(|v| v.len())
+        .unwrap_or(0)
+}
+
+async fn wait_for(mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_bytes_all_arrived_before_a_crash_completes_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"));
+    let relay_dir = tmp.path().join("relay");
+    std::fs::create_dir_all(tmp.path().join("ct")).unwrap();
+    let ct = ct_series(
+        &tmp.path().join("ct"),
+        &StudySpec::new("CT", 7),
+        2,
+        64,
+        64,
+        7,
+    )
+    .unwrap();
+    // What a relay killed between receiving the last byte and committing leaves behind: a
+    // complete partial file.
+    {
+        let store = yilian_store::Store::open(&relay_dir.join("data")).unwrap();
+        let mut p = store
+            .open_partial(yilian_store::PartialInfo {
+                source_site: "township-a".into(),
+                study_uid: ct[0].study_instance_uid.clone(),
+                sop_uid: ct[0].sop_instance_uid.clone(),
+                size: ct[0].size,
+            })
+            .unwrap();
+        p.write(&std::fs::read(&ct[0].path).unwrap()).unwrap();
+        p.sync().unwrap();
+    }
+    let relay = InProcessRelay::start(&relay_dir, &pki, Topology::example(), |_| {});
+    let opts = yilian_client::SendOptions {
+        client: relay.client(&pki, "township-a-device"),
+        priority: 0,
+        concurrency: 2,
+    };
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        yilian_client::send(
+            &[ct[0].path.clone(), ct[1].path.clone()],
+            &opts,
+            Arc::new(yilian_client::NoProgress),
+        ),
+    )
+    .await
+    .expect("the resumed upload must finish, not wait forever")
+    .unwrap();
+    assert!(report.all_ok(), "{report:?}");
+    assert_eq!(
+        report.files[0].outcome,
+        yilian_client::FileOutcome::Stored {
+            resumed_from: ct[0].size
+        }
+    );
+    assert_eq!(
+        report.bytes_sent, ct[1].size,
+        "only the second file's bytes travel"
+    );
+    let rec = relay
+        .relay
+        .store()
+        .instance(&ct[0].sop_instance_uid)
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.hash, ct[0].blake3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_refused_with_reasons_and_the_relay_keeps_working() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"));
+    let relay = InProcessRelay::start(&tmp.path().join("relay"), &pki, Topology::example(), |c| {
+        c.max_instance_bytes = 8 << 20;
+    });
+    std::fs::create_dir_all(tmp.path().join("ct")).unwrap();
+    let ct = ct_series(
+        &tmp.path().join("ct"),
+        &StudySpec::new("CT", 9),
+        3,
+        128,
+        128,
+        9,
+    )
+    .unwrap();
+    let good = std::fs::read(&ct[0].path).unwrap();
+    let conn = raw_connect(&relay, &pki, "township-a-device").await;
+
+    let refused = |ev: SenderEvent| match ev {
+        SenderEvent::Refused(r) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+
+    // Not DICOM at all.
+    let text = b"Patient report, not an image\n".repeat(100);
+    let mut o = offer_for(&ct[1]);
+    o.size = text.len() as u64;
+    let r = refused(
+        raw_upload(
+            &conn,
+            o,
+            &text,
+            *blake3::hash(&text).as_bytes(),
+            None,
+            async {},
+        )
+        .await,
+    );
+    assert_eq!(r.code, RefuseCode::NotDicom);
+    assert!(r.reason.contains("DICM"), "{}", r.reason);
+
+    // Truncated inside Pixel Data, although the sender claims it complete.
+    let cut = &good[..good.len() - 1000];
+    let mut o = offer_for(&ct[0]);
+    o.size = cut.len() as u64;
+    let r = refused(raw_upload(&conn, o, cut, *blake3::hash(cut).as_bytes(), None, async {}).await);
+    assert_eq!(r.code, RefuseCode::Truncated, "{}", r.reason);
+
+    // Bytes that do not match the hash the sender announces.
+    let r = refused(raw_upload(&conn, offer_for(&ct[0]), &good, [7u8; 32], None, async {}).await);
+    assert_eq!(r.code, RefuseCode::HashMismatch);
+
+    // The offer names another instance than the file holds.
+    let mut o = offer_for(&ct[0]);
+    o.instance.sop_uid = ct[2].sop_instance_uid.clone();
+    let r = refused(raw_upload(&conn, o, &good, ct[0].blake3, None, async {}).await);
+    assert_eq!(r.code, RefuseCode::Mismatch);
+
+    // Above the relay's size limit: refused before a byte is sent.
+    let mut o = offer_for(&ct[0]);
+    o.size = 9 << 20;
+    let r = refused(raw_upload(&conn, o, &[], [0; 32], None, async {}).await);
+    assert_eq!(r.code, RefuseCode::TooLarge);
+    assert!(r.reason.contains("limit"), "{}", r.reason);
+
+    // UIDs that are not UIDs (they would become file names).
+    let mut o = offer_for(&ct[0]);
+    o.instance.sop_uid = "../../etc/passwd".into();
+    let r = refused(raw_upload(&conn, o, &good, ct[0].blake3, None, async {}).await);
+    assert_eq!(r.code, RefuseCode::Malformed);
+
+    // A reader may not upload.
+    let reader = raw_connect(&relay, &pki, "county-radiology").await;
+    let r = refused(
+        raw_upload(
+            &reader,
+            offer_for(&ct[0]),
+            &good,
+            ct[0].blake3,
+            None,
+            async {},
+        )
+        .await,
+    );
+    assert_eq!(r.code, RefuseCode::Unauthorized);
+
+    // Nothing of that was stored, and the relay still takes a good upload.
+    let store = relay.relay.store();
+    assert!(store.instance(&ct[0].sop_instance_uid).unwrap().is_none());
+    let ev = raw_upload(&conn, offer_for(&ct[0]), &good, ct[0].blake3, None, async {
+    })
+    .await;
+    assert_eq!(ev, SenderEvent::Stored { hash: ct[0].blake3 });
+    // Every refusal is in the audit log, without patient data.
+    let audit = store
+        .audit_entries(yilian_store::AuditAction::Receive)
+        .unwrap();
+    let refusals: Vec<_> = audit.iter().filter(|a| a.1 != "ok").collect();
+    assert_eq!(refusals.len(), 7, "{audit:?}");
+    let spec = StudySpec::new("CT", 9);
+    for a in &audit {
+        assert!(!format!("{a:?}").contains(&spec.patient_id));
+    }
+}
