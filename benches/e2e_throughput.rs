@@ -8,7 +8,7 @@
 //! ```
 //! Environment equivalents: `YILIAN_BENCH_SIZE_MIB`, `YILIAN_BENCH_READERS`, `YILIAN_BENCH_RUNS`,
 //! `YILIAN_BENCH_CT_SLICES`, `YILIAN_BENCH_NO_LIGHT=1`, `YILIAN_BENCH_SKIP_RAW=1`,
-//! `YILIAN_BENCH_QUICK=1`; `YILIAN_BENCH_CHECKPOINT_MIB` changes the relay's fsync checkpoint
+//! `YILIAN_BENCH_QUICK=1`, `YILIAN_BENCH_BIGBUF=1` (see `--help`); `YILIAN_BENCH_CHECKPOINT_MIB` changes the relay's fsync checkpoint
 //! cadence (`[spool] checkpoint_bytes`, default 16) for experiments; `YILIAN_BENCH_DIR` picks the scratch folder
 //! (default: the system temp dir, or the target dir's tmp when the former is a tmpfs, since the
 //! fsyncs must hit a real disk). `RUST_LOG=info` shows the relay's log.
@@ -59,13 +59,16 @@ const RELAY: &str = "county-relay";
 
 const USAGE: &str = "\
 usage: cargo bench --bench e2e_throughput -- [--size-mib N] [--readers 1,10] [--runs N]
-                                             [--ct-slices N] [--no-light] [--skip-raw] [--quick]
+                                             [--ct-slices N] [--no-light] [--skip-raw]
+                                             [--bigbuf] [--quick]
   --size-mib N     size of the large instance's pixel data (default 1024)
   --readers LIST   reader counts, one scenario each (default 1,10)
   --runs N         runs; the summary shows medians (default 3)
   --ct-slices N    CT series scenario with N slices to 1 reader, 0 = off (default 300)
   --no-light       leave out the light-reader scenarios (relay alone, readers discard)
   --skip-raw       leave out the raw quinn references (e.g. to profile yilian alone)
+  --bigbuf         experiment: raise every UDP socket of yilian's relay, sender and readers
+                   to 4 MiB buffers (what a transport fix would do); default: as shipped
   --quick          64 MiB, 1 run, 30 CT slices (CI smoke)";
 
 // ---------------------------------------------------------------------------------------------
@@ -81,6 +84,8 @@ struct Args {
     light: bool,
     /// Leave out the raw quinn references (for profiling yilian alone).
     skip_raw: bool,
+    /// Experiment: give yilian's sockets 4 MiB buffers (see `enlarge_udp_sockets`).
+    bigbuf: bool,
 }
 
 fn parse_list(s: &str) -> Result<Vec<usize>> {
@@ -115,6 +120,7 @@ fn parse_args() -> Result<Args> {
     let mut quick = env("YILIAN_BENCH_QUICK").is_some_and(|v| v != "0");
     let mut light = env("YILIAN_BENCH_NO_LIGHT").is_none_or(|v| v == "0");
     let mut skip_raw = env("YILIAN_BENCH_SKIP_RAW").is_some_and(|v| v != "0");
+    let mut bigbuf = env("YILIAN_BENCH_BIGBUF").is_some_and(|v| v != "0");
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -132,6 +138,7 @@ fn parse_args() -> Result<Args> {
             "--quick" => quick = true,
             "--no-light" => light = false,
             "--skip-raw" => skip_raw = true,
+            "--bigbuf" => bigbuf = true,
             "--size-mib" => size = Some(value()?.parse().context("--size-mib")?),
             "--readers" => readers = Some(parse_list(&value()?)?),
             "--runs" => runs = Some(value()?.parse().context("--runs")?),
@@ -151,6 +158,7 @@ fn parse_args() -> Result<Args> {
         ct_slices: ct.unwrap_or(if quick { 30 } else { 300 }),
         light,
         skip_raw,
+        bigbuf,
     };
     ensure!(
         a.size_mib * MIB <= yilian_testkit::LARGE_MAX_PIXEL_BYTES,
@@ -504,6 +512,58 @@ fn udp_socket_with_buffers(bytes: usize) -> Result<(std::net::UdpSocket, usize)>
         );
     }
     Ok((socket, got.max(0) as usize))
+}
+
+/// Raise the buffers of every UDP socket of this process that has less than `bytes`; returns
+/// how many were raised. The `--bigbuf` experiment runs this every few milliseconds during the
+/// yilian scenarios, so that the relay's, the sender's and the readers' sockets (created inside
+/// yilian's crates) get what a transport-level fix would give them.
+fn enlarge_udp_sockets(bytes: usize) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    let mut raised = 0;
+    for fd in dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<libc::c_int>().ok())
+    {
+        let get = |opt: libc::c_int| {
+            let mut v: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: reading an int option; a non-socket fd fails with ENOTSOCK.
+            let r = unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&mut v as *mut libc::c_int).cast(),
+                    &mut len,
+                )
+            };
+            (r == 0).then_some(v)
+        };
+        if get(libc::SO_TYPE) != Some(libc::SOCK_DGRAM) {
+            continue;
+        }
+        // The kernel reports twice what was set.
+        if get(libc::SO_RCVBUF).is_some_and(|v| (v as usize) < bytes) {
+            let v = bytes as libc::c_int;
+            for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+                // SAFETY: a datagram socket of this process, an int option.
+                unsafe {
+                    libc::setsockopt(
+                        fd,
+                        libc::SOL_SOCKET,
+                        opt,
+                        (&v as *const libc::c_int).cast(),
+                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                    );
+                }
+            }
+            raised += 1;
+        }
+    }
+    raised
 }
 
 /// An endpoint like `yilian_transport::server_endpoint` / `client_endpoint` (same TLS, same
@@ -869,6 +929,31 @@ async fn send_and_deliver(
     Ok((send_at.unwrap_or_default(), first, last))
 }
 
+/// With `--bigbuf`: a task raising every new UDP socket's buffers, stopped when dropped.
+fn bigbuf_experiment() -> Option<AbortOnDrop> {
+    if !BIGBUF.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    enlarge_udp_sockets(BIG_SOCKET_BUFFER);
+    Some(AbortOnDrop(tokio::spawn(async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            enlarge_udp_sockets(BIG_SOCKET_BUFFER);
+        }
+    })))
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// `--bigbuf`, read by the scenarios.
+static BIGBUF: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// One fan-out measurement: fresh relay, `n` readers, warm-up, then the large instance.
 async fn yilian_fanout(
     base: &Path,
@@ -882,6 +967,7 @@ async fn yilian_fanout(
         .prefix("yilian-e2e-run-")
         .tempdir_in(base)?;
     let relay = RelayHandle::start(dir.path().join("relay"), pki, topology(n)?)?;
+    let _bigbuf = bigbuf_experiment();
     let mut readers = if light {
         Readers::start_light(&relay.addr, pki, n)?
     } else {
@@ -950,6 +1036,7 @@ async fn yilian_series(base: &Path, pki: &Pki, series: &[Generated]) -> Result<S
         .prefix("yilian-e2e-run-")
         .tempdir_in(base)?;
     let relay = RelayHandle::start(dir.path().join("relay"), pki, topology(1)?)?;
+    let _bigbuf = bigbuf_experiment();
     let mut readers = Readers::start(&relay.addr, pki, 1, dir.path())?;
     let bytes: u64 = series.iter().map(|g| g.size).sum();
     let result = async {
@@ -1186,6 +1273,10 @@ fn report(args: &Args, scenarios: &[Scenario]) {
 
 async fn run(args: Args) -> Result<()> {
     let base = scratch_base()?;
+    BIGBUF.store(args.bigbuf, std::sync::atomic::Ordering::Relaxed);
+    if args.bigbuf {
+        println!("EXPERIMENT --bigbuf: yilian's UDP sockets get 4 MiB buffers (not as shipped)");
+    }
     println!(
         "yilian e2e_throughput: {} MiB instance, readers {:?}, {} run(s), CT slices {}; {} CPUs; scratch {} ({})",
         args.size_mib,

@@ -288,7 +288,7 @@ async fn bad_uploads_are_refused_with_reasons_and_the_relay_keeps_working() {
     let audit = store
         .audit_entries(yilian_store::AuditAction::Receive)
         .unwrap();
-    let refusals: Vec<_> = audit.iter().filter(|a| a.1 != "ok").collect();
+    let refusals: Vec<_> = audit.iter().filter(|a| a.outcome != "ok").collect();
     assert_eq!(refusals.len(), 7, "{audit:?}");
     let spec = StudySpec::new("CT", 9);
     for a in &audit {

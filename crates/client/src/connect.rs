@@ -71,6 +71,23 @@ fn permanent(e: &yilian_transport::ConnectError) -> bool {
     }
 }
 
+/// Application close code a relay uses when it shuts down (restarts are worth waiting for).
+const RELAY_SHUTDOWN: u32 = 4;
+
+/// Whether the relay ended an established connection on purpose in a way retrying cannot fix
+/// (our identity is unknown to it, a TLS alert, a protocol violation) as opposed to the link
+/// failing or the relay restarting.
+pub(crate) fn refused_for_good(e: &quinn::ConnectionError) -> bool {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            let code = c.error_code.into_inner();
+            code != 0 && code != u64::from(RELAY_SHUTDOWN)
+        }
+        quinn::ConnectionError::ConnectionClosed(_) | quinn::ConnectionError::VersionMismatch => true,
+        _ => false,
+    }
+}
+
 /// Connect, retrying link failures with backoff until `give_up_after`; refusals (certificate,
 /// identity) fail at once since retrying cannot fix them.
 pub(crate) async fn connect(

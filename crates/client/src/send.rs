@@ -306,6 +306,10 @@ async fn worker(
             }),
             Err(UploadError::Local(reason)) => Some(FileOutcome::Failed { reason }),
             Err(UploadError::Link(e)) => {
+                if let Some(reason) = conn.close_reason().filter(connect::refused_for_good) {
+                    // The relay closed us on purpose (e.g. unknown identity): say why, stop.
+                    return Err(ClientError::Refused(yilian_transport::explain(&reason)));
+                }
                 // The link dropped: drop this connection, wait, resume on a new one.
                 let since = *down_since.get_or_insert_with(Instant::now);
                 {

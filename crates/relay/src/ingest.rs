@@ -43,14 +43,17 @@ enum WriterEvent {
     /// Routing metadata parsed and routed; connected readers may start.
     Routed(Arc<LiveInstance>),
     Checkpoint(u64),
-    Verified {
-        hash: Hash,
-        partial: Partial,
-        instance: NewInstance,
-        readers: Vec<String>,
-        live: Option<Arc<LiveInstance>>,
-    },
+    Verified(Box<Verified>),
     Failed(Refusal),
+}
+
+/// A complete upload whose hash and structure checked out, ready to commit.
+struct Verified {
+    hash: Hash,
+    partial: Partial,
+    instance: NewInstance,
+    readers: Vec<String>,
+    live: Option<Arc<LiveInstance>>,
 }
 
 /// Exclusive right to write one partial; a newer upload of the same instance takes it over.
@@ -331,7 +334,8 @@ async fn drive(
                         live = Some(l);
                     }
                     WriterEvent::Checkpoint(d) => receiver.checkpoint(d),
-                    WriterEvent::Verified { hash, partial, instance, readers, live: l } => {
+                    WriterEvent::Verified(v) => {
+                        let Verified { hash, partial, instance, readers, live: l } = *v;
                         let r = commit(ctx, partial, hash, instance, readers).await;
                         let l = l.or(live.take());
                         match r {
@@ -590,13 +594,13 @@ impl SpoolWriter {
                             Err(r) => return self.fail_discard(r, partial),
                         },
                     };
-                    let _ = self.events.send(WriterEvent::Verified {
+                    let _ = self.events.send(WriterEvent::Verified(Box::new(Verified {
                         hash: computed,
                         partial,
                         instance: routed.instance,
                         readers: routed.readers,
                         live: live.take(),
-                    });
+                    })));
                     return;
                 }
             }

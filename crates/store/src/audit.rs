@@ -42,6 +42,15 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// An audit entry as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub actor: String,
+    pub outcome: String,
+    pub sop_uid: Option<String>,
+    pub detail: Option<String>,
+}
+
 pub(crate) fn insert(tx: &rusqlite::Connection, e: &AuditEvent) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO audit (at, actor, site, action, study_uid, sop_uid, outcome, detail)

@@ -35,7 +35,7 @@ mod partial;
 mod records;
 mod store;
 
-pub use audit::{AuditAction, AuditEvent};
+pub use audit::{AuditAction, AuditEvent, AuditRecord};
 pub use error::StoreError;
 pub use manifest::ManifestStatus;
 pub use outbox::{OutboxItem, QueueDepth};

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use yilian_proto::Hash;
 
-use crate::audit::{self, AuditAction, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent, AuditRecord};
 use crate::partial::{self, Partial, PartialInfo};
 use crate::records::{InstanceRecord, NewInstance};
 use crate::StoreError;
@@ -213,17 +213,19 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// Audit entries of one action, oldest first: (actor, outcome, sop_uid, detail).
-    pub fn audit_entries(
-        &self,
-        action: AuditAction,
-    ) -> Result<Vec<(String, String, Option<String>, Option<String>)>, StoreError> {
+    /// Audit entries of one action, oldest first.
+    pub fn audit_entries(&self, action: AuditAction) -> Result<Vec<AuditRecord>, StoreError> {
         let db = self.db();
         let mut st = db.prepare(
             "SELECT actor, outcome, sop_uid, detail FROM audit WHERE action = ?1 ORDER BY seq",
         )?;
         let rows = st.query_map([action.to_string()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok(AuditRecord {
+                actor: r.get(0)?,
+                outcome: r.get(1)?,
+                sop_uid: r.get(2)?,
+                detail: r.get(3)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

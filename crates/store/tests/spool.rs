@@ -50,7 +50,7 @@ fn partial_resumes_at_its_length_across_reopen() {
     let mut p = s.open_partial(info("1.1", 100)).unwrap();
     assert_eq!(p.len(), 40, "resumes where the first attempt stopped");
     let mut seen = Vec::new();
-    p.replay(|b| {
+    p.replay(|b| -> Result<(), StoreError> {
         seen.extend_from_slice(b);
         Ok(())
     })

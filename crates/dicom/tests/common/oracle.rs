@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use dicom_core::Tag;
+use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::OpenFileOptions;
 use yilian_dicom::Metadata;
@@ -41,15 +41,23 @@ pub fn read(path: &Path) -> Result<Expected, String> {
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
         .map_err(|e| e.to_string())?;
+    // An element read with VR UN (e.g. after a private-syntax conversion) comes as bytes.
+    let as_text = |e: &dicom_object::mem::InMemElement| -> Option<String> {
+        if e.vr() == VR::UN {
+            e.to_bytes().ok().map(|b| String::from_utf8_lossy(&b).into_owned())
+        } else {
+            e.to_str().ok().map(|s| s.into_owned())
+        }
+    };
     let get = |tag: Tag| -> Option<String> {
         obj.get(tag)
-            .and_then(|e| e.to_str().ok())
+            .and_then(as_text)
             .map(|s| norm(&s))
             .and_then(non_empty)
     };
     let text = |tag: Tag| -> String {
         obj.get(tag)
-            .and_then(|e| e.to_str().ok())
+            .and_then(as_text)
             .map(|s| s.trim_end_matches(['\0', ' ']).to_owned())
             .unwrap_or_default()
     };

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 
 const INSTALL: &str = "pip install pydicom==3.0.2";
 
@@ -26,25 +27,22 @@ assert pydicom.__version__ == '3.0.2', 'pydicom ' + pydicom.__version__ + ' foun
 
 /// The path of a sample: a test file (`CT_small.dcm`) or a charset file (`chrX2.dcm`).
 pub fn sample(name: &str) -> PathBuf {
-    let code = format!(
-        "{PRELUDE}p = d.get_testdata_file({name:?})\n\
-         if p is None:\n    fs = d.get_charset_files({name:?})\n    p = fs[0] if fs else None\n\
-         print(p if p else '')"
-    );
-    let path = python(&code).trim().to_owned();
-    assert!(
-        !path.is_empty(),
-        "pydicom 3.0.2 has no sample named {name} ({INSTALL})"
-    );
-    PathBuf::from(path)
+    all_samples()
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == name))
+        .unwrap_or_else(|| panic!("pydicom 3.0.2 has no sample named {name} ({INSTALL})"))
 }
 
-/// Every bundled test and charset file (DICOM or not).
+/// Every bundled test and charset file (DICOM or not), asked of pydicom once per test binary.
 pub fn all_samples() -> Vec<PathBuf> {
-    let code = format!(
-        "{PRELUDE}import os\n\
-         for p in sorted(d.get_testdata_files() + d.get_charset_files()):\n\
-         \x20   if os.path.isfile(p): print(p)"
-    );
-    python(&code).lines().map(PathBuf::from).collect()
+    static ALL: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let code = format!(
+            "{PRELUDE}import os\n\
+             for p in sorted(d.get_testdata_files() + d.get_charset_files()):\n\
+             \x20   if os.path.isfile(p): print(p)"
+        );
+        python(&code).lines().map(PathBuf::from).collect()
+    })
+    .clone()
 }
