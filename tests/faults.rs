@@ -175,3 +175,72 @@ fn relay_killed_mid_upload_loses_nothing_acknowledged_and_uploads_resume() {
         assert!(got.contains_key(sop));
     }
 }
+
+/// "received N instances (12.34 MiB) …" → bytes.
+fn received_bytes(stdout: &str) -> f64 {
+    let line = stdout.lines().find(|l| l.starts_with("received ")).unwrap();
+    let inside = line.split('(').nth(1).unwrap().split(')').next().unwrap();
+    let mut it = inside.split_whitespace();
+    let n: f64 = it.next().unwrap().parse().unwrap();
+    let unit = it.next().unwrap();
+    n * match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        u => panic!("unit {u}"),
+    }
+}
+
+#[test]
+fn a_reader_killed_mid_delivery_resumes_at_its_byte_offset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"));
+    let relay = RelayProc::start(&tmp.path().join("relay"), &pki);
+    std::fs::create_dir_all(tmp.path().join("big")).unwrap();
+    let g = large_instance(
+        &tmp.path().join("big/big.dcm"),
+        &StudySpec::new("CT", 31),
+        192 << 20,
+        31,
+    )
+    .unwrap();
+    let out = run(send_cmd(
+        &relay,
+        &pki,
+        "township-a-device",
+        &[&tmp.path().join("big")],
+    ));
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The reader starts receiving; kill it once its partial copy holds ~40%.
+    let out_dir = tmp.path().join("radiology");
+    let part = out_dir
+        .join(&g.study_instance_uid)
+        .join(format!(".{}.dcm.part", g.sop_instance_uid));
+    let mut child = read_cmd(&relay, &pki, "county-radiology", &out_dir, true)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("40% at the reader", Duration::from_secs(120), || {
+        std::fs::metadata(&part)
+            .map(|m| m.len() * 10 >= g.size * 4)
+            .unwrap_or(false)
+    });
+    child.kill().unwrap();
+    let _ = child.wait();
+    let had = std::fs::metadata(&part).unwrap().len();
+    assert!(had < g.size);
+
+    // Run it again: only the rest travels, and the result is byte-identical.
+    let o = run(read_cmd(&relay, &pki, "county-radiology", &out_dir, true));
+    assert!(o.status.success(), "{}", text(&o));
+    let got = received_bytes(&String::from_utf8_lossy(&o.stdout));
+    let rest = (g.size - had) as f64;
+    assert!(
+        got < rest + g.size as f64 * 0.05,
+        "the second run received {got} bytes; only {rest} were missing"
+    );
+    assert_eq!(received(&out_dir), expected(&[g]));
+}

@@ -102,6 +102,13 @@ async fn connected_readers_receive_an_instance_while_it_is_still_arriving() {
     // Delivered live: nothing left in their outboxes.
     let store = relay.relay.store();
     wait_for(|| store.queue_depths().unwrap().is_empty()).await;
+    // The counters saw it: one instance in, two deliveries out, each of the whole size.
+    let m = relay.relay.metrics().snapshot();
+    assert_eq!(m.instances_stored, 1);
+    assert_eq!(m.instances_delivered, 2);
+    assert!(m.bytes_in >= g.size, "{m:?}");
+    assert_eq!(m.bytes_out, 2 * g.size, "{m:?}");
+    assert_eq!(m.uploads_active, 0);
 }
 
 fn connected(relay: &InProcessRelay) -> usize {

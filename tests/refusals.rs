@@ -77,7 +77,10 @@ fn certificates_from_another_ca_expired_or_unknown_are_refused_with_clear_messag
     // The relay says so too, in words an administrator understands, and stored nothing.
     let log = relay.log_text();
     assert!(log.contains("refused a connection"), "{log}");
-    assert!(log.contains("not issued by the alliance CA") || log.contains("UnknownIssuer"), "{log}");
+    assert!(
+        log.contains("not issued by the alliance CA") || log.contains("UnknownIssuer"),
+        "{log}"
+    );
     assert!(log.contains("expired"), "{log}");
     assert!(log.contains("unknown identity township-z-device"), "{log}");
     assert!(relay_bytes(&relay.data) == 0, "nothing stored");
@@ -96,7 +99,12 @@ fn non_dicom_and_truncated_files_are_refused_per_file_and_the_rest_is_stored() {
     let good = tiny_study(&folder.join("good"), 41);
     let spare = tiny_study(&tmp.path().join("spare"), 42);
     not_dicom(&folder.join("report.pdf")).unwrap();
-    truncated_copy(&spare[0].path, &folder.join("cut.dcm"), spare[0].pixel_data_offset + 100).unwrap();
+    truncated_copy(
+        &spare[0].path,
+        &folder.join("cut.dcm"),
+        spare[0].pixel_data_offset + 100,
+    )
+    .unwrap();
     yilian_testkit::corrupt_length(&spare[1].path, &folder.join("corrupt.dcm")).unwrap();
 
     let report_path = tmp.path().join("report.json");
@@ -118,10 +126,16 @@ fn non_dicom_and_truncated_files_are_refused_per_file_and_the_rest_is_stored() {
     };
     let pdf = by_name("report.pdf");
     assert_eq!(pdf["outcome"], "failed");
-    assert!(pdf["reason"].as_str().unwrap().contains("not a DICOM file"), "{pdf}");
+    assert!(
+        pdf["reason"].as_str().unwrap().contains("not a DICOM file"),
+        "{pdf}"
+    );
     let cut = by_name("cut.dcm");
     assert_eq!(cut["outcome"], "failed");
-    assert!(cut["reason"].as_str().unwrap().contains("truncated"), "{cut}");
+    assert!(
+        cut["reason"].as_str().unwrap().contains("truncated"),
+        "{cut}"
+    );
     let corrupt = by_name("corrupt.dcm");
     assert_eq!(corrupt["outcome"], "failed");
 

@@ -44,7 +44,11 @@ fn header_heavy(c: &mut Criterion) {
             .text((0x0008, 0x1155), "UI", "1.2.3.4.5.6.7.8.9");
         ds = ds
             .text((0x0029, 0x1000 + i), "LO", "a private text value")
-            .seq((0x0031, 0x1000 + i), vec![item(inner, i % 2 == 0)], i % 3 == 0);
+            .seq(
+                (0x0031, 0x1000 + i),
+                vec![item(inner, i % 2 == 0)],
+                i % 3 == 0,
+            );
     }
     let file = part10(EXPLICIT_LE, &ds.pixels(1024).bytes());
     let mut group = c.benchmark_group("walker");

@@ -86,10 +86,9 @@ impl DicomError {
                 offset: *offset,
                 reason: reason.clone(),
             },
-            DicomError::MissingAttribute { name, tag } => DicomError::MissingAttribute {
-                name,
-                tag: *tag,
-            },
+            DicomError::MissingAttribute { name, tag } => {
+                DicomError::MissingAttribute { name, tag: *tag }
+            }
             DicomError::Inconsistent { offset, what } => DicomError::Inconsistent {
                 offset: *offset,
                 what: what.clone(),

@@ -45,7 +45,10 @@ impl Inflater {
     /// At end of stream: refuses bytes after the compressed stream unless they are a gzip-style
     /// trailer whose size field matches.
     pub(crate) fn check_trailer(&self) -> Result<(), DicomError> {
-        let size = self.trailer.get(4..8).and_then(|b| <[u8; 4]>::try_from(b).ok());
+        let size = self
+            .trailer
+            .get(4..8)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok());
         let matches = size.is_some_and(|b| u32::from_le_bytes(b) == self.z.total_out() as u32);
         if self.trailer_len == 0 || (self.trailer_len == TRAILER_LEN && matches) {
             return Ok(());

@@ -396,7 +396,10 @@ mod tests {
         let name: &[u8] = &[0xCD, 0xF5, b'^', 0xD0, 0xA1, 0xB6, 0xAB];
         values.push((Field::PatientName, name));
         let md = with(&values).build().ok();
-        assert_eq!(md.map(|m| m.patient.name.into_inner()).as_deref(), Some("王^小东"));
+        assert_eq!(
+            md.map(|m| m.patient.name.into_inner()).as_deref(),
+            Some("王^小东")
+        );
     }
 
     #[test]
@@ -411,13 +414,24 @@ mod tests {
         }
         let mut values = routing();
         values.push((Field::NumberOfFrames, b"  "));
-        assert_eq!(with(&values).build().ok().and_then(|m| m.number_of_frames), None);
+        assert_eq!(
+            with(&values).build().ok().and_then(|m| m.number_of_frames),
+            None
+        );
     }
 
     #[test]
     fn required_attributes_are_reported_by_name() {
-        for missing in [Field::StudyUid, Field::SeriesUid, Field::Modality, Field::SopInstance] {
-            let values: Vec<_> = routing().into_iter().filter(|(f, _)| *f != missing).collect();
+        for missing in [
+            Field::StudyUid,
+            Field::SeriesUid,
+            Field::Modality,
+            Field::SopInstance,
+        ] {
+            let values: Vec<_> = routing()
+                .into_iter()
+                .filter(|(f, _)| *f != missing)
+                .collect();
             match with(&values).build() {
                 Err(DicomError::MissingAttribute { name, .. }) => assert_eq!(name, missing.name()),
                 other => panic!("{missing:?}: {other:?}"),
@@ -427,7 +441,10 @@ mod tests {
         let mut values = routing();
         values.retain(|(f, _)| *f != Field::Modality);
         values.push((Field::Modality, b"  "));
-        assert!(matches!(with(&values).build(), Err(DicomError::MissingAttribute { .. })));
+        assert!(matches!(
+            with(&values).build(),
+            Err(DicomError::MissingAttribute { .. })
+        ));
     }
 
     #[test]
@@ -438,7 +455,10 @@ mod tests {
             .collect();
         values.push((Field::MediaSopClass, b"1.2.3\0"));
         let c = with(&values);
-        assert_eq!(c.build().ok().map(|m| m.sop_class_uid).as_deref(), Some("1.2.3"));
+        assert_eq!(
+            c.build().ok().map(|m| m.sop_class_uid).as_deref(),
+            Some("1.2.3")
+        );
         values.push((Field::SopClass, b"1.2.3 "));
         assert!(with(&values).check_against_meta(Field::SopClass).is_ok());
         values.pop();

@@ -50,9 +50,15 @@ mod tests {
     #[test]
     fn names_read_well() {
         assert_eq!(describe(Tag(0x7FE0, 0x0010)), "Pixel Data (7FE0,0010)");
-        assert_eq!(describe(Tag(0x0008, 0x0018)), "SOP Instance UID (0008,0018)");
+        assert_eq!(
+            describe(Tag(0x0008, 0x0018)),
+            "SOP Instance UID (0008,0018)"
+        );
         assert_eq!(describe(Tag(0x0009, 0x1001)), "private element (0009,1001)");
-        assert_eq!(describe(Tag(0xFFFE, 0xE0DD)), "Sequence Delimitation Item (FFFE,E0DD)");
+        assert_eq!(
+            describe(Tag(0xFFFE, 0xE0DD)),
+            "Sequence Delimitation Item (FFFE,E0DD)"
+        );
         assert_eq!(split_camel_case("StudyInstanceUID"), "Study Instance UID");
         assert_eq!(split_camel_case("NumberOfFrames"), "Number Of Frames");
     }

@@ -398,12 +398,7 @@ impl Parser {
         Ok(())
     }
 
-    fn on_header(
-        &mut self,
-        h: Header,
-        offset: u64,
-        encoding: Encoding,
-    ) -> Result<(), DicomError> {
+    fn on_header(&mut self, h: Header, offset: u64, encoding: Encoding) -> Result<(), DicomError> {
         let value_offset = self.pos;
         let defined = (h.len != UNDEFINED).then_some(u64::from(h.len));
         let limit = if self.in_meta {
@@ -451,7 +446,11 @@ impl Parser {
                     f.offset
                 ),
                 FrameKind::Fragments => {
-                    format!("encapsulated {} begun at byte {}", describe(f.tag), f.offset)
+                    format!(
+                        "encapsulated {} begun at byte {}",
+                        describe(f.tag),
+                        f.offset
+                    )
                 }
             },
         }
@@ -485,12 +484,7 @@ impl Parser {
     }
 
     /// An element at the top level of the dataset or inside an item.
-    fn on_element(
-        &mut self,
-        h: Header,
-        offset: u64,
-        encoding: Encoding,
-    ) -> Result<(), DicomError> {
+    fn on_element(&mut self, h: Header, offset: u64, encoding: Encoding) -> Result<(), DicomError> {
         let top = self.frames.is_empty();
         if h.tag.0 == 0xFFFE {
             if h.tag == ITEM_DELIMITER && !top {
@@ -805,7 +799,9 @@ impl Parser {
                          declares {} bytes",
                         v.len
                     ),
-                    Some(v) => format!("inside {}, which declares {} bytes", describe(v.tag), v.len),
+                    Some(v) => {
+                        format!("inside {}, which declares {} bytes", describe(v.tag), v.len)
+                    }
                     None => "inside a value".to_owned(),
                 };
                 Err(truncated(inside))

@@ -83,7 +83,13 @@ pub(crate) fn printable(uid: &str) -> String {
     let shown: String = uid
         .chars()
         .take(64)
-        .map(|c| if c.is_ascii_digit() || c == '.' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_digit() || c == '.' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     format!("\"{shown}\"")
 }
@@ -109,7 +115,13 @@ mod tests {
         for (uid, want) in cases {
             assert_eq!(classify(uid).ok(), Some(want), "{uid}");
         }
-        for bad in ["", "1.2.3", "1.2.840.10008.1.2.", "1.2.840.113619.5.2", "1.2.840.10008.1.2.x"] {
+        for bad in [
+            "",
+            "1.2.3",
+            "1.2.840.10008.1.2.",
+            "1.2.840.113619.5.2",
+            "1.2.840.10008.1.2.x",
+        ] {
             assert!(classify(bad).is_err(), "{bad}");
         }
     }

@@ -61,9 +61,14 @@ mod tests {
             b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT",
             b"UV",
         ] {
-            assert!(classify(*long).is_some_and(VrClass::has_long_length), "{long:?}");
+            assert!(
+                classify(*long).is_some_and(VrClass::has_long_length),
+                "{long:?}"
+            );
         }
-        for short in [b"AE", b"CS", b"PN", b"UI", b"US", b"UL", b"SH", b"LO", b"IS", b"DS"] {
+        for short in [
+            b"AE", b"CS", b"PN", b"UI", b"US", b"UL", b"SH", b"LO", b"IS", b"DS",
+        ] {
             assert_eq!(classify(*short), Some(VrClass::Short), "{short:?}");
         }
         assert_eq!(classify(*b"XX"), None);

@@ -81,7 +81,10 @@ impl Walker {
             let (staged, staged_len) = self.parser.begin_inflated();
             let start = (self.position + used as u64).saturating_sub(staged_len as u64);
             let mut inflater = Inflater::new(start);
-            inflater.push(staged.get(..staged_len).unwrap_or_default(), &mut self.parser)?;
+            inflater.push(
+                staged.get(..staged_len).unwrap_or_default(),
+                &mut self.parser,
+            )?;
             self.inflater = Some(inflater);
         }
         match self.inflater.as_mut() {

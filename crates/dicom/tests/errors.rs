@@ -32,7 +32,10 @@ fn malformed_at(file: &[u8], want_offset: u64, want_reason: &str) {
     match refuse(file) {
         DicomError::Malformed { offset, reason } => {
             assert_eq!(offset, want_offset, "offset of: {reason}");
-            assert!(reason.contains(want_reason), "{reason:?} lacks {want_reason:?}");
+            assert!(
+                reason.contains(want_reason),
+                "{reason:?} lacks {want_reason:?}"
+            );
         }
         other => panic!("expected Malformed, got {other}"),
     }
@@ -86,7 +89,10 @@ fn truncated_inside_pixel_data_says_how_much_was_declared() {
     match refuse(&f[..cut]) {
         DicomError::Truncated { offset, inside } => {
             assert_eq!(offset, cut as u64);
-            assert_eq!(inside, "inside Pixel Data (7FE0,0010), which declares 524288 bytes");
+            assert_eq!(
+                inside,
+                "inside Pixel Data (7FE0,0010), which declares 524288 bytes"
+            );
         }
         other => panic!("{other}"),
     }
@@ -106,19 +112,37 @@ fn truncated_in_every_kind_of_place() {
     let enc_file = file(ds().encapsulated(PIXEL_DATA, &[frag]));
     let seq_file = file(ds().seq(
         (0x0040, 0x0275),
-        vec![item(Ds::new(Enc::ExplicitLe).text((0x0008, 0x1150), "UI", "1.2"), false)],
+        vec![item(
+            Ds::new(Enc::ExplicitLe).text((0x0008, 0x1150), "UI", "1.2"),
+            false,
+        )],
         false,
     ));
     let defined_seq_file = file(ds().seq(
         (0x0040, 0x0275),
-        vec![item(Ds::new(Enc::ExplicitLe).text((0x0008, 0x1150), "UI", "1.2"), true)],
+        vec![item(
+            Ds::new(Enc::ExplicitLe).text((0x0008, 0x1150), "UI", "1.2"),
+            true,
+        )],
         true,
     ));
     let plain = sample(EXPLICIT_LE, 100);
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("inside file meta", plain[..132 + 12].to_vec(), "inside the file meta information"),
-        ("right after DICM", plain[..132].to_vec(), "right after the \"DICM\" marker"),
-        ("inside a header", plain[..plain.len() - 100 - 5].to_vec(), "inside the header of an element"),
+        (
+            "inside file meta",
+            plain[..132 + 12].to_vec(),
+            "inside the file meta information",
+        ),
+        (
+            "right after DICM",
+            plain[..132].to_vec(),
+            "right after the \"DICM\" marker",
+        ),
+        (
+            "inside a header",
+            plain[..plain.len() - 100 - 5].to_vec(),
+            "inside the header of an element",
+        ),
         (
             "inside encapsulated pixel data, before the delimiter",
             enc_file[..enc_file.len() - 8].to_vec(),
@@ -170,7 +194,12 @@ fn truncated_deflated_stream() {
     let f = sample(DEFLATED, 3000);
     let meta_end = 132 + Meta::new(DEFLATED).bytes().len();
     // Cut in the middle of the compressed data, and right at its start.
-    for cut in [meta_end, meta_end + 1, (meta_end + f.len()) / 2, f.len() - 1] {
+    for cut in [
+        meta_end,
+        meta_end + 1,
+        (meta_end + f.len()) / 2,
+        f.len() - 1,
+    ] {
         match refuse(&f[..cut]) {
             DicomError::Truncated { offset, .. } => assert_eq!(offset, cut as u64, "{cut}"),
             other => panic!("{cut}: expected Truncated, got {other}"),
@@ -212,7 +241,12 @@ fn element_past_the_end_of_its_item_is_malformed() {
     let mut item_body = header(Enc::ExplicitLe, (0x0008, 0x1150), "UI", 20);
     item_body.extend([b'1'; 4]);
     let mut seq = header(Enc::ExplicitLe, (0x0008, 0x1140), "SQ", UNDEFINED);
-    seq.extend(header(Enc::ExplicitLe, (0xFFFE, 0xE000), "", item_body.len() as u32));
+    seq.extend(header(
+        Enc::ExplicitLe,
+        (0xFFFE, 0xE000),
+        "",
+        item_body.len() as u32,
+    ));
     seq.extend(&item_body);
     seq.extend([b'1'; 16]);
     let f = file(ds().raw((0x0008, 0x1140), seq));
@@ -225,11 +259,20 @@ fn item_past_the_end_of_its_sequence_is_malformed() {
     let inner = Ds::new(Enc::ExplicitLe).text((0x0008, 0x1150), "UI", "1.2.3.4");
     let mut seq = header(Enc::ExplicitLe, (0x0008, 0x1140), "SQ", 10);
     let content = inner.bytes();
-    seq.extend(header(Enc::ExplicitLe, (0xFFFE, 0xE000), "", content.len() as u32));
+    seq.extend(header(
+        Enc::ExplicitLe,
+        (0xFFFE, 0xE000),
+        "",
+        content.len() as u32,
+    ));
     seq.extend(content);
     let f = file(ds().raw((0x0008, 0x1140), seq));
     let at = offset_of(&f, &[0x08, 0x00, 0x40, 0x11]) + 12;
-    malformed_at(&f, at, "runs past the end of Referenced Image Sequence (0008,1140)");
+    malformed_at(
+        &f,
+        at,
+        "runs past the end of Referenced Image Sequence (0008,1140)",
+    );
 }
 
 #[test]
@@ -273,7 +316,11 @@ fn tags_going_backwards_at_the_top_level_are_malformed() {
         .text((0x0008, 0x0018), "UI", SOP_INSTANCE);
     let f = part10(EXPLICIT_LE, &d.bytes_as_inserted());
     let at = offset_of(&f, &[0x08, 0x00, 0x18, 0x00]);
-    malformed_at(&f, at, "SOP Instance UID (0008,0018) comes after Modality (0008,0060)");
+    malformed_at(
+        &f,
+        at,
+        "SOP Instance UID (0008,0018) comes after Modality (0008,0060)",
+    );
     // A repeated tag too.
     let mut dup = file(ds());
     let again = header(Enc::ExplicitLe, (0x0028, 0x0008), "IS", 2);
@@ -290,7 +337,11 @@ fn misplaced_items_and_delimiters_are_malformed() {
         f
     };
     let at = (item_at_top.len() - 8) as u64;
-    malformed_at(&item_at_top, at, "Item (FFFE,E000) where a data element was expected (at the top level");
+    malformed_at(
+        &item_at_top,
+        at,
+        "Item (FFFE,E000) where a data element was expected (at the top level",
+    );
 
     let element_in_sequence = {
         let mut seq = header(Enc::ExplicitLe, (0x0008, 0x1140), "SQ", UNDEFINED);
@@ -299,7 +350,11 @@ fn misplaced_items_and_delimiters_are_malformed() {
         file(ds().raw((0x0008, 0x1140), seq))
     };
     let at = offset_of(&element_in_sequence, &[0x08, 0x00, 0x50, 0x11]);
-    malformed_at(&element_in_sequence, at, "where only items (FFFE,E000) may be");
+    malformed_at(
+        &element_in_sequence,
+        at,
+        "where only items (FFFE,E000) may be",
+    );
 
     let delimiter_in_defined_sequence = {
         let mut seq = header(Enc::ExplicitLe, (0x0008, 0x1140), "SQ", 8);
@@ -307,7 +362,11 @@ fn misplaced_items_and_delimiters_are_malformed() {
         file(ds().raw((0x0008, 0x1140), seq))
     };
     let at = offset_of(&delimiter_in_defined_sequence, &[0xFE, 0xFF, 0xDD, 0xE0]);
-    malformed_at(&delimiter_in_defined_sequence, at, "which has a defined length");
+    malformed_at(
+        &delimiter_in_defined_sequence,
+        at,
+        "which has a defined length",
+    );
 
     let nonzero_delimiter = {
         let mut seq = header(Enc::ExplicitLe, (0x0008, 0x1140), "SQ", UNDEFINED);
@@ -325,7 +384,11 @@ fn misplaced_items_and_delimiters_are_malformed() {
         file(ds().raw((0x0008, 0x1140), seq))
     };
     let at = offset_of(&item_delimiter_in_defined_item, &[0xFE, 0xFF, 0x0D, 0xE0]);
-    malformed_at(&item_delimiter_in_defined_item, at, "closes an item of defined length");
+    malformed_at(
+        &item_delimiter_in_defined_item,
+        at,
+        "closes an item of defined length",
+    );
 }
 
 #[test]
@@ -336,7 +399,11 @@ fn bad_fragments_are_malformed() {
         file(ds().raw(PIXEL_DATA, px))
     };
     let at = offset_of(&undefined_fragment, &[0xFE, 0xFF, 0x00, 0xE0]);
-    malformed_at(&undefined_fragment, at, "Item (FFFE,E000) of length undefined inside encapsulated");
+    malformed_at(
+        &undefined_fragment,
+        at,
+        "Item (FFFE,E000) of length undefined inside encapsulated",
+    );
 
     let element_among_fragments = {
         let mut px = header(Enc::ExplicitLe, PIXEL_DATA, "OB", UNDEFINED);
@@ -344,7 +411,11 @@ fn bad_fragments_are_malformed() {
         file(ds().raw(PIXEL_DATA, px))
     };
     let at = offset_of(&element_among_fragments, &[0x08, 0x00, 0x01, 0x00]);
-    malformed_at(&element_among_fragments, at, "only fragments (FFFE,E000) of defined length");
+    malformed_at(
+        &element_among_fragments,
+        at,
+        "only fragments (FFFE,E000) of defined length",
+    );
 }
 
 #[test]
@@ -381,7 +452,11 @@ fn corrupt_or_overlong_deflate_stream_is_malformed() {
     ] {
         let mut trailing = good.clone();
         trailing.extend(&trailer);
-        malformed_at(&trailing, good.len() as u64, "data follows the end of the deflated dataset");
+        malformed_at(
+            &trailing,
+            good.len() as u64,
+            "data follows the end of the deflated dataset",
+        );
     }
     let mut with_trailer = good.clone();
     with_trailer.extend([0xAB, 0xCD, 0xEF, 0x01]);
@@ -424,7 +499,13 @@ fn missing_routing_attributes_are_named() {
     let mut meta = Meta::new(EXPLICIT_LE);
     meta.sop_instance = String::new();
     let f = part10_with(&meta, &ds().without((0x0008, 0x0018)).bytes());
-    assert!(matches!(refuse(&f), DicomError::MissingAttribute { name: "SOP Instance UID", .. }));
+    assert!(matches!(
+        refuse(&f),
+        DicomError::MissingAttribute {
+            name: "SOP Instance UID",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -432,14 +513,23 @@ fn missing_transfer_syntax_is_named() {
     let mut meta = Meta::new(EXPLICIT_LE);
     meta.ts = String::new();
     let f = part10_with(&meta, &ds().bytes());
-    assert!(matches!(refuse(&f), DicomError::MissingAttribute { name: "Transfer Syntax UID", .. }));
+    assert!(matches!(
+        refuse(&f),
+        DicomError::MissingAttribute {
+            name: "Transfer Syntax UID",
+            ..
+        }
+    ));
 }
 
 // --- Inconsistent ---------------------------------------------------------------------------
 
 #[test]
 fn dataset_and_meta_uids_must_agree() {
-    for (tag, name) in [((0x0008, 0x0018), "SOP Instance UID"), ((0x0008, 0x0016), "SOP Class UID")] {
+    for (tag, name) in [
+        ((0x0008, 0x0018), "SOP Instance UID"),
+        ((0x0008, 0x0016), "SOP Class UID"),
+    ] {
         let f = file(ds().text(tag, "UI", "1.2.3.999").pixels(10));
         let at = offset_of(&f, &[0x08, 0x00, tag.1 as u8, 0x00]);
         match refuse(&f) {
@@ -462,7 +552,10 @@ fn limits_are_enforced() {
         f(&mut l);
         l
     };
-    let long_name = file(ds().text((0x0010, 0x0010), "PN", &"A".repeat(200)).pixels(10));
+    let long_name = file(
+        ds().text((0x0010, 0x0010), "PN", &"A".repeat(200))
+            .pixels(10),
+    );
     let e = walk_by(&long_name, limits(|l| l.max_attribute_len = 64), || 100).unwrap_err();
     assert!(
         matches!(&e, DicomError::TooLarge { what, limit: 64, .. } if what == "Patient's Name (0010,0010) declares 200 bytes"),
@@ -496,7 +589,10 @@ fn non_standard_transfer_syntax_is_unsupported() {
     let f = part10("1.2.840.113619.5.2", &ds().bytes());
     match refuse(&f) {
         DicomError::Unsupported { what } => {
-            assert!(what.contains("\"1.2.840.113619.5.2\" is not a standard DICOM transfer syntax"), "{what}");
+            assert!(
+                what.contains("\"1.2.840.113619.5.2\" is not a standard DICOM transfer syntax"),
+                "{what}"
+            );
         }
         other => panic!("{other}"),
     }

@@ -14,28 +14,28 @@ use yilian_dicom::{inspect_file, validate_file, DicomError, Metadata};
 /// Samples that must validate and match dicom-object: every transfer syntax family, nested
 /// sequences, multi-frame, waveform, SR, GB18030 and UTF-8 names.
 const VALID: &[&str] = &[
-    "CT_small.dcm",               // explicit VR LE, CT
-    "MR_small.dcm",               // explicit VR LE, MR
-    "MR_small_implicit.dcm",      // implicit VR LE
-    "MR_small_bigendian.dcm",     // explicit VR BE (emri_small_big_endian.dcm is not bundled)
-    "MR_small_expb.dcm",          // explicit VR BE
-    "ExplVR_BigEnd.dcm",          // explicit VR BE, US
-    "MR_small_RLE.dcm",           // RLE, encapsulated
-    "JPEG2000.dcm",               // JPEG 2000, encapsulated
+    "CT_small.dcm",                             // explicit VR LE, CT
+    "MR_small.dcm",                             // explicit VR LE, MR
+    "MR_small_implicit.dcm",                    // implicit VR LE
+    "MR_small_bigendian.dcm", // explicit VR BE (emri_small_big_endian.dcm is not bundled)
+    "MR_small_expb.dcm",      // explicit VR BE
+    "ExplVR_BigEnd.dcm",      // explicit VR BE, US
+    "MR_small_RLE.dcm",       // RLE, encapsulated
+    "JPEG2000.dcm",           // JPEG 2000, encapsulated
     "JPEG2000-embedded-sequence-delimiter.dcm", // a fragment that contains delimiter-like bytes
     "MR_small_jpeg_ls_lossless.dcm",
-    "examples_ybr_color.dcm",     // US multi-frame JPEG
+    "examples_ybr_color.dcm", // US multi-frame JPEG
     "examples_jpeg2k.dcm",
-    "image_dfl.dcm",              // deflated, with a gzip-style trailer
-    "waveform_ecg.dcm",           // 12-lead ECG, no pixel data
-    "liver_1frame.dcm",           // SEG: deep sequences
+    "image_dfl.dcm",    // deflated, with a gzip-style trailer
+    "waveform_ecg.dcm", // 12-lead ECG, no pixel data
+    "liver_1frame.dcm", // SEG: deep sequences
     "liver_expb_1frame.dcm",
-    "test-SR.dcm",                // SR: content tree of nested sequences, no pixel data
+    "test-SR.dcm", // SR: content tree of nested sequences, no pixel data
     "MR_small_padded.dcm",
     "SC_rgb_small_odd.dcm",
     "rtdose_rle.dcm",
-    "chrX1.dcm",                  // ISO_IR 192
-    "chrX2.dcm",                  // GB18030
+    "chrX1.dcm", // ISO_IR 192
+    "chrX2.dcm", // GB18030
 ];
 
 /// Anonymised samples whose dataset SOP Instance UID was changed but not the file meta's
@@ -58,7 +58,8 @@ fn file_name(path: &Path) -> String {
 }
 
 fn oracle_ok(path: &Path) -> Expected {
-    oracle::read(path).unwrap_or_else(|e| panic!("dicom-object cannot read {}: {e}", path.display()))
+    oracle::read(path)
+        .unwrap_or_else(|e| panic!("dicom-object cannot read {}: {e}", path.display()))
 }
 
 #[test]
@@ -69,7 +70,10 @@ fn named_samples_validate_and_match_dicom_object() {
         let md = validate_file(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
         expected.assert_matches(&md, name);
         let inspected = inspect_file(&path).unwrap_or_else(|e| panic!("{name}: inspect: {e}"));
-        assert_eq!(inspected, md, "{name}: inspect_file and validate_file agree");
+        assert_eq!(
+            inspected, md,
+            "{name}: inspect_file and validate_file agree"
+        );
         let bytes = std::fs::read(&path).expect("read sample");
         if let Some(pixel) = md.pixel_data.filter(|_| *name != "image_dfl.dcm") {
             // The offset points just past a Pixel Data header.
@@ -79,8 +83,16 @@ fn named_samples_validate_and_match_dicom_object() {
             } else {
                 &[0xE0, 0x7F, 0x10, 0x00]
             };
-            let header_len = if md.transfer_syntax == "1.2.840.10008.1.2" { 8 } else { 12 };
-            assert_eq!(&bytes[at - header_len..at - header_len + 4], header_tag, "{name}");
+            let header_len = if md.transfer_syntax == "1.2.840.10008.1.2" {
+                8
+            } else {
+                12
+            };
+            assert_eq!(
+                &bytes[at - header_len..at - header_len + 4],
+                header_tag,
+                "{name}"
+            );
             if let Some(len) = pixel.length {
                 assert!(pixel.value_offset + len <= bytes.len() as u64, "{name}");
             }
@@ -92,7 +104,10 @@ fn named_samples_validate_and_match_dicom_object() {
 fn named_samples_have_the_expected_shape() {
     let md = |name: &str| validate_file(&sample(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     let us = md("examples_ybr_color.dcm");
-    assert_eq!((us.modality.as_str(), us.number_of_frames), ("US", Some(30)));
+    assert_eq!(
+        (us.modality.as_str(), us.number_of_frames),
+        ("US", Some(30))
+    );
     assert_eq!(us.pixel_data.map(|p| p.length), Some(None), "encapsulated");
     let ecg = md("waveform_ecg.dcm");
     assert_eq!((ecg.modality.as_str(), ecg.pixel_data), ("ECG", None));
@@ -105,28 +120,41 @@ fn named_samples_have_the_expected_shape() {
     assert_eq!(x1.patient.name.expose(), "Wang^XiaoDong=王^小東=");
 }
 
+/// Whether a walker result is the one expected.
+type Check = fn(&Result<Metadata, DicomError>) -> bool;
+
 /// Every bundled file: where dicom-object reads a routable file, the walker must read the same
 /// metadata; where dicom-object reads a file without routing attributes, the walker must refuse
 /// it as MissingAttribute; where dicom-object fails, the walker must refuse too.
 #[test]
 fn every_sample_agrees_with_dicom_object() {
     // Exceptions, each checked: (file, expected outcome).
-    let special: &[(&str, fn(&Result<Metadata, DicomError>) -> bool)] = &[
+    let special: &[(&str, Check)] = &[
         // dicom-object reads up to Pixel Data only; the Pixel Data is cut short.
-        ("MR_truncated.dcm", |r| matches!(r, Err(DicomError::Truncated { .. }))),
-        // A private element of odd length (9 bytes).
-        ("nested_priv_SQ.dcm", |r| {
-            matches!(r, Err(DicomError::Malformed { reason, .. }) if reason.contains("odd length"))
+        ("MR_truncated.dcm", |r| {
+            matches!(r, Err(DicomError::Truncated { .. }))
         }),
+        // A private element of odd length (9 bytes).
+        (
+            "nested_priv_SQ.dcm",
+            |r| matches!(r, Err(DicomError::Malformed { reason, .. }) if reason.contains("odd length")),
+        ),
         // dicom-object takes tens of seconds to fail on the next two, so they are not asked.
         // Implicit VR data in a file that declares JPEG Baseline (explicit VR).
-        ("SC_rgb_jpeg.dcm", |r| {
-            matches!(r, Err(DicomError::Malformed { reason, .. }) if reason.contains("does not exist"))
-        }),
+        (
+            "SC_rgb_jpeg.dcm",
+            |r| matches!(r, Err(DicomError::Malformed { reason, .. }) if reason.contains("does not exist")),
+        ),
         // UN elements of undefined length holding implicit VR sequences (CP-246): the walker
         // walks them; the file has no Study Instance UID.
         ("UN_sequence.dcm", |r| {
-            matches!(r, Err(DicomError::MissingAttribute { name: "Study Instance UID", .. }))
+            matches!(
+                r,
+                Err(DicomError::MissingAttribute {
+                    name: "Study Instance UID",
+                    ..
+                })
+            )
         }),
     ];
     let mut matched = 0;
@@ -139,12 +167,16 @@ fn every_sample_agrees_with_dicom_object() {
             continue;
         }
         if META_MISMATCH.contains(&name.as_str()) {
-            assert!(matches!(got, Err(DicomError::Inconsistent { .. })), "{name}");
+            assert!(
+                matches!(got, Err(DicomError::Inconsistent { .. })),
+                "{name}"
+            );
             continue;
         }
         match oracle::read(&path) {
             Ok(expected) if expected.routable() => {
-                let md = got.unwrap_or_else(|e| panic!("{name}: dicom-object reads it, walker: {e}"));
+                let md =
+                    got.unwrap_or_else(|e| panic!("{name}: dicom-object reads it, walker: {e}"));
                 expected.assert_matches(&md, &name);
                 matched += 1;
             }
@@ -157,13 +189,22 @@ fn every_sample_agrees_with_dicom_object() {
                 refused_like_oracle += 1;
             }
             Err(oracle_error) => {
-                assert!(got.is_err(), "{name}: dicom-object refuses it ({oracle_error}), walker accepts");
+                assert!(
+                    got.is_err(),
+                    "{name}: dicom-object refuses it ({oracle_error}), walker accepts"
+                );
                 refused_like_oracle += 1;
             }
         }
     }
-    assert!(matched >= 130, "only {matched} samples matched dicom-object");
-    assert!(refused_like_oracle >= 30, "only {refused_like_oracle} refusals checked");
+    assert!(
+        matched >= 130,
+        "only {matched} samples matched dicom-object"
+    );
+    assert!(
+        refused_like_oracle >= 30,
+        "only {refused_like_oracle} refusals checked"
+    );
 }
 
 /// Replaces the file meta's SOP Instance UID with the dataset's (same length), in a copy.
@@ -201,8 +242,10 @@ fn meta_mismatch_samples_are_inconsistent_and_match_once_repaired() {
         let path = sample(name);
         match validate_file(&path) {
             Err(DicomError::Inconsistent { what, .. }) => assert!(
-                what.starts_with("SOP Instance UID (0008,0018) in the dataset differs from Media \
-                                  Storage SOP Instance UID (0002,0003)"),
+                what.starts_with(
+                    "SOP Instance UID (0008,0018) in the dataset differs from Media \
+                                  Storage SOP Instance UID (0002,0003)"
+                ),
                 "{name}: {what}"
             ),
             other => panic!("{name}: expected Inconsistent, got {other:?}"),
@@ -222,12 +265,18 @@ fn bad_vr_sample() {
     // badVR.dcm (an RT Dose) has two faults: its dataset SOP Instance UID differs from the file
     // meta's, and its Number of Frames (0028,0008) is "1A". Its VR bytes are all valid.
     let path = sample("badVR.dcm");
-    assert!(matches!(validate_file(&path), Err(DicomError::Inconsistent { .. })));
+    assert!(matches!(
+        validate_file(&path),
+        Err(DicomError::Inconsistent { .. })
+    ));
     let dir = tempfile::tempdir().expect("tempdir");
     match validate_file(&repaired(&path, dir.path())) {
         Err(DicomError::Malformed { offset, reason }) => {
             assert_eq!(offset, 1000, "the (0028,0008) element");
-            assert!(reason.contains("Number of Frames (0028,0008) is \"1A\""), "{reason}");
+            assert!(
+                reason.contains("Number of Frames (0028,0008) is \"1A\""),
+                "{reason}"
+            );
         }
         other => panic!("expected Malformed, got {other:?}"),
     }
@@ -241,19 +290,43 @@ fn truncated_and_headerless_samples_are_refused() {
         "truncated: the file ends at byte {len} inside Pixel Data (7FE0,0010), which declares \
          8192 bytes — the copy is incomplete; send the original again"
     );
-    assert_eq!(validate_file(&path).map_err(|e| e.to_string()).err(), Some(expected.clone()));
+    assert_eq!(
+        validate_file(&path).map_err(|e| e.to_string()).err(),
+        Some(expected.clone())
+    );
     // inspect_file sees from the header alone that Pixel Data cannot fit.
-    assert_eq!(inspect_file(&path).map_err(|e| e.to_string()).err(), Some(expected));
+    assert_eq!(
+        inspect_file(&path).map_err(|e| e.to_string()).err(),
+        Some(expected)
+    );
 
-    for name in ["no_meta.dcm", "ExplVR_LitEndNoMeta.dcm", "ExplVR_BigEndNoMeta.dcm"] {
+    for name in [
+        "no_meta.dcm",
+        "ExplVR_LitEndNoMeta.dcm",
+        "ExplVR_BigEndNoMeta.dcm",
+    ] {
         let e = validate_file(&sample(name)).unwrap_err();
         assert!(matches!(e, DicomError::NotDicom { .. }), "{name}: {e}");
-        assert!(e.to_string().starts_with("not a DICOM file: no \"DICM\" marker at byte 128"));
+        assert!(e
+            .to_string()
+            .starts_with("not a DICOM file: no \"DICM\" marker at byte 128"));
     }
     let e = validate_file(&sample("meta_missing_tsyntax.dcm")).unwrap_err();
-    assert!(matches!(e, DicomError::MissingAttribute { name: "Transfer Syntax UID", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            DicomError::MissingAttribute {
+                name: "Transfer Syntax UID",
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = validate_file(&sample("SC_rgb_jpeg.dcm")).unwrap_err();
-    assert!(matches!(&e, DicomError::Malformed { reason, .. } if reason.contains("does not exist")), "{e}");
+    assert!(
+        matches!(&e, DicomError::Malformed { reason, .. } if reason.contains("does not exist")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -261,7 +334,11 @@ fn chrx2_debug_leaks_no_patient_data() {
     let md = validate_file(&sample("chrX2.dcm")).expect("chrX2");
     assert_eq!(md.patient.name.expose(), "Wang^XiaoDong=王^小东=");
     assert_eq!(md.patient.id.expose(), "X2EXAMPLE");
-    for text in [format!("{md:?}"), format!("{md:#?}"), format!("{:?}", md.patient)] {
+    for text in [
+        format!("{md:?}"),
+        format!("{md:#?}"),
+        format!("{:?}", md.patient),
+    ] {
         for part in ["王", "小", "东", "Wang", "XiaoDong", "X2EXAMPLE", "X2EX"] {
             assert!(!text.contains(part), "{part:?} leaked into {text}");
         }
@@ -287,21 +364,38 @@ fn expect_cut(bytes: &[u8], lay: &Layout, full: &Metadata, cut: usize, what: &st
         .find(|e| e.tag == (0x7FE0, 0x0010))
         .map(|e| e.end);
     match got {
-        _ if cut < 132 => assert!(matches!(got, Err(DicomError::NotDicom { .. })), "{what} @{cut}"),
+        _ if cut < 132 => assert!(
+            matches!(got, Err(DicomError::NotDicom { .. })),
+            "{what} @{cut}"
+        ),
         Ok(md) => {
-            assert!(at_boundary && cut >= routing_end, "{what}: cut at {cut} accepted");
+            assert!(
+                at_boundary && cut >= routing_end,
+                "{what}: cut at {cut} accepted"
+            );
             assert_eq!(md.study_instance_uid, full.study_instance_uid);
             assert_eq!(md.series_instance_uid, full.series_instance_uid);
             assert_eq!(md.sop_instance_uid, full.sop_instance_uid);
             assert_eq!(md.modality, full.modality);
             let pixel_passed = pixel_end.is_some_and(|end| cut >= end);
-            assert_eq!(md.pixel_data, full.pixel_data.filter(|_| pixel_passed), "{what} @{cut}");
+            assert_eq!(
+                md.pixel_data,
+                full.pixel_data.filter(|_| pixel_passed),
+                "{what} @{cut}"
+            );
         }
         Err(DicomError::MissingAttribute { .. }) => {
-            assert!(at_boundary && cut < routing_end, "{what}: cut at {cut}: {:?}", got.err())
+            assert!(
+                at_boundary && cut < routing_end,
+                "{what}: cut at {cut}: {:?}",
+                got.err()
+            )
         }
         Err(DicomError::Truncated { offset, .. }) => {
-            assert!(!at_boundary || cut < lay.meta_end, "{what}: cut at boundary {cut} truncated");
+            assert!(
+                !at_boundary || cut < lay.meta_end,
+                "{what}: cut at boundary {cut} truncated"
+            );
             assert_eq!(offset, cut as u64);
         }
         Err(e) => panic!("{what}: cut at {cut}: unexpected {e}"),
@@ -324,7 +418,12 @@ fn cut_copies_are_refused_except_at_top_level_boundaries() {
         let full = walk(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let lay = layout(&bytes);
         let mut cuts: Vec<usize> = (0..bytes.len()).step_by(97).collect();
-        cuts.extend(lay.elements.iter().map(|e| e.end).filter(|&e| e < bytes.len()));
+        cuts.extend(
+            lay.elements
+                .iter()
+                .map(|e| e.end)
+                .filter(|&e| e < bytes.len()),
+        );
         cuts.extend(lay.elements.iter().map(|e| e.start + 1));
         cuts.push(lay.meta_end);
         for cut in cuts {
@@ -354,11 +453,17 @@ fn a_copy_cut_before_pixel_data_passes_the_walker_and_inspect_file() {
 
     let inside = dir.path().join("inside.dcm");
     std::fs::write(&inside, &bytes[..pixel.start + 20]).expect("write");
-    assert!(matches!(validate_file(&inside), Err(DicomError::Truncated { .. })));
+    assert!(matches!(
+        validate_file(&inside),
+        Err(DicomError::Truncated { .. })
+    ));
     match inspect_file(&inside) {
         Err(DicomError::Truncated { offset, inside }) => {
             assert_eq!(offset, pixel.start as u64 + 20);
-            assert_eq!(inside, "inside Pixel Data (7FE0,0010), which declares 32768 bytes");
+            assert_eq!(
+                inside,
+                "inside Pixel Data (7FE0,0010), which declares 32768 bytes"
+            );
         }
         other => panic!("{other:?}"),
     }

@@ -52,7 +52,10 @@ fn native_pixel_data_in_every_uncompressed_syntax() {
 fn deflated_dataset_is_inflated_on_the_fly() {
     let file = sample(DEFLATED, 5000);
     let plain = sample(EXPLICIT_LE, 5000);
-    assert!(file.len() < plain.len(), "the test file really is compressed");
+    assert!(
+        file.len() < plain.len(),
+        "the test file really is compressed"
+    );
     for size in [1, 7, 100, 4096, usize::MAX] {
         let md = ok(walk_chunked(&file, size), "deflated");
         assert_routing(&md, DEFLATED);
@@ -67,7 +70,13 @@ fn deflated_dataset_is_inflated_on_the_fly() {
 
 #[test]
 fn file_meta_without_group_length_in_every_syntax() {
-    for ts in [IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE, DEFLATED, JPEG_BASELINE] {
+    for ts in [
+        IMPLICIT_LE,
+        EXPLICIT_LE,
+        EXPLICIT_BE,
+        DEFLATED,
+        JPEG_BASELINE,
+    ] {
         let enc = Enc::of(if ts == DEFLATED { EXPLICIT_LE } else { ts });
         let ds = routing(enc).pixels(64).bytes();
         let file = part10_with(&Meta::new(ts).without_group_length(), &ds);
@@ -81,7 +90,12 @@ fn file_meta_without_group_length_in_every_syntax() {
 
 #[test]
 fn encapsulated_pixel_data_in_compressed_syntaxes() {
-    for ts in [JPEG_BASELINE, RLE, "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201"] {
+    for ts in [
+        JPEG_BASELINE,
+        RLE,
+        "1.2.840.10008.1.2.4.91",
+        "1.2.840.10008.1.2.4.201",
+    ] {
         let frames: [&[u8]; 3] = [&[0xFF, 0xD8, 1, 2, 0xFF, 0xD9], &[9; 1000], &[7; 2]];
         let ds = routing(Enc::ExplicitLe).encapsulated(PIXEL_DATA, &frames);
         let file = part10(ts, &ds.bytes());
@@ -139,7 +153,10 @@ fn un_sequence_of_undefined_length_is_read_as_implicit_vr() {
             .text((0x0009, 0x0010), "LO", "PRIVATE CREATOR")
             .seq(
                 (0x0009, 0x1001),
-                vec![item(Ds::new(Enc::Implicit).text((0x0009, 0x1002), "LO", "x"), false)],
+                vec![item(
+                    Ds::new(Enc::Implicit).text((0x0009, 0x1002), "LO", "x"),
+                    false,
+                )],
                 false,
             );
         let ds = routing(Enc::of(ts))
@@ -173,10 +190,16 @@ fn metadata_appears_when_the_pixel_data_header_is_read() {
     // Everything up to the last byte of the Pixel Data header: not yet.
     w.feed(&file[..pixel_value - 1]).expect("header");
     assert!(w.metadata().is_none());
-    w.feed(&file[pixel_value - 1..pixel_value]).expect("header end");
-    let md = w.metadata().expect("metadata once the Pixel Data header is in");
+    w.feed(&file[pixel_value - 1..pixel_value])
+        .expect("header end");
+    let md = w
+        .metadata()
+        .expect("metadata once the Pixel Data header is in");
     assert_routing(md, EXPLICIT_LE);
-    assert_eq!(md.pixel_data.map(|p| p.value_offset), Some(pixel_value as u64));
+    assert_eq!(
+        md.pixel_data.map(|p| p.value_offset),
+        Some(pixel_value as u64)
+    );
     w.feed(&file[pixel_value..]).expect("pixels");
     assert_eq!(w.position(), file.len() as u64);
     assert_routing(&w.finish().expect("complete"), EXPLICIT_LE);
@@ -207,7 +230,10 @@ fn metadata_without_any_element_past_0028_comes_from_finish() {
     let file = part10(EXPLICIT_LE, &routing(Enc::ExplicitLe).bytes());
     let mut w = Walker::new(Limits::default());
     w.feed(&file).expect("all");
-    assert!(w.metadata().is_none(), "the walker cannot know nothing more comes");
+    assert!(
+        w.metadata().is_none(),
+        "the walker cannot know nothing more comes"
+    );
     assert_routing(&w.finish().expect("complete"), EXPLICIT_LE);
 }
 
@@ -224,7 +250,11 @@ fn padding_after_pixel_data_is_accepted() {
 fn values_are_trimmed_and_meta_uids_fill_in() {
     let ds = routing(Enc::ExplicitLe)
         .without((0x0008, 0x0016))
-        .elem((0x0008, 0x0018), "UI", format!("{SOP_INSTANCE} ").as_bytes())
+        .elem(
+            (0x0008, 0x0018),
+            "UI",
+            format!("{SOP_INSTANCE} ").as_bytes(),
+        )
         .elem((0x0008, 0x0060), "CS", b" MR ")
         .elem((0x0018, 0x0015), "CS", b"    ")
         .elem((0x0028, 0x0008), "IS", b"+12 ");

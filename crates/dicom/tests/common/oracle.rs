@@ -44,7 +44,9 @@ pub fn read(path: &Path) -> Result<Expected, String> {
     // An element read with VR UN (e.g. after a private-syntax conversion) comes as bytes.
     let as_text = |e: &dicom_object::mem::InMemElement| -> Option<String> {
         if e.vr() == VR::UN {
-            e.to_bytes().ok().map(|b| String::from_utf8_lossy(&b).into_owned())
+            e.to_bytes()
+                .ok()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
         } else {
             e.to_str().ok().map(|s| s.into_owned())
         }
@@ -92,20 +94,35 @@ impl Expected {
 
     /// Panics with a readable diff if the walker's metadata differs.
     pub fn assert_matches(&self, md: &Metadata, what: &str) {
-        assert_eq!(md.transfer_syntax, self.transfer_syntax, "{what}: transfer syntax");
-        assert_eq!(Some(&md.sop_class_uid), self.sop_class_uid.as_ref(), "{what}: SOP class");
+        assert_eq!(
+            md.transfer_syntax, self.transfer_syntax,
+            "{what}: transfer syntax"
+        );
+        assert_eq!(
+            Some(&md.sop_class_uid),
+            self.sop_class_uid.as_ref(),
+            "{what}: SOP class"
+        );
         assert_eq!(
             Some(&md.sop_instance_uid),
             self.sop_instance_uid.as_ref(),
             "{what}: SOP instance"
         );
-        assert_eq!(Some(&md.study_instance_uid), self.study_instance_uid.as_ref(), "{what}: study");
+        assert_eq!(
+            Some(&md.study_instance_uid),
+            self.study_instance_uid.as_ref(),
+            "{what}: study"
+        );
         assert_eq!(
             Some(&md.series_instance_uid),
             self.series_instance_uid.as_ref(),
             "{what}: series"
         );
-        assert_eq!(Some(&md.modality), self.modality.as_ref(), "{what}: modality");
+        assert_eq!(
+            Some(&md.modality),
+            self.modality.as_ref(),
+            "{what}: modality"
+        );
         assert_eq!(md.body_part, self.body_part, "{what}: body part");
         assert_eq!(
             md.number_of_frames.map(|n| n.to_string()),

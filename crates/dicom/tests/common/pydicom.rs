@@ -13,7 +13,9 @@ fn python(code: &str) -> String {
         .arg("-c")
         .arg(code)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {python} ({e}); the sample files come from pydicom: {INSTALL}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python} ({e}); the sample files come from pydicom: {INSTALL}")
+        });
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
