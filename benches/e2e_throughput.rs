@@ -1120,12 +1120,12 @@ fn print_run_line(name: &str, s: &Sample) {
         String::new()
     };
     println!(
-        "    {name:<36} {:>9.1} MB in {:>7.3} s = {:>7.1} MB/s (cpu: this process {:.2}, machine {:.2} cores; udp drops {:.1}%{extra})",
+        "    {name:<44} {:>9.1} MB in {:>7.3} s = {:>7.1} MB/s (cores: this process {:.2}, others {:.2}; udp drops {:.1}%{extra})",
         s.bytes as f64 * s.copies as f64 / MB,
         s.secs,
         s.bytes as f64 * s.copies as f64 / MB / s.secs,
         s.cpu / s.secs,
-        s.machine_cores,
+        (s.machine_cores - s.cpu / s.secs).max(0.0),
         drop_percent(s),
     );
 }
@@ -1171,29 +1171,36 @@ fn report(args: &Args, scenarios: &[Scenario]) {
         "== summary: median of {} run(s); MB = 10^6 bytes; ×raw = ratio to raw quinn (default sockets, as yilian) in the same run",
         args.runs
     );
-    println!("   cores: CPU of this process / machine-wide busy cores (2 = all), udp%: datagrams dropped by full socket buffers");
     println!(
-        "{:<42} {:>9} {:>8} {:>8} {:>8} {:>8} {:>5} {:>5} {:>6} {:>15}",
+        "   cpu s/GB: CPU seconds of this process (sender, relay, readers) per GB of the line; cores: its busy cores;"
+    );
+    println!(
+        "   other: busy cores of everything else on the machine (noise); udp%: datagrams dropped by full socket buffers"
+    );
+    println!(
+        "{:<42} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5} {:>5} {:>5} {:>15}",
         "scenario",
         "MB",
         "s",
         "MB/s",
         "×raw1hop",
         "×raw2hop",
+        "cpu s/GB",
         "cores",
-        "mach",
+        "other",
         "udp%",
         "MB/s min–max"
     );
     let line = |name: &str, mb: f64, m: &Sample, spread: (f64, f64)| {
         let mbps = mb / m.secs;
         println!(
-            "{name:<42} {mb:>9.1} {:>8.3} {mbps:>8.1} {:>8} {:>8} {:>5.2} {:>5.2} {:>6.1} {:>15}",
+            "{name:<42} {mb:>9.1} {:>8.3} {mbps:>8.1} {:>8} {:>8} {:>8.2} {:>5.2} {:>5.2} {:>5.1} {:>15}",
             m.secs,
             ratio(mbps, raw1),
             ratio(mbps, raw2),
+            m.cpu / (mb / 1000.0),
             m.cpu / m.secs,
-            m.machine_cores,
+            (m.machine_cores - m.cpu / m.secs).max(0.0),
             drop_percent(m),
             format!("{:.1}–{:.1}", spread.0, spread.1),
         );

@@ -37,7 +37,7 @@ impl Pki {
             let pid = PeerIdentity {
                 name: id.name.clone(),
                 site: id.site.clone(),
-                role: id.role.as_str().parse().unwrap(),
+                role: id.role,
                 department: id.department.clone(),
             };
             pki.issue(&pid, &pid.name.clone(), false);

@@ -26,6 +26,7 @@ const VALID: &[&str] = &[
     "MR_small_jpeg_ls_lossless.dcm",
     "examples_ybr_color.dcm", // US multi-frame JPEG
     "examples_jpeg2k.dcm",
+    "examples_overlay.dcm",       // overlay data before Pixel Data
     "image_dfl.dcm",    // deflated, with a gzip-style trailer
     "waveform_ecg.dcm", // 12-lead ECG, no pixel data
     "liver_1frame.dcm", // SEG: deep sequences

@@ -184,9 +184,7 @@ async fn admit(ctx: Arc<Ctx>, incoming: quinn::Incoming) {
         }
     };
     let known = ctx.config.topology.identity(&peer.name).is_some_and(|id| {
-        id.site == peer.site
-            && id.role.as_str() == peer.role.to_string()
-            && id.department == peer.department
+        id.site == peer.site && id.role == peer.role && id.department == peer.department
     });
     if !known {
         Metrics::add(&ctx.metrics.connections_refused, 1);

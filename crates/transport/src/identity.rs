@@ -7,7 +7,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use rustls_pki_types::CertificateDer;
-use serde::{Deserialize, Serialize};
 use x509_parser::extensions::GeneralName;
 
 use crate::error::IdentityError;
@@ -15,48 +14,9 @@ use crate::error::IdentityError;
 /// Prefix of every yilian peer URI.
 pub const SAN_URI_PREFIX: &str = "urn:yilian:peer:";
 
-/// What a peer does in the alliance.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// An imaging modality, ECG cart or gateway that sends studies and live ECG.
-    Device,
-    /// A specialist's workstation that receives what is routed to its site/department.
-    Reader,
-    /// A yilian relay (county, provincial, township gateway): the only role a client connects to.
-    Relay,
-}
-
-impl Role {
-    /// Every role, in a stable order.
-    pub const ALL: [Role; 3] = [Role::Device, Role::Reader, Role::Relay];
-
-    /// The lowercase name used in URIs, topology files and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Device => "device",
-            Role::Reader => "reader",
-            Role::Relay => "relay",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = IdentityError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| IdentityError::UnknownRole(s.to_string()))
-    }
-}
+/// What a peer does in the alliance: the topology's role type, so that what a certificate says
+/// and what the topology declares are compared as one type.
+pub use yilian_route::Role;
 
 /// The authenticated identity of a peer, as issued by the alliance CA.
 ///
@@ -124,7 +84,9 @@ impl PeerIdentity {
             [name, site, role, dept] => (*name, *site, *role, Some(*dept)),
             _ => return Err(IdentityError::MalformedUri(uri.to_string())),
         };
-        let role = role.parse()?;
+        let role = role
+            .parse::<Role>()
+            .map_err(|e| IdentityError::UnknownRole(e.value))?;
         PeerIdentity::new(name, site, role, department)
     }
 
