@@ -218,8 +218,9 @@ impl Proc {
         ProcStatus::read(self.pid)
     }
 
-    /// Reap the child if it exited: (exit code, peak RSS in bytes from the kernel's rusage).
-    fn try_reap(&mut self) -> Option<(i32, u64)> {
+    /// Reap the child if it exited: (exit code, peak RSS in bytes, CPU seconds) from the
+    /// kernel's rusage.
+    fn try_reap(&mut self) -> Option<(i32, u64, f64)> {
         self.child.as_ref()?;
         let mut status = 0;
         // SAFETY: wait4 writes into the zeroed rusage we pass; `pid` is our own child, not
@@ -235,7 +236,12 @@ impl Proc {
         } else {
             -1
         };
-        Some((code, ru.ru_maxrss as u64 * 1024))
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Some((
+            code,
+            ru.ru_maxrss as u64 * 1024,
+            tv(ru.ru_utime) + tv(ru.ru_stime),
+        ))
     }
 
     /// SIGTERM, then SIGKILL after `grace`.
@@ -274,11 +280,13 @@ impl Drop for Proc {
     }
 }
 
-/// VmRSS and VmHWM of a live process.
+/// VmRSS, VmHWM and CPU time of a live process.
 #[derive(Clone, Copy, Debug)]
 struct ProcStatus {
     rss: u64,
     hwm: u64,
+    /// User + system CPU seconds so far.
+    cpu: f64,
 }
 
 impl ProcStatus {
@@ -289,9 +297,17 @@ impl ProcStatus {
             let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
             Some(kb * 1024)
         };
+        // /proc/<pid>/stat: utime and stime are fields 14 and 15, in clock ticks.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
         Some(ProcStatus {
             rss: field("VmRSS:")?,
             hwm: field("VmHWM:")?,
+            cpu: ticks as f64 / hz,
         })
     }
 }
@@ -411,7 +427,8 @@ fn streaming(base: &Path, pki: &Path, size_mib: u64) -> Result<()> {
     let deadline = t0 + Duration::from_secs(300) + Duration::from_secs(size_mib / 5);
     // (seconds, relay, reader, sender) RSS samples.
     let mut samples: Vec<(f64, u64, u64, u64)> = Vec::new();
-    let mut sender_done: Option<(i32, u64, f64)> = None;
+    // (peak RSS, CPU seconds, when)
+    let mut sender_done: Option<(u64, f64, f64)> = None;
     let mut delivered_at: Option<f64> = None;
     let mut relay_max = baseline.rss;
     loop {
@@ -423,11 +440,11 @@ fn streaming(base: &Path, pki: &Path, size_mib: u64) -> Result<()> {
         relay_max = relay_max.max(r_rss);
         samples.push((now, r_rss, rd.map_or(0, |s| s.rss), sd.map_or(0, |s| s.rss)));
         if sender_done.is_none() {
-            if let Some((code, peak)) = sender.try_reap() {
+            if let Some((code, peak, cpu)) = sender.try_reap() {
                 if code != 0 {
                     bail!("yilian send failed (exit {code}):\n{}", sender.log_tail());
                 }
-                sender_done = Some((code, peak, now));
+                sender_done = Some((peak, cpu, now));
             }
         }
         if delivered_at.is_none()
@@ -460,7 +477,7 @@ fn streaming(base: &Path, pki: &Path, size_mib: u64) -> Result<()> {
     std::thread::sleep(Duration::from_millis(500));
     let relay_end = relay.proc.status().ok_or_else(|| anyhow!("relay died"))?;
     let reader_end = reader.status().ok_or_else(|| anyhow!("reader died"))?;
-    let (_, sender_peak, sender_secs) = sender_done.unwrap_or_default();
+    let (sender_peak, sender_cpu, sender_secs) = sender_done.unwrap_or_default();
     let delivered_secs = delivered_at.unwrap_or_default();
     reader.terminate(Duration::from_secs(5));
     relay.proc.terminate(Duration::from_secs(10));
@@ -528,6 +545,14 @@ fn streaming(base: &Path, pki: &Path, size_mib: u64) -> Result<()> {
     println!(
         "sender (yilian send, child):      peak RSS (ru_maxrss) {:.1} MiB",
         mib(sender_peak)
+    );
+    let gb = large.size as f64 / 1e9;
+    println!();
+    println!(
+        "CPU seconds per GB (separate processes, each on the same 2 cores): sender {:.2}, relay {:.2} (ingest + spool + 1 delivery), reader {:.2}",
+        sender_cpu / gb,
+        (relay_end.cpu - baseline.cpu) / gb,
+        (reader_end.cpu - reader_base.cpu) / gb,
     );
     ensure!(ok_hash, "the reader's copy differs from the original");
     drop(dir);

@@ -372,7 +372,8 @@ pub async fn raw_upload(
     let mut buf = vec![0u8; 65536];
     loop {
         while let Some(f) = s.poll_transmit() {
-            send.write_chunk(f).await.unwrap();
+            // The relay may already have refused and stopped the stream: its reply says why.
+            let _ = send.write_chunk(f).await;
         }
         if let Some(ev) = s.poll_event() {
             match ev {
