@@ -60,6 +60,7 @@ fuzz_target!(|input: &[u8]| {
             max_header_len: 256 + (seed >> 8) % 4096,
             max_attribute_len: 8 + ((seed >> 24) % 64) as u32,
             max_depth: 1 + ((seed >> 32) % 4) as u32,
+            meta_must_match: seed & 2 == 2,
         }
     };
     let whole = walk(data, &limits, None);

@@ -83,7 +83,9 @@ pub(crate) fn refused_for_good(e: &quinn::ConnectionError) -> bool {
             let code = c.error_code.into_inner();
             code != 0 && code != u64::from(RELAY_SHUTDOWN)
         }
-        quinn::ConnectionError::ConnectionClosed(_) | quinn::ConnectionError::VersionMismatch => true,
+        quinn::ConnectionError::ConnectionClosed(_) | quinn::ConnectionError::VersionMismatch => {
+            true
+        }
         _ => false,
     }
 }

@@ -19,6 +19,11 @@ pub struct Limits {
     pub max_attribute_len: u32,
     /// Deepest nesting of sequences. Default 16.
     pub max_depth: u32,
+    /// Refuse a file whose dataset SOP Class/Instance UID differs from its file meta's
+    /// (0002,0002)/(0002,0003). PS3.10 requires them to agree, but anonymisers and editors often
+    /// change the dataset without the file meta; the dataset's UIDs are what the instance *is*,
+    /// so the relay accepts such files and routes by the dataset (default `false`).
+    pub meta_must_match: bool,
 }
 
 impl Default for Limits {
@@ -27,6 +32,7 @@ impl Default for Limits {
             max_header_len: 64 * 1024 * 1024,
             max_attribute_len: 4096,
             max_depth: 16,
+            meta_must_match: false,
         }
     }
 }

@@ -525,21 +525,33 @@ fn missing_transfer_syntax_is_named() {
 // --- Inconsistent ---------------------------------------------------------------------------
 
 #[test]
-fn dataset_and_meta_uids_must_agree() {
+fn dataset_and_meta_uids_must_agree_in_strict_mode() {
+    let strict = Limits {
+        meta_must_match: true,
+        ..Limits::default()
+    };
     for (tag, name) in [
         ((0x0008, 0x0018), "SOP Instance UID"),
         ((0x0008, 0x0016), "SOP Class UID"),
     ] {
         let f = file(ds().text(tag, "UI", "1.2.3.999").pixels(10));
         let at = offset_of(&f, &[0x08, 0x00, tag.1 as u8, 0x00]);
-        match refuse(&f) {
-            DicomError::Inconsistent { offset, what } => {
+        match walk_by(&f, strict.clone(), || usize::MAX) {
+            Err(DicomError::Inconsistent { offset, what }) => {
                 assert_eq!(offset, at);
                 assert!(what.starts_with(&format!("{name} (0008,00")), "{what}");
                 assert!(!what.contains("1.2.3.999"), "no values in the message");
             }
-            other => panic!("{name}: {other}"),
+            other => panic!("{name}: {other:?}"),
         }
+        // By default the dataset's UID wins: the file routes as what it is.
+        let md = walk(&f).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = if tag.1 == 0x0018 {
+            md.sop_instance_uid
+        } else {
+            md.sop_class_uid
+        };
+        assert_eq!(got, "1.2.3.999");
     }
 }
 

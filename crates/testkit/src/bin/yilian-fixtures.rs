@@ -25,9 +25,29 @@ fn main() -> std::process::ExitCode {
         for d in ["ct", "dx", "us"] {
             std::fs::create_dir_all(out.join(d))?;
         }
-        let ct = ct_series(&out.join("ct"), &StudySpec::new("CT", 1), slices, 512, 512, 1)?;
-        dx_image(&out.join("dx/DX.dcm"), &StudySpec::new("DX", 2), 2048, 1536, 2)?;
-        us_multiframe(&out.join("us/US.dcm"), &StudySpec::new("US", 3), 40, 480, 640, 3)?;
+        let ct = ct_series(
+            &out.join("ct"),
+            &StudySpec::new("CT", 1),
+            slices,
+            512,
+            512,
+            1,
+        )?;
+        dx_image(
+            &out.join("dx/DX.dcm"),
+            &StudySpec::new("DX", 2),
+            2048,
+            1536,
+            2,
+        )?;
+        us_multiframe(
+            &out.join("us/US.dcm"),
+            &StudySpec::new("US", 3),
+            40,
+            480,
+            640,
+            3,
+        )?;
         println!(
             "wrote {} CT slices, 1 DX and 1 US cine under {}",
             ct.len(),
