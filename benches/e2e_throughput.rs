@@ -1178,7 +1178,7 @@ fn report(args: &Args, scenarios: &[Scenario]) {
         "   other: busy cores of everything else on the machine (noise); udp%: datagrams dropped by full socket buffers"
     );
     println!(
-        "{:<42} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5} {:>5} {:>5} {:>15}",
+        "{:<46} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5} {:>5} {:>5} {:>15}",
         "scenario",
         "MB",
         "s",
@@ -1194,7 +1194,7 @@ fn report(args: &Args, scenarios: &[Scenario]) {
     let line = |name: &str, mb: f64, m: &Sample, spread: (f64, f64)| {
         let mbps = mb / m.secs;
         println!(
-            "{name:<42} {mb:>9.1} {:>8.3} {mbps:>8.1} {:>8} {:>8} {:>8.2} {:>5.2} {:>5.2} {:>5.1} {:>15}",
+            "{name:<46} {mb:>9.1} {:>8.3} {mbps:>8.1} {:>8} {:>8} {:>8.2} {:>5.2} {:>5.2} {:>5.1} {:>15}",
             m.secs,
             ratio(mbps, raw1),
             ratio(mbps, raw2),
@@ -1239,7 +1239,7 @@ fn report(args: &Args, scenarios: &[Scenario]) {
             Kind::Series => {
                 line(&sc.name, mb, &m, per(1.0));
                 println!(
-                    "{:<42} {:>9} {:>8} {:>8.1} files/s ({} files)",
+                    "{:<46} {:>9} {:>8} {:>8.1} files/s ({} files)",
                     "",
                     "",
                     "",

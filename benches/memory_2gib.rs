@@ -4,10 +4,11 @@
 //! ```text
 //! cargo bench --bench memory_2gib                       # 2 GiB, 200 idle connections
 //! cargo bench --bench memory_2gib -- --size-mib 2048 --idle-conns 200
+//! cargo bench --bench memory_2gib -- --readers 10 --idle-conns 0   # fan-out to 10 processes
 //! cargo bench --bench memory_2gib -- --quick            # 256 MiB, 50 idle connections
 //! ```
 //! Environment equivalents: `YILIAN_BENCH_SIZE_MIB`, `YILIAN_BENCH_IDLE_CONNS`,
-//! `YILIAN_BENCH_QUICK=1`; `YILIAN_BENCH_DIR` picks the scratch folder (never a tmpfs).
+//! `YILIAN_BENCH_READERS`, `YILIAN_BENCH_QUICK=1`; `YILIAN_BENCH_DIR` picks the scratch folder (never a tmpfs).
 //!
 //! Part 1, streaming: the **real relay binary** (`yilian serve`, built by cargo for this bench)
 //! runs as a child process with its own config; a `yilian read` child is subscribed first (so
@@ -41,14 +42,16 @@ const READER: &str = "county-radiology";
 const RELAY: &str = "county-relay";
 
 const USAGE: &str = "\
-usage: cargo bench --bench memory_2gib -- [--size-mib N] [--idle-conns N] [--quick]
+usage: cargo bench --bench memory_2gib -- [--size-mib N] [--readers N] [--idle-conns N] [--quick]
   --size-mib N     pixel data of the streamed instance (default 2048)
+  --readers N      `yilian read` processes subscribed during the upload (default 1)
   --idle-conns N   idle QUIC connections for the per-connection cost, 0 = off (default 200)
   --quick          256 MiB and 50 idle connections";
 
 struct Args {
     size_mib: u64,
     idle_conns: usize,
+    readers: usize,
 }
 
 fn parse_args() -> Result<Args> {
@@ -59,6 +62,7 @@ fn parse_args() -> Result<Args> {
     let mut idle: Option<usize> = env("YILIAN_BENCH_IDLE_CONNS")
         .map(|v| v.parse())
         .transpose()?;
+    let mut readers: Option<usize> = env("YILIAN_BENCH_READERS").map(|v| v.parse()).transpose()?;
     let mut quick = env("YILIAN_BENCH_QUICK").is_some_and(|v| v != "0");
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -77,6 +81,7 @@ fn parse_args() -> Result<Args> {
             "--quick" => quick = true,
             "--size-mib" => size = Some(value()?.parse().context("--size-mib")?),
             "--idle-conns" => idle = Some(value()?.parse().context("--idle-conns")?),
+            "--readers" => readers = Some(value()?.parse().context("--readers")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -88,6 +93,7 @@ fn parse_args() -> Result<Args> {
     let a = Args {
         size_mib: size.unwrap_or(if quick { 256 } else { 2048 }).max(1),
         idle_conns: idle.unwrap_or(if quick { 50 } else { 200 }),
+        readers: readers.unwrap_or(1).clamp(1, 32),
     };
     ensure!(
         a.size_mib * MIB <= yilian_testkit::LARGE_MAX_PIXEL_BYTES,
@@ -133,13 +139,37 @@ fn scratch_base() -> Result<PathBuf> {
     }
 }
 
-/// ca.pem and NAME.pem / NAME.key for every identity of the example topology.
-fn write_pki(dir: &Path) -> Result<()> {
+fn reader_name(i: usize) -> String {
+    if i == 0 {
+        READER.into()
+    } else {
+        format!("{READER}-{}", i + 1)
+    }
+}
+
+/// The example topology plus readers 2..=n of county/radiology (where township CT goes).
+fn topology_toml(readers: usize) -> String {
+    let mut t = Topology::example_toml().to_string();
+    for i in 1..readers {
+        t.push_str(&format!(
+            "\n[[identity]]\nname = \"{}\"\nsite = \"county\"\nrole = \"reader\"\ndepartment = \"radiology\"\n",
+            reader_name(i)
+        ));
+    }
+    t
+}
+
+/// topology.toml (with `readers` radiology readers), ca.pem, and NAME.pem / NAME.key for
+/// every identity of it.
+fn write_pki(dir: &Path, readers: usize) -> Result<()> {
     std::fs::create_dir_all(dir)?;
+    let toml = topology_toml(readers);
+    let topology = Topology::from_toml_str(&toml).map_err(|e| anyhow!("bench topology: {e}"))?;
+    std::fs::write(dir.join("topology.toml"), toml)?;
     let ca = DevCa::generate("bench alliance")?;
     std::fs::write(dir.join("ca.pem"), ca.ca_pem())?;
     let now = time::OffsetDateTime::now_utc();
-    for id in Topology::example().identities() {
+    for id in topology.identities() {
         let pid = PeerIdentity {
             name: id.name.clone(),
             site: id.site.clone(),
@@ -328,8 +358,9 @@ fn start_relay(dir: &Path, pki: &Path) -> Result<RelayChild> {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\n\n[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n",
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\ntopology = {:?}\n\n[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n",
             dir.join("data"),
+            pki.join("topology.toml"),
             pki.join(format!("{RELAY}.pem")),
             pki.join(format!("{RELAY}.key")),
             pki.join("ca.pem"),
@@ -381,7 +412,7 @@ fn peer_args(cmd: &mut Command, relay: &str, pki: &Path, identity: &str) {
 // ---------------------------------------------------------------------------------------------
 // Part 1: streaming a large instance
 
-fn streaming(base: &Path, pki: &Path, size_mib: u64) -> Result<()> {
+fn streaming(base: &Path, pki: &Path, size_mib: u64, readers: usize) -> Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("yilian-mem-stream-")
         .tempdir_in(base)?;
@@ -393,7 +424,7 @@ fn streaming(base: &Path, pki: &Path, size_mib: u64) -> Result<()> {
         21,
     )?;
     println!(
-        "fixture: {} bytes ({:.2} GiB), generated in {:.1} s (not measured)",
+        "fixture: {} bytes ({:.2} GiB), generated in {:.1} s (not measured); {readers} reader(s)",
         large.size,
         large.size as f64 / (1u64 << 30) as f64,
         t.elapsed().as_secs_f64()
@@ -403,16 +434,44 @@ fn streaming(base: &Path, pki: &Path, size_mib: u64) -> Result<()> {
     std::thread::sleep(Duration::from_millis(300));
     let at_ready = relay.proc.status().ok_or_else(|| anyhow!("relay died"))?;
 
-    let out = dir.path().join("reader-out");
-    let mut cmd = Command::new(yilian_bin()?);
-    cmd.arg("read");
-    peer_args(&mut cmd, &relay.addr, pki, READER);
-    cmd.arg("--out").arg(&out);
-    let mut reader = Proc::spawn("reader", cmd, dir.path().join("reader.log"))?;
-    wait_log(&relay.proc, "reader subscribed", Duration::from_secs(30))?;
+    let mut procs = Vec::new();
+    let mut delivered = Vec::new();
+    for i in 0..readers {
+        let out = dir.path().join(format!("reader-{i}"));
+        let mut cmd = Command::new(yilian_bin()?);
+        cmd.arg("read");
+        peer_args(&mut cmd, &relay.addr, pki, &reader_name(i));
+        cmd.arg("--out").arg(&out);
+        procs.push(Proc::spawn(
+            "reader",
+            cmd,
+            dir.path().join(format!("reader-{i}.log")),
+        )?);
+        delivered.push(
+            out.join(&large.study_instance_uid)
+                .join(format!("{}.dcm", large.sop_instance_uid)),
+        );
+    }
+    let end = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&relay.proc.log)
+        .unwrap_or_default()
+        .matches("reader subscribed")
+        .count()
+        < readers
+    {
+        ensure!(
+            Instant::now() < end,
+            "readers did not subscribe; relay log:\n{}",
+            relay.proc.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::thread::sleep(Duration::from_millis(300));
     let baseline = relay.proc.status().ok_or_else(|| anyhow!("relay died"))?;
-    let reader_base = reader.status().ok_or_else(|| anyhow!("reader died"))?;
+    let reader_base: Vec<ProcStatus> = procs
+        .iter()
+        .map(|p| p.status().ok_or_else(|| anyhow!("a reader died")))
+        .collect::<Result<_>>()?;
 
     let mut cmd = Command::new(yilian_bin()?);
     cmd.arg("send");
@@ -421,20 +480,18 @@ fn streaming(base: &Path, pki: &Path, size_mib: u64) -> Result<()> {
     let t0 = Instant::now();
     let mut sender = Proc::spawn("sender", cmd, dir.path().join("sender.log"))?;
 
-    let delivered = out
-        .join(&large.study_instance_uid)
-        .join(format!("{}.dcm", large.sop_instance_uid));
-    let deadline = t0 + Duration::from_secs(300) + Duration::from_secs(size_mib / 5);
-    // (seconds, relay, reader, sender) RSS samples.
+    let deadline =
+        t0 + Duration::from_secs(300) + Duration::from_secs(size_mib * readers as u64 / 5);
+    // (seconds, relay, first reader, sender) RSS samples.
     let mut samples: Vec<(f64, u64, u64, u64)> = Vec::new();
     // (peak RSS, CPU seconds, when)
     let mut sender_done: Option<(u64, f64, f64)> = None;
-    let mut delivered_at: Option<f64> = None;
+    let mut delivered_at: Vec<Option<f64>> = vec![None; readers];
     let mut relay_max = baseline.rss;
     loop {
         let now = t0.elapsed().as_secs_f64();
         let r = relay.proc.status();
-        let rd = reader.status();
+        let rd = procs[0].status();
         let sd = sender.status();
         let r_rss = r.map_or(0, |s| s.rss);
         relay_max = relay_max.max(r_rss);
@@ -447,12 +504,12 @@ fn streaming(base: &Path, pki: &Path, size_mib: u64) -> Result<()> {
                 sender_done = Some((peak, cpu, now));
             }
         }
-        if delivered_at.is_none()
-            && std::fs::metadata(&delivered).is_ok_and(|m| m.len() == large.size)
-        {
-            delivered_at = Some(now);
+        for (at, path) in delivered_at.iter_mut().zip(&delivered) {
+            if at.is_none() && std::fs::metadata(path).is_ok_and(|m| m.len() == large.size) {
+                *at = Some(now);
+            }
         }
-        if sender_done.is_some() && delivered_at.is_some() {
+        if sender_done.is_some() && delivered_at.iter().all(Option::is_some) {
             break;
         }
         if !relay.proc.alive() || r.is_none() {
@@ -460,15 +517,15 @@ fn streaming(base: &Path, pki: &Path, size_mib: u64) -> Result<()> {
         }
         if Instant::now() > deadline {
             bail!(
-                "timed out (sender {}, delivered {}); relay log:\n{}\nreader log:\n{}",
+                "timed out (sender {}, delivered {}/{readers}); relay log:\n{}\nreader log:\n{}",
                 if sender_done.is_some() {
                     "done"
                 } else {
                     "running"
                 },
-                delivered_at.is_some(),
+                delivered_at.iter().flatten().count(),
                 relay.proc.log_tail(),
-                reader.log_tail()
+                procs[0].log_tail()
             );
         }
         std::thread::sleep(SAMPLE);
@@ -476,15 +533,20 @@ fn streaming(base: &Path, pki: &Path, size_mib: u64) -> Result<()> {
     let elapsed = t0.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(500));
     let relay_end = relay.proc.status().ok_or_else(|| anyhow!("relay died"))?;
-    let reader_end = reader.status().ok_or_else(|| anyhow!("reader died"))?;
+    let reader_end: Vec<ProcStatus> = procs
+        .iter()
+        .map(|p| p.status().ok_or_else(|| anyhow!("a reader died")))
+        .collect::<Result<_>>()?;
     let (sender_peak, sender_cpu, sender_secs) = sender_done.unwrap_or_default();
-    let delivered_secs = delivered_at.unwrap_or_default();
-    reader.terminate(Duration::from_secs(5));
+    let last_delivery = delivered_at.iter().flatten().copied().fold(0.0, f64::max);
+    for p in procs.iter_mut() {
+        p.terminate(Duration::from_secs(5));
+    }
     relay.proc.terminate(Duration::from_secs(10));
-    let ok_hash = yilian_testkit::blake3_file(&delivered)? == large.blake3;
+    let ok_hash = yilian_testkit::blake3_file(&delivered[0])? == large.blake3;
 
     println!(
-        "transfer: sender acknowledged at {sender_secs:.2} s, reader committed at {delivered_secs:.2} s: {:.1} MB/s; reader copy hash {}",
+        "transfer: sender acknowledged at {sender_secs:.2} s, last reader committed at {last_delivery:.2} s: {:.1} MB/s ingest; first reader's copy hash {}",
         large.size as f64 / MB / elapsed,
         if ok_hash { "ok" } else { "MISMATCH" }
     );
@@ -492,7 +554,7 @@ fn streaming(base: &Path, pki: &Path, size_mib: u64) -> Result<()> {
     println!("RSS timeline (MiB; one line per second):");
     println!(
         "{:>7} {:>9} {:>9} {:>9}",
-        "t (s)", "relay", "reader", "sender"
+        "t (s)", "relay", "reader 1", "sender"
     );
     let mut next = 0.0;
     for &(t, r, rd, s) in &samples {
@@ -511,7 +573,7 @@ fn streaming(base: &Path, pki: &Path, size_mib: u64) -> Result<()> {
         mib(at_ready.rss)
     );
     println!(
-        "  RSS with the reader subscribed {:>8.1} MiB  (baseline)",
+        "  RSS with the readers subscribed{:>8.1} MiB  (baseline)",
         mib(baseline.rss)
     );
     println!(
@@ -536,23 +598,35 @@ fn streaming(base: &Path, pki: &Path, size_mib: u64) -> Result<()> {
         large.size as f64 / (1u64 << 30) as f64,
         if growth < 64 * MIB { "met" } else { "NOT met" }
     );
+    let reader_peak = reader_end.iter().map(|s| s.hwm).max().unwrap_or(0);
+    let reader_growth = reader_end
+        .iter()
+        .zip(&reader_base)
+        .map(|(e, b)| e.hwm.saturating_sub(b.rss))
+        .max()
+        .unwrap_or(0);
     println!(
-        "reader (yilian read, child):      RSS subscribed {:.1} MiB, peak (VmHWM) {:.1} MiB, growth {:.1} MiB",
-        mib(reader_base.rss),
-        mib(reader_end.hwm),
-        mib(reader_end.hwm.saturating_sub(reader_base.rss))
+        "readers (yilian read, children):  RSS subscribed {:.1} MiB, peak (VmHWM, largest) {:.1} MiB, growth {:.1} MiB",
+        mib(reader_base[0].rss),
+        mib(reader_peak),
+        mib(reader_growth)
     );
     println!(
         "sender (yilian send, child):      peak RSS (ru_maxrss) {:.1} MiB",
         mib(sender_peak)
     );
     let gb = large.size as f64 / 1e9;
+    let reader_cpu: f64 = reader_end
+        .iter()
+        .zip(&reader_base)
+        .map(|(e, b)| e.cpu - b.cpu)
+        .sum();
     println!();
     println!(
-        "CPU seconds per GB (separate processes, each on the same 2 cores): sender {:.2}, relay {:.2} (ingest + spool + 1 delivery), reader {:.2}",
+        "CPU seconds per GB ingested (separate processes on the same 2 cores): sender {:.2}, relay {:.2} (ingest + spool + {readers} deliveries), readers {:.2} each",
         sender_cpu / gb,
         (relay_end.cpu - baseline.cpu) / gb,
-        (reader_end.cpu - reader_base.cpu) / gb,
+        reader_cpu / readers as f64 / gb,
     );
     ensure!(ok_hash, "the reader's copy differs from the original");
     drop(dir);
@@ -618,8 +692,9 @@ fn main() -> Result<()> {
     let args = parse_args()?;
     let base = scratch_base()?;
     println!(
-        "yilian memory_2gib: {} MiB instance, {} idle connections; relay binary {}; scratch {} ({})",
+        "yilian memory_2gib: {} MiB instance, {} reader(s), {} idle connections; relay binary {}; scratch {} ({})",
         args.size_mib,
+        args.readers,
         args.idle_conns,
         yilian_bin()?.display(),
         base.display(),
@@ -629,8 +704,8 @@ fn main() -> Result<()> {
     let pki_dir = tempfile::Builder::new()
         .prefix("yilian-mem-pki-")
         .tempdir_in(&base)?;
-    write_pki(pki_dir.path())?;
-    streaming(&base, pki_dir.path(), args.size_mib)?;
+    write_pki(pki_dir.path(), args.readers)?;
+    streaming(&base, pki_dir.path(), args.size_mib, args.readers)?;
     if args.idle_conns > 0 {
         println!();
         idle_connections(&base, pki_dir.path(), args.idle_conns)?;

@@ -108,6 +108,13 @@ async fn connected_readers_receive_an_instance_while_it_is_still_arriving() {
     assert_eq!(m.instances_delivered, 2);
     assert!(m.bytes_in >= g.size, "{m:?}");
     assert_eq!(m.bytes_out, 2 * g.size, "{m:?}");
+    // Readers that keep up get the shared chunks (how much depends on how far each falls
+    // behind the bounded broadcast; the rest comes from the file): the shared path is used.
+    assert!(
+        m.bytes_out_shared > 0,
+        "cut-through from shared memory: {m:?}"
+    );
+    assert!(m.bytes_out_shared <= m.bytes_out);
     assert_eq!(m.uploads_active, 0);
 }
 

@@ -8,7 +8,7 @@ use std::collections::{BinaryHeap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 use yilian_proto::{
@@ -394,8 +394,9 @@ async fn send_file_range(
     Ok(())
 }
 
-/// Cut-through: shared chunks from the broadcast while keeping up; the partial file for any
-/// range the broadcast no longer holds. Returns the hash once the upload is stored.
+/// Cut-through: shared chunks from the broadcast while keeping up; the partial file only for
+/// ranges the broadcast does not hold for this reader (it joined late, or fell more than the
+/// broadcast window behind). Returns the hash once the upload is stored.
 async fn send_live(
     ctx: &Ctx,
     send: &mut SendStream,
@@ -407,40 +408,56 @@ async fn send_live(
     let written = live.written();
     let mut outcome = live.outcome();
     let file = Arc::new(live.file.try_clone()?);
+    let mut next: Option<(u64, Bytes)> = None;
     loop {
-        let done = outcome.borrow_and_update().clone();
-        let limit = match &done {
-            Some(LiveOutcome::Failed) => return Err(DeliveryError::UpstreamFailed),
-            Some(LiveOutcome::Stored(_)) => live.size,
-            None => *written.borrow(),
-        };
-        if pos < limit {
-            send_file_range(ctx, send, sender, &file, pos, limit).await?;
-            pos = limit;
-        }
-        if pos >= live.size {
-            loop {
-                match &*outcome.borrow_and_update() {
-                    Some(LiveOutcome::Stored(h)) => return Ok(*h),
-                    Some(LiveOutcome::Failed) => return Err(DeliveryError::UpstreamFailed),
-                    None => {}
-                }
-                if outcome.changed().await.is_err() {
-                    return Err(DeliveryError::UpstreamFailed);
-                }
+        // 1. The next shared chunk, if one is queued for us.
+        if next.is_none() {
+            match chunks.try_recv() {
+                Ok(c) => next = Some(c),
+                Err(TryRecvError::Lagged(_)) => continue,
+                Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => {}
             }
         }
+        if let Some((off, bytes)) = next.take() {
+            let end = off + bytes.len() as u64;
+            if end <= pos {
+                continue; // already sent (from the file)
+            }
+            if off > pos {
+                // A gap the broadcast no longer holds for us: the file has it.
+                send_file_range(ctx, send, sender, &file, pos, off).await?;
+                pos = off;
+            }
+            let shared = bytes.slice((pos - off) as usize..);
+            Metrics::add(&ctx.metrics.bytes_out_shared, shared.len() as u64);
+            write(ctx, send, sender, shared).await?;
+            pos = end;
+            continue;
+        }
+        // 2. Nothing queued: finished upstream?
+        let done = outcome.borrow_and_update().clone();
+        match done {
+            Some(LiveOutcome::Failed) => return Err(DeliveryError::UpstreamFailed),
+            Some(LiveOutcome::Stored(h)) => {
+                if pos < live.size {
+                    send_file_range(ctx, send, sender, &file, pos, live.size).await?;
+                }
+                return Ok(h);
+            }
+            None => {}
+        }
+        // 3. Bytes published before we subscribed (or dropped while we lagged): the file.
+        let w = *written.borrow();
+        if pos < w {
+            send_file_range(ctx, send, sender, &file, pos, w).await?;
+            pos = w;
+            continue;
+        }
+        // 4. Wait for more.
         tokio::select! {
             r = chunks.recv() => match r {
-                Ok((off, bytes)) => {
-                    let end = off + bytes.len() as u64;
-                    if end <= pos || off > pos {
-                        continue; // old, or a gap the file fills on the next turn
-                    }
-                    write(ctx, send, sender, bytes.slice((pos - off) as usize..)).await?;
-                    pos = end;
-                }
-                Err(RecvError::Lagged(_)) => continue,
+                Ok(c) => next = Some(c),
+                Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => {
                     if outcome.changed().await.is_err() {
                         return Err(DeliveryError::UpstreamFailed);

@@ -56,11 +56,15 @@ impl LiveInstance {
     }
 
     /// Bytes `[offset, offset + len)` were written to the partial file: publish them.
+    ///
+    /// Broadcast first, then advance `written`: a reader that finds nothing in its broadcast
+    /// queue and `written` ahead of it really missed those bytes (it joined late or lagged)
+    /// and reads them from the file; one that keeps up never touches the file.
     pub fn publish(&self, offset: u64, bytes: Bytes) {
         let end = offset + bytes.len() as u64;
-        self.written.send_replace(end);
         // No receiver is fine: nobody is watching live.
         let _ = self.chunks.send((offset, bytes));
+        self.written.send_replace(end);
     }
 
     pub fn finish(&self, outcome: LiveOutcome) {

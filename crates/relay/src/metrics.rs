@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Metrics {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Of `bytes_out`: sent from shared in-memory chunks (cut-through), never copied per reader.
+    pub bytes_out_shared: AtomicU64,
     pub instances_stored: AtomicU64,
     pub instances_deduplicated: AtomicU64,
     pub instances_refused: AtomicU64,
@@ -21,6 +23,7 @@ pub struct Metrics {
 pub struct Snapshot {
     pub bytes_in: u64,
     pub bytes_out: u64,
+    pub bytes_out_shared: u64,
     pub instances_stored: u64,
     pub instances_deduplicated: u64,
     pub instances_refused: u64,
@@ -40,6 +43,7 @@ impl Metrics {
         Snapshot {
             bytes_in: g(&self.bytes_in),
             bytes_out: g(&self.bytes_out),
+            bytes_out_shared: g(&self.bytes_out_shared),
             instances_stored: g(&self.instances_stored),
             instances_deduplicated: g(&self.instances_deduplicated),
             instances_refused: g(&self.instances_refused),

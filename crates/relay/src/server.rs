@@ -151,7 +151,8 @@ async fn log_stats(ctx: Arc<Ctx>) {
             .map(|d| format!("{}={}/{}B", d.reader, d.instances, d.bytes))
             .collect();
         info!(
-            bytes_in = m.bytes_in, bytes_out = m.bytes_out, stored = m.instances_stored,
+            bytes_in = m.bytes_in, bytes_out = m.bytes_out, bytes_out_shared = m.bytes_out_shared,
+            stored = m.instances_stored,
             delivered = m.instances_delivered, refused = m.instances_refused,
             uploads = m.uploads_active, deliveries = m.deliveries_active,
             readers = ?ctx.hub.connected_readers(), queues = ?queues,

@@ -65,8 +65,9 @@ pub fn server_endpoint_with_reset_key(
         addr: listen,
         source,
     };
-    let mut endpoint = match reset_key {
-        None => Endpoint::server(server, listen).map_err(bind)?,
+    let socket = udp_socket(listen, tuning.udp_buffer).map_err(bind)?;
+    let config = match reset_key {
+        None => quinn::EndpointConfig::default(),
         Some(key) => {
             // The connection-ID generator must recognise the previous run's IDs too, or the
             // restarted relay drops their packets as invalid instead of resetting them.
@@ -79,13 +80,10 @@ pub fn server_endpoint_with_reset_key(
             config.cid_generator(move || {
                 Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
             });
-            let socket = std::net::UdpSocket::bind(listen).map_err(bind)?;
-            let runtime = quinn::default_runtime().ok_or_else(|| {
-                TransportError::Quic("no async runtime found for the QUIC endpoint".into())
-            })?;
-            Endpoint::new(config, Some(server), socket, runtime).map_err(bind)?
+            config
         }
     };
+    let mut endpoint = Endpoint::new(config, Some(server), socket, runtime()?).map_err(bind)?;
     endpoint.set_default_client_config(client);
     Ok(endpoint)
 }
@@ -103,10 +101,61 @@ pub fn client_endpoint(
     } else {
         SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
     };
-    let mut endpoint =
-        Endpoint::client(addr).map_err(|source| TransportError::Bind { addr, source })?;
+    let socket = udp_socket(addr, tuning.udp_buffer)
+        .map_err(|source| TransportError::Bind { addr, source })?;
+    let mut endpoint = Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime()?)
+        .map_err(|source| TransportError::Bind { addr, source })?;
     endpoint.set_default_client_config(client);
     Ok(endpoint)
+}
+
+fn runtime() -> Result<Arc<dyn quinn::Runtime>, TransportError> {
+    quinn::default_runtime()
+        .ok_or_else(|| TransportError::Quic("no async runtime found for the QUIC endpoint".into()))
+}
+
+/// A UDP socket with `buffer` bytes of kernel receive and send buffer (as much as allowed).
+fn udp_socket(addr: SocketAddr, buffer: usize) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // Accept IPv4-mapped peers too on a [::] listener.
+        let _ = socket.set_only_v6(false);
+    }
+    if buffer > 0 {
+        let _ = socket.set_recv_buffer_size(buffer);
+        let _ = socket.set_send_buffer_size(buffer);
+        // Capped by net.core.{r,w}mem_max: a privileged relay may force its size.
+        if socket.recv_buffer_size().unwrap_or(0) < buffer {
+            force_buffer(&socket, libc::SO_RCVBUFFORCE, buffer);
+        }
+        if socket.send_buffer_size().unwrap_or(0) < buffer {
+            force_buffer(&socket, libc::SO_SNDBUFFORCE, buffer);
+        }
+        tracing::debug!(
+            rcvbuf = socket.recv_buffer_size().unwrap_or(0),
+            sndbuf = socket.send_buffer_size().unwrap_or(0),
+            "UDP socket buffers"
+        );
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+fn force_buffer(socket: &socket2::Socket, option: libc::c_int, size: usize) {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid socket fd, a c_int option value of the right size; failure (no
+    // CAP_NET_ADMIN) only leaves the capped size in place.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 /// Split `host:port` (`[v6]:port` for IPv6 literals) into host and port.

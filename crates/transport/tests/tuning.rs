@@ -15,7 +15,8 @@ fn defaults_are_sized_for_throughput() {
     assert_eq!(t.congestion, Congestion::Bbr);
     assert_eq!(t.stream_receive_window, 8 * 1024 * 1024);
     assert_eq!(t.receive_window, 32 * 1024 * 1024);
-    assert_eq!(t.send_window, 32 * 1024 * 1024);
+    assert_eq!(t.send_window, 16 * 1024 * 1024);
+    assert_eq!(t.udp_buffer, 4 * 1024 * 1024);
     assert_eq!(t.keep_alive, Duration::from_secs(5));
     assert_eq!(t.idle_timeout, Duration::from_secs(60));
     assert_eq!(t.max_concurrent_bidi_streams, 64);
