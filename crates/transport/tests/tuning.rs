@@ -31,7 +31,7 @@ fn defaults_are_sized_for_throughput() {
         "max_idle_timeout: Some(60000)",
         "stream_receive_window: 8388608",
         "receive_window: 33554432",
-        "send_window: 33554432",
+        "send_window: 16777216",
         "keep_alive_interval: Some(5s)",
     ] {
         assert!(cfg.contains(needle), "{needle} not in {cfg}");
