@@ -183,10 +183,10 @@ impl Drop for RelayProc {
     }
 }
 
-/// `yilian send` as `identity`.
-pub fn send_cmd(relay: &RelayProc, pki: &Pki, identity: &str, paths: &[&Path]) -> Command {
+/// `yilian COMMAND` talking to `relay` as `identity`.
+fn peer_cmd(command: &str, relay: &RelayProc, pki: &Pki, identity: &str) -> Command {
     let mut c = yilian();
-    c.arg("send")
+    c.arg(command)
         .args(["--relay", &relay.addr])
         .arg("--cert")
         .arg(pki.cert(identity))
@@ -195,6 +195,12 @@ pub fn send_cmd(relay: &RelayProc, pki: &Pki, identity: &str, paths: &[&Path]) -
         .arg("--ca")
         .arg(pki.ca_path())
         .args(["--give-up-after", "60s"]);
+    c
+}
+
+/// `yilian send` as `identity`.
+pub fn send_cmd(relay: &RelayProc, pki: &Pki, identity: &str, paths: &[&Path]) -> Command {
+    let mut c = peer_cmd("send", relay, pki, identity);
     for p in paths {
         c.arg(p);
     }
@@ -203,18 +209,8 @@ pub fn send_cmd(relay: &RelayProc, pki: &Pki, identity: &str, paths: &[&Path]) -
 
 /// `yilian read --once` as `identity` into `out`.
 pub fn read_cmd(relay: &RelayProc, pki: &Pki, identity: &str, out: &Path, once: bool) -> Command {
-    let mut c = yilian();
-    c.arg("read")
-        .args(["--relay", &relay.addr])
-        .arg("--cert")
-        .arg(pki.cert(identity))
-        .arg("--key")
-        .arg(pki.key(identity))
-        .arg("--ca")
-        .arg(pki.ca_path())
-        .arg("--out")
-        .arg(out)
-        .args(["--give-up-after", "60s"]);
+    let mut c = peer_cmd("read", relay, pki, identity);
+    c.arg("--out").arg(out);
     if once {
         c.arg("--once");
     }

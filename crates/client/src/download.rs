@@ -4,18 +4,12 @@ use bytes::BytesMut;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use yilian_proto::{FrameDecoder, Receiver, ReceiverEvent, Refusal, RefuseCode, Request};
+use yilian_proto::{
+    valid_uid, FrameDecoder, Receiver, ReceiverEvent, Refusal, RefuseCode, Request,
+};
 
 use crate::read::Counters;
 use crate::Progress;
-
-/// DICOM UIDs: digits and dots, ≤ 64 characters. Checked before a UID becomes a file name.
-pub(crate) fn valid_uid(uid: &str) -> bool {
-    !uid.is_empty()
-        && uid.len() <= 64
-        && uid.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && !uid.starts_with('.')
-}
 
 fn io(what: &str, p: &Path, e: std::io::Error) -> String {
     format!("cannot {what} {}: {e}", p.display())
@@ -60,7 +54,7 @@ pub(crate) async fn download(
         .await
         .map_err(|e| io("create", &dir, e))?;
 
-    if let Ok(existing) = hash_file(&final_path, u64::MAX).await {
+    if let Ok(existing) = hash_file(&final_path).await {
         if offer.hash.is_none_or(|h| h == existing) {
             rx.have(existing).map_err(|e| e.to_string())?;
             flush(&mut rx, &mut send).await?;
@@ -169,21 +163,15 @@ async fn flush(rx: &mut Receiver, send: &mut quinn::SendStream) -> Result<(), St
 async fn hash_prefix(path: &Path, len: u64) -> Result<blake3::Hasher, String> {
     let p = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        let mut h = blake3::Hasher::new();
-        if len > 0 {
-            let f = std::fs::File::open(&p).map_err(|e| io("read", &p, e))?;
-            std::io::copy(&mut std::io::Read::take(f, len), &mut h)
-                .map_err(|e| io("read", &p, e))?;
-        }
-        Ok(h)
+        crate::hashing::hash_prefix(&p, len).map_err(|e| io("read", &p, e))
     })
     .await
     .map_err(|e| e.to_string())?
 }
 
-async fn hash_file(path: &Path, len: u64) -> Result<[u8; 32], String> {
+async fn hash_file(path: &Path) -> Result<[u8; 32], String> {
     if !path.exists() {
         return Err("absent".into());
     }
-    Ok(*hash_prefix(path, len).await?.finalize().as_bytes())
+    Ok(*hash_prefix(path, u64::MAX).await?.finalize().as_bytes())
 }

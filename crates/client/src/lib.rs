@@ -16,6 +16,7 @@
 mod connect;
 mod download;
 mod error;
+mod hashing;
 mod progress;
 mod read;
 mod send;

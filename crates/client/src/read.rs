@@ -128,7 +128,7 @@ async fn session(
                             }
                         }
                         Notice::StudyComplete { study_uid, instances } => {
-                            if crate::download::valid_uid(&study_uid) {
+                            if yilian_proto::valid_uid(&study_uid) {
                                 let marker = opts.out.join(&study_uid).join(".study-complete");
                                 let _ = std::fs::write(&marker, format!("{instances}\n"));
                                 info!(study_uid = %study_uid, instances, "study complete");

@@ -1,7 +1,6 @@
 //! One instance upload on its own stream, resuming at the offset the relay holds.
 
 use bytes::{Bytes, BytesMut};
-use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -90,9 +89,15 @@ pub(crate) async fn upload_one(
                 }
                 SenderEvent::Have { hash } => {
                     let path = job.path.clone();
-                    let local = tokio::task::spawn_blocking(move || hash_prefix(&path, u64::MAX))
-                        .await
-                        .map_err(|e| UploadError::Local(e.to_string()))??;
+                    let local = tokio::task::spawn_blocking(move || {
+                        crate::hashing::hash_prefix(&path, u64::MAX)
+                            .map(|h| *h.finalize().as_bytes())
+                            .map_err(|e| {
+                                UploadError::Local(format!("cannot read {}: {e}", path.display()))
+                            })
+                    })
+                    .await
+                    .map_err(|e| UploadError::Local(e.to_string()))??;
                     let _ = send.finish();
                     if local != hash {
                         return Ok(FileOutcome::Failed {
@@ -178,27 +183,10 @@ impl FileSend {
             |e: std::io::Error| UploadError::Local(format!("cannot read {}: {e}", path.display()));
         // The relay already holds [0, offset): hash it locally, don't send it.
         let p = path.to_path_buf();
-        let hasher = tokio::task::spawn_blocking(move || {
-            let mut h = blake3::Hasher::new();
-            let mut f = std::fs::File::open(&p)?;
-            let mut left = offset;
-            let mut buf = vec![0u8; 1 << 20];
-            while left > 0 {
-                let n = f.read(&mut buf[..(left.min(1 << 20)) as usize])?;
-                if n == 0 {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "file shrank",
-                    ));
-                }
-                h.update(&buf[..n]);
-                left -= n as u64;
-            }
-            Ok(h)
-        })
-        .await
-        .map_err(|e| UploadError::Local(e.to_string()))?
-        .map_err(local)?;
+        let hasher = tokio::task::spawn_blocking(move || crate::hashing::hash_prefix(&p, offset))
+            .await
+            .map_err(|e| UploadError::Local(e.to_string()))?
+            .map_err(local)?;
         let mut file = tokio::fs::File::open(path).await.map_err(local)?;
         file.seek(std::io::SeekFrom::Start(offset))
             .await
@@ -243,14 +231,4 @@ impl FileSend {
         self.hash = Some(h);
         h
     }
-}
-
-/// BLAKE3 of the first `len` bytes of a file (all of it for `u64::MAX`).
-pub(crate) fn hash_prefix(path: &Path, len: u64) -> Result<[u8; 32], UploadError> {
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| UploadError::Local(format!("cannot read {}: {e}", path.display())))?;
-    let mut h = blake3::Hasher::new();
-    std::io::copy(&mut (&mut f).take(len), &mut h)
-        .map_err(|e| UploadError::Local(format!("cannot read {}: {e}", path.display())))?;
-    Ok(*h.finalize().as_bytes())
 }

@@ -52,5 +52,14 @@ pub use message::{
 pub use receiver::{Receiver, ReceiverEvent};
 pub use sender::{Sender, SenderEvent};
 
+/// Whether `uid` is a valid DICOM UID: digits and dots, at most 64 characters. Every peer checks
+/// UIDs it receives with this before using them (they become file names).
+pub fn valid_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && uid.len() <= 64
+        && uid.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && !uid.starts_with('.')
+}
+
 /// ALPN protocol identifier of this protocol version.
 pub const ALPN: &[u8] = b"yilian/1";

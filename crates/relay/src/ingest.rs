@@ -15,7 +15,8 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 use yilian_dicom::{DicomError, Metadata, Walker};
 use yilian_proto::{
-    encode_frame, FrameDecoder, Hash, Offer, Receiver, ReceiverEvent, Refusal, RefuseCode, Reply,
+    encode_frame, valid_uid, FrameDecoder, Hash, Offer, Receiver, ReceiverEvent, Refusal,
+    RefuseCode, Reply,
 };
 use yilian_route::{Priority, RouteInput, Topology};
 use yilian_store::{AuditAction, AuditEvent, NewInstance, Partial, PartialInfo, Store, Stored};
@@ -462,14 +463,6 @@ async fn commit(
         )),
         Err(e) => Err(refusal(RefuseCode::Internal, e.to_string())),
     }
-}
-
-/// DICOM UIDs: digits and dots, ≤ 64 characters. Also what makes them safe as file names.
-pub fn valid_uid(uid: &str) -> bool {
-    !uid.is_empty()
-        && uid.len() <= 64
-        && uid.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && !uid.starts_with('.')
 }
 
 /// The writer thread of one upload.

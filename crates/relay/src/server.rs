@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tracing::{debug, info, warn};
 use yilian_proto::{
-    encode_frame, FrameDecoder, Manifest, ManifestReply, Refusal, RefuseCode, Request,
+    encode_frame, valid_uid, FrameDecoder, Manifest, ManifestReply, Refusal, RefuseCode, Request,
 };
 use yilian_store::{AuditAction, ManifestStatus, Store};
 use yilian_transport::{explain, peer_identity, PeerIdentity, Role};
@@ -16,12 +16,11 @@ use yilian_transport::{explain, peer_identity, PeerIdentity, Role};
 use crate::config::RelayConfig;
 use crate::delivery::{audit, reader_session};
 use crate::hub::Hub;
-use crate::ingest::{upload, valid_uid, Leases};
+use crate::ingest::{upload, Leases};
 use crate::metrics::Metrics;
 
 /// Application close codes the relay uses (the reason text says more).
 pub mod close {
-    pub const NORMAL: u32 = 0;
     pub const UNKNOWN_IDENTITY: u32 = 1;
     pub const SHUTDOWN: u32 = 4;
 }
@@ -362,6 +361,3 @@ pub(crate) async fn study_progress(ctx: &Arc<Ctx>, study_uid: &str) {
         ctx.hub.study_progress(study_uid);
     }
 }
-
-#[allow(dead_code)]
-const _: u32 = close::NORMAL;
