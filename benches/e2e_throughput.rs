@@ -2,8 +2,8 @@
 //! on loopback, against raw quinn measured in the same run (design §5).
 //!
 //! ```text
-//! cargo bench --bench e2e_throughput                                   # 1 GiB, readers 1,10, 3 runs
-//! cargo bench --bench e2e_throughput -- --size-mib 1024 --readers 1,10 --runs 3 --ct-slices 300
+//! cargo bench --bench e2e_throughput                                   # 1 GiB, readers 0,1,10, 3 runs
+//! cargo bench --bench e2e_throughput -- --size-mib 1024 --readers 0,1,10 --runs 3 --ct-slices 300
 //! cargo bench --bench e2e_throughput -- --quick                        # 64 MiB, 1 run (CI smoke)
 //! ```
 //! Environment equivalents: `YILIAN_BENCH_SIZE_MIB`, `YILIAN_BENCH_READERS`, `YILIAN_BENCH_RUNS`,
@@ -25,6 +25,9 @@
 //!   proves they are), then `yilian_client::send` of the ≥ 1 GiB instance. Timed until `send`
 //!   returned (acknowledged: hashed, fsync'ed, committed) AND every reader committed its copy
 //!   (hashed, fsync'ed, renamed). Ingest = bytes / time; egress = N × bytes / time.
+//!   N = 0 is the **upload hop alone**: sender → relay, timed until `send` returned, i.e.
+//!   every byte hashed, fsync'ed and committed. It crosses QUIC once, like raw quinn 1 hop, so
+//!   that ratio is the cost of durability (BLAKE3 on both sides, DICOM walk, write, fsync).
 //! * **yilian, N light readers** (`--no-light` leaves them out): the same with readers that
 //!   speak yilian/1 but only count and drop the bytes and answer `Stored` (no hashing, no disk).
 //!   All readers share this process's 2 cores with the relay and the sender, so with 10 full
@@ -65,7 +68,7 @@ usage: cargo bench --bench e2e_throughput -- [--size-mib N] [--readers 1,10] [--
                                              [--ct-slices N] [--no-light] [--skip-raw]
                                              [--bigbuf] [--quick]
   --size-mib N     size of the large instance's pixel data (default 1024)
-  --readers LIST   reader counts, one scenario each (default 1,10)
+  --readers LIST   reader counts, one scenario each; 0 = upload only (default 0,1,10)
   --runs N         runs; the summary shows medians (default 3)
   --ct-slices N    CT series scenario with N slices to 1 reader, 0 = off (default 300)
   --no-light       leave out the light-reader scenarios (relay alone, readers discard)
@@ -102,8 +105,8 @@ fn parse_list(s: &str) -> Result<Vec<usize>> {
         })
         .collect::<Result<_>>()?;
     ensure!(
-        !v.is_empty() && v.iter().all(|&n| (1..=64).contains(&n)),
-        "--readers: counts between 1 and 64"
+        !v.is_empty() && v.iter().all(|&n| n <= 64),
+        "--readers: counts between 0 (upload only) and 64"
     );
     Ok(v)
 }
@@ -156,7 +159,7 @@ fn parse_args() -> Result<Args> {
     }
     let a = Args {
         size_mib: size.unwrap_or(if quick { 64 } else { 1024 }).max(1),
-        readers: readers.unwrap_or_else(|| vec![1, 10]),
+        readers: readers.unwrap_or_else(|| vec![0, 1, 10]),
         runs: runs.unwrap_or(if quick { 1 } else { 3 }).max(1),
         ct_slices: ct.unwrap_or(if quick { 30 } else { 300 }),
         light,
@@ -627,7 +630,8 @@ async fn raw_two_hops(pki: &Pki, total: u64, bigbuf: bool) -> Result<Sample> {
 
 /// Generous bound for moving `bytes` to `copies` receivers (≥ 2 min, ≥ 5 MB/s per copy).
 fn limit(bytes: u64, copies: usize) -> Duration {
-    Duration::from_secs(120) + Duration::from_secs_f64(bytes as f64 * copies as f64 / (5.0 * MB))
+    Duration::from_secs(120)
+        + Duration::from_secs_f64(bytes as f64 * copies.max(1) as f64 / (5.0 * MB))
 }
 
 // --- yilian ------------------------------------------------------------------------------------
@@ -878,7 +882,7 @@ async fn send_and_deliver(
                 r?;
                 send_at = Some(t0.elapsed().as_secs_f64());
             }
-            a = readers.arrivals.recv() => {
+            a = readers.arrivals.recv(), if n > 0 => {
                 let (i, sop, at) = a.ok_or_else(|| anyhow!("every reader stopped"))?;
                 if missing[i].remove(&sop) && missing[i].is_empty() {
                     done_at[i] = Some(at.duration_since(t0).as_secs_f64());
@@ -891,10 +895,14 @@ async fn send_and_deliver(
             ),
         }
     }
+    let sent = send_at.unwrap_or_default();
     let done: Vec<f64> = done_at.into_iter().flatten().collect();
+    if done.is_empty() {
+        return Ok((sent, sent, sent)); // upload only
+    }
     let first = done.iter().copied().fold(f64::INFINITY, f64::min);
     let last = done.iter().copied().fold(0.0, f64::max);
-    Ok((send_at.unwrap_or_default(), first, last))
+    Ok((sent, first, last))
 }
 
 /// With `--bigbuf`: a task raising every new UDP socket's buffers, stopped when dropped.
@@ -1176,6 +1184,7 @@ fn report(args: &Args, scenarios: &[Scenario]) {
     // Single-reader ingest MB/s, and (readers, egress MB/s), for full and for light readers.
     let mut single: [Option<f64>; 2] = [None, None];
     let mut egress_lines: Vec<(usize, bool, f64)> = Vec::new();
+    let mut upload: Option<f64> = None;
     for sc in scenarios {
         let Some(m) = median_sample(&sc.samples) else {
             continue;
@@ -1194,6 +1203,10 @@ fn report(args: &Args, scenarios: &[Scenario]) {
         let mb = m.bytes as f64 / MB;
         match sc.kind {
             Kind::Raw { .. } => line(&sc.name, mb, &m, per(1.0)),
+            Kind::Fanout(0, _) => {
+                line(&sc.name, mb, &m, per(1.0));
+                upload = Some(m.mbps());
+            }
             Kind::Fanout(n, light) => {
                 line(&format!("{} ingest", sc.name), mb, &m, per(1.0));
                 if n == 1 {
@@ -1218,6 +1231,12 @@ fn report(args: &Args, scenarios: &[Scenario]) {
         }
     }
     println!();
+    if let (Some(u), Some(r1)) = (upload, raw1) {
+        println!(
+            "target 1 (design §5), upload hop (sender → durable spool): ≥ 70% of raw quinn → {:.0}% of 1 hop ({u:.1} vs {r1:.1} MB/s)",
+            u / r1 * 100.0
+        );
+    }
     let kind = |light: bool| if light { "light readers" } else { "readers" };
     for light in [false, true] {
         if let (Some(a), Some(r1), Some(r2)) = (single[light as usize], raw1, raw2) {
@@ -1341,12 +1360,19 @@ async fn run(args: Args) -> Result<()> {
             continue;
         }
         for &n in &args.readers {
+            if n == 0 && light {
+                continue; // the same as the full-reader upload-only scenario
+            }
             scenarios.push(Scenario {
-                name: format!(
-                    "yilian, {n} {}reader{}",
-                    if light { "light " } else { "" },
-                    if n == 1 { "" } else { "s" }
-                ),
+                name: if n == 0 {
+                    "yilian, upload only (no reader)".to_string()
+                } else {
+                    format!(
+                        "yilian, {n} {}reader{}",
+                        if light { "light " } else { "" },
+                        if n == 1 { "" } else { "s" }
+                    )
+                },
                 kind: Kind::Fanout(n, light),
                 samples: vec![],
             });

@@ -3,12 +3,13 @@
 use bytes::BytesMut;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use yilian_proto::{
     valid_uid, FrameDecoder, Receiver, ReceiverEvent, Refusal, RefuseCode, Request,
 };
 
 use crate::read::Counters;
+use crate::sink::FileSink;
 use crate::Progress;
 
 fn io(what: &str, p: &Path, e: std::io::Error) -> String {
@@ -62,65 +63,64 @@ pub(crate) async fn download(
             return Ok(());
         }
     }
-    let mut len = tokio::fs::metadata(&part_path)
-        .await
-        .map(|m| m.len())
-        .unwrap_or(0);
-    if len > offer.size {
-        len = 0;
+    let (file, hasher, len) = open_partial(part_path.clone(), offer.size).await?;
+    let mut sink = Some(FileSink::spawn(file, hasher, part_path.clone(), len));
+    let r = receive(
+        &mut rx, &mut send, &mut recv, buf, len, &mut sink, &part_path, counters,
+    )
+    .await;
+    if let Some(s) = sink {
+        s.close().await;
     }
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(&part_path)
-        .await
-        .map_err(|e| io("open", &part_path, e))?;
-    file.set_len(len)
-        .await
-        .map_err(|e| io("truncate", &part_path, e))?;
-    let mut hasher = hash_prefix(&part_path, len).await?;
-    use tokio::io::AsyncSeekExt;
-    file.seek(std::io::SeekFrom::Start(len))
-        .await
-        .map_err(|e| io("seek", &part_path, e))?;
-    rx.accept(len).map_err(|e| e.to_string())?;
+    let h = r?;
+    commit(&part_path, &final_path, &dir).await?;
+    rx.stored(h).map_err(|e| e.to_string())?;
     flush(&mut rx, &mut send).await?;
+    let _ = send.finish();
+    counters.instances.fetch_add(1, Ordering::Relaxed);
+    progress.received(study, sop, offer.size);
+    Ok(())
+}
+
+/// Receive the instance's bytes into `sink`; returns its verified, fsync'ed hash.
+#[allow(clippy::too_many_arguments)]
+async fn receive(
+    rx: &mut Receiver,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+    mut buf: BytesMut,
+    offset: u64,
+    sink: &mut Option<FileSink>,
+    part_path: &Path,
+    counters: &Counters,
+) -> Result<[u8; 32], String> {
+    rx.accept(offset).map_err(|e| e.to_string())?;
+    flush(rx, send).await?;
     loop {
         while let Some(ev) = rx.poll_event() {
             match ev {
                 ReceiverEvent::Data { bytes, .. } => {
-                    hasher.update(&bytes);
-                    file.write_all(&bytes)
-                        .await
-                        .map_err(|e| io("write", &part_path, e))?;
-                    counters
-                        .bytes
-                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    let n = bytes.len() as u64;
+                    let Some(w) = sink.as_mut() else {
+                        return Err("data after the end of the instance".into());
+                    };
+                    w.write(bytes).await?;
+                    counters.bytes.fetch_add(n, Ordering::Relaxed);
                 }
                 ReceiverEvent::Finish(h) => {
-                    if *hasher.finalize().as_bytes() != h {
-                        drop(file);
-                        let _ = tokio::fs::remove_file(&part_path).await;
+                    let Some(w) = sink.take() else {
+                        return Err("the instance ended twice".into());
+                    };
+                    if w.finish().await? != h {
+                        let _ = tokio::fs::remove_file(part_path).await;
                         rx.refuse(Refusal {
                             code: RefuseCode::HashMismatch,
                             reason: "received bytes do not match the relay's hash".into(),
                         });
-                        flush(&mut rx, &mut send).await?;
+                        flush(rx, send).await?;
                         return Err("hash mismatch; the partial copy was discarded".into());
                     }
-                    file.flush().await.map_err(|e| io("write", &part_path, e))?;
-                    file.sync_all()
-                        .await
-                        .map_err(|e| io("fsync", &part_path, e))?;
-                    drop(file);
-                    commit(&part_path, &final_path, &dir).await?;
-                    rx.stored(h).map_err(|e| e.to_string())?;
-                    flush(&mut rx, &mut send).await?;
-                    let _ = send.finish();
-                    counters.instances.fetch_add(1, Ordering::Relaxed);
-                    progress.received(study, sop, offer.size);
-                    return Ok(());
+                    return Ok(h);
                 }
             }
         }
@@ -133,11 +133,8 @@ pub(crate) async fn download(
             Ok(_) => rx
                 .handle_input(buf.split().freeze())
                 .map_err(|e| e.to_string())?,
-            Err(e) => {
-                // Keep what arrived (flushed) for the next attempt to resume.
-                let _ = file.flush().await;
-                return Err(e.to_string());
-            }
+            // What arrived stays in the partial file for the next attempt to resume.
+            Err(e) => return Err(e.to_string()),
         }
     }
 }
@@ -158,6 +155,34 @@ async fn flush(rx: &mut Receiver, send: &mut quinn::SendStream) -> Result<(), St
         send.write_chunk(b).await.map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// Open (or resume) the partial copy: the file positioned at its end, the hash of what it holds,
+/// and its length (a partial longer than the instance starts over).
+async fn open_partial(
+    path: PathBuf,
+    size: u64,
+) -> Result<(std::fs::File, blake3::Hasher, u64), String> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Seek;
+        let mut len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if len > size {
+            len = 0;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io("open", &path, e))?;
+        file.set_len(len).map_err(|e| io("truncate", &path, e))?;
+        let hasher = crate::hashing::hash_prefix(&path, len).map_err(|e| io("read", &path, e))?;
+        file.seek(std::io::SeekFrom::Start(len))
+            .map_err(|e| io("seek", &path, e))?;
+        Ok((file, hasher, len))
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 async fn hash_prefix(path: &Path, len: u64) -> Result<blake3::Hasher, String> {

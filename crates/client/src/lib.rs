@@ -20,6 +20,7 @@ mod hashing;
 mod progress;
 mod read;
 mod send;
+mod sink;
 mod upload;
 
 pub use connect::{Backoff, ClientConfig};

@@ -1,9 +1,8 @@
 //! One instance upload on its own stream, resuming at the offset the relay holds.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 use yilian_proto::{Offer, Refusal, Sender, SenderEvent};
 
@@ -167,68 +166,118 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Streams `[offset, size)` of a file, hashing the whole file as it goes.
+/// Streams `[offset, size)` of a file, hashing the whole file as it goes. Reading and hashing
+/// run ahead on a blocking thread (a few chunks), so the async side only moves `Bytes`.
 struct FileSend {
-    file: tokio::fs::File,
-    hasher: blake3::Hasher,
+    chunks: mpsc::Receiver<Result<Read, String>>,
     pos: u64,
     size: u64,
-    buf: BytesMut,
     hash: Option<[u8; 32]>,
 }
 
+/// What the read-ahead thread produces.
+enum Read {
+    Chunk(Bytes),
+    /// The whole file has been hashed.
+    End([u8; 32]),
+}
+
+/// Chunks read ahead of the network.
+const READ_AHEAD: usize = 4;
+
 impl FileSend {
     async fn open(path: &Path, offset: u64, size: u64) -> Result<FileSend, UploadError> {
-        let local =
-            |e: std::io::Error| UploadError::Local(format!("cannot read {}: {e}", path.display()));
-        // The relay already holds [0, offset): hash it locally, don't send it.
+        let (tx, chunks) = mpsc::channel(READ_AHEAD);
         let p = path.to_path_buf();
-        let hasher = tokio::task::spawn_blocking(move || crate::hashing::hash_prefix(&p, offset))
-            .await
-            .map_err(|e| UploadError::Local(e.to_string()))?
-            .map_err(local)?;
-        let mut file = tokio::fs::File::open(path).await.map_err(local)?;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map_err(local)?;
-        Ok(FileSend {
-            file,
-            hasher,
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = read_ahead(&p, offset, size, &tx) {
+                let _ = tx.blocking_send(Err(format!("cannot read {}: {e}", p.display())));
+            }
+        });
+        let mut f = FileSend {
+            chunks,
             pos: offset,
             size,
-            buf: BytesMut::with_capacity(CHUNK),
             hash: None,
-        })
+        };
+        if f.done() {
+            f.take_end().await?;
+        }
+        Ok(f)
     }
 
     fn done(&self) -> bool {
         self.pos >= self.size
     }
 
-    async fn next(&mut self) -> Result<Bytes, UploadError> {
-        let want = ((self.size - self.pos) as usize).min(CHUNK);
-        self.buf.reserve(want);
-        while self.buf.len() < want {
-            let n = (&mut self.file)
-                .take((want - self.buf.len()) as u64)
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(|e| UploadError::Local(e.to_string()))?;
-            if n == 0 {
-                return Err(UploadError::Local(
-                    "the file got shorter while it was being sent".into(),
-                ));
-            }
+    async fn recv(&mut self) -> Result<Read, UploadError> {
+        match self.chunks.recv().await {
+            Some(Ok(r)) => Ok(r),
+            Some(Err(e)) => Err(UploadError::Local(e)),
+            None => Err(UploadError::Local("the file reader stopped".into())),
         }
-        let chunk = self.buf.split().freeze();
-        self.hasher.update(&chunk);
+    }
+
+    async fn take_end(&mut self) -> Result<(), UploadError> {
+        match self.recv().await? {
+            Read::End(h) => {
+                self.hash = Some(h);
+                Ok(())
+            }
+            Read::Chunk(_) => Err(UploadError::Local(
+                "the file got longer while it was being sent".into(),
+            )),
+        }
+    }
+
+    async fn next(&mut self) -> Result<Bytes, UploadError> {
+        let Read::Chunk(chunk) = self.recv().await? else {
+            return Err(UploadError::Local(
+                "the file got shorter while it was being sent".into(),
+            ));
+        };
         self.pos += chunk.len() as u64;
+        if self.done() {
+            self.take_end().await?;
+        }
         Ok(chunk)
     }
 
+    /// The whole file's hash (known once every chunk was read).
     fn finish(&mut self) -> [u8; 32] {
-        let h = *self.hasher.finalize().as_bytes();
-        self.hash = Some(h);
-        h
+        self.hash.unwrap_or_default()
     }
+}
+
+/// The read-ahead thread: hash `[0, offset)`, then read, hash and hand over `[offset, size)`.
+fn read_ahead(
+    path: &Path,
+    offset: u64,
+    size: u64,
+    tx: &mpsc::Sender<Result<Read, String>>,
+) -> std::io::Result<()> {
+    use std::io::{Read as _, Seek};
+    let mut hasher = crate::hashing::hash_prefix(path, offset)?;
+    let mut file = std::fs::File::open(path)?;
+    file.seek(std::io::SeekFrom::Start(offset))?;
+    let mut pos = offset;
+    while pos < size {
+        let want = ((size - pos) as usize).min(CHUNK);
+        let mut buf = Vec::with_capacity(want);
+        // `take` stops at `want` without an extra probing read.
+        let got = (&mut file).take(want as u64).read_to_end(&mut buf)?;
+        let short = got < want;
+        let chunk = Bytes::from(buf);
+        hasher.update(&chunk);
+        pos += chunk.len() as u64;
+        if !chunk.is_empty() && tx.blocking_send(Ok(Read::Chunk(chunk))).is_err() {
+            return Ok(()); // the upload stopped
+        }
+        if short {
+            let _ = tx.blocking_send(Err("the file got shorter while it was being sent".into()));
+            return Ok(());
+        }
+    }
+    let _ = tx.blocking_send(Ok(Read::End(*hasher.finalize().as_bytes())));
+    Ok(())
 }

@@ -28,6 +28,9 @@ use crate::server::Ctx;
 
 /// Read buffer granularity: chunks handed to the writer and to live readers.
 pub const CHUNK: usize = 256 * 1024;
+/// Start kernel write-back after this many unsynced bytes, so a checkpoint's fsync finds
+/// little left to write and does not stall the stream.
+const WRITEBACK_EVERY: u64 = 4 << 20;
 /// Chunks in flight between the stream and the writer thread.
 const WRITER_QUEUE: usize = 8;
 
@@ -536,6 +539,9 @@ impl SpoolWriter {
                         return self.fail(refusal(RefuseCode::Internal, e.to_string()));
                     }
                     since_sync += bytes.len() as u64;
+                    if partial.not_written_back() >= WRITEBACK_EVERY {
+                        partial.start_writeback();
+                    }
                     if let Some(l) = &live {
                         l.publish(offset, bytes);
                     }

@@ -17,6 +17,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("SOP Instance UID {sop_uid} is already stored with different content")]
     Conflict { sop_uid: String },
+    /// A failure shared by every commit of one group-commit batch.
+    #[error("{0}")]
+    Batch(std::sync::Arc<StoreError>),
 }
 
 impl StoreError {

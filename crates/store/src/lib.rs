@@ -29,6 +29,7 @@
 mod audit;
 mod db;
 mod error;
+mod group;
 mod manifest;
 mod outbox;
 mod partial;
@@ -37,6 +38,7 @@ mod store;
 
 pub use audit::{AuditAction, AuditEvent, AuditRecord};
 pub use error::StoreError;
+pub use group::GroupStats;
 pub use manifest::ManifestStatus;
 pub use outbox::{OutboxItem, QueueDepth};
 pub use partial::{Partial, PartialInfo};

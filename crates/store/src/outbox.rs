@@ -62,36 +62,17 @@ impl Store {
     }
 
     /// The reader acknowledged the instance (verified, durable on its side). Audited.
+    /// Concurrent calls share one SQLite commit (group commit).
     pub fn mark_delivered(&self, reader: &str, sop_uid: &str) -> Result<(), StoreError> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
-        let changed = tx.execute(
-            "UPDATE outbox SET delivered_at = ?3 WHERE reader = ?1 AND sop_uid = ?2 AND delivered_at IS NULL",
-            params![reader, sop_uid, crate::db::now()],
-        )?;
-        if changed > 0 {
-            let study: Option<String> = tx
-                .query_row(
-                    "SELECT study_uid FROM instances WHERE sop_uid = ?1",
-                    [sop_uid],
-                    |r| r.get(0),
-                )
-                .ok();
-            crate::audit::insert(
-                &tx,
-                &crate::AuditEvent {
-                    actor: reader.to_string(),
-                    site: None,
-                    action: crate::AuditAction::Deliver,
-                    study_uid: study,
-                    sop_uid: Some(sop_uid.to_string()),
-                    outcome: "ok".into(),
-                    detail: None,
-                },
-            )?;
+        match self.submit(crate::group::Job::Delivered {
+            reader: reader.to_string(),
+            sop_uid: sop_uid.to_string(),
+        }) {
+            crate::group::Done::Delivered(r) => r,
+            crate::group::Done::Instance(_) => {
+                Err(StoreError::Corrupt("group commit mixed up two jobs".into()))
+            }
         }
-        tx.commit()?;
-        Ok(())
     }
 
     /// Pending instances and bytes per reader (readers with nothing pending are omitted).

@@ -25,6 +25,7 @@ pub struct Partial {
     pub(crate) file: File,
     pub(crate) len: u64,
     pub(crate) durable: u64,
+    written_back: u64,
 }
 
 impl Partial {
@@ -60,12 +61,31 @@ impl Partial {
         Ok(())
     }
 
+    /// Ask the kernel to start writing back what was written since the last call, without
+    /// waiting: the next [`sync`](Self::sync) then has little left to wait for.
+    pub fn start_writeback(&mut self) {
+        if self.len > self.written_back {
+            crate::group::start_writeback_range(
+                &self.file,
+                self.written_back,
+                self.len - self.written_back,
+            );
+            self.written_back = self.len;
+        }
+    }
+
+    /// Bytes written since write-back was last started (or the file fsync'ed).
+    pub fn not_written_back(&self) -> u64 {
+        self.len - self.written_back
+    }
+
     /// fsync the data written so far; returns the durable length.
     pub fn sync(&mut self) -> Result<u64, StoreError> {
         self.file
             .sync_data()
             .map_err(StoreError::io("fsync", &self.path))?;
         self.durable = self.len;
+        self.written_back = self.len;
         Ok(self.durable)
     }
 
@@ -99,6 +119,7 @@ impl Partial {
             .map_err(StoreError::io("truncate", &self.path))?;
         self.len = 0;
         self.durable = 0;
+        self.written_back = 0;
         Ok(())
     }
 
@@ -151,5 +172,6 @@ pub(crate) fn open(dir: &std::path::Path, info: PartialInfo) -> Result<Partial, 
         file,
         len,
         durable: 0,
+        written_back: len,
     })
 }

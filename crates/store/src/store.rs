@@ -1,10 +1,11 @@
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use yilian_proto::Hash;
 
 use crate::audit::{self, AuditAction, AuditEvent, AuditRecord};
+use crate::group::{Done, GroupCommit, GroupStats, InstanceJob, Job};
 use crate::partial::{self, Partial, PartialInfo};
 use crate::records::{InstanceRecord, NewInstance};
 use crate::StoreError;
@@ -13,9 +14,10 @@ use crate::StoreError;
 #[derive(Debug)]
 pub struct Store {
     root: PathBuf,
-    objects: PathBuf,
+    pub(crate) objects: PathBuf,
     partial: PathBuf,
     pub(crate) db: Mutex<Connection>,
+    pub(crate) group: GroupCommit,
 }
 
 /// The outcome of [`Store::commit`].
@@ -45,6 +47,7 @@ impl Store {
             objects,
             partial,
             db: Mutex::new(db),
+            group: GroupCommit::default(),
         })
     }
 
@@ -103,7 +106,9 @@ impl Store {
 
     /// Make a verified partial a stored instance: fsync, rename into `objects/`, fsync the
     /// directory, then one transaction adds the instance, an outbox entry per reader and the
-    /// audit entry. Only after this returns may the upload be acknowledged.
+    /// audit entry. Only after this returns may the upload be acknowledged. Concurrent calls
+    /// share their fsyncs (group commit, see `group.rs`); each returns only once its own
+    /// instance is durable.
     pub fn commit(
         &self,
         partial: Partial,
@@ -111,92 +116,20 @@ impl Store {
         inst: &NewInstance,
         readers: &[String],
     ) -> Result<Stored, StoreError> {
-        if let Some(existing) = self.instance(&inst.sop_uid)? {
-            partial.discard();
-            if existing.hash == hash {
-                return Ok(Stored::AlreadyStored(existing));
-            }
-            return Err(StoreError::Conflict {
-                sop_uid: inst.sop_uid.clone(),
-            });
-        }
-        let size = partial.len();
-        partial
-            .file
-            .sync_all()
-            .map_err(StoreError::io("fsync", &partial.path))?;
-        let dest = self.object_path(&hash);
-        let dir = dest
-            .parent()
-            .ok_or_else(|| StoreError::Corrupt("object path without parent".into()))?
-            .to_path_buf();
-        if !dir.exists() {
-            std::fs::create_dir_all(&dir).map_err(StoreError::io("create directory", &dir))?;
-            sync_dir(&self.objects)?;
-        }
-        std::fs::rename(&partial.path, &dest).map_err(StoreError::io("rename", &dest))?;
-        sync_dir(&dir)?;
-        let _ = std::fs::remove_file(&partial.sidecar);
-
-        let now = crate::db::now();
-        let mut db = self.db();
-        let tx = db.transaction()?;
-        tx.execute(
-            "INSERT INTO instances (sop_uid, study_uid, series_uid, sop_class_uid, modality,
-                 source_site, source_identity, size, hash, priority, stored_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                inst.sop_uid,
-                inst.study_uid,
-                inst.series_uid,
-                inst.sop_class_uid,
-                inst.modality,
-                inst.source_site,
-                inst.source_identity,
-                size as i64,
-                &hash[..],
-                inst.priority,
-                now
-            ],
-        )?;
-        for reader in readers {
-            tx.execute(
-                "INSERT OR IGNORE INTO outbox (reader, sop_uid, priority, enqueued_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![reader, inst.sop_uid, inst.priority, now],
-            )?;
-        }
-        audit::insert(
-            &tx,
-            &AuditEvent {
-                actor: inst.source_identity.clone(),
-                site: Some(inst.source_site.clone()),
-                action: AuditAction::Receive,
-                study_uid: Some(inst.study_uid.clone()),
-                sop_uid: Some(inst.sop_uid.clone()),
-                outcome: "ok".into(),
-                detail: Some(format!("{} bytes, {} readers", size, readers.len())),
-            },
-        )?;
-        tx.commit()?;
-        drop(db);
-        let record = InstanceRecord {
-            sop_uid: inst.sop_uid.clone(),
-            study_uid: inst.study_uid.clone(),
-            series_uid: inst.series_uid.clone(),
-            sop_class_uid: inst.sop_class_uid.clone(),
-            modality: inst.modality.clone(),
-            source_site: inst.source_site.clone(),
-            source_identity: inst.source_identity.clone(),
-            size,
+        match self.submit(Job::Instance(Box::new(InstanceJob {
+            partial,
             hash,
-            priority: inst.priority,
-            stored_at_ms: now,
-        };
-        Ok(Stored::New {
-            record,
+            inst: inst.clone(),
             readers: readers.to_vec(),
-        })
+        }))) {
+            Done::Instance(r) => r,
+            Done::Delivered(_) => Err(StoreError::Corrupt("group commit mixed up two jobs".into())),
+        }
+    }
+
+    /// How well commits have been grouped since the store was opened.
+    pub fn group_stats(&self) -> GroupStats {
+        self.group.stats()
     }
 
     /// Append an audit entry.
