@@ -513,3 +513,169 @@ pub(crate) fn start_writeback_range(file: &std::fs::File, from: u64, len: u64) {
 
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn start_writeback_range(_file: &std::fs::File, _from: u64, _len: u64) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PartialInfo;
+
+    fn new_instance(sop: &str) -> NewInstance {
+        NewInstance {
+            sop_uid: sop.into(),
+            study_uid: "1.2.9".into(),
+            series_uid: "1.2.9.1".into(),
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+            modality: "CT".into(),
+            source_site: "township-a".into(),
+            source_identity: "township-a-device".into(),
+            priority: 0,
+        }
+    }
+
+    fn job(s: &Store, site: &str, sop: &str, bytes: &[u8]) -> Job {
+        let mut p = s
+            .open_partial(PartialInfo {
+                source_site: site.into(),
+                study_uid: "1.2.9".into(),
+                sop_uid: sop.into(),
+                size: bytes.len() as u64,
+            })
+            .unwrap();
+        p.write(bytes).unwrap();
+        Job::Instance(Box::new(InstanceJob {
+            partial: p,
+            hash: *blake3::hash(bytes).as_bytes(),
+            inst: new_instance(sop),
+            readers: vec!["county-radiology".into()],
+        }))
+    }
+
+    /// Jobs queued while a leader is busy are made durable together, in one batch, and each
+    /// caller gets its own outcome (new, duplicate within the batch, conflict within the batch).
+    #[test]
+    fn followers_queued_behind_a_leader_share_one_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        // Pretend a leader is busy: every submit below queues as a follower.
+        store.group.queue().leader = true;
+        let mut handles = Vec::new();
+        let cases: Vec<(&str, &str, &[u8])> = vec![
+            ("township-a", "1.1", b"one"),
+            ("township-a", "1.2", b"two"),
+            ("township-b", "1.1", b"one"), // same instance from another site: same content
+            ("township-c", "1.2", b"other"), // same UID, different content: conflict
+            ("township-a", "1.3", b"three"),
+        ];
+        for (site, sop, bytes) in cases {
+            let s = store.clone();
+            let j = job(&s, site, sop, bytes);
+            handles.push(std::thread::spawn(move || s.submit(j)));
+            // Queue them in this order (the outcome of a duplicate depends on the order).
+            while store.group.queue().jobs.len() < handles.len() {
+                std::thread::yield_now();
+            }
+        }
+        // Now lead: one batch with all five.
+        let batch = std::mem::take(&mut store.group.queue().jobs);
+        assert_eq!(batch.len(), 5);
+        store.run_batch(batch);
+        store.group.queue().leader = false;
+        let outcomes: Vec<Done> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let kinds: Vec<&str> = outcomes
+            .iter()
+            .map(|d| match d {
+                Done::Instance(Ok(Stored::New { .. })) => "new",
+                Done::Instance(Ok(Stored::AlreadyStored(_))) => "same",
+                Done::Instance(Err(StoreError::Conflict { .. })) => "conflict",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["new", "new", "same", "conflict", "new"]);
+        assert_eq!(
+            store.group_stats(),
+            GroupStats {
+                batches: 1,
+                jobs: 5
+            }
+        );
+        // Everything in the batch is in the index, the objects are in place, the outbox filled.
+        for (sop, bytes) in [("1.1", &b"one"[..]), ("1.2", b"two"), ("1.3", b"three")] {
+            let rec = store.instance(sop).unwrap().unwrap();
+            assert_eq!(std::fs::read(store.object_path(&rec.hash)).unwrap(), bytes);
+        }
+        assert_eq!(store.pending_for("county-radiology").unwrap().len(), 3);
+        // Partials of the refused and duplicate jobs are gone.
+        let left = std::fs::read_dir(dir.path().join("partial"))
+            .unwrap()
+            .count();
+        assert_eq!(left, 0);
+    }
+
+    /// Leadership passes on: a follower still queued when the leader's batch is done leads
+    /// the next batch itself (nobody waits forever).
+    #[test]
+    fn a_queued_follower_takes_over_as_leader() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        store.group.queue().leader = true;
+        let s = store.clone();
+        let j = job(&s, "township-a", "1.9", b"nine");
+        let follower = std::thread::spawn(move || s.submit(j));
+        while store.group.queue().jobs.is_empty() {
+            std::thread::yield_now();
+        }
+        // The "leader" finishes an (empty) batch and hands over, as `submit` does.
+        {
+            let q = store.group.queue();
+            q.jobs[0].1.set(SlotState::Lead);
+        }
+        assert!(matches!(
+            follower.join().unwrap(),
+            Done::Instance(Ok(Stored::New { .. }))
+        ));
+        assert!(!store.group.queue().leader, "the last leader stepped down");
+        assert!(store.instance("1.9").unwrap().is_some());
+    }
+
+    /// Many threads committing at once: every one returns only its own, durable outcome.
+    #[test]
+    fn concurrent_commits_and_deliveries_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let s = store.clone();
+                std::thread::spawn(move || {
+                    for k in 0..8 {
+                        let sop = format!("1.{t}.{k}");
+                        let bytes = format!("instance {sop}");
+                        let j = job(&s, "township-a", &sop, bytes.as_bytes());
+                        match s.submit(j) {
+                            Done::Instance(Ok(Stored::New { record, .. })) => {
+                                assert_eq!(record.sop_uid, sop)
+                            }
+                            _ => panic!("commit of {sop} failed"),
+                        }
+                        s.mark_delivered("county-radiology", &sop).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let stats = store.group_stats();
+        assert_eq!(stats.jobs, 256);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.pending_for("county-radiology").unwrap().is_empty());
+        assert_eq!(
+            store.audit_entries(AuditAction::Deliver).unwrap().len(),
+            128
+        );
+        assert_eq!(
+            store.audit_entries(AuditAction::Receive).unwrap().len(),
+            128
+        );
+    }
+}
