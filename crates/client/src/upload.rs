@@ -107,6 +107,14 @@ pub(crate) async fn upload_one(
                     return Ok(FileOutcome::AlreadyStored);
                 }
                 SenderEvent::Refused(r) => return Err(UploadError::Refused(r)),
+                SenderEvent::Held => {
+                    tracing::info!(sop_uid = %job.instance.sop_uid, "paused: the relay gives an urgent upload from this site the link");
+                    progress.status("paused: an urgent study from this site has the link");
+                }
+                SenderEvent::Resumed => {
+                    tracing::info!(sop_uid = %job.instance.sop_uid, "resumed");
+                    progress.status("resumed after the urgent study");
+                }
             }
         }
         // Frames queued while handling events (a Finish right after Accept at the end).
@@ -114,7 +122,7 @@ pub(crate) async fn upload_one(
             send.write_chunk(b).await.map_err(link)?;
         }
         // Send the next chunk, taking any reply that is already there in between.
-        if let Some(f) = file.as_mut().filter(|f| !f.done()) {
+        if let Some(f) = file.as_mut().filter(|f| !f.done() && !sender.is_held()) {
             let chunk = f.next().await?;
             let n = chunk.len() as u64;
             send.write_chunk(chunk).await.map_err(link)?;

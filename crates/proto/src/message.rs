@@ -95,6 +95,11 @@ pub enum Reply {
         hash: Hash,
     },
     Refused(Refusal),
+    /// Pause sending data (an urgent upload from the same site needs the link); keep the
+    /// stream open and wait for [`Reply::Resume`].
+    Hold,
+    /// Continue after a [`Reply::Hold`].
+    Resume,
 }
 
 /// Why a transfer, manifest or subscription was refused.

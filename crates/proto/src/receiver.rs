@@ -49,6 +49,7 @@ pub struct Receiver {
     decoder: FrameDecoder,
     events: VecDeque<ReceiverEvent>,
     transmit: VecDeque<Bytes>,
+    held: bool,
 }
 
 impl Receiver {
@@ -66,6 +67,7 @@ impl Receiver {
             decoder,
             events: VecDeque::new(),
             transmit: VecDeque::new(),
+            held: false,
         })
     }
 
@@ -117,6 +119,20 @@ impl Receiver {
         if matches!(self.state, State::Data { .. } | State::AwaitFinish) {
             self.reply(&Reply::Checkpoint { durable });
         }
+    }
+
+    /// Ask the sender to pause (`hold = true`) or continue sending data. Only before or while
+    /// data is expected; repeated calls with the same value send nothing.
+    pub fn hold(&mut self, hold: bool) {
+        if matches!(self.state, State::AwaitDecision | State::Data { .. }) && self.held != hold {
+            self.held = hold;
+            self.reply(&if hold { Reply::Hold } else { Reply::Resume });
+        }
+    }
+
+    /// Whether the sender was asked to pause.
+    pub fn is_holding(&self) -> bool {
+        self.held
     }
 
     /// Acknowledge: verified and durable.

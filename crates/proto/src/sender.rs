@@ -20,6 +20,10 @@ pub enum SenderEvent {
     Stored { hash: Hash },
     /// Refused, with the receiver's reason.
     Refused(Refusal),
+    /// Pause sending data until [`SenderEvent::Resumed`] (something urgent needs the link).
+    Held,
+    /// Continue sending.
+    Resumed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +52,7 @@ pub struct Sender {
     state: State,
     decoder: FrameDecoder,
     acknowledged: u64,
+    held: bool,
     events: VecDeque<SenderEvent>,
     transmit: VecDeque<Bytes>,
 }
@@ -61,6 +66,7 @@ impl Sender {
             state: State::AwaitReply,
             decoder: FrameDecoder::new(),
             acknowledged: 0,
+            held: false,
             events: VecDeque::new(),
             transmit: VecDeque::from([frame]),
         }
@@ -166,6 +172,21 @@ impl Sender {
                 self.state = State::Done;
                 self.events.push_back(SenderEvent::Stored { hash });
             }
+            (Reply::Hold, State::Done) => {}
+            (Reply::Hold, _) => {
+                if !self.held {
+                    self.held = true;
+                    self.events.push_back(SenderEvent::Held);
+                }
+            }
+            (Reply::Resume, _) => {
+                if self.held {
+                    self.held = false;
+                    if self.state != State::Done {
+                        self.events.push_back(SenderEvent::Resumed);
+                    }
+                }
+            }
             (Reply::Accept { .. }, s) => return Err(unexpected("Accept", s)),
             (Reply::Have { .. }, s) => return Err(unexpected("Have", s)),
             (Reply::Checkpoint { .. }, s) => return Err(unexpected("Checkpoint", s)),
@@ -196,6 +217,12 @@ impl Sender {
             State::Sending { next } => self.offer.size - next,
             _ => 0,
         }
+    }
+
+    /// The receiver asked us to pause sending data ([`Reply::Hold`]); control frames (Finish)
+    /// may still be sent.
+    pub fn is_held(&self) -> bool {
+        self.held
     }
 
     pub fn is_done(&self) -> bool {

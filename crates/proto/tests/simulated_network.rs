@@ -193,6 +193,7 @@ impl World {
                     assert!(r.code.is_retryable(), "unexpected refusal {r}");
                     s.alive_client = false;
                 }
+                SenderEvent::Held | SenderEvent::Resumed => panic!("the relay never holds here"),
             }
         }
     }

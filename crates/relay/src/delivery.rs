@@ -335,7 +335,8 @@ async fn deliver(ctx: &Arc<Ctx>, conn: &Connection, q: Queued) -> Result<(), Del
                     };
                     sender.finish(hash)?;
                 }
-                SenderEvent::Checkpoint { .. } => {}
+                // Readers do not hold deliveries (yet): nothing to do.
+                SenderEvent::Checkpoint { .. } | SenderEvent::Held | SenderEvent::Resumed => {}
                 SenderEvent::Have { .. } | SenderEvent::Stored { .. } => {
                     let _ = send.finish();
                     return Ok(());

@@ -278,6 +278,7 @@ async fn run_upload(
 
     let result = drive(
         ctx,
+        &peer.site,
         &mut receiver,
         send,
         &mut recv,
@@ -297,6 +298,7 @@ async fn run_upload(
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     ctx: &Arc<Ctx>,
+    site: &str,
     receiver: &mut Receiver,
     send: &mut SendStream,
     recv: &mut RecvStream,
@@ -313,6 +315,14 @@ async fn drive(
             l.finish(LiveOutcome::Failed);
         }
     };
+    // Urgent first (urgency.rs): an urgent upload holds the routine ones from its site.
+    let mut urgent_rx = ctx.urgent.watch(site);
+    let mut urgent =
+        (receiver.offer().priority >= Priority::Urgent.as_u8()).then(|| ctx.urgent.begin(site));
+    if urgent.is_none() && *urgent_rx.borrow_and_update() > 0 {
+        hold(receiver, true);
+        flush(receiver, send).await?;
+    }
     loop {
         let reading = opened && cmd_tx.is_some();
         tokio::select! {
@@ -334,6 +344,11 @@ async fn drive(
                         forward_events(receiver, &mut cmd_tx).await?;
                     }
                     WriterEvent::Routed(l) => {
+                        if urgent.is_none() && l.priority >= Priority::Urgent.as_u8() {
+                            // Urgent by a routing rule (a stroke CT): it takes the link now.
+                            urgent = Some(ctx.urgent.begin(site));
+                            hold(receiver, false);
+                        }
                         ctx.hub.start_live(l.clone());
                         live = Some(l);
                     }
@@ -365,6 +380,13 @@ async fn drive(
                     }
                 }
                 flush(receiver, send).await?;
+            }
+            changed = urgent_rx.changed(), if urgent.is_none() => {
+                if changed.is_ok() {
+                    let busy = *urgent_rx.borrow_and_update() > 0;
+                    hold(receiver, busy);
+                    flush(receiver, send).await?;
+                }
             }
             _ = lease.superseded() => {
                 fail_live(&live);
@@ -398,6 +420,19 @@ async fn drive(
                 forward_events(receiver, &mut cmd_tx).await?;
             }
         }
+    }
+}
+
+/// Ask the sender to pause or continue, and say so in the log.
+fn hold(receiver: &mut Receiver, on: bool) {
+    if receiver.is_holding() != on {
+        let sop_uid = &receiver.offer().instance.sop_uid;
+        if on {
+            info!(%sop_uid, "routine upload paused: an urgent upload from the same site has the link");
+        } else {
+            info!(%sop_uid, "upload continues");
+        }
+        receiver.hold(on);
     }
 }
 

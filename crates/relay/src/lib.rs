@@ -34,6 +34,7 @@ pub mod hub;
 pub mod ingest;
 pub mod metrics;
 pub mod server;
+mod urgency;
 
 pub use config::{ConfigFile, RelayConfig};
 pub use metrics::Metrics;

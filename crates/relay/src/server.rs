@@ -35,6 +35,7 @@ pub(crate) struct Ctx {
     pub hub: Hub,
     pub metrics: Arc<Metrics>,
     pub leases: Leases,
+    pub urgent: crate::urgency::UrgentBoard,
 }
 
 /// Errors starting the relay.
@@ -72,6 +73,7 @@ impl Relay {
                 hub: Hub::default(),
                 metrics: Arc::new(Metrics::default()),
                 leases: Leases::default(),
+                urgent: Default::default(),
             }),
             endpoint,
         })
