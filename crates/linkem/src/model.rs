@@ -68,6 +68,8 @@ pub struct LinkStats {
     pub max_queue_delay: Duration,
     /// Largest queue backlog seen (bytes not yet serialised, this packet included).
     pub max_backlog_bytes: u64,
+    /// Largest packet offered (for IP drivers: shows that no GSO super-packets got through).
+    pub max_packet_bytes: u64,
 }
 
 impl LinkStats {
@@ -91,7 +93,7 @@ impl std::fmt::Display for LinkStats {
         write!(
             f,
             "offered {} ({} B), delivered {} ({} B), dropped: loss {}, queue {}, cut {}; \
-             reordered {}; max queue delay {:?}, max backlog {} B",
+             reordered {}; max queue delay {:?}, max backlog {} B, max packet {} B",
             self.offered,
             self.bytes_offered,
             self.delivered,
@@ -101,7 +103,8 @@ impl std::fmt::Display for LinkStats {
             self.dropped_cut,
             self.reordered,
             self.max_queue_delay,
-            self.max_backlog_bytes
+            self.max_backlog_bytes,
+            self.max_packet_bytes
         )
     }
 }
@@ -242,6 +245,7 @@ impl Link {
         let len = len as u64;
         self.stats.offered += 1;
         self.stats.bytes_offered += len;
+        self.stats.max_packet_bytes = self.stats.max_packet_bytes.max(len);
         self.apply_cut_starts(prev, now);
         self.prune_windows(now);
 
