@@ -255,3 +255,68 @@ fn drop_deletes_the_namespaces_and_stale_ones_are_cleaned_up() {
         assert!(!Path::new("/run/netns").join(n).exists(), "{n} left behind");
     }
 }
+
+/// Reads lines of a child's stdout until one starts with `prefix`.
+fn wait_for_line(out: &mut impl std::io::BufRead, prefix: &str) -> String {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = out.read_line(&mut line).unwrap();
+        assert!(n > 0, "output ended before a line starting with {prefix:?}");
+        if line.starts_with(prefix) {
+            return line.trim().to_string();
+        }
+    }
+}
+
+#[test]
+fn programs_run_inside_the_namespaces_through_command_a_and_b() {
+    use std::io::BufReader;
+    use std::process::Stdio;
+    let spec = LinkSpec::rural(50_000_000, Duration::from_millis(20), 0.005);
+    let pair = pair(spec.clone(), spec, 12);
+    let exe = env!("CARGO_BIN_EXE_yilian-linkem");
+    let listen = format!("{}:0", pair.addr_b());
+    let mut sink = pair
+        .command_b(exe)
+        .args([
+            "probe",
+            "tcp-sink",
+            "--listen",
+            &listen,
+            "--seed",
+            "5",
+            "--expect-bytes",
+            "3MB",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(sink.stdout.take().unwrap());
+    let line = wait_for_line(&mut out, "listening on ");
+    let server = line.trim_start_matches("listening on ").to_string();
+    let send = pair
+        .command_a(exe)
+        .args([
+            "probe",
+            "tcp-send",
+            "--connect",
+            &server,
+            "--bytes",
+            "3MB",
+            "--seed",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        send.status.success(),
+        "{}",
+        String::from_utf8_lossy(&send.stderr)
+    );
+    let verdict = wait_for_line(&mut out, "content ");
+    assert_eq!(verdict, "content identical to seed 5");
+    assert!(sink.wait().unwrap().success());
+    let s = pair.stats();
+    assert!(s.up.bytes_delivered >= 3_000_000, "{s}");
+}

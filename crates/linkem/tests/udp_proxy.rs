@@ -333,3 +333,62 @@ async fn refuses_non_loopback_and_stops_on_shutdown() {
         .await
         .is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_udp_mode_delays_and_obeys_stdin_commands() {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let (server, _) = echo_server().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_yilian-linkem"))
+        .args([
+            "udp",
+            "--upstream",
+            &server.to_string(),
+            "--rtt",
+            "80ms",
+            "--loss",
+            "0%",
+        ])
+        .args(["--rate", "10mbit", "--stats-every", "0", "--seed", "3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    let addr: SocketAddr = first.trim_start_matches("listening on ").parse().unwrap();
+    let c = big_socket();
+    c.connect(addr).await.unwrap();
+    let rtt = ping(&c, b"hello", Duration::from_secs(10)).await.unwrap();
+    assert!(rtt >= Duration::from_millis(80), "{rtt:?}");
+    stdin.write_all(b"cut\n").await.unwrap();
+    loop {
+        let line = lines.next_line().await.unwrap().unwrap();
+        if line.starts_with("link cut") {
+            break;
+        }
+    }
+    assert!(ping(&c, b"cut", Duration::from_millis(300)).await.is_none());
+    stdin.write_all(b"restore\n").await.unwrap();
+    loop {
+        let line = lines.next_line().await.unwrap().unwrap();
+        if line.starts_with("link restored") {
+            break;
+        }
+    }
+    assert!(ping(&c, b"back", Duration::from_secs(10)).await.is_some());
+    stdin.write_all(b"quit\n").await.unwrap();
+    let status = timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    assert!(rest.contains("dropped: loss 0, queue 0, cut 1"), "{rest}");
+}
