@@ -1,4 +1,4 @@
-//! A UDP impairment proxy on loopback: clients talk to [`UdpProxy::local_addr`], the proxy
+//! A UDP impairment proxy on loopback: clients talk to [`ProxyHandle::local_addr`], the proxy
 //! talks to the upstream server, and every datagram crosses a [`Link`](crate::Link) (up for
 //! client → server, down for server → client).
 //!
