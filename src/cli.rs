@@ -288,6 +288,13 @@ async fn send(a: SendArgs) -> Result<ExitCode> {
         already,
         indicatif::HumanBytes(report.bytes_sent)
     );
+    if report.bytes_lost_in_transit > 0 || report.connections > 1 {
+        println!(
+            "link: {} lost in transit and sent again; {} connection(s)",
+            indicatif::HumanBytes(report.bytes_lost_in_transit),
+            report.connections
+        );
+    }
     for s in &report.studies {
         println!(
             "study {}: {} instances, {}",

@@ -69,6 +69,13 @@ pub struct SendReport {
     pub bytes_sent: u64,
     /// Total size of the files that were sent or found already stored.
     pub bytes_total: u64,
+    /// QUIC connections made to the relay (1 if the link never dropped for long, or the
+    /// connection migrated to a new address).
+    pub connections: u64,
+    /// Bytes in packets QUIC declared lost and sent again (what a lossy link cost).
+    pub bytes_lost_in_transit: u64,
+    /// UDP payload bytes sent, all headers, acknowledgements and retransmissions included.
+    pub bytes_on_wire: u64,
 }
 
 impl SendReport {
@@ -115,6 +122,8 @@ struct Shared {
     results: Mutex<Vec<Option<FileOutcome>>>,
     conn: AsyncMutex<Option<quinn::Connection>>,
     bytes_sent: AtomicU64,
+    /// Every connection made, for the transport figures of the report.
+    all_conns: Mutex<Vec<quinn::Connection>>,
 }
 
 /// Upload `paths`. Returns the per-file report; `Err` only if the relay could not be reached at
@@ -181,8 +190,9 @@ pub async fn send(
     let shared = Arc::new(Shared {
         results: Mutex::new(vec![None; report.files.len()]),
         queue: Mutex::new(jobs),
-        conn: AsyncMutex::new(Some(first)),
+        conn: AsyncMutex::new(Some(first.clone())),
         bytes_sent: AtomicU64::new(0),
+        all_conns: Mutex::new(vec![first]),
     });
     let mut tasks = Vec::new();
     for _ in 0..workers {
@@ -238,6 +248,13 @@ pub async fn send(
         c.close(0u32.into(), b"done");
     }
     endpoint.wait_idle().await;
+    let conns = std::mem::take(&mut *shared.all_conns.lock().unwrap_or_else(|p| p.into_inner()));
+    report.connections = conns.len() as u64;
+    for c in conns {
+        let st = c.stats();
+        report.bytes_lost_in_transit += st.path.lost_bytes;
+        report.bytes_on_wire += st.udp_tx.bytes;
+    }
     Ok(report)
 }
 
@@ -305,6 +322,8 @@ async fn worker(
                 reason: format!("refused by the relay: {}", r.reason),
             }),
             Err(UploadError::Local(reason)) => Some(FileOutcome::Failed { reason }),
+            // Paused for an urgent upload: offer again at once (the relay holds us).
+            Err(UploadError::Yielded) => None,
             Err(UploadError::Link(e)) => {
                 if let Some(reason) = conn.close_reason().filter(connect::refused_for_good) {
                     // The relay closed us on purpose (e.g. unknown identity): say why, stop.
@@ -372,5 +391,10 @@ async fn current_connection(
     }
     let conn = connect::connect(endpoint, &opts.client, progress).await?;
     *c = Some(conn.clone());
+    shared
+        .all_conns
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(conn.clone());
     Ok(conn)
 }

@@ -19,7 +19,14 @@ pub(crate) enum UploadError {
     Local(String),
     /// The connection or stream broke: retry on a new connection, resuming.
     Link(String),
+    /// The relay asked us to pause while data was queued on the stream: the stream was reset
+    /// (dropping what QUIC had not sent yet, so the link frees up at once). Offer again right
+    /// away; the relay answers with the offset it holds and keeps us paused until it resumes us.
+    Yielded,
 }
+
+/// Stream reset code: paused for an urgent upload (the relay keeps what arrived).
+const YIELD_CODE: u32 = 1;
 
 fn link(e: impl std::fmt::Display) -> UploadError {
     UploadError::Link(e.to_string())
@@ -53,6 +60,7 @@ pub(crate) async fn upload_one(
     });
     let _guard = AbortOnDrop(reader);
     let mut acked = 0u64;
+    let mut written_here = 0u64;
     let mut resumed_from = 0u64;
     let mut file: Option<FileSend> = None;
     loop {
@@ -110,6 +118,12 @@ pub(crate) async fn upload_one(
                 SenderEvent::Held => {
                     tracing::info!(sop_uid = %job.instance.sop_uid, "paused: the relay gives an urgent upload from this site the link");
                     progress.status("paused: an urgent study from this site has the link");
+                    if written_here > 0 {
+                        // Up to a send window of our data may still wait in QUIC's buffers;
+                        // drop it so the urgent study gets the link now, and resume later.
+                        let _ = send.reset(YIELD_CODE.into());
+                        return Err(UploadError::Yielded);
+                    }
                 }
                 SenderEvent::Resumed => {
                     tracing::info!(sop_uid = %job.instance.sop_uid, "resumed");
@@ -128,6 +142,7 @@ pub(crate) async fn upload_one(
             send.write_chunk(chunk).await.map_err(link)?;
             sender.data_sent(n).map_err(link)?;
             bytes_sent.fetch_add(n, Ordering::Relaxed);
+            written_here += n;
             if f.done() {
                 tracing::debug!(sop_uid = %job.instance.sop_uid, "all bytes sent, finishing");
                 let hash = f.finish();

@@ -315,14 +315,13 @@ async fn drive(
             l.finish(LiveOutcome::Failed);
         }
     };
-    // Urgent first (urgency.rs): an urgent upload holds the routine ones from its site.
+    // Urgent first (urgency.rs): an urgent upload holds the routine ones from its site. An
+    // upload is known to be routine only once routed (a stroke CT is urgent by a rule on its
+    // content); until then it is not held.
     let mut urgent_rx = ctx.urgent.watch(site);
     let mut urgent =
         (receiver.offer().priority >= Priority::Urgent.as_u8()).then(|| ctx.urgent.begin(site));
-    if urgent.is_none() && *urgent_rx.borrow_and_update() > 0 {
-        hold(receiver, true);
-        flush(receiver, send).await?;
-    }
+    let mut routine = false;
     loop {
         let reading = opened && cmd_tx.is_some();
         tokio::select! {
@@ -344,10 +343,14 @@ async fn drive(
                         forward_events(receiver, &mut cmd_tx).await?;
                     }
                     WriterEvent::Routed(l) => {
-                        if urgent.is_none() && l.priority >= Priority::Urgent.as_u8() {
-                            // Urgent by a routing rule (a stroke CT): it takes the link now.
-                            urgent = Some(ctx.urgent.begin(site));
-                            hold(receiver, false);
+                        if urgent.is_none() {
+                            if l.priority >= Priority::Urgent.as_u8() {
+                                // Urgent by a routing rule (a stroke CT): it takes the link now.
+                                urgent = Some(ctx.urgent.begin(site));
+                            } else {
+                                routine = true;
+                                hold(receiver, *urgent_rx.borrow_and_update() > 0);
+                            }
                         }
                         ctx.hub.start_live(l.clone());
                         live = Some(l);
@@ -381,7 +384,7 @@ async fn drive(
                 }
                 flush(receiver, send).await?;
             }
-            changed = urgent_rx.changed(), if urgent.is_none() => {
+            changed = urgent_rx.changed(), if routine => {
                 if changed.is_ok() {
                     let busy = *urgent_rx.borrow_and_update() > 0;
                     hold(receiver, busy);
@@ -548,9 +551,8 @@ impl SpoolWriter {
         }
         let mut routed: Option<Routed> = None;
         let mut live: Option<Arc<LiveInstance>> = None;
-        let _ = self.events.send(WriterEvent::Opened {
-            offset: partial.len(),
-        });
+        // A resumed upload whose header is already here is routed before it is accepted, so
+        // that a routine one can be held before it sends anything.
         if walker.metadata().is_some() {
             match self.route(&walker, &partial) {
                 Ok((r, l)) => {
@@ -560,6 +562,9 @@ impl SpoolWriter {
                 Err(r) => return self.fail_discard(r, partial),
             }
         }
+        let _ = self.events.send(WriterEvent::Opened {
+            offset: partial.len(),
+        });
         let mut since_sync = 0u64;
         let mut last_sync = Instant::now();
         while let Some(cmd) = cmds.blocking_recv() {
