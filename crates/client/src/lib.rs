@@ -21,6 +21,7 @@ mod progress;
 mod read;
 mod send;
 mod sink;
+mod stall;
 mod upload;
 
 pub use connect::{Backoff, ClientConfig};

@@ -10,6 +10,8 @@ pub trait Progress: Send + Sync {
     fn file_done(&self, _path: &Path, _ok: bool, _message: &str) {}
     /// A line of status ("link down, retrying in 8 s").
     fn status(&self, _message: &str) {}
+    /// An upload paused (`true`) for an urgent one from the same site, or continued (`false`).
+    fn paused(&self, _on: bool) {}
     /// A reader received an instance.
     fn received(&self, _study_uid: &str, _sop_uid: &str, _bytes: u64) {}
 }

@@ -11,7 +11,7 @@ use tokio::sync::Mutex as AsyncMutex;
 use yilian_proto::{encode_frame, FrameDecoder, InstanceRef, Manifest, ManifestReply, Request};
 
 use crate::connect::{self, Backoff, ClientConfig};
-use crate::upload::{upload_one, UploadError};
+use crate::upload::{upload_one, AbortOnDrop, UploadError};
 use crate::{ClientError, Progress};
 
 /// What `send` does beyond reaching the relay.
@@ -134,6 +134,9 @@ pub async fn send(
     progress: Arc<dyn Progress>,
 ) -> Result<SendReport, ClientError> {
     let files = collect_files(paths)?;
+    // Says so when the link goes quiet or uploads pause for an urgent study.
+    let watch = crate::stall::StallWatch::new(progress);
+    let progress: Arc<dyn Progress> = watch.clone();
     let mut report = SendReport::default();
     let mut jobs = VecDeque::new();
     let mut studies: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -194,6 +197,7 @@ pub async fn send(
         bytes_sent: AtomicU64::new(0),
         all_conns: Mutex::new(vec![first]),
     });
+    let _watchdog = AbortOnDrop(watch.spawn());
     let mut tasks = Vec::new();
     for _ in 0..workers {
         let (shared, opts, endpoint, progress) = (

@@ -61,6 +61,10 @@ pub(crate) async fn upload_one(
     let _guard = AbortOnDrop(reader);
     let mut acked = 0u64;
     let mut written_here = 0u64;
+    let mut paused = Paused {
+        progress,
+        on: false,
+    };
     let mut resumed_from = 0u64;
     let mut file: Option<FileSend> = None;
     loop {
@@ -117,17 +121,17 @@ pub(crate) async fn upload_one(
                 SenderEvent::Refused(r) => return Err(UploadError::Refused(r)),
                 SenderEvent::Held => {
                     tracing::info!(sop_uid = %job.instance.sop_uid, "paused: the relay gives an urgent upload from this site the link");
-                    progress.status("paused: an urgent study from this site has the link");
                     if written_here > 0 {
                         // Up to a send window of our data may still wait in QUIC's buffers;
-                        // drop it so the urgent study gets the link now, and resume later.
+                        // drop it so the urgent study gets the link now, and offer again.
                         let _ = send.reset(YIELD_CODE.into());
                         return Err(UploadError::Yielded);
                     }
+                    paused.set(true);
                 }
                 SenderEvent::Resumed => {
                     tracing::info!(sop_uid = %job.instance.sop_uid, "resumed");
-                    progress.status("resumed after the urgent study");
+                    paused.set(false);
                 }
             }
         }
@@ -182,7 +186,29 @@ fn report_ack(progress: &dyn Progress, acked: &mut u64, now: u64) {
     }
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Reports this upload's pause to the progress, and its end when the upload ends held.
+struct Paused<'a> {
+    progress: &'a dyn Progress,
+    on: bool,
+}
+
+impl Paused<'_> {
+    fn set(&mut self, on: bool) {
+        if self.on != on {
+            self.on = on;
+            self.progress.paused(on);
+        }
+    }
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.set(false);
+    }
+}
+
+/// Aborts a task when dropped.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
