@@ -10,8 +10,15 @@
 //! key = "county-relay.key"
 //! ca = "ca.pem"
 //!
-//! [transport]
-//! congestion = "bbr"               # bbr | cubic | newreno
+//! [transport]                      # defaults suit township links up to a county ↔ province
+//! congestion = "bbr"               # congestion controller (see BENCHMARKING.md for the choice)
+//! stream_window = 8388608          # bytes one upload may have in flight (≥ rate × RTT: 8 MiB
+//!                                  # carries 1 Gbit/s at 60 ms, 100 Mbit/s at 600 ms)
+//! connection_window = 33554432     # bytes all uploads of one connection may have in flight
+//! send_window = 16777216           # unacknowledged bytes the relay buffers per delivery connection
+//! keep_alive = "5s"                # keeps NAT mappings open (they expire after 30 s or more)
+//! idle_timeout = "60s"             # a silent connection survives outages this long; after
+//!                                  # that clients reconnect and resume at acknowledged offsets
 //!
 //! [limits]
 //! max_instance_bytes = 8589934592  # larger offers are refused
@@ -67,6 +74,13 @@ pub struct TlsSection {
 #[serde(deny_unknown_fields)]
 pub struct TransportSection {
     pub congestion: Option<String>,
+    pub stream_window: Option<u64>,
+    pub connection_window: Option<u64>,
+    pub send_window: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    pub keep_alive: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub idle_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +127,8 @@ pub enum ConfigError {
     },
     #[error("TLS material: {0}")]
     Tls(#[from] yilian_transport::TransportError),
+    #[error("config: {0}")]
+    Transport(String),
     #[error("config: unknown congestion controller {0:?} (use bbr, cubic or newreno)")]
     Congestion(String),
 }
@@ -173,10 +189,46 @@ impl ConfigFile {
             None => default_topology(),
         };
         let mut tuning = Tuning::default();
-        if let Some(c) = self.transport.congestion {
+        let t = self.transport;
+        if let Some(c) = t.congestion {
             tuning.congestion = c
                 .parse::<Congestion>()
                 .map_err(|_| ConfigError::Congestion(c.clone()))?;
+        }
+        let window = |name: &'static str, v: Option<u64>, default: u64| {
+            match v {
+            Some(v) if v < 64 * 1024 => Err(ConfigError::Transport(format!(
+                "transport.{name} = {v} is too small: at least 65536 bytes (and at least rate × RTT of the slowest link you serve)"
+            ))),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        }
+        };
+        tuning.stream_receive_window = window(
+            "stream_window",
+            t.stream_window,
+            tuning.stream_receive_window,
+        )?;
+        tuning.receive_window = window(
+            "connection_window",
+            t.connection_window,
+            tuning.receive_window,
+        )?;
+        tuning.send_window = window("send_window", t.send_window, tuning.send_window)?;
+        if let Some(k) = t.keep_alive {
+            tuning.keep_alive = k;
+        }
+        if let Some(i) = t.idle_timeout {
+            tuning.idle_timeout = i;
+        }
+        if !tuning.keep_alive.is_zero()
+            && !tuning.idle_timeout.is_zero()
+            && tuning.keep_alive >= tuning.idle_timeout
+        {
+            return Err(ConfigError::Transport(format!(
+                "transport.keep_alive ({:?}) must be shorter than transport.idle_timeout ({:?}), or connections time out between keep-alives",
+                tuning.keep_alive, tuning.idle_timeout
+            )));
         }
         let default_listen: SocketAddr = DEFAULT_LISTEN
             .parse()
@@ -199,5 +251,64 @@ impl ConfigFile {
             concurrent_per_reader: self.delivery.concurrent_per_reader.unwrap_or(8).max(1),
             stats_interval: self.log.stats_interval.unwrap_or(Duration::from_secs(30)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(toml_text: &str) -> Result<RelayConfig, ConfigError> {
+        let file: ConfigFile = toml::from_str(toml_text).map_err(|e| ConfigError::Parse {
+            path: "test.toml".into(),
+            message: e.to_string(),
+        })?;
+        file.resolve(
+            Path::new("."),
+            || TlsPem {
+                cert: String::new(),
+                key: String::new(),
+                ca: String::new(),
+            },
+            Topology::example,
+        )
+    }
+
+    #[test]
+    fn transport_section_sets_windows_timers_and_controller() {
+        let c = resolve(
+            "[transport]\ncongestion = \"cubic\"\nstream_window = 4194304\nconnection_window = 67108864\nsend_window = 8388608\nkeep_alive = \"10s\"\nidle_timeout = \"5m\"\n",
+        )
+        .unwrap();
+        let t = &c.tuning;
+        assert_eq!(t.congestion, Congestion::Cubic);
+        assert_eq!(t.stream_receive_window, 4 << 20);
+        assert_eq!(t.receive_window, 64 << 20);
+        assert_eq!(t.send_window, 8 << 20);
+        assert_eq!(t.keep_alive, Duration::from_secs(10));
+        assert_eq!(t.idle_timeout, Duration::from_secs(300));
+        // Nothing said: the defaults.
+        assert_eq!(resolve("").unwrap().tuning, Tuning::default());
+    }
+
+    fn error(toml_text: &str) -> String {
+        match resolve(toml_text) {
+            Ok(_) => panic!("accepted: {toml_text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn transport_mistakes_are_explained() {
+        let e = error("[transport]\nstream_window = 1000\n");
+        assert!(e.to_string().contains("stream_window"), "{e}");
+        let e = error("[transport]\nkeep_alive = \"90s\"\nidle_timeout = \"60s\"\n");
+        assert!(e.to_string().contains("shorter than"), "{e}");
+        let e = error("[transport]\ncongestion = \"vegas\"\n");
+        assert!(e.to_string().contains("vegas"), "{e}");
+        assert!(
+            resolve("[transport]\nwindow = 5\n").is_err(),
+            "unknown keys are refused"
+        );
     }
 }
