@@ -24,6 +24,10 @@
 //!   connected start receiving the instance. Chunks are shared `Bytes` (never copied per
 //!   reader); a reader that falls behind the bounded broadcast reads the missing range from the
 //!   partial file instead, so memory stays bounded whatever the instance size.
+//! * **Urgent first** (`urgency.rs`): while an urgent upload from a site is in progress, the
+//!   routine uploads from that site are asked to pause (`Reply::Hold`) and later to continue
+//!   (`Reply::Resume`), so a stroke CT gets a thin township uplink to itself.
+//! * **Commit** (`yilian_store`): concurrent commits share their fsyncs (group commit).
 //! * **Delivery** ([`delivery`]): one session per connected reader, fed by its persistent
 //!   outbox (backlog, priority order) and by live instances; an instance leaves the outbox only
 //!   when the reader acknowledged it as verified and durable.
