@@ -601,6 +601,121 @@ async fn raw_one_hop(pki: &Pki, total: u64, bigbuf: bool) -> Result<Sample> {
     Ok(sample)
 }
 
+/// The least a durable upload must do, on raw quinn: the sender reads the file and hashes it
+/// (BLAKE3) on a thread; the receiver hashes and writes it on a thread (starting write-back
+/// every 8 MiB) and fsyncs it before it answers with the hash. No protocol, no DICOM walk, no index. yilian's upload-only scenario
+/// against this line is the cost of everything yilian adds to the unavoidable work.
+async fn raw_durable_one_hop(pki: &Pki, file: &Path, total: u64, dir: &Path) -> Result<Sample> {
+    let server = raw_server(pki, false)?;
+    let addr = server.local_addr()?;
+    let out = dir.join("raw-durable.dcm");
+    let sink = tokio::spawn(durable_sink(server.clone(), out.clone()));
+    let client = raw_client(pki, false)?;
+    let meter = Meter::start();
+    let sent_hash = tokio::time::timeout(limit(total, 1), durable_push(&client, addr, file))
+        .await
+        .context("raw durable upload: timed out")??;
+    let sample = meter.sample(total, 1, 1);
+    let (got, hash) = sink.await??;
+    ensure!(got == total, "raw durable upload: {got} of {total} bytes");
+    ensure!(hash == sent_hash, "raw durable upload: hash differs");
+    let _ = std::fs::remove_file(&out);
+    close_endpoint(&client).await;
+    close_endpoint(&server).await;
+    Ok(sample)
+}
+
+async fn durable_push(client: &quinn::Endpoint, to: SocketAddr, file: &Path) -> Result<[u8; 32]> {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+    let path = file.to_path_buf();
+    let reader = tokio::task::spawn_blocking(move || -> Result<[u8; 32]> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(&path)?;
+        let mut h = blake3::Hasher::new();
+        loop {
+            let mut buf = Vec::with_capacity(CHUNK);
+            let n = (&mut f).take(CHUNK as u64).read_to_end(&mut buf)?;
+            if n == 0 {
+                return Ok(*h.finalize().as_bytes());
+            }
+            h.update(&buf);
+            if tx.blocking_send(Bytes::from(buf)).is_err() {
+                bail!("the stream stopped");
+            }
+        }
+    });
+    let (conn, _) = yilian_transport::connect(client, &to.to_string()).await?;
+    let (mut s, mut r) = conn.open_bi().await?;
+    while let Some(b) = rx.recv().await {
+        s.write_chunk(b).await?;
+    }
+    s.finish()?;
+    let hash = reader.await??;
+    let answer = r.read_to_end(64).await?;
+    ensure!(
+        answer == hash,
+        "raw durable upload: the receiver's hash differs"
+    );
+    conn.close(0u32.into(), b"done");
+    Ok(hash)
+}
+
+async fn durable_sink(ep: quinn::Endpoint, out: PathBuf) -> Result<(u64, [u8; 32])> {
+    let conn = ep.accept().await.context("sink: no connection")?.await?;
+    let (mut s, mut r) = conn.accept_bi().await?;
+    let (tx, mut rx) = mpsc::channel::<Bytes>(8);
+    let writer = tokio::task::spawn_blocking(move || -> Result<(u64, [u8; 32])> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&out)?;
+        let mut h = blake3::Hasher::new();
+        let mut n = 0u64;
+        let mut flushed = 0u64;
+        while let Some(b) = rx.blocking_recv() {
+            h.update(&b);
+            f.write_all(&b)?;
+            n += b.len() as u64;
+            if n - flushed >= 8 << 20 {
+                // Start write-back early (as yilian does), so the final fsync is short.
+                use std::os::fd::AsRawFd;
+                // SAFETY: valid fd; only schedules write-back.
+                unsafe {
+                    libc::sync_file_range(
+                        f.as_raw_fd(),
+                        flushed as libc::off64_t,
+                        (n - flushed) as libc::off64_t,
+                        libc::SYNC_FILE_RANGE_WRITE,
+                    );
+                }
+                flushed = n;
+            }
+        }
+        f.sync_all()?;
+        Ok((n, *h.finalize().as_bytes()))
+    });
+    use tokio::io::AsyncReadExt;
+    let mut buf = bytes::BytesMut::with_capacity(CHUNK);
+    loop {
+        if buf.capacity() < CHUNK / 4 {
+            buf.reserve(CHUNK);
+        }
+        if r.read_buf(&mut buf).await? == 0 {
+            break;
+        }
+        if buf.len() >= CHUNK / 2 {
+            tx.send(buf.split().freeze()).await?;
+        }
+    }
+    if !buf.is_empty() {
+        tx.send(buf.split().freeze()).await?;
+    }
+    drop(tx);
+    let (n, hash) = writer.await??;
+    s.write_all(&hash).await?;
+    s.finish()?;
+    conn.closed().await;
+    Ok((n, hash))
+}
+
 async fn raw_two_hops(pki: &Pki, total: u64, bigbuf: bool) -> Result<Sample> {
     let sink_ep = raw_server(pki, bigbuf)?;
     let sink_addr = sink_ep.local_addr()?;
@@ -1119,6 +1234,8 @@ enum Kind {
         hops: u8,
         bigbuf: bool,
     },
+    /// Raw quinn plus the unavoidable work of a durable upload (read, BLAKE3 ×2, write, fsync).
+    RawDurable,
     /// (readers, light readers)
     Fanout(usize, bool),
     Series,
@@ -1185,6 +1302,7 @@ fn report(args: &Args, scenarios: &[Scenario]) {
     let mut single: [Option<f64>; 2] = [None, None];
     let mut egress_lines: Vec<(usize, bool, f64)> = Vec::new();
     let mut upload: Option<f64> = None;
+    let mut durable: Option<f64> = None;
     for sc in scenarios {
         let Some(m) = median_sample(&sc.samples) else {
             continue;
@@ -1203,6 +1321,10 @@ fn report(args: &Args, scenarios: &[Scenario]) {
         let mb = m.bytes as f64 / MB;
         match sc.kind {
             Kind::Raw { .. } => line(&sc.name, mb, &m, per(1.0)),
+            Kind::RawDurable => {
+                line(&sc.name, mb, &m, per(1.0));
+                durable = Some(m.mbps());
+            }
             Kind::Fanout(0, _) => {
                 line(&sc.name, mb, &m, per(1.0));
                 upload = Some(m.mbps());
@@ -1235,6 +1357,12 @@ fn report(args: &Args, scenarios: &[Scenario]) {
         println!(
             "target 1 (design §5), upload hop (sender → durable spool): ≥ 70% of raw quinn → {:.0}% of 1 hop ({u:.1} vs {r1:.1} MB/s)",
             u / r1 * 100.0
+        );
+    }
+    if let (Some(u), Some(d)) = (upload, durable) {
+        println!(
+            "upload hop vs the minimal durable upload on raw quinn (same hashing, write, fsync): {:.0}% ({u:.1} vs {d:.1} MB/s)",
+            u / d * 100.0
         );
     }
     let kind = |light: bool| if light { "light readers" } else { "readers" };
@@ -1355,6 +1483,13 @@ async fn run(args: Args) -> Result<()> {
             }
         }
     }
+    if !args.skip_raw && args.readers.contains(&0) {
+        scenarios.push(Scenario {
+            name: "raw quinn, 1 hop + read, BLAKE3 ×2, write, fsync".into(),
+            kind: Kind::RawDurable,
+            samples: vec![],
+        });
+    }
     for light in [false, true] {
         if light && !args.light {
             continue;
@@ -1392,6 +1527,7 @@ async fn run(args: Args) -> Result<()> {
             let s = match sc.kind {
                 Kind::Raw { hops: 1, bigbuf } => raw_one_hop(&pki, large.size, bigbuf).await,
                 Kind::Raw { bigbuf, .. } => raw_two_hops(&pki, large.size, bigbuf).await,
+                Kind::RawDurable => raw_durable_one_hop(&pki, &large.path, large.size, &base).await,
                 Kind::Fanout(n, light) => yilian_fanout(&base, &pki, n, light, &large, &warm).await,
                 Kind::Series => yilian_series(&base, &pki, &series).await,
             }
