@@ -90,7 +90,7 @@ struct PeerArgs {
     /// Keep retrying an unreachable relay or a dropped link this long (e.g. 30s, 10m, 2h).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
     give_up_after: Duration,
-    /// Congestion controller: bbr (default, best on lossy links), cubic or newreno.
+    /// Congestion controller: bbr (default), bdp (yilian's own: window from measured bandwidth × RTT, ignores random loss, does not flood the link), cubic or newreno.
     #[arg(long, value_name = "NAME")]
     congestion: Option<String>,
 }
@@ -250,7 +250,7 @@ fn client_config(p: &PeerArgs) -> Result<ClientConfig> {
     if let Some(c) = &p.congestion {
         match c.parse() {
             Ok(c) => tuning.congestion = c,
-            Err(_) => bail!("unknown congestion controller {c:?}: use bbr, cubic or newreno"),
+            Err(_) => bail!("unknown congestion controller {c:?}: use bbr, bdp, cubic or newreno"),
         }
     }
     Ok(ClientConfig {

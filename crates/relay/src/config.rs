@@ -11,7 +11,7 @@
 //! ca = "ca.pem"
 //!
 //! [transport]                      # defaults suit township links up to a county ↔ province
-//! congestion = "bbr"               # congestion controller (see BENCHMARKING.md for the choice)
+//! congestion = "bbr"               # bbr | bdp | cubic | newreno (BENCHMARKING.md: the choice)
 //! stream_window = 8388608          # bytes one upload may have in flight (≥ rate × RTT: 8 MiB
 //!                                  # carries 1 Gbit/s at 60 ms, 100 Mbit/s at 600 ms)
 //! connection_window = 33554432     # bytes all uploads of one connection may have in flight
@@ -129,7 +129,7 @@ pub enum ConfigError {
     Tls(#[from] yilian_transport::TransportError),
     #[error("config: {0}")]
     Transport(String),
-    #[error("config: unknown congestion controller {0:?} (use bbr, cubic or newreno)")]
+    #[error("config: unknown congestion controller {0:?} (use bbr, bdp, cubic or newreno)")]
     Congestion(String),
 }
 

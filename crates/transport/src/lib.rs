@@ -49,6 +49,7 @@
 //! # drop(conn); Ok(()) }
 //! ```
 
+pub mod congestion;
 pub mod devcerts;
 mod endpoint;
 mod error;
@@ -57,6 +58,7 @@ mod identity;
 mod tls;
 pub mod tuning;
 
+pub use congestion::{Bdp, BdpConfig, BdpState};
 pub use devcerts::{write_dev_certs, DevCa};
 pub use endpoint::{
     accept, client_config, client_endpoint, connect, resolve, server_config, server_endpoint,

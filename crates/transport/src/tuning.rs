@@ -25,6 +25,8 @@ use quinn::congestion::{BbrConfig, ControllerFactory, CubicConfig, NewRenoConfig
 use quinn::{IdleTimeout, TransportConfig, VarInt};
 use serde::{Deserialize, Serialize};
 
+use crate::congestion::BdpConfig;
+
 /// Congestion controller of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -36,11 +38,20 @@ pub enum Congestion {
     Cubic,
     /// NewReno: the classic loss-based controller.
     NewReno,
+    /// yilian's own model-based controller ([`crate::congestion`]): BBR-like bandwidth × min
+    /// RTT model, window 1.5 BDP, ignores random loss, backs off on queue-overflow loss,
+    /// restarts small after an outage.
+    Bdp,
 }
 
 impl Congestion {
     /// Every controller, in a stable order.
-    pub const ALL: [Congestion; 3] = [Congestion::Bbr, Congestion::Cubic, Congestion::NewReno];
+    pub const ALL: [Congestion; 4] = [
+        Congestion::Bbr,
+        Congestion::Cubic,
+        Congestion::NewReno,
+        Congestion::Bdp,
+    ];
 
     /// The name used in configuration and on the command line.
     pub fn as_str(self) -> &'static str {
@@ -48,6 +59,7 @@ impl Congestion {
             Congestion::Bbr => "bbr",
             Congestion::Cubic => "cubic",
             Congestion::NewReno => "newreno",
+            Congestion::Bdp => "bdp",
         }
     }
 
@@ -57,6 +69,7 @@ impl Congestion {
             Congestion::Bbr => Arc::new(BbrConfig::default()),
             Congestion::Cubic => Arc::new(CubicConfig::default()),
             Congestion::NewReno => Arc::new(NewRenoConfig::default()),
+            Congestion::Bdp => Arc::new(BdpConfig::default()),
         }
     }
 }
@@ -69,18 +82,19 @@ impl fmt::Display for Congestion {
 
 /// An unknown congestion controller name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown congestion controller \"{0}\" (expected bbr, cubic or newreno)")]
+#[error("unknown congestion controller \"{0}\" (expected bbr, cubic, newreno or bdp)")]
 pub struct ParseCongestionError(pub String);
 
 impl FromStr for Congestion {
     type Err = ParseCongestionError;
 
-    /// `bbr`, `cubic`, `newreno` (also `new-reno`), any case.
+    /// `bbr`, `cubic`, `newreno` (also `new-reno`), `bdp`, any case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "bbr" => Ok(Congestion::Bbr),
             "cubic" => Ok(Congestion::Cubic),
             "newreno" | "new-reno" => Ok(Congestion::NewReno),
+            "bdp" => Ok(Congestion::Bdp),
             _ => Err(ParseCongestionError(s.to_string())),
         }
     }

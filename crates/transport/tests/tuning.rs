@@ -54,6 +54,7 @@ fn every_congestion_controller_builds_the_right_quinn_controller() {
             Congestion::Bbr => controller.downcast::<Bbr>().is_ok(),
             Congestion::Cubic => controller.downcast::<Cubic>().is_ok(),
             Congestion::NewReno => controller.downcast::<NewReno>().is_ok(),
+            Congestion::Bdp => controller.downcast::<yilian_transport::Bdp>().is_ok(),
         };
         assert!(ok, "{c} built another controller");
     }

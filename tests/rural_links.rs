@@ -1,0 +1,421 @@
+//! Rural links, end to end with real processes: `yilian send` reaches the relay through the
+//! seeded UDP link emulator (`yilian-linkem`), which loses, reorders, delays, rate-limits and
+//! cuts packets. Nothing here has a timing threshold: the assertions are about bytes (identical,
+//! not resent), outcomes and order.
+
+mod common;
+use common::*;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use yilian_linkem::{LinkSpec, UdpProxy};
+use yilian_testkit::{ct_series, dx_image, StudySpec};
+
+/// These tests emulate links in real time; run them one at a time so that they do not take
+/// each other's CPU (which would distort the emulated links, not yilian).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The congestion controller under test (relay config and `send --congestion`).
+const CC: &str = "bdp";
+const CC_TOML: &str = "[transport]\ncongestion = \"bdp\"\n";
+
+/// A link emulator in front of `relay`, on its own runtime (the test thread stays blocking).
+struct Link {
+    rt: tokio::runtime::Runtime,
+    proxy: UdpProxy,
+}
+
+impl Link {
+    fn new(relay: &RelayProc, up: LinkSpec, down: LinkSpec, seed: u64) -> Link {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let upstream: SocketAddr = relay.addr.parse().unwrap();
+        let proxy = rt
+            .block_on(UdpProxy::start(
+                "127.0.0.1:0".parse().unwrap(),
+                upstream,
+                up,
+                down,
+                seed,
+            ))
+            .unwrap();
+        Link { rt, proxy }
+    }
+
+    fn addr(&self) -> String {
+        self.proxy.local_addr().to_string()
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.proxy.shutdown();
+        let _ = &self.rt;
+    }
+}
+
+/// A `send` process, killed if the test fails before it ends.
+struct Sending(Option<Child>);
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Sending {
+    fn running(&mut self) -> bool {
+        self.0
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+}
+
+fn send_via(link: &Link, pki: &Pki, identity: &str, paths: &[&Path], report: &Path) -> Sending {
+    let mut c = peer_cmd_at("send", &link.addr(), pki, identity);
+    c.arg("--report-json")
+        .arg(report)
+        .args(["--congestion", CC]);
+    for p in paths {
+        c.arg(p);
+    }
+    Sending(Some(
+        c.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ))
+}
+
+fn finish(mut sending: Sending, timeout: Duration) -> std::process::Output {
+    let deadline = Instant::now() + timeout;
+    let mut child = sending.0.take().unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "send did not finish in {timeout:?}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Bytes of `files` (uploaded by `site`) in the relay's spool: stored objects (named by their
+/// BLAKE3) and partial uploads (named by BLAKE3 of site, NUL, SOP Instance UID).
+fn spool_bytes_of(data: &Path, site: &str, files: &[yilian_testkit::Generated]) -> u64 {
+    let size = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+    files
+        .iter()
+        .map(|g| {
+            let hex = hex(&g.blake3);
+            let object = size(
+                data.join("objects")
+                    .join(&hex[..2])
+                    .join(format!("{hex}.dcm")),
+            );
+            let mut key = blake3::Hasher::new();
+            key.update(site.as_bytes());
+            key.update(&[0]);
+            key.update(g.sop_instance_uid.as_bytes());
+            let part = size(
+                data.join("partial")
+                    .join(format!("{}.part", key.finalize().to_hex())),
+            );
+            object.max(part)
+        })
+        .sum()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Read everything routed to county radiology straight from the relay (no emulator).
+fn read_all(
+    relay: &RelayProc,
+    pki: &Pki,
+    out: &Path,
+) -> std::collections::BTreeMap<String, [u8; 32]> {
+    let o = run(read_cmd(relay, pki, "county-radiology", out, true));
+    assert!(o.status.success(), "{}", text(&o));
+    received(out)
+}
+
+#[test]
+fn upload_across_loss_and_reordering_arrives_byte_identical() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"));
+    let relay = RelayProc::start(&tmp.path().join("relay"), &pki);
+    let study = tmp.path().join("study");
+    std::fs::create_dir_all(&study).unwrap();
+    let mut files = ct_series(&study, &StudySpec::new("CT", 81), 24, 256, 256, 81).unwrap();
+    files.push(
+        dx_image(
+            &study.join("dx.dcm"),
+            &StudySpec::new("DX", 82),
+            1024,
+            1024,
+            82,
+        )
+        .unwrap(),
+    );
+    // 5 % loss each way, 3 % of packets reordered by 15 ms, 20 ms RTT, 50 Mbit/s.
+    let lossy = |delay| {
+        LinkSpec::rural(50_000_000, Duration::from_millis(20), 0.05)
+            .with_delay(delay)
+            .with_reorder(0.03, Duration::from_millis(15))
+    };
+    let link = Link::new(
+        &relay,
+        lossy(Duration::from_millis(10)),
+        lossy(Duration::from_millis(10)),
+        8,
+    );
+    let report_path = tmp.path().join("report.json");
+    let out = finish(
+        send_via(&link, &pki, "township-a-device", &[&study], &report_path),
+        Duration::from_secs(300),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = link.proxy.stats();
+    assert!(
+        stats.up.dropped_loss > 0 && stats.down.dropped_loss > 0,
+        "{stats}"
+    );
+    assert!(stats.up.reordered > 0, "{stats}");
+    let r = report(&report_path);
+    assert!(
+        r["bytes_lost_in_transit"].as_u64().unwrap() > 0,
+        "the report shows the loss"
+    );
+    assert_eq!(
+        read_all(&relay, &pki, &tmp.path().join("out")),
+        expected(&files)
+    );
+}
+
+/// The link goes down for 30 s in the middle of a study. The same `send` keeps going and
+/// finishes when the link is back; what crossed the link again is under 5 % of the study.
+#[test]
+fn a_30_second_link_cut_heals_without_rerunning_send() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"));
+    let relay = RelayProc::start_with(&tmp.path().join("relay"), &pki, CC_TOML);
+    let study = tmp.path().join("study");
+    std::fs::create_dir_all(&study).unwrap();
+    let files = ct_series(&study, &StudySpec::new("CT", 83), 60, 512, 512, 83).unwrap();
+    let total: u64 = files.iter().map(|g| g.size).sum();
+    // A township uplink: 40 Mbit/s, 60 ms RTT, 0.5 % loss.
+    let spec = LinkSpec::rural(40_000_000, Duration::from_millis(60), 0.005);
+    let link = Link::new(&relay, spec.clone(), spec, 9);
+    let report_path = tmp.path().join("report.json");
+    let child = send_via(&link, &pki, "township-a-device", &[&study], &report_path);
+    wait_until(
+        "a third of the study at the relay",
+        Duration::from_secs(120),
+        || relay_bytes(&relay.data) * 3 >= total,
+    );
+    link.proxy.cut_for(Duration::from_secs(30));
+    let cut_at = Instant::now();
+    let out = finish(child, Duration::from_secs(300));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        cut_at.elapsed() >= Duration::from_secs(30),
+        "send finished only after the link came back"
+    );
+    assert!(link.proxy.stats().up.dropped_cut > 0, "the cut happened");
+    assert!(
+        stderr.contains("no answer from the relay") && stderr.contains("acknowledged"),
+        "the progress line says the link is quiet and how much is safe: {stderr}"
+    );
+    let r = report(&report_path);
+    let sent = r["bytes_sent"].as_u64().unwrap();
+    let lost = r["bytes_lost_in_transit"].as_u64().unwrap();
+    // Application resends (bytes written beyond the study) plus QUIC retransmissions.
+    let resent = sent.saturating_sub(total) + lost;
+    assert!(
+        resent * 20 < total,
+        "resent {resent} bytes of a {total}-byte study (sent {sent}, lost in transit {lost})"
+    );
+    assert_eq!(
+        read_all(&relay, &pki, &tmp.path().join("out")),
+        expected(&files)
+    );
+}
+
+/// The client's address changes mid-transfer (NAT rebinding): the upload continues on the same
+/// connection (QUIC migration) and completes.
+#[test]
+fn an_address_change_mid_transfer_completes_on_the_same_connection() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"));
+    let relay = RelayProc::start(&tmp.path().join("relay"), &pki);
+    let study = tmp.path().join("study");
+    std::fs::create_dir_all(&study).unwrap();
+    let files = ct_series(&study, &StudySpec::new("CT", 84), 40, 512, 512, 84).unwrap();
+    let total: u64 = files.iter().map(|g| g.size).sum();
+    let spec = LinkSpec::rural(40_000_000, Duration::from_millis(40), 0.0);
+    let link = Link::new(&relay, spec.clone(), spec, 10);
+    let report_path = tmp.path().join("report.json");
+    let child = send_via(&link, &pki, "township-a-device", &[&study], &report_path);
+    wait_until(
+        "a third of the study at the relay",
+        Duration::from_secs(120),
+        || relay_bytes(&relay.data) * 3 >= total,
+    );
+    let before = link.proxy.upstream_sources();
+    let after = link.proxy.rebind().unwrap();
+    assert_eq!(before.len(), 1);
+    assert_ne!(
+        before[0].1, after[0],
+        "the relay now sees another client address"
+    );
+    let out = finish(child, Duration::from_secs(300));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = report(&report_path);
+    assert_eq!(
+        r["connections"], 1,
+        "the connection migrated instead of being replaced"
+    );
+    assert_eq!(
+        read_all(&relay, &pki, &tmp.path().join("out")),
+        expected(&files)
+    );
+}
+
+/// A stroke CT (urgent by the topology's rule: CT of the head from a township) is queued while
+/// 200 MB of routine DX studies upload from the same township over a thin link. It is
+/// acknowledged before the routine backlog, and while it uploads the routine uploads pause:
+/// they gain much less than the urgent study's size (with a fair share they would gain as much).
+#[test]
+fn an_urgent_study_overtakes_a_routine_backlog_on_a_thin_link() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"));
+    let relay = RelayProc::start(&tmp.path().join("relay"), &pki);
+    let routine = tmp.path().join("routine");
+    std::fs::create_dir_all(&routine).unwrap();
+    let mut routine_total = 0;
+    for i in 0..25u64 {
+        // 2800 × 2800 × 2 bytes ≈ 7.8 MB each, 25 of them ≈ 196 MB.
+        let g = dx_image(
+            &routine.join(format!("dx{i:02}.dcm")),
+            &StudySpec::new("DX", 100 + i),
+            2800,
+            2800,
+            100 + i,
+        )
+        .unwrap();
+        routine_total += g.size;
+    }
+    let urgent_dir = tmp.path().join("stroke");
+    std::fs::create_dir_all(&urgent_dir).unwrap();
+    let mut head = StudySpec::new("CT", 99);
+    head.body_part = Some("HEAD".into());
+    let stroke = ct_series(&urgent_dir, &head, 40, 512, 512, 99).unwrap();
+    let urgent_total: u64 = stroke.iter().map(|g| g.size).sum();
+    // 100 Mbit/s, 40 ms RTT.
+    let spec = LinkSpec::rural(100_000_000, Duration::from_millis(40), 0.0);
+    let link = Link::new(&relay, spec.clone(), spec, 11);
+
+    let routine_report = tmp.path().join("routine.json");
+    let mut routine_child = send_via(
+        &link,
+        &pki,
+        "township-a-device",
+        &[&routine],
+        &routine_report,
+    );
+    wait_until(
+        "10 % of the routine backlog at the relay",
+        Duration::from_secs(120),
+        || relay_bytes(&relay.data) * 10 >= routine_total,
+    );
+    let urgent_report = tmp.path().join("urgent.json");
+    let mut urgent = send_via(
+        &link,
+        &pki,
+        "township-a-device",
+        &[&urgent_dir],
+        &urgent_report,
+    );
+    // Watch the relay's spool: routine bytes = everything − the urgent study's bytes, from the
+    // moment the first urgent byte lands until the whole urgent study is stored.
+    let mut window: Option<(u64, u64)> = None; // routine bytes at the start and at the end
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while urgent.running() {
+        assert!(Instant::now() < deadline, "the urgent study did not finish");
+        let urgent_now = spool_bytes_of(&relay.data, "township-a", &stroke);
+        let routine_now = relay_bytes(&relay.data).saturating_sub(urgent_now);
+        if urgent_now > 0 {
+            let w = window.get_or_insert((routine_now, routine_now));
+            if urgent_now < urgent_total {
+                w.1 = routine_now;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let urgent = finish(urgent, Duration::from_secs(10));
+    assert!(
+        urgent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&urgent.stderr)
+    );
+    assert!(
+        routine_child.running(),
+        "the routine backlog was still uploading when the urgent study was acknowledged"
+    );
+    for l in relay.log_text().lines() {
+        if l.contains("paused") || l.contains("continues") || l.contains("stored") {
+            eprintln!("{l}");
+        }
+    }
+    let (from, to) = window.expect("the urgent study's bytes were seen at the relay");
+    let routine_gain = to.saturating_sub(from);
+    eprintln!(
+        "routine uploads gained {routine_gain} bytes while {urgent_total} urgent bytes uploaded"
+    );
+    assert!(
+        routine_gain * 4 < urgent_total,
+        "routine uploads gained {routine_gain} bytes while the {urgent_total}-byte urgent study uploaded: they did not pause (a fair share would be about as much as the urgent study)"
+    );
+    let out = finish(routine_child, Duration::from_secs(600));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("paused: an urgent study from this site has the link")
+            && stderr.contains("continuing after the urgent study"),
+        "the radiographer sees why the routine upload paused: {stderr}"
+    );
+    // The relay's log says why the routine uploads paused.
+    assert!(relay.log_text().contains("routine upload paused"));
+}
