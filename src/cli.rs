@@ -90,7 +90,7 @@ struct PeerArgs {
     /// Keep retrying an unreachable relay or a dropped link this long (e.g. 30s, 10m, 2h).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
     give_up_after: Duration,
-    /// Congestion controller: bbr (default), bdp (yilian's own: window from measured bandwidth × RTT, ignores random loss, does not flood the link), cubic or newreno.
+    /// Congestion controller: bdp (default; yilian's own: window from measured bandwidth × RTT, ignores random loss, does not flood the link), bbr (quinn's), cubic or newreno.
     #[arg(long, value_name = "NAME")]
     congestion: Option<String>,
 }

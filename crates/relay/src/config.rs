@@ -11,7 +11,7 @@
 //! ca = "ca.pem"
 //!
 //! [transport]                      # defaults suit township links up to a county ↔ province
-//! congestion = "bbr"               # bbr | bdp | cubic | newreno (BENCHMARKING.md: the choice)
+//! congestion = "bdp"               # bdp | bbr | cubic | newreno (BENCHMARKING.md: the choice)
 //! stream_window = 8388608          # bytes one upload may have in flight (≥ rate × RTT: 8 MiB
 //!                                  # carries 1 Gbit/s at 60 ms, 100 Mbit/s at 600 ms)
 //! connection_window = 33554432     # bytes all uploads of one connection may have in flight

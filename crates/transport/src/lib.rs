@@ -26,7 +26,8 @@
 //! depends on — or installs — a process default ([`crypto_provider`]).
 //!
 //! # Tuning
-//! [`Tuning::default`] is sized for throughput on long, lossy township links: BBR, 8 MiB
+//! [`Tuning::default`] is sized for throughput on long, lossy township links: the `bdp`
+//! congestion controller ([`congestion`]), 8 MiB
 //! stream / 32 MiB connection windows, 5 s keep-alive, 60 s idle timeout, 64 bidirectional
 //! and 16 unidirectional streams. See [`tuning`] for the measurements behind each choice.
 //!

@@ -3,16 +3,17 @@
 //! The defaults are sized for the links yilian lives on (township uplinks of 2–20 Mbit/s,
 //! 50–300 ms RTT, 0.5–5 % loss; figures below were measured with quinn 0.11.12 through an
 //! impaired userspace link, as recorded in the project's field notes):
-//! - **BBR** by default: on a 20 Mbit/s, 120 ms, 2 %-loss path quinn's BBR held 17.8 Mbit/s
-//!   (89 %) where CUBIC and NewReno collapsed to 0.7–0.8 Mbit/s like TCP CUBIC. quinn marks its
-//!   BBR experimental and it floods the bottleneck queue: through the link emulator (one-BDP
-//!   queue) 30–55 % of the packets it sent were tail-dropped on 20–100 Mbit/s, 30–300 ms paths.
-//! - **bdp** ([`crate::congestion`], selectable): yilian's own model-based controller, same
-//!   goodput as BBR within a few percent on most of that matrix (better at 100 Mbit/s, 30 ms;
-//!   5–10 % lower at 300 ms for 30 MB, up to 20 % at 100 Mbit/s where 30 MB is 8 BDPs and its
-//!   32-packet initial window against BBR's 200 costs startup rounds), but what QUIC declares lost stays at the link's own random loss (queue drops
-//!   ≤ 0.6 % of packets) and the standing queue is ≈ ½ BDP. BBR stays the default until `bdp`
-//!   has run in the field; CUBIC and NewReno stay selectable ([`Tuning::congestion`]).
+//! - **bdp** ([`crate::congestion`]) by default: yilian's own model-based controller. Through
+//!   the link emulator (one-BDP queue) it keeps quinn's BBR goodput within a few percent on the
+//!   20–100 Mbit/s × 30–300 ms × 0–10 % matrix (better at 100 Mbit/s, 30 ms; lower on short,
+//!   startup-bound 300 ms transfers: 32-packet initial window against BBR's 200), costs nothing
+//!   on loopback (1 GiB: 381 vs 385 MB/s, 8 runs), and what QUIC declares lost stays at the
+//!   link's own random loss: queue drops ≤ 0.6 % of packets and a standing queue of ≈ ½ BDP.
+//!   Over the namespace path of `benches/rural_links.rs` it beat BBR in 4 of 5 cells.
+//! - **BBR** (quinn's, selectable): held 17.8 Mbit/s (89 %) on 20 Mbit/s, 120 ms, 2 % loss, but
+//!   it floods the bottleneck: 13–53 % of the packets it sent were tail-dropped, and the queue
+//!   stays full (a full RTT of added delay for everything else on a township uplink).
+//! - **CUBIC, NewReno** (selectable) collapse under random loss (0.7–0.8 Mbit/s of 20 at 2 %).
 //! - **Windows**: quinn's default 1.25 MB stream window caps one stream at ≈ 100 Mbit/s at
 //!   100 ms RTT and cost BBR ≈ 11 % at 2 % loss; 8 MiB per stream and 32 MiB per connection
 //!   cover a 300 ms, 100 Mbit/s path for a single large DICOM instance.
@@ -36,8 +37,8 @@ use crate::congestion::BdpConfig;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Congestion {
-    /// BBR: keeps throughput on lossy long links (the default).
-    #[default]
+    /// quinn's BBR: keeps throughput on lossy links but floods the bottleneck queue (13–53 %
+    /// of its packets tail-dropped at a one-BDP queue, measured; BENCHMARKING.md).
     Bbr,
     /// CUBIC: loss-based, gentle on shared queues, collapses on lossy links.
     Cubic,
@@ -45,7 +46,9 @@ pub enum Congestion {
     NewReno,
     /// yilian's own model-based controller ([`crate::congestion`]): BBR-like bandwidth × min
     /// RTT model, window 1.5 BDP, ignores random loss, backs off on queue-overflow loss,
-    /// restarts small after an outage.
+    /// restarts small after an outage. The default: same goodput as BBR on the rural matrix
+    /// and on loopback, without flooding a shared township uplink (BENCHMARKING.md).
+    #[default]
     Bdp,
 }
 
@@ -138,7 +141,7 @@ const MIB: u64 = 1024 * 1024;
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
-            congestion: Congestion::Bbr,
+            congestion: Congestion::Bdp,
             stream_receive_window: 8 * MIB,
             receive_window: 32 * MIB,
             send_window: 16 * MIB,
@@ -196,7 +199,7 @@ mod tests {
         );
         let err = "vegas".parse::<Congestion>().unwrap_err();
         assert!(err.to_string().contains("vegas"));
-        assert_eq!(Congestion::default(), Congestion::Bbr);
+        assert_eq!(Congestion::default(), Congestion::Bdp);
     }
 
     #[test]

@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use quinn::congestion::Bbr;
 use time::OffsetDateTime;
 use yilian_transport::{
     client_endpoint, client_tls_config, connect, peer_identity, AcceptError, ConnectError, Role,
@@ -45,8 +44,12 @@ async fn device_and_relay_authenticate_each_other_and_exchange_data() {
         assert_eq!(seen_by_server, device_id());
         assert_eq!(peer_identity(&server_conn).unwrap(), device_id());
 
-        // The default tuning reached the connection: BBR.
-        assert!(conn.congestion_state().into_any().downcast::<Bbr>().is_ok());
+        // The default tuning reached the connection: yilian's bdp controller.
+        assert!(conn
+            .congestion_state()
+            .into_any()
+            .downcast::<yilian_transport::Bdp>()
+            .is_ok());
 
         let echo = tokio::spawn(async move {
             let (mut send, mut recv) = server_conn.accept_bi().await.unwrap();

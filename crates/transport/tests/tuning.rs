@@ -12,7 +12,7 @@ use yilian_transport::{client_endpoint, connect, server_endpoint, Congestion, Tu
 #[test]
 fn defaults_are_sized_for_throughput() {
     let t = Tuning::default();
-    assert_eq!(t.congestion, Congestion::Bbr);
+    assert_eq!(t.congestion, Congestion::Bdp);
     assert_eq!(t.stream_receive_window, 8 * 1024 * 1024);
     assert_eq!(t.receive_window, 32 * 1024 * 1024);
     assert_eq!(t.send_window, 16 * 1024 * 1024);
