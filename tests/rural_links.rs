@@ -20,9 +20,20 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The congestion controller under test (relay config and `send --congestion`).
-const CC: &str = "bdp";
-const CC_TOML: &str = "[transport]\ncongestion = \"bdp\"\n";
+/// A scratch folder with a test PKI and a relay process (the default transport: bdp).
+fn alliance() -> (tempfile::TempDir, Pki, RelayProc) {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"));
+    let relay = RelayProc::start(&tmp.path().join("relay"), &pki);
+    (tmp, pki, relay)
+}
+
+/// A new folder `name` under the scratch folder.
+fn folder(tmp: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
+    let d = tmp.path().join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
 
 /// A link emulator in front of `relay`, on its own runtime (the test thread stays blocking).
 struct Link {
@@ -84,9 +95,7 @@ impl Sending {
 
 fn send_via(link: &Link, pki: &Pki, identity: &str, paths: &[&Path], report: &Path) -> Sending {
     let mut c = peer_cmd_at("send", &link.addr(), pki, identity);
-    c.arg("--report-json")
-        .arg(report)
-        .args(["--congestion", CC]);
+    c.arg("--report-json").arg(report);
     for p in paths {
         c.arg(p);
     }
@@ -161,11 +170,8 @@ fn read_all(
 #[test]
 fn upload_across_loss_and_reordering_arrives_byte_identical() {
     let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::new(&tmp.path().join("pki"));
-    let relay = RelayProc::start(&tmp.path().join("relay"), &pki);
-    let study = tmp.path().join("study");
-    std::fs::create_dir_all(&study).unwrap();
+    let (tmp, pki, relay) = alliance();
+    let study = folder(&tmp, "study");
     let mut files = ct_series(&study, &StudySpec::new("CT", 81), 24, 256, 256, 81).unwrap();
     files.push(
         dx_image(
@@ -221,11 +227,8 @@ fn upload_across_loss_and_reordering_arrives_byte_identical() {
 #[test]
 fn a_30_second_link_cut_heals_without_rerunning_send() {
     let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::new(&tmp.path().join("pki"));
-    let relay = RelayProc::start_with(&tmp.path().join("relay"), &pki, CC_TOML);
-    let study = tmp.path().join("study");
-    std::fs::create_dir_all(&study).unwrap();
+    let (tmp, pki, relay) = alliance();
+    let study = folder(&tmp, "study");
     let files = ct_series(&study, &StudySpec::new("CT", 83), 60, 512, 512, 83).unwrap();
     let total: u64 = files.iter().map(|g| g.size).sum();
     // A township uplink: 40 Mbit/s, 60 ms RTT, 0.5 % loss.
@@ -272,11 +275,8 @@ fn a_30_second_link_cut_heals_without_rerunning_send() {
 #[test]
 fn an_address_change_mid_transfer_completes_on_the_same_connection() {
     let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::new(&tmp.path().join("pki"));
-    let relay = RelayProc::start(&tmp.path().join("relay"), &pki);
-    let study = tmp.path().join("study");
-    std::fs::create_dir_all(&study).unwrap();
+    let (tmp, pki, relay) = alliance();
+    let study = folder(&tmp, "study");
     let files = ct_series(&study, &StudySpec::new("CT", 84), 40, 512, 512, 84).unwrap();
     let total: u64 = files.iter().map(|g| g.size).sum();
     let spec = LinkSpec::rural(40_000_000, Duration::from_millis(40), 0.0);
@@ -319,11 +319,8 @@ fn an_address_change_mid_transfer_completes_on_the_same_connection() {
 #[test]
 fn an_urgent_study_overtakes_a_routine_backlog_on_a_thin_link() {
     let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::new(&tmp.path().join("pki"));
-    let relay = RelayProc::start(&tmp.path().join("relay"), &pki);
-    let routine = tmp.path().join("routine");
-    std::fs::create_dir_all(&routine).unwrap();
+    let (tmp, pki, relay) = alliance();
+    let routine = folder(&tmp, "routine");
     let mut routine_total = 0;
     for i in 0..25u64 {
         // 2800 × 2800 × 2 bytes ≈ 7.8 MB each, 25 of them ≈ 196 MB.
@@ -337,8 +334,7 @@ fn an_urgent_study_overtakes_a_routine_backlog_on_a_thin_link() {
         .unwrap();
         routine_total += g.size;
     }
-    let urgent_dir = tmp.path().join("stroke");
-    std::fs::create_dir_all(&urgent_dir).unwrap();
+    let urgent_dir = folder(&tmp, "stroke");
     let mut head = StudySpec::new("CT", 99);
     head.body_part = Some("HEAD".into());
     let stroke = ct_series(&urgent_dir, &head, 40, 512, 512, 99).unwrap();
