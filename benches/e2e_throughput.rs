@@ -127,18 +127,9 @@ fn parse_args() -> Result<Args> {
     let mut light = env("YILIAN_BENCH_NO_LIGHT").is_none_or(|v| v == "0");
     let mut skip_raw = env("YILIAN_BENCH_SKIP_RAW").is_some_and(|v| v != "0");
     let mut bigbuf = env("YILIAN_BENCH_BIGBUF").is_some_and(|v| v != "0");
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| anyhow!("{flag} needs a value\n{USAGE}"))
-        };
+    let mut flags = common::Flags::new(USAGE);
+    while let Some((flag, inline)) = flags.next_flag() {
+        let mut value = || flags.value(&flag, inline.clone());
         match flag.as_str() {
             "--bench" => {} // passed by `cargo bench`
             "--quick" => quick = true,

@@ -56,6 +56,7 @@ fn offer(size: u64) -> Offer {
         size,
         priority: 0,
         hash: None,
+        facts: None,
     }
 }
 

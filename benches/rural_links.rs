@@ -12,7 +12,8 @@
 //! Environment equivalents: `YILIAN_BENCH_QUICK=1`, `YILIAN_BENCH_ALL=1`,
 //! `YILIAN_BENCH_QUIC_CC`, `YILIAN_BENCH_TCP_CC`, `YILIAN_BENCH_LINK_SECONDS`,
 //! `YILIAN_BENCH_CAP_S`, `YILIAN_BENCH_SEED`; `YILIAN_BENCH_DIR` picks the scratch folder (never
-//! a tmpfs). Needs root (network namespaces, `/dev/net/tun`) and DCMTK (`/usr/bin/storescu`;
+//! a tmpfs); `YILIAN_BENCH_LOGS=DIR` keeps every run's logs there and `YILIAN_BENCH_RUST_LOG`
+//! sets the yilian processes' `RUST_LOG` (to see where a run's time goes). Needs root (network namespaces, `/dev/net/tun`) and DCMTK (`/usr/bin/storescu`;
 //! installed with `apt-get install -y dcmtk` if missing and apt-get is there).
 //!
 //! **The path.** Per run, a fresh pair of network namespaces joined by `yilian-linkem`'s
@@ -50,11 +51,9 @@
 //! what was measured.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
@@ -64,7 +63,8 @@ use yilian_testkit::StudySpec;
 use yilian_transport::{Congestion, DevCa, PeerIdentity, Tuning};
 
 mod common;
-use common::{fs_type, scratch_base};
+use common::proc::Proc;
+use common::{fs_type, identity, scratch_base};
 
 const MB: f64 = 1e6;
 /// Approximate size of one generated 512×512 CT slice (for sizing studies).
@@ -105,7 +105,8 @@ usage: cargo bench --bench rural_links -- [--all | --quick] [--rates LIST] [--rt
                      then, marked ≥ (default 120)
   --seed N           seed of the link model (same for every run of a cell; default 1)
 environment: YILIAN_BENCH_QUICK=1, YILIAN_BENCH_ALL=1, YILIAN_BENCH_QUIC_CC, YILIAN_BENCH_TCP_CC,
-             YILIAN_BENCH_LINK_SECONDS, YILIAN_BENCH_CAP_S, YILIAN_BENCH_SEED, YILIAN_BENCH_DIR";
+             YILIAN_BENCH_LINK_SECONDS, YILIAN_BENCH_CAP_S, YILIAN_BENCH_SEED, YILIAN_BENCH_DIR,
+             YILIAN_BENCH_LOGS (keep logs), YILIAN_BENCH_RUST_LOG";
 
 // ---------------------------------------------------------------------------------------------
 // Arguments
@@ -270,18 +271,9 @@ fn parse_args() -> Result<Args> {
         .context("YILIAN_BENCH_SEED")?
         .unwrap_or(1);
     let (mut rates, mut rtts, mut losses) = (None, None, None);
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| anyhow!("{flag} needs a value\n{USAGE}"))
-        };
+    let mut flags = common::Flags::new(USAGE);
+    while let Some((flag, inline)) = flags.next_flag() {
+        let mut value = || flags.value(&flag, inline.clone());
         match flag.as_str() {
             "--bench" => {} // passed by `cargo bench`
             "--quick" => quick = true,
@@ -359,145 +351,6 @@ fn parse_args() -> Result<Args> {
 // ---------------------------------------------------------------------------------------------
 // Child processes
 
-/// A child process, killed (SIGKILL) and reaped when dropped unless it already ended. Children
-/// also get SIGKILL if this process dies (`PR_SET_PDEATHSIG`; `ip netns exec` execs the
-/// program, so the signal reaches it).
-struct Proc {
-    name: String,
-    child: Child,
-    status: Option<ExitStatus>,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Proc> {
-        let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        cmd.stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {name}: {cmd:?}"))?;
-        Ok(Proc {
-            name: name.to_string(),
-            child,
-            status: None,
-            log: log.to_path_buf(),
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
-        if self.status.is_none() {
-            self.status = self
-                .child
-                .try_wait()
-                .with_context(|| format!("waiting for {}", self.name))?;
-        }
-        Ok(self.status)
-    }
-
-    fn kill(&mut self) {
-        if self.status.is_none() {
-            let _ = self.child.kill();
-            self.status = self.child.wait().ok();
-        }
-    }
-
-    /// The end of its log (stdout and stderr), for error messages.
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let start = text.len().saturating_sub(2000);
-        let start = (start..text.len())
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(text.len());
-        format!(
-            "--- {} ({}):\n{}",
-            self.name,
-            self.log.display(),
-            &text[start..]
-        )
-    }
-
-    /// Wait until its log contains `needle`.
-    fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if std::fs::read_to_string(&self.log)
-                .unwrap_or_default()
-                .contains(needle)
-            {
-                return Ok(());
-            }
-            if let Some(s) = self.try_wait()? {
-                bail!(
-                    "{} ended ({s}) before it was ready\n{}",
-                    self.name,
-                    self.log_tail()
-                );
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "{} not ready after {timeout:?}\n{}",
-                self.name,
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Wait until it listens on TCP `port` (read from its own namespace's `/proc/PID/net/tcp`).
-    fn wait_listening(&mut self, port: u16, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        let want = format!(":{port:04X}");
-        loop {
-            for table in ["tcp", "tcp6"] {
-                let text = std::fs::read_to_string(format!("/proc/{}/net/{table}", self.pid()))
-                    .unwrap_or_default();
-                let listening = text.lines().skip(1).any(|line| {
-                    let f: Vec<&str> = line.split_whitespace().collect();
-                    f.len() > 3 && f[1].ends_with(&want) && f[3] == "0A"
-                });
-                if listening {
-                    return Ok(());
-                }
-            }
-            if let Some(s) = self.try_wait()? {
-                bail!(
-                    "{} ended ({s}) before listening\n{}",
-                    self.name,
-                    self.log_tail()
-                );
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "{} does not listen on port {port} after {timeout:?}\n{}",
-                self.name,
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Scratch, PKI, fixtures
 
@@ -509,19 +362,6 @@ struct Pki {
     ca: DevCa,
     relay: PeerIdentity,
     relay_certs: HashMap<Ipv4Addr, (PathBuf, PathBuf)>,
-}
-
-fn identity(topology: &Topology, name: &str) -> Result<PeerIdentity> {
-    let id = topology
-        .identities()
-        .find(|i| i.name == name)
-        .ok_or_else(|| anyhow!("the example topology has no identity {name}"))?;
-    Ok(PeerIdentity {
-        name: id.name.clone(),
-        site: id.site.clone(),
-        role: id.role.as_str().parse()?,
-        department: id.department.clone(),
-    })
 }
 
 fn validity() -> (time::OffsetDateTime, time::OffsetDateTime) {
@@ -715,6 +555,31 @@ impl Ctx {
         std::fs::create_dir_all(&d)?;
         Ok(d)
     }
+
+    /// Remove a run's folder, first copying its logs to `YILIAN_BENCH_LOGS` if that is set.
+    fn finish_run(&self, dir: &Path) {
+        if let Some(keep) = std::env::var_os("YILIAN_BENCH_LOGS").map(PathBuf::from) {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_os_string())
+                .unwrap_or_default();
+            let to = keep.join(name);
+            if std::fs::create_dir_all(&to).is_ok() {
+                for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    let p = e.path();
+                    if p.extension().is_some_and(|x| x == "log" || x == "json") {
+                        let _ = std::fs::copy(&p, to.join(e.file_name()));
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// `RUST_LOG` of a yilian process in the bench: `YILIAN_BENCH_RUST_LOG` if set.
+fn rust_log(default: &str) -> String {
+    std::env::var("YILIAN_BENCH_RUST_LOG").unwrap_or_else(|_| default.to_string())
 }
 
 fn make_pair(cell: &Cell, seed: u64, tcp_a: &str) -> Result<NetnsPair> {
@@ -802,7 +667,7 @@ fn run_yilian(ctx: &mut Ctx, cell: &Cell, study: &Study, cc: QuicCc) -> Result<M
     relay_cmd
         .args(["serve", "--config"])
         .arg(&config)
-        .env("RUST_LOG", "info,quinn=warn")
+        .env("RUST_LOG", rust_log("info,quinn=warn"))
         .env("NO_COLOR", "1");
     let mut relay = Proc::spawn("yilian serve", relay_cmd, &dir.join("relay.log"))?;
     relay.wait_for_log("yilian relay ready", Duration::from_secs(30))?;
@@ -824,7 +689,7 @@ fn run_yilian(ctx: &mut Ctx, cell: &Cell, study: &Study, cc: QuicCc) -> Result<M
     }
     send_cmd
         .arg(&study.dir)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", rust_log("warn"))
         .env("NO_COLOR", "1");
     let objects = data.join("objects");
     let stored = || count_files(&objects, 0, Some("dcm"));
@@ -882,7 +747,7 @@ fn run_yilian(ctx: &mut Ctx, cell: &Cell, study: &Study, cc: QuicCc) -> Result<M
     drop(send);
     drop(relay);
     drop(pair);
-    let _ = std::fs::remove_dir_all(&dir);
+    ctx.finish_run(&dir);
     Ok(m)
 }
 
@@ -957,7 +822,7 @@ fn run_storescu(ctx: &mut Ctx, cell: &Cell, study: &Study, tcp: &str) -> Result<
     drop(scu);
     drop(scp);
     drop(pair);
-    let _ = std::fs::remove_dir_all(&dir);
+    ctx.finish_run(&dir);
     Ok(m)
 }
 

@@ -28,7 +28,12 @@ use crate::progress::Bar;
 ///   yilian read --relay 127.0.0.1:4433 --cert certs-dev/county-radiology.pem \
 ///       --key certs-dev/county-radiology.key --out received --once
 #[derive(Parser, Debug)]
-#[command(name = "yilian", version, verbatim_doc_comment)]
+#[command(
+    name = "yilian",
+    version,
+    verbatim_doc_comment,
+    args_override_self = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -87,7 +92,9 @@ struct PeerArgs {
     /// The alliance CA certificate (PEM). Default: the embedded development CA.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
-    /// Keep retrying an unreachable relay or a dropped link this long (e.g. 30s, 10m, 2h).
+    /// Keep retrying an unreachable relay or a dropped link until nothing was acknowledged for
+    /// this long (e.g. 30s, 10m, 2h); then report what is left and exit 1. Running the same
+    /// command again resumes where it stopped.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
     give_up_after: Duration,
     /// Congestion controller: bdp (default; yilian's own: window from measured bandwidth × RTT, ignores random loss, does not flood the link), bbr (quinn's), cubic or newreno.

@@ -23,8 +23,21 @@ fn main() -> std::process::ExitCode {
     match r {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("yilian: error: {e:#}");
+            eprintln!("yilian: error: {}", explain(&e));
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line, leaving out a cause the message already quotes.
+fn explain(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
 }

@@ -79,12 +79,15 @@ impl Progress for Bar {
     }
     fn status(&self, message: &str) {
         let pos = self.bar.position();
-        let len = self.bar.length().unwrap_or(0);
-        self.line(&format!(
-            "{message}; {} of {} acknowledged",
-            indicatif::HumanBytes(pos),
-            indicatif::HumanBytes(len)
-        ));
+        match self.bar.length().unwrap_or(0) {
+            // Receiving: no total is known.
+            0 => self.line(&format!("{message}; {} so far", indicatif::HumanBytes(pos))),
+            len => self.line(&format!(
+                "{message}; {} of {} acknowledged",
+                indicatif::HumanBytes(pos),
+                indicatif::HumanBytes(len)
+            )),
+        }
     }
     fn received(&self, study_uid: &str, sop_uid: &str, bytes: u64) {
         self.bar.inc(bytes);

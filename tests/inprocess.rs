@@ -19,6 +19,7 @@ fn offer_for(g: &yilian_testkit::Generated) -> Offer {
         size: g.size,
         priority: 0,
         hash: None,
+        facts: None,
     }
 }
 

@@ -94,13 +94,24 @@ impl Sending {
 }
 
 fn send_via(link: &Link, pki: &Pki, identity: &str, paths: &[&Path], report: &Path) -> Sending {
+    send_via_with(link, pki, identity, paths, report, &[])
+}
+
+fn send_via_with(
+    link: &Link,
+    pki: &Pki,
+    identity: &str,
+    paths: &[&Path],
+    report: &Path,
+    args: &[&str],
+) -> Sending {
     let mut c = peer_cmd_at("send", &link.addr(), pki, identity);
-    c.arg("--report-json").arg(report);
+    c.arg("--report-json").arg(report).args(args);
     for p in paths {
         c.arg(p);
     }
     Sending(Some(
-        c.stdout(Stdio::null())
+        c.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -270,6 +281,292 @@ fn a_30_second_link_cut_heals_without_rerunning_send() {
     );
 }
 
+/// A relay whose connections die after 3 s of silence (keep-alive 1 s), fsyncing (and telling
+/// the sender) every 200 ms: a cut of a few seconds outlives the connection, and the instance
+/// in flight has acknowledged offsets to resume at.
+fn short_lived_alliance() -> (tempfile::TempDir, Pki, RelayProc) {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"));
+    let relay = RelayProc::start_with(
+        &tmp.path().join("relay"),
+        &pki,
+        "[transport]\nkeep_alive = \"1s\"\nidle_timeout = \"3s\"\n\n\
+         [spool]\ncheckpoint_interval = \"200ms\"\n",
+    );
+    (tmp, pki, relay)
+}
+
+/// Six DX images of ≈ 8 MB (2000 × 2000 × 2 bytes): an upload spans several checkpoints.
+fn dx_study(
+    tmp: &tempfile::TempDir,
+    seed: u64,
+) -> (std::path::PathBuf, Vec<yilian_testkit::Generated>) {
+    let dir = folder(tmp, "study");
+    let files = (0..6u64)
+        .map(|i| {
+            dx_image(
+                &dir.join(format!("dx{i}.dcm")),
+                &StudySpec::new("DX", seed + i),
+                2000,
+                2000,
+                seed + i,
+            )
+            .unwrap()
+        })
+        .collect();
+    (dir, files)
+}
+
+/// Wait until the relay's spool holds 2.5 of the study's instances: the cut then lands in the
+/// middle of the third, after some of its checkpoints.
+fn wait_mid_third_instance(
+    relay: &RelayProc,
+    files: &[yilian_testkit::Generated],
+    sending: &mut Sending,
+) {
+    let size = files[0].size;
+    wait_until(
+        "two and a half instances at the relay",
+        Duration::from_secs(120),
+        || {
+            if !sending.running() {
+                let out = sending.0.take().unwrap().wait_with_output().unwrap();
+                panic!(
+                    "send ended early ({}):\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            relay_bytes(&relay.data) * 2 >= size * 5
+        },
+    );
+}
+
+fn outcomes(r: &serde_json::Value) -> Vec<(String, u64)> {
+    r["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["outcome"].as_str().unwrap().to_string(),
+                f["resumed_from"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// The link goes down for longer than the connection can live (relay idle timeout 3 s, cut
+/// 10 s). The same `send` says the link is down and when it retries, reconnects when the link
+/// is back, and resumes the instance that was in flight at the offset the relay had
+/// acknowledged instead of sending it again from the start.
+#[test]
+fn a_cut_longer_than_the_connection_lives_reconnects_and_resumes() {
+    let _serial = serial();
+    let (tmp, pki, relay) = short_lived_alliance();
+    let (study, files) = dx_study(&tmp, 120);
+    // A township uplink: 40 Mbit/s, 60 ms RTT, 0.5 % loss.
+    let spec = LinkSpec::rural(40_000_000, Duration::from_millis(60), 0.005);
+    let link = Link::new(&relay, spec.clone(), spec, 12);
+    let report_path = tmp.path().join("report.json");
+    let mut child = send_via(&link, &pki, "township-a-device", &[&study], &report_path);
+    wait_mid_third_instance(&relay, &files, &mut child);
+    link.proxy.cut_for(Duration::from_secs(10));
+    let out = finish(child, Duration::from_secs(300));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("retrying in") && stderr.contains("acknowledged"),
+        "the progress line says the link is down, when it retries and what is safe: {stderr}"
+    );
+    let r = report(&report_path);
+    assert!(
+        r["connections"].as_u64().unwrap() >= 2,
+        "the first connection died with the link: {r}"
+    );
+    let outcomes = outcomes(&r);
+    assert!(outcomes.iter().all(|(o, _)| o == "stored"), "{outcomes:?}");
+    assert!(
+        outcomes.iter().any(|(_, from)| *from > 0),
+        "the instance in flight resumed at an acknowledged offset: {outcomes:?}"
+    );
+    assert!(relay.log_text().contains("resuming upload"));
+    assert_eq!(
+        read_all(&relay, &pki, &tmp.path().join("out")),
+        expected(&files)
+    );
+}
+
+/// The link goes down for good. `send --give-up-after 6s` keeps trying until nothing was
+/// acknowledged for 6 s, then stops: exit status 1, every instance acknowledged before the cut
+/// reported stored, the others "gave up" with what to do next. Run again once the link is
+/// back, it sends only what is missing and resumes the instance that was in flight.
+#[test]
+fn give_up_after_bounds_an_outage_and_the_rerun_resumes() {
+    let _serial = serial();
+    let (tmp, pki, relay) = short_lived_alliance();
+    let (study, files) = dx_study(&tmp, 130);
+    let spec = LinkSpec::rural(40_000_000, Duration::from_millis(60), 0.0);
+    let link = Link::new(&relay, spec.clone(), spec, 13);
+    let first_report = tmp.path().join("first.json");
+    let mut child = send_via_with(
+        &link,
+        &pki,
+        "township-a-device",
+        &[&study],
+        &first_report,
+        &["--give-up-after", "6s"],
+    );
+    wait_mid_third_instance(&relay, &files, &mut child);
+    link.proxy.cut_now();
+    let cut_at = Instant::now();
+    let out = finish(child, Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        cut_at.elapsed() >= Duration::from_secs(6),
+        "send kept trying for --give-up-after"
+    );
+    assert!(stderr.contains("retrying in"), "{stderr}");
+    assert!(
+        stdout.contains("NOT stored") && stdout.contains("run the same command again"),
+        "{stdout}"
+    );
+    let first = report(&first_report);
+    let before = outcomes(&first);
+    let stored = before.iter().filter(|(o, _)| o == "stored").count();
+    assert!(
+        stored >= 2,
+        "instances acknowledged before the cut: {before:?}"
+    );
+    for f in first["files"].as_array().unwrap() {
+        if f["outcome"] == "failed" {
+            let reason = f["reason"].as_str().unwrap();
+            assert!(
+                reason.contains("gave up") && reason.contains("run the same command again"),
+                "{reason}"
+            );
+        }
+    }
+    assert!(
+        stored < files.len(),
+        "the cut stopped the upload: {before:?}"
+    );
+
+    link.proxy.restore();
+    let second_report = tmp.path().join("second.json");
+    let out = finish(
+        send_via(&link, &pki, "township-a-device", &[&study], &second_report),
+        Duration::from_secs(300),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = outcomes(&report(&second_report));
+    let again = after.iter().filter(|(o, _)| o == "already-stored").count();
+    assert_eq!(
+        again, stored,
+        "stored instances are not sent twice: {after:?}"
+    );
+    assert!(
+        after.iter().any(|(o, from)| o == "stored" && *from > 0),
+        "the instance in flight at the cut resumed where the relay had it: {after:?}"
+    );
+    assert_eq!(
+        read_all(&relay, &pki, &tmp.path().join("out")),
+        expected(&files)
+    );
+}
+
+/// `send` runs several uploads at once, but they cross the link one after another, smallest
+/// first: when the first instance is stored the others have hardly begun (with QUIC's
+/// round-robin they would all be nearly complete, and finish together, idling the link while
+/// the next offers cross it), and the largest file, though first by name, goes last.
+#[test]
+fn concurrent_uploads_cross_the_link_in_order_smallest_first() {
+    let _serial = serial();
+    let (tmp, pki, relay) = alliance();
+    let study = folder(&tmp, "study");
+    // First by name, largest by size.
+    let big = dx_image(
+        &study.join("a-big.dcm"),
+        &StudySpec::new("DX", 140),
+        2000,
+        2000,
+        140,
+    )
+    .unwrap();
+    let small: Vec<_> = (0..4u64)
+        .map(|i| {
+            dx_image(
+                &study.join(format!("b-small{i}.dcm")),
+                &StudySpec::new("DX", 141 + i),
+                1400,
+                1400,
+                141 + i,
+            )
+            .unwrap()
+        })
+        .collect();
+    let spec = LinkSpec::rural(40_000_000, Duration::from_millis(40), 0.0);
+    let link = Link::new(&relay, spec.clone(), spec, 14);
+    let report_path = tmp.path().join("report.json");
+    let mut child = send_via(&link, &pki, "township-a-device", &[&study], &report_path);
+    let bytes_of = |g: &yilian_testkit::Generated| {
+        spool_bytes_of(&relay.data, "township-a", std::slice::from_ref(g))
+    };
+    // Sample the spool the moment the first instance is stored.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let at_first_store = loop {
+        assert!(Instant::now() < deadline, "nothing was stored");
+        assert!(child.running(), "send ended before anything was stored");
+        let stored = small
+            .iter()
+            .chain([&big])
+            .filter(|g| bytes_of(g) == g.size)
+            .count();
+        if stored > 0 {
+            break small
+                .iter()
+                .chain([&big])
+                .map(|g| (bytes_of(g), g.size))
+                .collect::<Vec<_>>();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let complete = at_first_store.iter().filter(|(b, size)| b == size).count();
+    let started: u64 = at_first_store
+        .iter()
+        .filter(|(b, size)| b < size)
+        .map(|(b, _)| b)
+        .sum();
+    assert_eq!(complete, 1, "{at_first_store:?}");
+    assert_eq!(
+        at_first_store[4].0, 0,
+        "the largest file, first by name, waits for the smaller ones: {at_first_store:?}"
+    );
+    assert!(
+        started * 2 < small[0].size,
+        "the other uploads had hardly begun when the first was stored (round-robin would have \
+         sent nearly all of them): {at_first_store:?}"
+    );
+    let out = finish(child, Duration::from_secs(300));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut all = small.clone();
+    all.push(big);
+    assert_eq!(
+        read_all(&relay, &pki, &tmp.path().join("out")),
+        expected(&all)
+    );
+}
+
 /// The client's address changes mid-transfer (NAT rebinding): the upload continues on the same
 /// connection (QUIC migration) and completes.
 #[test]
@@ -315,7 +612,9 @@ fn an_address_change_mid_transfer_completes_on_the_same_connection() {
 /// A stroke CT (urgent by the topology's rule: CT of the head from a township) is queued while
 /// 200 MB of routine DX studies upload from the same township over a thin link. It is
 /// acknowledged before the routine backlog, and while it uploads the routine uploads pause:
-/// they gain much less than the urgent study's size (with a fair share they would gain as much).
+/// they gain less than 5 % of the urgent study's size (with a fair share they would gain as
+/// much). Routine uploads are held from their offer on (the offer declares the header facts
+/// the relay's rules need), and a held sender drops what it had queued.
 #[test]
 fn an_urgent_study_overtakes_a_routine_backlog_on_a_thin_link() {
     let _serial = serial();
@@ -401,8 +700,8 @@ fn an_urgent_study_overtakes_a_routine_backlog_on_a_thin_link() {
         "routine uploads gained {routine_gain} bytes while {urgent_total} urgent bytes uploaded"
     );
     assert!(
-        routine_gain * 4 < urgent_total,
-        "routine uploads gained {routine_gain} bytes while the {urgent_total}-byte urgent study uploaded: they did not pause (a fair share would be about as much as the urgent study)"
+        routine_gain * 20 < urgent_total,
+        "routine uploads gained {routine_gain} bytes while the {urgent_total}-byte urgent study uploaded: they did not pause at once (a fair share would be about as much as the urgent study)"
     );
     let out = finish(routine_child, Duration::from_secs(600));
     let stderr = String::from_utf8_lossy(&out.stderr);

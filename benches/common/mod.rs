@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end benches: scratch space on a real disk.
 #![allow(dead_code)]
 
+pub mod proc;
+
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -37,4 +39,53 @@ pub fn scratch_base() -> Result<PathBuf> {
         }
         Some(_) => Ok(tmp),
     }
+}
+
+/// A bench's command-line flags: `--flag value` or `--flag=value`.
+pub struct Flags {
+    args: std::iter::Skip<std::env::Args>,
+    usage: &'static str,
+}
+
+impl Flags {
+    /// The process's arguments; `usage` is shown when a value is missing.
+    pub fn new(usage: &'static str) -> Flags {
+        Flags {
+            args: std::env::args().skip(1),
+            usage,
+        }
+    }
+
+    /// The next flag (or word), with its value when given inline (`--flag=value`).
+    pub fn next_flag(&mut self) -> Option<(String, Option<String>)> {
+        let arg = self.args.next()?;
+        Some(match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg, None),
+        })
+    }
+
+    /// The value of `flag`: the inline one, else the next argument.
+    pub fn value(&mut self, flag: &str, inline: Option<String>) -> Result<String> {
+        inline
+            .or_else(|| self.args.next())
+            .ok_or_else(|| anyhow::anyhow!("{flag} needs a value\n{}", self.usage))
+    }
+}
+
+/// `name`'s identity in `topology` (for issuing its certificate).
+pub fn identity(
+    topology: &yilian_route::Topology,
+    name: &str,
+) -> Result<yilian_transport::PeerIdentity> {
+    let id = topology
+        .identities()
+        .find(|i| i.name == name)
+        .ok_or_else(|| anyhow::anyhow!("the example topology has no identity {name}"))?;
+    Ok(yilian_transport::PeerIdentity {
+        name: id.name.clone(),
+        site: id.site.clone(),
+        role: id.role.as_str().parse()?,
+        department: id.department.clone(),
+    })
 }

@@ -25,6 +25,7 @@ fuzz_target!(|input: &[u8]| {
         size: u64::from(split) * 7,
         priority: 0,
         hash: None,
+        facts: None,
     };
     if let Ok(mut r) = Receiver::new(offer.clone(), FrameDecoder::new(), 1 << 20) {
         let _ = r.accept(u64::from(split).min(offer.size));

@@ -54,6 +54,18 @@ pub(crate) fn endpoint(cfg: &ClientConfig) -> Result<Endpoint, ClientError> {
     )?)
 }
 
+/// Close `conn` and give the close [`CLOSE_GRACE`] to leave, instead of waiting out the full
+/// QUIC closing period (three probe timeouts: 1–4 s on a lossy rural link). Everything was acknowledged before we close, so nothing waits on it: if
+/// the close itself is lost, the relay drops the connection at its idle timeout.
+pub(crate) async fn close(endpoint: &Endpoint, conn: &Connection, reason: &'static [u8]) {
+    conn.close(0u32.into(), reason);
+    let _ = tokio::time::timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
+}
+
+/// How long a finished client lets its close packet leave (it is sent at once; this is host
+/// time, not a round trip).
+pub const CLOSE_GRACE: Duration = Duration::from_millis(50);
+
 /// Whether a connection failure can heal by retrying (a link problem) or not (a refusal).
 fn permanent(e: &yilian_transport::ConnectError) -> bool {
     use yilian_transport::ConnectError as E;
@@ -97,24 +109,44 @@ pub(crate) async fn connect(
     cfg: &ClientConfig,
     progress: &dyn Progress,
 ) -> Result<Connection, ClientError> {
-    let start = Instant::now();
+    connect_until(endpoint, cfg, progress, Instant::now() + cfg.give_up_after).await
+}
+
+/// [`connect`], giving up at `deadline` (e.g. `give_up_after` past the last acknowledgement of
+/// an upload, so that a link that stays down is bounded as a whole, not per attempt).
+pub(crate) async fn connect_until(
+    endpoint: &Endpoint,
+    cfg: &ClientConfig,
+    progress: &dyn Progress,
+    deadline: Instant,
+) -> Result<Connection, ClientError> {
     let mut backoff = Backoff::default();
     loop {
-        match yilian_transport::connect(endpoint, &cfg.relay).await {
-            Ok((conn, _relay)) => return Ok(conn),
-            Err(e) if permanent(&e) => return Err(ClientError::Refused(e.to_string())),
-            Err(e) => {
-                let delay = backoff.next_delay();
-                if start.elapsed() + delay > cfg.give_up_after {
-                    return Err(ClientError::GaveUp(cfg.give_up_after, e.to_string()));
-                }
-                progress.status(&format!(
-                    "relay {} not reachable ({e}); retrying in {:.1} s",
-                    cfg.relay,
-                    delay.as_secs_f32()
-                ));
-                tokio::time::sleep(delay).await;
-            }
+        // A handshake into a dead link would otherwise wait for the whole idle timeout.
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_secs(1), HANDSHAKE_TIMEOUT);
+        let e = match tokio::time::timeout(wait, yilian_transport::connect(endpoint, &cfg.relay))
+            .await
+        {
+            Ok(Ok((conn, _relay))) => return Ok(conn),
+            Ok(Err(e)) if permanent(&e) => return Err(ClientError::Refused(e.to_string())),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} s", wait.as_secs()),
+        };
+        let delay = backoff.next_delay();
+        if Instant::now() + delay > deadline {
+            return Err(ClientError::GaveUp(cfg.give_up_after, e));
         }
+        progress.status(&format!(
+            "relay {} not reachable ({e}); retrying in {:.1} s",
+            cfg.relay,
+            delay.as_secs_f32()
+        ));
+        tokio::time::sleep(delay).await;
     }
 }
+
+/// The longest one connection attempt may take: a handshake on a 300 ms, 10 % loss link
+/// takes a few seconds at worst; longer means the link is down, so back off and try again.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);

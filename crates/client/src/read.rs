@@ -51,8 +51,7 @@ pub async fn read(
         let conn = connect::connect(&endpoint, &opts.client, progress.as_ref()).await?;
         match session(&conn, opts, &counters, &progress, &mut studies).await {
             Ok(()) => {
-                conn.close(0u32.into(), b"backlog delivered");
-                endpoint.wait_idle().await;
+                connect::close(&endpoint, &conn, b"backlog delivered").await;
                 return Ok(ReadReport {
                     instances: counters.instances.load(Ordering::Relaxed),
                     bytes: counters.bytes.load(Ordering::Relaxed),

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::Mutex as AsyncMutex;
-use yilian_proto::{encode_frame, FrameDecoder, InstanceRef, Manifest, ManifestReply, Request};
+use yilian_proto::{
+    encode_frame, FrameDecoder, InstanceFacts, InstanceRef, Manifest, ManifestReply, Request,
+};
 
 use crate::connect::{self, Backoff, ClientConfig};
 use crate::upload::{upload_one, AbortOnDrop, UploadError};
@@ -113,6 +115,8 @@ pub(crate) struct Job {
     pub index: usize,
     pub path: PathBuf,
     pub instance: InstanceRef,
+    /// Declared with the offer (urgent first before the relay has read the header).
+    pub facts: InstanceFacts,
     pub size: u64,
     pub attempts: u32,
 }
@@ -122,8 +126,48 @@ struct Shared {
     results: Mutex<Vec<Option<FileOutcome>>>,
     conn: AsyncMutex<Option<quinn::Connection>>,
     bytes_sent: AtomicU64,
+    /// Uploads started so far (their order sets their stream priority).
+    uploads: AtomicU64,
     /// Every connection made, for the transport figures of the report.
     all_conns: Mutex<Vec<quinn::Connection>>,
+    /// Knows when the relay last acknowledged anything (`--give-up-after` counts from there).
+    watch: Arc<crate::stall::StallWatch>,
+}
+
+impl Shared {
+    /// When to stop retrying a link that stays down: `give_up_after` past the last
+    /// acknowledgement.
+    fn give_up_at(&self, opts: &SendOptions) -> Instant {
+        self.watch.last_acknowledgement() + opts.client.give_up_after
+    }
+
+    /// Record `outcome` for `job`.
+    fn settle(&self, job: &Job, outcome: FileOutcome, progress: &dyn Progress) {
+        progress.file_done(&job.path, outcome.is_ok(), &describe(&outcome));
+        self.results.lock().unwrap_or_else(|p| p.into_inner())[job.index] = Some(outcome);
+    }
+
+    /// The link stayed down past `--give-up-after`: `job` and every queued upload fail with
+    /// `reason` (what the relay acknowledged before stays stored and resumes next time).
+    fn give_up(&self, job: Job, reason: &str, progress: &dyn Progress) {
+        let failed = |job: &Job| {
+            self.settle(
+                job,
+                FileOutcome::Failed {
+                    reason: reason.to_string(),
+                },
+                progress,
+            )
+        };
+        failed(&job);
+        let rest: Vec<Job> = self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        rest.iter().for_each(failed);
+    }
 }
 
 /// Upload `paths`. Returns the per-file report; `Err` only if the relay could not be reached at
@@ -165,6 +209,11 @@ pub async fn send(
                         study_uid: meta.study_instance_uid,
                         sop_uid: meta.sop_instance_uid,
                     },
+                    facts: InstanceFacts {
+                        modality: meta.modality,
+                        sop_class_uid: meta.sop_class_uid,
+                        body_part: meta.body_part,
+                    },
                     size,
                     attempts: 0,
                 });
@@ -182,6 +231,10 @@ pub async fn send(
             }
         }
     }
+    // Smallest first: uploads cross the link one after another (stream priorities by upload
+    // order, `yilian_transport::priority`), so this makes the most instances safe soonest;
+    // a 2 GiB cine does not hold back the CT slices sent with it.
+    jobs.make_contiguous().sort_by_key(|j| j.size);
     let total: u64 = jobs.iter().map(|j| j.size).sum();
     progress.begin(jobs.len() as u64, total);
     if jobs.is_empty() {
@@ -195,7 +248,9 @@ pub async fn send(
         queue: Mutex::new(jobs),
         conn: AsyncMutex::new(Some(first.clone())),
         bytes_sent: AtomicU64::new(0),
+        uploads: AtomicU64::new(0),
         all_conns: Mutex::new(vec![first]),
+        watch: watch.clone(),
     });
     let _watchdog = AbortOnDrop(watch.spawn());
     let mut tasks = Vec::new();
@@ -240,7 +295,10 @@ pub async fn send(
     for (study_uid, sops) in studies {
         let status = match &conn {
             Some(c) => send_manifest(c, &study_uid, &sops).await,
-            None => "not sent: no connection".into(),
+            None => {
+                "not confirmed: the link to the relay was down at the end (run again to confirm)"
+                    .into()
+            }
         };
         report.studies.push(StudyReport {
             study_uid,
@@ -249,9 +307,8 @@ pub async fn send(
         });
     }
     if let Some(c) = conn {
-        c.close(0u32.into(), b"done");
+        connect::close(&endpoint, &c, b"done").await;
     }
-    endpoint.wait_idle().await;
     let conns = std::mem::take(&mut *shared.all_conns.lock().unwrap_or_else(|p| p.into_inner()));
     report.connections = conns.len() as u64;
     for c in conns {
@@ -299,20 +356,43 @@ async fn worker(
     progress: &dyn Progress,
 ) -> Result<(), ClientError> {
     let mut backoff = Backoff::default();
-    let mut down_since: Option<Instant> = None;
+    let gave_up = |e: &dyn std::fmt::Display| {
+        format!(
+            "gave up: nothing acknowledged for {} while the link to the relay was down ({e}); \
+             run the same command again to resume where it stopped",
+            humantime::format_duration(opts.client.give_up_after)
+        )
+    };
     loop {
-        let job = shared
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front();
+        // The upload's place in line (its stream priority) is taken with the job.
+        let (job, seq) = {
+            let mut queue = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                queue.pop_front(),
+                shared.uploads.fetch_add(1, Ordering::Relaxed),
+            )
+        };
         let Some(mut job) = job else { return Ok(()) };
-        let conn = current_connection(shared, opts, endpoint, progress).await?;
-        let result = upload_one(&conn, &job, opts.priority, progress, &shared.bytes_sent).await;
+        let conn = match current_connection(shared, opts, endpoint, progress).await {
+            Ok(c) => c,
+            Err(ClientError::GaveUp(_, e)) => {
+                shared.give_up(job, &gave_up(&e), progress);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let result = upload_one(
+            &conn,
+            &job,
+            opts.priority,
+            seq,
+            progress,
+            &shared.bytes_sent,
+        )
+        .await;
         let outcome = match result {
             Ok(o) => {
                 backoff.reset();
-                down_since = None;
                 Some(o)
             }
             Err(UploadError::Refused(r))
@@ -334,7 +414,6 @@ async fn worker(
                     return Err(ClientError::Refused(yilian_transport::explain(&reason)));
                 }
                 // The link dropped: drop this connection, wait, resume on a new one.
-                let since = *down_since.get_or_insert_with(Instant::now);
                 {
                     let mut c = shared.conn.lock().await;
                     if c.as_ref()
@@ -343,26 +422,21 @@ async fn worker(
                         *c = None;
                     }
                 }
-                if since.elapsed() > opts.client.give_up_after {
-                    Some(FileOutcome::Failed {
-                        reason: format!("gave up: the link to the relay stayed down ({e})"),
-                    })
-                } else {
-                    let delay = backoff.next_delay();
-                    progress.status(&format!(
-                        "link down ({e}); retrying in {:.1} s",
-                        delay.as_secs_f32()
-                    ));
-                    tokio::time::sleep(delay).await;
-                    None
+                let delay = backoff.next_delay();
+                if Instant::now() + delay > shared.give_up_at(opts) {
+                    shared.give_up(job, &gave_up(&e), progress);
+                    return Ok(());
                 }
+                progress.status(&format!(
+                    "link down ({e}); retrying in {:.1} s",
+                    delay.as_secs_f32()
+                ));
+                tokio::time::sleep(delay).await;
+                None
             }
         };
         match outcome {
-            Some(o) => {
-                progress.file_done(&job.path, o.is_ok(), &describe(&o));
-                shared.results.lock().unwrap_or_else(|p| p.into_inner())[job.index] = Some(o);
-            }
+            Some(o) => shared.settle(&job, o, progress),
             None => shared
                 .queue
                 .lock()
@@ -393,7 +467,8 @@ async fn current_connection(
             return Ok(conn.clone());
         }
     }
-    let conn = connect::connect(endpoint, &opts.client, progress).await?;
+    let conn =
+        connect::connect_until(endpoint, &opts.client, progress, shared.give_up_at(opts)).await?;
     *c = Some(conn.clone());
     shared
         .all_conns

@@ -21,7 +21,12 @@ const QUIET: Duration = Duration::from_secs(5);
 pub(crate) struct StallWatch {
     inner: Arc<dyn Progress>,
     last_activity: Mutex<Instant>,
+    /// Last acknowledgement from the relay (or pause/resume: the relay is there).
+    last_ack: Mutex<Instant>,
     paused: AtomicI64,
+    /// The last status line and when it was shown (workers hitting the same outage each
+    /// report it; once is enough).
+    last_status: Mutex<Option<(String, Instant)>>,
     total: AtomicU64,
     acked: AtomicU64,
 }
@@ -31,7 +36,9 @@ impl StallWatch {
         Arc::new(StallWatch {
             inner,
             last_activity: Mutex::new(Instant::now()),
+            last_ack: Mutex::new(Instant::now()),
             paused: AtomicI64::new(0),
+            last_status: Mutex::new(None),
             total: AtomicU64::new(0),
             acked: AtomicU64::new(0),
         })
@@ -39,6 +46,17 @@ impl StallWatch {
 
     fn touch(&self) {
         *self.last_activity.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn touch_ack(&self) {
+        *self.last_ack.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.touch();
+    }
+
+    /// When the relay last acknowledged anything (or paused or resumed us): `--give-up-after`
+    /// counts from here, so a link that stays down is bounded as a whole.
+    pub(crate) fn last_acknowledgement(&self) -> Instant {
+        *self.last_ack.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// How long the link has been quiet, if that deserves a warning now.
@@ -75,12 +93,12 @@ impl StallWatch {
 impl Progress for StallWatch {
     fn begin(&self, files: u64, bytes: u64) {
         self.total.store(bytes, Ordering::Relaxed);
-        self.touch();
+        self.touch_ack();
         self.inner.begin(files, bytes);
     }
     fn acknowledged(&self, delta: u64) {
         self.acked.fetch_add(delta, Ordering::Relaxed);
-        self.touch();
+        self.touch_ack();
         self.inner.acknowledged(delta);
     }
     fn file_done(&self, path: &Path, ok: bool, message: &str) {
@@ -89,13 +107,24 @@ impl Progress for StallWatch {
     }
     fn status(&self, message: &str) {
         self.touch();
+        let now = Instant::now();
+        {
+            let mut last = self.last_status.lock().unwrap_or_else(|p| p.into_inner());
+            if last
+                .as_ref()
+                .is_some_and(|(m, at)| m == message && now.duration_since(*at) < QUIET)
+            {
+                return;
+            }
+            *last = Some((message.to_string(), now));
+        }
         self.inner.status(message);
     }
     fn paused(&self, on: bool) {
         let before = self
             .paused
             .fetch_add(if on { 1 } else { -1 }, Ordering::Relaxed);
-        self.touch();
+        self.touch_ack();
         match (on, before) {
             (true, 0) => self
                 .inner
@@ -127,5 +156,49 @@ mod tests {
         w.paused(false);
         w.acknowledged(1000);
         assert!(w.quiet_for(later).is_none(), "nothing left to acknowledge");
+    }
+
+    /// Counts status lines.
+    #[derive(Default)]
+    struct Lines(Mutex<Vec<String>>);
+    impl Progress for Lines {
+        fn status(&self, message: &str) {
+            self.0.lock().unwrap().push(message.to_string());
+        }
+    }
+
+    #[test]
+    fn the_same_status_from_several_workers_is_shown_once() {
+        let lines = Arc::new(Lines::default());
+        let w = StallWatch::new(lines.clone());
+        for _ in 0..4 {
+            w.status("link down (connection lost); retrying in 0.5 s");
+        }
+        w.status("relay not reachable; retrying in 1.0 s");
+        w.status("link down (connection lost); retrying in 0.5 s");
+        assert_eq!(
+            *lines.0.lock().unwrap(),
+            [
+                "link down (connection lost); retrying in 0.5 s",
+                "relay not reachable; retrying in 1.0 s",
+                "link down (connection lost); retrying in 0.5 s",
+            ]
+        );
+    }
+
+    #[test]
+    fn last_acknowledgement_moves_with_acknowledgements_only() {
+        let w = StallWatch::new(Arc::new(NoProgress));
+        w.begin(1, 10);
+        let t0 = w.last_acknowledgement();
+        std::thread::sleep(Duration::from_millis(2));
+        w.status("link down");
+        assert_eq!(
+            w.last_acknowledgement(),
+            t0,
+            "a status line is not progress"
+        );
+        w.acknowledged(5);
+        assert!(w.last_acknowledgement() > t0);
     }
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 use yilian_proto::{Offer, Refusal, Sender, SenderEvent};
+use yilian_transport::priority;
 
 use crate::send::{FileOutcome, Job};
 use crate::Progress;
@@ -36,15 +37,18 @@ pub(crate) async fn upload_one(
     conn: &quinn::Connection,
     job: &Job,
     priority: u8,
+    seq: u64,
     progress: &dyn Progress,
     bytes_sent: &AtomicU64,
 ) -> Result<FileOutcome, UploadError> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(link)?;
+    send.set_priority(priority::OFFER).map_err(link)?;
     let mut sender = Sender::new(Offer {
         instance: job.instance.clone(),
         size: job.size,
         priority,
         hash: None,
+        facts: Some(job.facts.clone()),
     });
     // Replies are read by their own task so that checkpoints arrive while we send.
     let (tx, mut replies) = mpsc::unbounded_channel::<Result<Option<Bytes>, String>>();
@@ -76,6 +80,9 @@ pub(crate) async fn upload_one(
                 SenderEvent::Accepted { offset } => {
                     tracing::debug!(sop_uid = %job.instance.sop_uid, offset, size = job.size, "accepted");
                     resumed_from = offset;
+                    // In order behind the uploads started before (see `yilian_transport::priority`).
+                    send.set_priority(priority::data(priority, seq))
+                        .map_err(link)?;
                     report_ack(progress, &mut acked, offset);
                     let mut f = FileSend::open(&job.path, offset, job.size).await?;
                     if f.done() {
@@ -143,10 +150,17 @@ pub(crate) async fn upload_one(
         if let Some(f) = file.as_mut().filter(|f| !f.done() && !sender.is_held()) {
             let chunk = f.next().await?;
             let n = chunk.len() as u64;
-            send.write_chunk(chunk).await.map_err(link)?;
+            let w = write_taking_replies(&mut send, chunk, &mut replies, &mut sender).await?;
+            bytes_sent.fetch_add(w.written, Ordering::Relaxed);
+            written_here += w.written;
+            if w.held {
+                // Held in the middle of a chunk: what we queued may wait in QUIC's buffers;
+                // drop it so the urgent study gets the link now, and offer again.
+                tracing::info!(sop_uid = %job.instance.sop_uid, "paused: the relay gives an urgent upload from this site the link");
+                let _ = send.reset(YIELD_CODE.into());
+                return Err(UploadError::Yielded);
+            }
             sender.data_sent(n).map_err(link)?;
-            bytes_sent.fetch_add(n, Ordering::Relaxed);
-            written_here += n;
             if f.done() {
                 tracing::debug!(sop_uid = %job.instance.sop_uid, "all bytes sent, finishing");
                 let hash = f.finish();
@@ -177,6 +191,53 @@ fn feed(sender: &mut Sender, r: Result<Option<Bytes>, String>) -> Result<(), Upl
         }
         Err(e) => Err(link(e)),
     }
+}
+
+/// How far [`write_taking_replies`] got.
+struct Wrote {
+    /// Bytes of the chunk written to the stream.
+    written: u64,
+    /// The relay held us before the whole chunk was written.
+    held: bool,
+}
+
+/// Write `chunk`, feeding the relay's replies to `sender` as they arrive: with the send buffer
+/// full (uploads queue behind each other on the link) a write can wait for seconds, and a
+/// `Hold` must not wait with it. Stops early, with `held`, if the relay holds us. Replies other
+/// than `Hold` stay queued as events for the caller; nothing is transmitted here, so frames
+/// never land inside the data.
+async fn write_taking_replies(
+    send: &mut quinn::SendStream,
+    chunk: Bytes,
+    replies: &mut mpsc::UnboundedReceiver<Result<Option<Bytes>, String>>,
+    sender: &mut Sender,
+) -> Result<Wrote, UploadError> {
+    let len = chunk.len() as u64;
+    let mut bufs = [chunk];
+    let mut replies_open = true;
+    while !bufs[0].is_empty() {
+        tokio::select! {
+            biased;
+            r = replies.recv(), if replies_open => match r {
+                Some(r) => {
+                    feed(sender, r)?;
+                    if sender.is_held() {
+                        return Ok(Wrote { written: len - bufs[0].len() as u64, held: true });
+                    }
+                }
+                // The reader task ended (stream finished or broken): the write will tell.
+                None => replies_open = false,
+            },
+            // Cancel-safe: what was written is taken off the front of `bufs`.
+            w = send.write_chunks(&mut bufs) => {
+                w.map_err(link)?;
+            }
+        }
+    }
+    Ok(Wrote {
+        written: len,
+        held: false,
+    })
 }
 
 fn report_ack(progress: &dyn Progress, acked: &mut u64, now: u64) {

@@ -151,6 +151,7 @@ mod tests {
             size: 1000,
             priority: 0,
             hash: None,
+            facts: None,
         })
     }
 

@@ -46,8 +46,8 @@ mod sender;
 pub use error::ProtoError;
 pub use frame::{encode_frame, FrameDecoder, MAX_FRAME_LEN};
 pub use message::{
-    Finish, Hash, InstanceRef, Manifest, ManifestReply, Notice, Offer, Refusal, RefuseCode, Reply,
-    Request, Subscribe,
+    Finish, Hash, InstanceFacts, InstanceRef, Manifest, ManifestReply, Notice, Offer, Refusal,
+    RefuseCode, Reply, Request, Subscribe,
 };
 pub use receiver::{Receiver, ReceiverEvent};
 pub use sender::{Sender, SenderEvent};

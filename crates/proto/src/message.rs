@@ -24,6 +24,21 @@ pub struct Offer {
     /// The whole file's hash, when the sender knows it up front (the relay knows it when it
     /// delivers a stored instance; an uploader learns it while streaming and sends it in Finish).
     pub hash: Option<Hash>,
+    /// What the sender read from the instance's header, so that the relay can tell an urgent
+    /// upload from a routine one before any data crosses the link (urgent first).
+    pub facts: Option<InstanceFacts>,
+}
+
+/// Header facts an uploader declares with its offer. They only steer the link until the relay
+/// has read the header itself: routing, storage and delivery always use the header received.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceFacts {
+    /// Modality (0008,0060), e.g. `CT`.
+    pub modality: String,
+    /// SOP Class UID (0008,0016).
+    pub sop_class_uid: String,
+    /// Body Part Examined (0018,0015), if present.
+    pub body_part: Option<String>,
 }
 
 /// Last frame of a transfer from the sender: the hash of all bytes `[0, size)`.

@@ -14,6 +14,7 @@ fn offer(size: u64) -> Offer {
         size,
         priority: 0,
         hash: None,
+        facts: None,
     }
 }
 

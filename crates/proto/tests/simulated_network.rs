@@ -113,6 +113,7 @@ impl World {
                 size: src.bytes.len() as u64,
                 priority: 0,
                 hash: None,
+                facts: None,
             });
             self.streams.push(Stream {
                 conn: self.conn,

@@ -15,7 +15,7 @@ use yilian_proto::{
     encode_frame, Hash, InstanceRef, Notice, Offer, Sender, SenderEvent, Subscribe,
 };
 use yilian_store::{AuditAction, AuditEvent, OutboxItem};
-use yilian_transport::PeerIdentity;
+use yilian_transport::{priority, PeerIdentity};
 
 use crate::hub::{Job, LiveInstance, LiveOutcome};
 use crate::ingest::CHUNK;
@@ -309,11 +309,14 @@ async fn deliver(ctx: &Arc<Ctx>, conn: &Connection, q: Queued) -> Result<(), Del
         Source::Live(_) => None,
     };
     let (mut send, mut recv) = conn.open_bi().await?;
+    // The offer overtakes other deliveries' data; then in queue order (urgent first).
+    let _ = send.set_priority(priority::OFFER);
     let mut sender = Sender::new(Offer {
         instance: q.instance.clone(),
         size: q.size,
         priority: q.priority,
         hash: known_hash,
+        facts: None,
     });
     let mut buf = vec![0u8; 4096];
     loop {
@@ -323,6 +326,7 @@ async fn deliver(ctx: &Arc<Ctx>, conn: &Connection, q: Queued) -> Result<(), Del
         if let Some(ev) = sender.poll_event() {
             match ev {
                 SenderEvent::Accepted { offset } => {
+                    let _ = send.set_priority(priority::data(q.priority, q.order));
                     let hash = match &source {
                         Source::Stored { file, hash } => {
                             send_file_range(ctx, &mut send, &mut sender, file, offset, q.size)

@@ -315,13 +315,18 @@ async fn drive(
             l.finish(LiveOutcome::Failed);
         }
     };
-    // Urgent first (urgency.rs): an urgent upload holds the routine ones from its site. An
-    // upload is known to be routine only once routed (a stroke CT is urgent by a rule on its
-    // content); until then it is not held.
+    // Urgent first (urgency.rs): an urgent upload holds the routine ones from its site. Whether
+    // an upload is urgent (a stroke CT is, by a rule on its content) is first judged from the
+    // header facts declared with the offer, so that it takes or yields the link before any of
+    // its data crosses it; the header itself, once routed, has the last word. Without declared
+    // facts an upload is not held until routed.
     let mut urgent_rx = ctx.urgent.watch(site);
-    let mut urgent =
-        (receiver.offer().priority >= Priority::Urgent.as_u8()).then(|| ctx.urgent.begin(site));
-    let mut routine = false;
+    let declared = declared_priority(ctx, site, receiver.offer());
+    let mut urgent = (declared >= Some(Priority::Urgent)).then(|| ctx.urgent.begin(site));
+    let mut routine = declared.is_some() && urgent.is_none();
+    if routine {
+        hold(receiver, *urgent_rx.borrow_and_update() > 0);
+    }
     loop {
         let reading = opened && cmd_tx.is_some();
         tokio::select! {
@@ -343,14 +348,24 @@ async fn drive(
                         forward_events(receiver, &mut cmd_tx).await?;
                     }
                     WriterEvent::Routed(l) => {
-                        if urgent.is_none() {
-                            if l.priority >= Priority::Urgent.as_u8() {
-                                // Urgent by a routing rule (a stroke CT): it takes the link now.
+                        match (l.priority >= Priority::Urgent.as_u8(), urgent.is_some()) {
+                            // Urgent by a routing rule (a stroke CT): it takes the link now.
+                            (true, false) => {
                                 urgent = Some(ctx.urgent.begin(site));
-                            } else {
+                                routine = false;
+                                hold(receiver, false);
+                            }
+                            // Routine after all (the declared facts said otherwise).
+                            (false, true) => {
+                                urgent = None;
                                 routine = true;
                                 hold(receiver, *urgent_rx.borrow_and_update() > 0);
                             }
+                            (false, false) => {
+                                routine = true;
+                                hold(receiver, *urgent_rx.borrow_and_update() > 0);
+                            }
+                            (true, true) => {}
                         }
                         ctx.hub.start_live(l.clone());
                         live = Some(l);
@@ -424,6 +439,26 @@ async fn drive(
             }
         }
     }
+}
+
+/// The priority the offer's declared header facts route to (with the requested priority), or
+/// the requested priority alone when it is urgent; `None` when nothing tells yet.
+fn declared_priority(ctx: &Ctx, site: &str, offer: &Offer) -> Option<Priority> {
+    let requested = Priority::from_u8(offer.priority).unwrap_or_default();
+    let from_facts = offer.facts.as_ref().and_then(|f| {
+        ctx.config
+            .topology
+            .route(&RouteInput {
+                source_site: site,
+                modality: &f.modality,
+                sop_class_uid: &f.sop_class_uid,
+                body_part: f.body_part.as_deref(),
+                requested_priority: requested,
+            })
+            .ok()
+            .map(|d| d.priority)
+    });
+    from_facts.or((requested >= Priority::Urgent).then_some(requested))
 }
 
 /// Ask the sender to pause or continue, and say so in the log.

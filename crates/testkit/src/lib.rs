@@ -1,4 +1,5 @@
-//! Test support for yilian: generated DICOM fixtures.
+//! Test support for yilian: generated DICOM fixtures, and a measured QUIC transfer over the
+//! link emulator ([`quic_transfer`]).
 //!
 //! # Model
 //!
@@ -28,6 +29,13 @@
 //! one PRNG row per slice/frame (xorshift), copied row after row with a shift — no per-pixel
 //! arithmetic — so 300 CT slices of 512×512 take a fraction of a second in release.
 //!
+//! # QUIC transfers
+//!
+//! [`quic_transfer`] runs one quinn connection and one stream between real yilian endpoints,
+//! over loopback or through the seeded UDP link emulator (`yilian-linkem`), and reports
+//! goodput, QUIC-declared loss, the emulator's counters and the `bdp` controller's state: the
+//! congestion tests of `yilian-transport` and `benches/congestion.rs` share it.
+//!
 //! [`InMemDicomObject`]: dicom_object::InMemDicomObject
 
 mod bad;
@@ -37,6 +45,7 @@ mod generated;
 mod hash;
 mod header;
 mod large;
+pub mod quic_transfer;
 mod rng;
 mod spec;
 mod us;

@@ -37,6 +37,8 @@
 //!   ⅞ BDP at the probe's peak: the controller does not overflow it by itself. Gains measured
 //!   through the emulator: 2.0 overflowed the queue (≈ 1.4 % queue drops at 0 % loss, 20 Mbit/s,
 //!   120 ms), 1.25 and 1.5 did not, with the same goodput; 1.5 leaves more room for ack jitter.
+//!   (Compare gains with `YILIAN_CC_CONTROLLERS=bdp,bdp:gain=2.0 cargo bench --bench
+//!   congestion`.)
 //!
 //! # Loss
 //! Random loss does **not** change the window: the model is built from what was delivered.
@@ -654,6 +656,22 @@ impl Bdp {
     }
 
     fn end_round(&mut self, now: Instant) {
+        tracing::trace!(
+            round = self.rounds,
+            mode = %self.mode,
+            window = self.window_now(),
+            in_flight = self.in_flight,
+            btl_bw = self.btl_bw(),
+            round_bw = self.round_bw,
+            min_rtt = ?self.min_rtt,
+            srtt = ?self.srtt,
+            background_loss = self.background_loss,
+            cap_gain = ?self.cap_gain,
+            round_acked = self.round_acked,
+            round_lost = self.round_lost,
+            app_limited = self.app_limited_until != 0,
+            "bdp: round"
+        );
         self.rounds += 1;
         self.next_round_delivered = self.delivered;
 

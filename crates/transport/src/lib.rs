@@ -56,6 +56,7 @@ mod endpoint;
 mod error;
 mod explain;
 mod identity;
+pub mod priority;
 mod tls;
 pub mod tuning;
 

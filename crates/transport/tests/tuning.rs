@@ -21,7 +21,7 @@ fn defaults_are_sized_for_throughput() {
     assert_eq!(t.idle_timeout, Duration::from_secs(60));
     assert_eq!(t.max_concurrent_bidi_streams, 64);
     assert_eq!(t.max_concurrent_uni_streams, 16);
-    assert_eq!(t.initial_rtt, None);
+    assert_eq!(t.initial_rtt, Some(Duration::from_millis(100)));
 
     // The values reach quinn's configuration (it has no getters; its Debug lists the fields).
     let cfg = format!("{:?}", t.transport_config());
@@ -33,6 +33,7 @@ fn defaults_are_sized_for_throughput() {
         "receive_window: 33554432",
         "send_window: 16777216",
         "keep_alive_interval: Some(5s)",
+        "initial_rtt: 100ms",
     ] {
         assert!(cfg.contains(needle), "{needle} not in {cfg}");
     }

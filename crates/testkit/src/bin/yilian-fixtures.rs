@@ -1,6 +1,8 @@
 //! Write demo DICOM studies (synthetic, no real patient) to try `yilian send`:
 //!
-//!   cargo run -p yilian-testkit --bin yilian-fixtures -- OUT_DIR [CT_SLICES]
+//! ```text
+//! cargo run -p yilian-testkit --bin yilian-fixtures -- OUT_DIR [CT_SLICES]
+//! ```
 //!
 //! OUT_DIR/ct (a CT series, 512×512), OUT_DIR/dx (one DX), OUT_DIR/us (an ultrasound cine).
 
