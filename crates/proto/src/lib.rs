@@ -13,8 +13,9 @@
 //! * Every instance moves on its **own bidirectional stream** (many in parallel), as a *transfer*:
 //!   ```text
 //!   sender                                   receiver
-//!   Request::Offer{instance, size, hash?} →
+//!   Request::Offer{instance, size, hash?, facts?} →
 //!                                         ← Reply::Accept{offset} | Have{hash} | Refused
+//!                                         ← Reply::Hold | Resume     (any time: urgent first)
 //!   raw bytes [offset, size)              →
 //!                                         ← Reply::Checkpoint{durable}   (any number, any time)
 //!   Finish{hash}                          →
@@ -23,7 +24,9 @@
 //!   The receiver chooses `offset`: how much of this instance it already holds durably from an
 //!   earlier, interrupted attempt. A re-sent instance that is already stored is answered `Have`.
 //!   Raw bytes are not framed: after `Accept`, exactly `size - offset` bytes follow, so the
-//!   driver can move them without copying (`bytes::Bytes` in, slices out).
+//!   driver can move them without copying (`bytes::Bytes` in, slices out). An uploader
+//!   declares the header facts routing needs (`facts`: modality, SOP class, body part) so the
+//!   relay can hold routine uploads for an urgent one before their data crosses the link.
 //! * The same transfer is used both ways: a device uploading to the relay ([`Sender`] on the
 //!   device, [`Receiver`] on the relay) and the relay delivering to a reader ([`Sender`] on the
 //!   relay, [`Receiver`] on the reader). Cut-through delivery works because the offer carries
