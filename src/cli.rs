@@ -109,8 +109,10 @@ struct SendArgs {
     /// Mark the studies urgent (e.g. stroke CT); the relay's rules may also raise priority.
     #[arg(long)]
     urgent: bool,
-    /// Instances uploaded in parallel.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    /// Instances offered at once. They cross the link one after another (smallest first); the
+    /// ones waiting keep a long, fast link busy while earlier ones are acknowledged (16 covers
+    /// 100 Mbit/s at 300 ms RTT with 512×512 CT slices).
+    #[arg(long, default_value_t = 16, value_name = "N")]
     concurrency: usize,
     /// Also write the per-file report as JSON to this file.
     #[arg(long, value_name = "FILE")]

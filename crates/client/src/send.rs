@@ -14,6 +14,7 @@ use yilian_proto::{
 
 use crate::connect::{self, Backoff, ClientConfig};
 use crate::upload::{upload_one, AbortOnDrop, UploadError};
+use crate::write_order::WriteOrder;
 use crate::{ClientError, Progress};
 
 /// What `send` does beyond reaching the relay.
@@ -128,6 +129,8 @@ struct Shared {
     bytes_sent: AtomicU64,
     /// Uploads started so far (their order sets their stream priority).
     uploads: AtomicU64,
+    /// Uploads write their data in start order (write_order.rs).
+    write_order: WriteOrder,
     /// Every connection made, for the transport figures of the report.
     all_conns: Mutex<Vec<quinn::Connection>>,
     /// Knows when the relay last acknowledged anything (`--give-up-after` counts from there).
@@ -249,6 +252,7 @@ pub async fn send(
         conn: AsyncMutex::new(Some(first.clone())),
         bytes_sent: AtomicU64::new(0),
         uploads: AtomicU64::new(0),
+        write_order: WriteOrder::default(),
         all_conns: Mutex::new(vec![first]),
         watch: watch.clone(),
     });
@@ -364,15 +368,18 @@ async fn worker(
         )
     };
     loop {
-        // The upload's place in line (its stream priority) is taken with the job.
-        let (job, seq) = {
+        // The upload's place in line (its stream priority, its turn to write) is taken with
+        // the job, under the queue's lock.
+        let (job, seq, turn) = {
             let mut queue = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-            (
-                queue.pop_front(),
-                shared.uploads.fetch_add(1, Ordering::Relaxed),
-            )
+            let job = queue.pop_front();
+            let seq = shared.uploads.fetch_add(1, Ordering::Relaxed);
+            let turn = job.is_some().then(|| shared.write_order.join(seq));
+            (job, seq, turn)
         };
-        let Some(mut job) = job else { return Ok(()) };
+        let (Some(mut job), Some(mut turn)) = (job, turn) else {
+            return Ok(());
+        };
         let conn = match current_connection(shared, opts, endpoint, progress).await {
             Ok(c) => c,
             Err(ClientError::GaveUp(_, e)) => {
@@ -386,6 +393,7 @@ async fn worker(
             &job,
             opts.priority,
             seq,
+            &mut turn,
             progress,
             &shared.bytes_sent,
         )

@@ -8,6 +8,7 @@ use yilian_proto::{Offer, Refusal, Sender, SenderEvent};
 use yilian_transport::priority;
 
 use crate::send::{FileOutcome, Job};
+use crate::write_order::WriteTurn;
 use crate::Progress;
 
 /// File read granularity.
@@ -38,6 +39,7 @@ pub(crate) async fn upload_one(
     job: &Job,
     priority: u8,
     seq: u64,
+    turn: &mut WriteTurn<'_>,
     progress: &dyn Progress,
     bytes_sent: &AtomicU64,
 ) -> Result<FileOutcome, UploadError> {
@@ -90,6 +92,7 @@ pub(crate) async fn upload_one(
                         // committing): only the hash is left to send.
                         let hash = f.finish();
                         sender.finish(hash).map_err(link)?;
+                        turn.done();
                     }
                     file = Some(f);
                 }
@@ -148,6 +151,17 @@ pub(crate) async fn upload_one(
         }
         // Send the next chunk, taking any reply that is already there in between.
         if let Some(f) = file.as_mut().filter(|f| !f.done() && !sender.is_held()) {
+            if !turn.ready() {
+                // Uploads started earlier write first (write_order.rs); replies still count.
+                tokio::select! {
+                    _ = turn.wait() => {}
+                    r = replies.recv() => match r {
+                        Some(r) => feed(&mut sender, r)?,
+                        None => return Err(link("stream closed by the relay")),
+                    },
+                }
+                continue;
+            }
             let chunk = f.next().await?;
             let n = chunk.len() as u64;
             let w = write_taking_replies(&mut send, chunk, &mut replies, &mut sender).await?;
@@ -165,6 +179,7 @@ pub(crate) async fn upload_one(
                 tracing::debug!(sop_uid = %job.instance.sop_uid, "all bytes sent, finishing");
                 let hash = f.finish();
                 sender.finish(hash).map_err(link)?;
+                turn.done();
             }
             match replies.try_recv() {
                 Ok(r) => feed(&mut sender, r)?,
