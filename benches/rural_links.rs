@@ -321,15 +321,7 @@ fn parse_args() -> Result<Args> {
         default_cells()
     };
     for c in &cells {
-        ensure!(
-            (100_000..=1_000_000_000).contains(&c.rate_bps),
-            "rates between 0.1 and 1000 Mbit/s"
-        );
-        ensure!(
-            (Duration::from_millis(1)..=Duration::from_secs(5)).contains(&c.rtt),
-            "RTTs between 1 and 5000 ms"
-        );
-        ensure!(c.loss < 0.5, "losses below 50 %");
+        common::check_link(c.rate_bps, c.rtt, c.loss)?;
     }
     let link_seconds = link_seconds.unwrap_or(if quick { 8.0 } else { 15.0 });
     let cap_s = cap_s.unwrap_or(if quick { 60.0 } else { 120.0 });
@@ -529,6 +521,28 @@ struct Measured {
 }
 
 impl Measured {
+    /// A run's figures, with the path's counters as they are now (the client has ended).
+    fn of(
+        pair: &NetnsPair,
+        elapsed: Duration,
+        all_stored_at: Option<Duration>,
+        capped: bool,
+        bytes: u64,
+        files: usize,
+        note: String,
+    ) -> Measured {
+        Measured {
+            elapsed,
+            capped,
+            bytes,
+            files,
+            all_stored_at,
+            link: pair.stats(),
+            router_cpu: pair.router_cpu_time(),
+            note,
+        }
+    }
+
     fn mbps(&self) -> f64 {
         self.bytes as f64 * 8.0 / self.elapsed.as_secs_f64() / 1e6
     }
@@ -697,8 +711,9 @@ fn run_yilian(ctx: &mut Ctx, cell: &Cell, study: &Study, cc: QuicCc) -> Result<M
     let t0 = Instant::now();
     let mut send = Proc::spawn("yilian send", send_cmd, &dir.join("send.log"))?;
     let (elapsed, status, all_at) = watch(&mut send, t0, ctx.cap, study.files, || stored().0)?;
-    let link = pair.stats();
-    let router_cpu = pair.router_cpu_time();
+    let run = |capped, bytes, files, note| {
+        Measured::of(&pair, elapsed, all_at, capped, bytes, files, note)
+    };
     let (files, bytes) = stored();
     let m = match status {
         Some(s) => {
@@ -717,32 +732,15 @@ fn run_yilian(ctx: &mut Ctx, cell: &Cell, study: &Study, cc: QuicCc) -> Result<M
             let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report)?)
                 .context("reading the send report")?;
             let field = |k: &str| r.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-            Measured {
-                elapsed,
-                capped: false,
-                bytes: study.bytes,
-                files,
-                all_stored_at: all_at,
-                note: format!(
-                    "QUIC declared {:.2} MB lost and resent, {:.2} MB on the wire, {} connection(s)",
-                    field("bytes_lost_in_transit") as f64 / MB,
-                    field("bytes_on_wire") as f64 / MB,
-                    field("connections")
-                ),
-                link,
-            router_cpu,
-            }
+            let note = format!(
+                "QUIC declared {:.2} MB lost and resent, {:.2} MB on the wire, {} connection(s)",
+                field("bytes_lost_in_transit") as f64 / MB,
+                field("bytes_on_wire") as f64 / MB,
+                field("connections")
+            );
+            run(false, study.bytes, files, note)
         }
-        None => Measured {
-            elapsed,
-            capped: true,
-            bytes,
-            files,
-            all_stored_at: all_at,
-            note: String::new(),
-            link,
-            router_cpu,
-        },
+        None => run(true, bytes, files, String::new()),
     };
     drop(send);
     drop(relay);
@@ -780,8 +778,9 @@ fn run_storescu(ctx: &mut Ctx, cell: &Cell, study: &Study, tcp: &str) -> Result<
     let t0 = Instant::now();
     let mut scu = Proc::spawn("storescu", scu_cmd, &dir.join("storescu.log"))?;
     let (elapsed, status, all_at) = watch(&mut scu, t0, ctx.cap, study.files, stored)?;
-    let link = pair.stats();
-    let router_cpu = pair.router_cpu_time();
+    let run = |capped, bytes, files| {
+        Measured::of(&pair, elapsed, all_at, capped, bytes, files, String::new())
+    };
     let files = stored();
     let m = match status {
         Some(s) => {
@@ -797,27 +796,13 @@ fn run_storescu(ctx: &mut Ctx, cell: &Cell, study: &Study, tcp: &str) -> Result<
                 study.files,
                 scp.log_tail()
             );
-            Measured {
-                elapsed,
-                capped: false,
-                bytes: study.bytes,
-                files,
-                all_stored_at: all_at,
-                note: String::new(),
-                link,
-                router_cpu,
-            }
+            run(false, study.bytes, files)
         }
-        None => Measured {
-            elapsed,
-            capped: true,
-            bytes: (files as f64 * study.mean_file()).round() as u64,
+        None => run(
+            true,
+            (files as f64 * study.mean_file()).round() as u64,
             files,
-            all_stored_at: all_at,
-            note: String::new(),
-            link,
-            router_cpu,
-        },
+        ),
     };
     drop(scu);
     drop(scp);
@@ -994,6 +979,15 @@ fn print_table(args: &Args, rows: &[Row]) {
     }
 }
 
+/// A target's line: met or not, with the cells that decide it.
+fn verdict(parts: &[String], met: bool) -> String {
+    match (parts.is_empty(), met) {
+        (true, _) => "no such cell in this run".to_string(),
+        (false, true) => format!("MET ({})", parts.join("; ")),
+        (false, false) => format!("NOT MET ({})", parts.join("; ")),
+    }
+}
+
 fn print_targets(args: &Args, rows: &[Row]) {
     let bbr = args.tcp_cc.iter().position(|t| t == "bbr");
     println!("\nTargets (from the issue), per QUIC congestion controller:");
@@ -1020,13 +1014,7 @@ fn print_targets(args: &Args, rows: &[Row]) {
                     num(r.cell.rtt_ms())
                 ));
             }
-            let verdict = if parts.is_empty() {
-                "no such cell in this run".to_string()
-            } else if met {
-                format!("MET ({})", parts.join("; "))
-            } else {
-                format!("NOT MET ({})", parts.join("; "))
-            };
+            let verdict = verdict(&parts, met);
             println!(
                 "  yilian ({l}) ≥ {:.0} % of the rate {what}: {verdict}",
                 min * 100.0
@@ -1057,13 +1045,7 @@ fn print_targets(args: &Args, rows: &[Row]) {
                         }
                     }
                 }
-                let verdict = if parts.is_empty() {
-                    "no such cell in this run".to_string()
-                } else if met {
-                    format!("MET ({})", parts.join("; "))
-                } else {
-                    format!("NOT MET ({})", parts.join("; "))
-                };
+                let verdict = verdict(&parts, met);
                 println!("  yilian ({l}) ≥ 2× storescu+BBR where loss ≥ 1 %: {verdict}");
             }
         }

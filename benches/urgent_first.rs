@@ -221,15 +221,7 @@ fn parse_args() -> Result<Args> {
         urgent_flag,
         quick,
     };
-    ensure!(
-        (100_000..=1_000_000_000).contains(&args.rate_bps),
-        "--rate: between 0.1 and 1000 Mbit/s"
-    );
-    ensure!(
-        (Duration::from_millis(1)..=Duration::from_secs(5)).contains(&args.rtt),
-        "--rtt: between 1 and 5000 ms"
-    );
-    ensure!(args.loss < 0.5, "--loss: below 50 %");
+    common::check_link(args.rate_bps, args.rtt, args.loss)?;
     ensure!(
         (1.0..=10_000.0).contains(&args.backlog_mb),
         "--backlog-mb: 1 ≤ MB ≤ 10000"

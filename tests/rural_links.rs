@@ -167,15 +167,34 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Read everything routed to county radiology straight from the relay (no emulator).
-fn read_all(
+/// Read everything routed to county radiology straight from the relay (no emulator) into
+/// `tmp`/out: exactly `files` arrive, byte-identical.
+fn assert_delivered(
     relay: &RelayProc,
     pki: &Pki,
-    out: &Path,
-) -> std::collections::BTreeMap<String, [u8; 32]> {
-    let o = run(read_cmd(relay, pki, "county-radiology", out, true));
+    tmp: &tempfile::TempDir,
+    files: &[yilian_testkit::Generated],
+) {
+    let out = tmp.path().join("out");
+    let o = run(read_cmd(relay, pki, "county-radiology", &out, true));
     assert!(o.status.success(), "{}", text(&o));
-    received(out)
+    assert_eq!(received(&out), expected(files));
+}
+
+/// Wait until the relay's spool holds `bytes` (partial uploads included); fails at once,
+/// with its output, if `send` ended before.
+fn wait_at_relay(relay: &RelayProc, sending: &mut Sending, what: &str, bytes: u64) {
+    wait_until(what, Duration::from_secs(120), || {
+        if !sending.running() {
+            let out = sending.0.take().unwrap().wait_with_output().unwrap();
+            panic!(
+                "send ended early ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        relay_bytes(&relay.data) >= bytes
+    });
 }
 
 #[test]
@@ -227,10 +246,7 @@ fn upload_across_loss_and_reordering_arrives_byte_identical() {
         r["bytes_lost_in_transit"].as_u64().unwrap() > 0,
         "the report shows the loss"
     );
-    assert_eq!(
-        read_all(&relay, &pki, &tmp.path().join("out")),
-        expected(&files)
-    );
+    assert_delivered(&relay, &pki, &tmp, &files);
 }
 
 /// The link goes down for 30 s in the middle of a study. The same `send` keeps going and
@@ -239,19 +255,15 @@ fn upload_across_loss_and_reordering_arrives_byte_identical() {
 fn a_30_second_link_cut_heals_without_rerunning_send() {
     let _serial = serial();
     let (tmp, pki, relay) = alliance();
-    let study = folder(&tmp, "study");
-    let files = ct_series(&study, &StudySpec::new("CT", 83), 60, 512, 512, 83).unwrap();
-    let total: u64 = files.iter().map(|g| g.size).sum();
     // A township uplink: 40 Mbit/s, 60 ms RTT, 0.5 % loss.
     let spec = LinkSpec::rural(40_000_000, Duration::from_millis(60), 0.005);
-    let link = Link::new(&relay, spec.clone(), spec, 9);
-    let report_path = tmp.path().join("report.json");
-    let child = send_via(&link, &pki, "township-a-device", &[&study], &report_path);
-    wait_until(
-        "a third of the study at the relay",
-        Duration::from_secs(120),
-        || relay_bytes(&relay.data) * 3 >= total,
-    );
+    let CtUpload {
+        files,
+        total,
+        link,
+        report_path,
+        child,
+    } = ct_upload_a_third_in(&tmp, &pki, &relay, 83, 60, spec, 9);
     link.proxy.cut_for(Duration::from_secs(30));
     let cut_at = Instant::now();
     let out = finish(child, Duration::from_secs(300));
@@ -275,10 +287,7 @@ fn a_30_second_link_cut_heals_without_rerunning_send() {
         resent * 20 < total,
         "resent {resent} bytes of a {total}-byte study (sent {sent}, lost in transit {lost})"
     );
-    assert_eq!(
-        read_all(&relay, &pki, &tmp.path().join("out")),
-        expected(&files)
-    );
+    assert_delivered(&relay, &pki, &tmp, &files);
 }
 
 /// A relay whose connections die after 3 s of silence (keep-alive 1 s), fsyncing (and telling
@@ -324,22 +333,54 @@ fn wait_mid_third_instance(
     files: &[yilian_testkit::Generated],
     sending: &mut Sending,
 ) {
-    let size = files[0].size;
-    wait_until(
+    let two_and_a_half = files[0].size * 5 / 2;
+    wait_at_relay(
+        relay,
+        sending,
         "two and a half instances at the relay",
-        Duration::from_secs(120),
-        || {
-            if !sending.running() {
-                let out = sending.0.take().unwrap().wait_with_output().unwrap();
-                panic!(
-                    "send ended early ({}):\n{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            relay_bytes(&relay.data) * 2 >= size * 5
-        },
+        two_and_a_half,
     );
+}
+
+/// A CT study on its way through an emulated link, a third of it at the relay.
+struct CtUpload {
+    files: Vec<yilian_testkit::Generated>,
+    total: u64,
+    link: Link,
+    report_path: std::path::PathBuf,
+    child: Sending,
+}
+
+/// `slices` CT slices of 512×512 (UIDs and pixels from `seed`) sent by the township device
+/// through a `spec` link both ways (`link_seed`); returns once a third is at the relay.
+fn ct_upload_a_third_in(
+    tmp: &tempfile::TempDir,
+    pki: &Pki,
+    relay: &RelayProc,
+    seed: u64,
+    slices: usize,
+    spec: LinkSpec,
+    link_seed: u64,
+) -> CtUpload {
+    let study = folder(tmp, "study");
+    let files = ct_series(&study, &StudySpec::new("CT", seed), slices, 512, 512, seed).unwrap();
+    let total: u64 = files.iter().map(|g| g.size).sum();
+    let link = Link::new(relay, spec.clone(), spec, link_seed);
+    let report_path = tmp.path().join("report.json");
+    let mut child = send_via(&link, pki, "township-a-device", &[&study], &report_path);
+    wait_at_relay(
+        relay,
+        &mut child,
+        "a third of the study at the relay",
+        total.div_ceil(3),
+    );
+    CtUpload {
+        files,
+        total,
+        link,
+        report_path,
+        child,
+    }
 }
 
 fn outcomes(r: &serde_json::Value) -> Vec<(String, u64)> {
@@ -391,10 +432,7 @@ fn a_cut_longer_than_the_connection_lives_reconnects_and_resumes() {
         "the instance in flight resumed at an acknowledged offset: {outcomes:?}"
     );
     assert!(relay.log_text().contains("resuming upload"));
-    assert_eq!(
-        read_all(&relay, &pki, &tmp.path().join("out")),
-        expected(&files)
-    );
+    assert_delivered(&relay, &pki, &tmp, &files);
 }
 
 /// The link goes down for good. `send --give-up-after 6s` keeps trying until nothing was
@@ -475,10 +513,7 @@ fn give_up_after_bounds_an_outage_and_the_rerun_resumes() {
         after.iter().any(|(o, from)| o == "stored" && *from > 0),
         "the instance in flight at the cut resumed where the relay had it: {after:?}"
     );
-    assert_eq!(
-        read_all(&relay, &pki, &tmp.path().join("out")),
-        expected(&files)
-    );
+    assert_delivered(&relay, &pki, &tmp, &files);
 }
 
 /// `send` runs several uploads at once, but they cross the link one after another, smallest
@@ -561,10 +596,7 @@ fn concurrent_uploads_cross_the_link_in_order_smallest_first() {
     );
     let mut all = small.clone();
     all.push(big);
-    assert_eq!(
-        read_all(&relay, &pki, &tmp.path().join("out")),
-        expected(&all)
-    );
+    assert_delivered(&relay, &pki, &tmp, &all);
 }
 
 /// The client's address changes mid-transfer (NAT rebinding): the upload continues on the same
@@ -573,18 +605,14 @@ fn concurrent_uploads_cross_the_link_in_order_smallest_first() {
 fn an_address_change_mid_transfer_completes_on_the_same_connection() {
     let _serial = serial();
     let (tmp, pki, relay) = alliance();
-    let study = folder(&tmp, "study");
-    let files = ct_series(&study, &StudySpec::new("CT", 84), 40, 512, 512, 84).unwrap();
-    let total: u64 = files.iter().map(|g| g.size).sum();
     let spec = LinkSpec::rural(40_000_000, Duration::from_millis(40), 0.0);
-    let link = Link::new(&relay, spec.clone(), spec, 10);
-    let report_path = tmp.path().join("report.json");
-    let child = send_via(&link, &pki, "township-a-device", &[&study], &report_path);
-    wait_until(
-        "a third of the study at the relay",
-        Duration::from_secs(120),
-        || relay_bytes(&relay.data) * 3 >= total,
-    );
+    let CtUpload {
+        files,
+        link,
+        report_path,
+        child,
+        ..
+    } = ct_upload_a_third_in(&tmp, &pki, &relay, 84, 40, spec, 10);
     let before = link.proxy.upstream_sources();
     let after = link.proxy.rebind().unwrap();
     assert_eq!(before.len(), 1);
@@ -603,10 +631,7 @@ fn an_address_change_mid_transfer_completes_on_the_same_connection() {
         r["connections"], 1,
         "the connection migrated instead of being replaced"
     );
-    assert_eq!(
-        read_all(&relay, &pki, &tmp.path().join("out")),
-        expected(&files)
-    );
+    assert_delivered(&relay, &pki, &tmp, &files);
 }
 
 /// A stroke CT (urgent by the topology's rule: CT of the head from a township) is queued while
@@ -650,10 +675,11 @@ fn an_urgent_study_overtakes_a_routine_backlog_on_a_thin_link() {
         &[&routine],
         &routine_report,
     );
-    wait_until(
+    wait_at_relay(
+        &relay,
+        &mut routine_child,
         "10 % of the routine backlog at the relay",
-        Duration::from_secs(120),
-        || relay_bytes(&relay.data) * 10 >= routine_total,
+        routine_total.div_ceil(10),
     );
     let urgent_report = tmp.path().join("urgent.json");
     let mut urgent = send_via(

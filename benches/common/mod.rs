@@ -89,3 +89,22 @@ pub fn identity(
         department: id.department.clone(),
     })
 }
+
+/// The emulated links the benches accept: 0.1–1000 Mbit/s, 1–5000 ms RTT, loss below 50 %.
+pub fn check_link(rate_bps: u64, rtt: std::time::Duration, loss: f64) -> Result<()> {
+    use std::time::Duration;
+    anyhow::ensure!(
+        (100_000..=1_000_000_000).contains(&rate_bps),
+        "rate {rate_bps} bit/s: between 0.1 and 1000 Mbit/s"
+    );
+    anyhow::ensure!(
+        (Duration::from_millis(1)..=Duration::from_secs(5)).contains(&rtt),
+        "RTT {rtt:?}: between 1 and 5000 ms"
+    );
+    anyhow::ensure!(
+        (0.0..0.5).contains(&loss),
+        "loss {:.1} %: below 50 %",
+        loss * 100.0
+    );
+    Ok(())
+}

@@ -9,6 +9,7 @@
 //! and the link, carry them in order; the offers still go out at once.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use tokio::sync::Notify;
 
@@ -29,6 +30,7 @@ impl WriteOrder {
         WriteTurn {
             order: self,
             seq,
+            granted: AtomicBool::new(false),
             done: false,
         }
     }
@@ -54,13 +56,20 @@ impl WriteOrder {
 pub(crate) struct WriteTurn<'a> {
     order: &'a WriteOrder,
     seq: u64,
+    /// Once first in line, it stays first until done: no need to look again (per chunk).
+    granted: AtomicBool,
     done: bool,
 }
 
 impl WriteTurn<'_> {
     /// Whether every upload started before this one has written its data.
     pub(crate) fn ready(&self) -> bool {
-        self.done || self.order.first() == Some(self.seq)
+        if self.done || self.granted.load(Ordering::Relaxed) {
+            return true;
+        }
+        let first = self.order.first() == Some(self.seq);
+        self.granted.store(first, Ordering::Relaxed);
+        first
     }
 
     /// Wait until [`ready`](Self::ready).
