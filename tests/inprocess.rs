@@ -310,3 +310,77 @@ async fn bad_uploads_are_refused_with_reasons_and_the_relay_keeps_working() {
         assert!(!format!("{a:?}").contains(&spec.patient_id));
     }
 }
+
+/// Uploads that are accepted but wait for their data (a sender writes its uploads one after
+/// the other; a held routine upload; a link that is down) must not hold a thread each: on a
+/// relay whose blocking pool has 4 threads, 24 of them wait at once, at the start and half-way,
+/// and every one completes. A writer that kept a thread per upload stops accepting at the 5th.
+#[test]
+fn uploads_waiting_for_their_data_hold_no_thread_each() {
+    const WAITING: usize = 24;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = Pki::new(&tmp.path().join("pki"));
+        let relay =
+            InProcessRelay::start(&tmp.path().join("relay"), &pki, Topology::example(), |_| {});
+        std::fs::create_dir_all(tmp.path().join("ct")).unwrap();
+        let ct = ct_series(
+            &tmp.path().join("ct"),
+            &StudySpec::new("CT", 11),
+            WAITING,
+            128,
+            128,
+            11,
+        )
+        .unwrap();
+        let conn = raw_connect(&relay, &pki, "township-a-device").await;
+        let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (release, released) = tokio::sync::watch::channel(false);
+        let mut uploads = Vec::new();
+        for (i, g) in ct.iter().enumerate() {
+            let (conn, g) = (conn.clone(), g.clone());
+            let (waiting, mut released) = (waiting.clone(), released.clone());
+            uploads.push(tokio::spawn(async move {
+                let bytes = std::fs::read(&g.path).unwrap();
+                // Even ones wait before their first byte, odd ones half-way.
+                let pause = if i % 2 == 0 { 0 } else { bytes.len() / 2 };
+                let wait = async move {
+                    waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    released.wait_for(|r| *r).await.unwrap();
+                };
+                raw_upload(&conn, offer_for(&g), &bytes, g.blake3, Some(pause), wait).await
+            }));
+        }
+        drop(released);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let n = waiting.load(std::sync::atomic::Ordering::SeqCst);
+            if n == WAITING {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {n} of {WAITING} uploads were accepted: waiting uploads hold the relay's threads"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        release.send_replace(true);
+        for (u, g) in uploads.into_iter().zip(&ct) {
+            assert_eq!(u.await.unwrap(), SenderEvent::Stored { hash: g.blake3 });
+        }
+        let store = relay.relay.store();
+        for g in &ct {
+            let rec = store
+                .instance(&g.sop_instance_uid)
+                .unwrap()
+                .expect("stored");
+            assert_eq!(rec.hash, g.blake3);
+        }
+    });
+}

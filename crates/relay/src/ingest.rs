@@ -1,65 +1,34 @@
-//! Upload ingest: one task per upload stream, plus a spool writer thread.
+//! Upload ingest: one task per upload stream, plus its spool writer.
 //!
-//! The async task moves bytes between QUIC and the sans-IO [`Receiver`]; the writer thread owns
-//! the partial file and does everything blocking or CPU-bound per byte: DICOM structure walk,
-//! BLAKE3, write, fsync checkpoints, publishing to live readers. They talk over a bounded
-//! channel, which is what bounds memory per upload (QUIC flow control does the rest).
+//! The async task moves bytes between QUIC and the sans-IO [`Receiver`]; the spool writer
+//! (`spool_writer.rs`) owns the partial file and does everything blocking or CPU-bound per
+//! byte on tokio's blocking pool: DICOM structure walk, BLAKE3, write, fsync checkpoints,
+//! publishing to live readers. They talk over a bounded channel, which is what bounds memory
+//! per upload (QUIC flow control does the rest).
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use quinn::{RecvStream, SendStream};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
-use yilian_dicom::{DicomError, Metadata, Walker};
+use yilian_dicom::DicomError;
 use yilian_proto::{
     encode_frame, valid_uid, FrameDecoder, Hash, Offer, Receiver, ReceiverEvent, Refusal,
     RefuseCode, Reply,
 };
-use yilian_route::{Priority, RouteInput, Topology};
-use yilian_store::{AuditAction, AuditEvent, NewInstance, Partial, PartialInfo, Store, Stored};
+use yilian_route::{Priority, RouteInput};
+use yilian_store::{AuditAction, AuditEvent, NewInstance, Partial, Stored};
 use yilian_transport::{PeerIdentity, Role};
 
 use crate::hub::{LiveInstance, LiveOutcome};
 use crate::metrics::{Gauge, Metrics};
 use crate::server::Ctx;
+use crate::spool_writer::{SpoolWriter, Verified, WriterCmd, WriterEvent, WRITER_QUEUE};
 
 /// Read buffer granularity: chunks handed to the writer and to live readers.
 pub const CHUNK: usize = 256 * 1024;
-/// Start kernel write-back after this many unsynced bytes, so a checkpoint's fsync finds
-/// little left to write and does not stall the stream.
-const WRITEBACK_EVERY: u64 = 4 << 20;
-/// Chunks in flight between the stream and the writer thread.
-const WRITER_QUEUE: usize = 8;
-
-enum WriterCmd {
-    Data(Bytes),
-    Finish(Hash),
-}
-
-enum WriterEvent {
-    /// The partial is open; resume from `offset`.
-    Opened {
-        offset: u64,
-    },
-    /// Routing metadata parsed and routed; connected readers may start.
-    Routed(Arc<LiveInstance>),
-    Checkpoint(u64),
-    Verified(Box<Verified>),
-    Failed(Refusal),
-}
-
-/// A complete upload whose hash and structure checked out, ready to commit.
-struct Verified {
-    hash: Hash,
-    partial: Partial,
-    instance: NewInstance,
-    readers: Vec<String>,
-    live: Option<Arc<LiveInstance>>,
-}
-
 /// Exclusive right to write one partial; a newer upload of the same instance takes it over.
 #[derive(Default)]
 pub struct Leases {
@@ -139,7 +108,7 @@ pub fn refusal_for(e: &DicomError) -> Refusal {
     }
 }
 
-fn refusal(code: RefuseCode, reason: impl Into<String>) -> Refusal {
+pub(crate) fn refusal(code: RefuseCode, reason: impl Into<String>) -> Refusal {
     Refusal {
         code,
         reason: reason.into(),
@@ -274,7 +243,7 @@ async fn run_upload(
         checkpoint_interval: ctx.config.checkpoint_interval,
         events: ev_tx,
     };
-    let writer_task = tokio::task::spawn_blocking(move || writer.run(cmd_rx));
+    let writer_task = tokio::spawn(writer.run(cmd_rx));
 
     let result = drive(
         ctx,
@@ -538,238 +507,5 @@ async fn commit(
             "the relay already holds a different instance with this SOP Instance UID",
         )),
         Err(e) => Err(refusal(RefuseCode::Internal, e.to_string())),
-    }
-}
-
-/// The writer thread of one upload.
-struct SpoolWriter {
-    store: Arc<Store>,
-    topology: Arc<Topology>,
-    peer: Arc<PeerIdentity>,
-    offer: Offer,
-    checkpoint_bytes: u64,
-    checkpoint_interval: std::time::Duration,
-    events: mpsc::UnboundedSender<WriterEvent>,
-}
-
-struct Routed {
-    instance: NewInstance,
-    readers: Vec<String>,
-}
-
-impl SpoolWriter {
-    fn run(self, mut cmds: mpsc::Receiver<WriterCmd>) {
-        let info = PartialInfo {
-            source_site: self.peer.site.clone(),
-            study_uid: self.offer.instance.study_uid.clone(),
-            sop_uid: self.offer.instance.sop_uid.clone(),
-            size: self.offer.size,
-        };
-        let mut partial = match self.store.open_partial(info) {
-            Ok(p) => p,
-            Err(e) => return self.fail(refusal(RefuseCode::Internal, e.to_string())),
-        };
-        let mut walker = Walker::new(Default::default());
-        let mut hasher = blake3::Hasher::new();
-        // A resumed upload: re-validate and re-hash what is already there.
-        let replayed = partial.replay(|b| -> Result<(), ReplayError> {
-            walker.feed(b).map_err(ReplayError::Dicom)?;
-            hasher.update(b);
-            Ok(())
-        });
-        if replayed.is_err() {
-            walker = Walker::new(Default::default());
-            hasher = blake3::Hasher::new();
-            if let Err(e) = partial.reset() {
-                return self.fail(refusal(RefuseCode::Internal, e.to_string()));
-            }
-        }
-        let mut routed: Option<Routed> = None;
-        let mut live: Option<Arc<LiveInstance>> = None;
-        // A resumed upload whose header is already here is routed before it is accepted, so
-        // that a routine one can be held before it sends anything.
-        if walker.metadata().is_some() {
-            match self.route(&walker, &partial) {
-                Ok((r, l)) => {
-                    routed = Some(r);
-                    live = Some(l);
-                }
-                Err(r) => return self.fail_discard(r, partial),
-            }
-        }
-        let _ = self.events.send(WriterEvent::Opened {
-            offset: partial.len(),
-        });
-        let mut since_sync = 0u64;
-        let mut last_sync = Instant::now();
-        while let Some(cmd) = cmds.blocking_recv() {
-            match cmd {
-                WriterCmd::Data(bytes) => {
-                    if let Err(e) = walker.feed(&bytes) {
-                        return self.fail_discard(refusal_for(&e), partial);
-                    }
-                    hasher.update(&bytes);
-                    let offset = partial.len();
-                    if let Err(e) = partial.write(&bytes) {
-                        return self.fail(refusal(RefuseCode::Internal, e.to_string()));
-                    }
-                    since_sync += bytes.len() as u64;
-                    if partial.not_written_back() >= WRITEBACK_EVERY {
-                        partial.start_writeback();
-                    }
-                    if let Some(l) = &live {
-                        l.publish(offset, bytes);
-                    }
-                    if routed.is_none() && walker.metadata().is_some() {
-                        match self.route(&walker, &partial) {
-                            Ok((r, l)) => {
-                                routed = Some(r);
-                                live = Some(l);
-                            }
-                            Err(r) => return self.fail_discard(r, partial),
-                        }
-                    }
-                    let due = since_sync >= self.checkpoint_bytes
-                        || (since_sync > 0 && last_sync.elapsed() >= self.checkpoint_interval);
-                    if due && partial.len() < self.offer.size {
-                        match partial.sync() {
-                            Ok(d) => {
-                                let _ = self.events.send(WriterEvent::Checkpoint(d));
-                            }
-                            Err(e) => {
-                                return self.fail(refusal(RefuseCode::Internal, e.to_string()))
-                            }
-                        }
-                        since_sync = 0;
-                        last_sync = Instant::now();
-                    }
-                }
-                WriterCmd::Finish(claimed) => {
-                    let computed = *hasher.finalize().as_bytes();
-                    if computed != claimed {
-                        return self.fail_discard(
-                            refusal(
-                                RefuseCode::HashMismatch,
-                                "the bytes received do not match the sender's hash; the upload restarts from the beginning",
-                            ),
-                            partial,
-                        );
-                    }
-                    let walker_done =
-                        std::mem::replace(&mut walker, Walker::new(Default::default()));
-                    let meta = match walker_done.finish() {
-                        Ok(m) => m,
-                        Err(e) => return self.fail_discard(refusal_for(&e), partial),
-                    };
-                    let routed = match routed.take() {
-                        Some(r) => r,
-                        None => match self.decide(&meta) {
-                            Ok(r) => r,
-                            Err(r) => return self.fail_discard(r, partial),
-                        },
-                    };
-                    let _ = self.events.send(WriterEvent::Verified(Box::new(Verified {
-                        hash: computed,
-                        partial,
-                        instance: routed.instance,
-                        readers: routed.readers,
-                        live: live.take(),
-                    })));
-                    return;
-                }
-            }
-        }
-        // The stream went away: keep what we have for the resumed upload.
-        let _ = partial.sync();
-        if let Some(l) = live {
-            l.finish(LiveOutcome::Failed);
-        }
-    }
-
-    /// Check the content against the offer and route it.
-    fn decide(&self, meta: &Metadata) -> Result<Routed, Refusal> {
-        if meta.sop_instance_uid != self.offer.instance.sop_uid
-            || meta.study_instance_uid != self.offer.instance.study_uid
-        {
-            return Err(refusal(
-                RefuseCode::Mismatch,
-                "the file's SOP Instance UID or Study Instance UID differs from what the sender announced",
-            ));
-        }
-        let requested = Priority::from_u8(self.offer.priority).unwrap_or_default();
-        let decision = self
-            .topology
-            .route(&RouteInput {
-                source_site: &self.peer.site,
-                modality: &meta.modality,
-                sop_class_uid: &meta.sop_class_uid,
-                body_part: meta.body_part.as_deref(),
-                requested_priority: requested,
-            })
-            .map_err(|e| refusal(RefuseCode::Unroutable, e.to_string()))?;
-        let mut readers: Vec<String> = Vec::new();
-        for d in &decision.destinations {
-            for r in self.topology.readers_for(d) {
-                if !readers.contains(&r.name) {
-                    readers.push(r.name.clone());
-                }
-            }
-        }
-        Ok(Routed {
-            instance: NewInstance {
-                sop_uid: meta.sop_instance_uid.clone(),
-                study_uid: meta.study_instance_uid.clone(),
-                series_uid: meta.series_instance_uid.clone(),
-                sop_class_uid: meta.sop_class_uid.clone(),
-                modality: meta.modality.clone(),
-                source_site: self.peer.site.clone(),
-                source_identity: self.peer.name.clone(),
-                priority: decision.priority.as_u8(),
-            },
-            readers,
-        })
-    }
-
-    fn route(
-        &self,
-        walker: &Walker,
-        partial: &Partial,
-    ) -> Result<(Routed, Arc<LiveInstance>), Refusal> {
-        let meta = walker
-            .metadata()
-            .ok_or_else(|| refusal(RefuseCode::Internal, "metadata not ready"))?;
-        let routed = self.decide(meta)?;
-        let file = std::fs::File::open(partial.path())
-            .map_err(|e| refusal(RefuseCode::Internal, e.to_string()))?;
-        let live = Arc::new(LiveInstance::new(
-            self.offer.instance.clone(),
-            self.offer.size,
-            routed.instance.priority,
-            routed.readers.clone(),
-            file,
-            partial.len(),
-        ));
-        let _ = self.events.send(WriterEvent::Routed(live.clone()));
-        Ok((routed, live))
-    }
-
-    fn fail(&self, r: Refusal) {
-        let _ = self.events.send(WriterEvent::Failed(r));
-    }
-
-    fn fail_discard(&self, r: Refusal, partial: Partial) {
-        partial.discard();
-        self.fail(r);
-    }
-}
-
-enum ReplayError {
-    Dicom(#[allow(dead_code)] DicomError),
-    Store(#[allow(dead_code)] yilian_store::StoreError),
-}
-
-impl From<yilian_store::StoreError> for ReplayError {
-    fn from(e: yilian_store::StoreError) -> Self {
-        ReplayError::Store(e)
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!             QUIC (mTLS, one stream per instance)
-//! device ──Offer/bytes/Finish──▶ ingest ──Bytes──▶ spool writer thread
+//! device ──Offer/bytes/Finish──▶ ingest ──Bytes──▶ spool writer (a pool thread while data flows)
 //!                                  │               (walk DICOM, BLAKE3, write, fsync checkpoints)
 //!                                  │ metadata ready → route (pure) → LiveInstance in the hub
 //!                                  ▼
@@ -17,9 +17,11 @@
 //!
 //! * **Identity** comes from the peer's certificate ([`yilian_transport::peer_identity`]) and
 //!   must match an identity of the topology; the source site of an upload is the peer's site.
-//! * **Ingest** ([`ingest`]): a [`yilian_proto::Receiver`] per stream; bytes go to a writer
-//!   thread that validates the DICOM structure as it streams, hashes, writes and fsyncs
-//!   checkpoints. `Stored` is sent only after the store's commit returned.
+//! * **Ingest** ([`ingest`]): a [`yilian_proto::Receiver`] per stream; bytes go to a spool
+//!   writer that validates the DICOM structure as it streams, hashes, writes and fsyncs
+//!   checkpoints, on a thread of tokio's blocking pool that it holds only while data flows
+//!   (an upload waiting for its data holds no thread). `Stored` is sent only after the
+//!   store's commit returned.
 //! * **Cut-through** ([`hub`]): as soon as the routing metadata is parsed, readers that are
 //!   connected start receiving the instance. Chunks are shared `Bytes` (never copied per
 //!   reader); a reader that falls behind the bounded broadcast reads the missing range from the
@@ -38,6 +40,7 @@ pub mod hub;
 pub mod ingest;
 pub mod metrics;
 pub mod server;
+mod spool_writer;
 mod urgency;
 
 pub use config::{ConfigFile, RelayConfig};

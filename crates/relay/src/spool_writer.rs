@@ -1,0 +1,381 @@
+//! The spool writer of one upload: everything blocking or CPU-bound per byte.
+//!
+//! It owns the partial file and, for each chunk the ingest task hands it, walks the DICOM
+//! structure, updates the BLAKE3 hash, writes, starts write-back, publishes the chunk to live
+//! readers and fsyncs a checkpoint when one is due. At the end it checks the sender's hash and
+//! the structure and hands the verified partial back for commit.
+//!
+//! # Threads
+//! The writer is an async task that borrows a thread of tokio's blocking pool
+//! ([`spawn_blocking`](tokio::task::spawn_blocking)) while data flows, and gives it back after
+//! [`LINGER`] without data. An upload that is accepted but waits for its data (a sender writes
+//! its uploads one after the other; a routine upload is held while an urgent one has the link;
+//! the link is down) holds no thread. A writer that kept a thread for the life of its upload
+//! would, with sixteen uploads per device and a few dozen townships, exhaust the pool (512
+//! threads by default), and the relay would stop accepting work behind uploads that wait.
+//!
+//! While data flows the thread stays, so a chunk costs what it cost a dedicated writer
+//! thread: one wake-up at most, not a hop through the async scheduler and back per batch.
+//! Loopback throughput is unchanged (upload, 1 reader and the CT series, old and new binaries
+//! run alternately).
+
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use yilian_dicom::{DicomError, Metadata, Walker};
+use yilian_proto::{Hash, Offer, Refusal, RefuseCode};
+use yilian_route::{Priority, RouteInput, Topology};
+use yilian_store::{NewInstance, Partial, PartialInfo, Store};
+use yilian_transport::PeerIdentity;
+
+use crate::hub::{LiveInstance, LiveOutcome};
+use crate::ingest::{refusal, refusal_for};
+
+/// Start kernel write-back after this many unsynced bytes, so a checkpoint's fsync finds
+/// little left to write and does not stall the stream.
+const WRITEBACK_EVERY: u64 = 4 << 20;
+/// Chunks in flight between the stream and the writer.
+pub(crate) const WRITER_QUEUE: usize = 8;
+/// A writer gives its pool thread back after this long without data.
+const LINGER: Duration = Duration::from_millis(100);
+
+pub(crate) enum WriterCmd {
+    Data(Bytes),
+    Finish(Hash),
+}
+
+pub(crate) enum WriterEvent {
+    /// The partial is open; resume from `offset`.
+    Opened {
+        offset: u64,
+    },
+    /// Routing metadata parsed and routed; connected readers may start.
+    Routed(Arc<LiveInstance>),
+    Checkpoint(u64),
+    Verified(Box<Verified>),
+    Failed(Refusal),
+}
+
+/// A complete upload whose hash and structure checked out, ready to commit.
+pub(crate) struct Verified {
+    pub hash: Hash,
+    pub partial: Partial,
+    pub instance: NewInstance,
+    pub readers: Vec<String>,
+    pub live: Option<Arc<LiveInstance>>,
+}
+
+/// What the writer of one upload needs to know; shared by its batches.
+pub(crate) struct SpoolWriter {
+    pub store: Arc<Store>,
+    pub topology: Arc<Topology>,
+    pub peer: Arc<PeerIdentity>,
+    pub offer: Offer,
+    pub checkpoint_bytes: u64,
+    pub checkpoint_interval: Duration,
+    pub events: mpsc::UnboundedSender<WriterEvent>,
+}
+
+/// The state of one upload between batches.
+struct Spool {
+    partial: Partial,
+    walker: Walker,
+    hasher: blake3::Hasher,
+    routed: Option<Routed>,
+    live: Option<Arc<LiveInstance>>,
+    since_sync: u64,
+    last_sync: Instant,
+}
+
+struct Routed {
+    instance: NewInstance,
+    readers: Vec<String>,
+}
+
+impl SpoolWriter {
+    /// Run the writer until the upload is verified, refused, or its stream goes away. Its last
+    /// event says how it ended; when this returns, the partial is closed.
+    pub async fn run(self, mut cmds: mpsc::Receiver<WriterCmd>) {
+        let writer = Arc::new(self);
+        let runtime = tokio::runtime::Handle::current();
+        let w = writer.clone();
+        let Ok(Some(mut spool)) = tokio::task::spawn_blocking(move || w.open()).await else {
+            return;
+        };
+        loop {
+            // Waiting for data: no thread is held.
+            let Some(first) = cmds.recv().await else {
+                // The stream went away: keep what we have for the resumed upload.
+                let _ = tokio::task::spawn_blocking(move || spool.stream_gone()).await;
+                return;
+            };
+            let (w, rt) = (writer.clone(), runtime.clone());
+            match tokio::task::spawn_blocking(move || w.stream(spool, first, cmds, &rt)).await {
+                Ok(Some((s, c))) => (spool, cmds) = (s, c),
+                // Ended (its last event is sent), or it panicked: the ingest task sees the
+                // event channel close and reports that the writer stopped.
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+
+    /// On a pool thread: process `first` and whatever follows until the upload ends (`None`)
+    /// or no data came for [`LINGER`] (the spool and the queue are handed back).
+    fn stream(
+        &self,
+        mut spool: Spool,
+        first: WriterCmd,
+        mut cmds: mpsc::Receiver<WriterCmd>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Option<(Spool, mpsc::Receiver<WriterCmd>)> {
+        let mut cmd = first;
+        loop {
+            spool = match cmd {
+                WriterCmd::Data(bytes) => self.data(spool, bytes)?,
+                WriterCmd::Finish(claimed) => {
+                    self.finish(spool, claimed);
+                    return None;
+                }
+            };
+            let next = match cmds.try_recv() {
+                Ok(c) => Some(c),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match runtime.block_on(tokio::time::timeout(LINGER, cmds.recv())) {
+                        Ok(c) => c,
+                        Err(_idle) => return Some((spool, cmds)),
+                    }
+                }
+            };
+            match next {
+                Some(c) => cmd = c,
+                None => {
+                    spool.stream_gone();
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Open (or reopen) the partial, re-validating what a resumed upload already holds.
+    fn open(&self) -> Option<Spool> {
+        let info = PartialInfo {
+            source_site: self.peer.site.clone(),
+            study_uid: self.offer.instance.study_uid.clone(),
+            sop_uid: self.offer.instance.sop_uid.clone(),
+            size: self.offer.size,
+        };
+        let mut partial = match self.store.open_partial(info) {
+            Ok(p) => p,
+            Err(e) => return self.fail(refusal(RefuseCode::Internal, e.to_string())),
+        };
+        let mut walker = Walker::new(Default::default());
+        let mut hasher = blake3::Hasher::new();
+        // A resumed upload: re-validate and re-hash what is already there.
+        let replayed = partial.replay(|b| -> Result<(), ReplayError> {
+            walker.feed(b).map_err(ReplayError::Dicom)?;
+            hasher.update(b);
+            Ok(())
+        });
+        if replayed.is_err() {
+            walker = Walker::new(Default::default());
+            hasher = blake3::Hasher::new();
+            if let Err(e) = partial.reset() {
+                return self.fail(refusal(RefuseCode::Internal, e.to_string()));
+            }
+        }
+        let mut spool = Spool {
+            partial,
+            walker,
+            hasher,
+            routed: None,
+            live: None,
+            since_sync: 0,
+            last_sync: Instant::now(),
+        };
+        // A resumed upload whose header is already here is routed before it is accepted, so
+        // that a routine one can be held before it sends anything.
+        if spool.walker.metadata().is_some() {
+            spool = self.route(spool)?;
+        }
+        let _ = self.events.send(WriterEvent::Opened {
+            offset: spool.partial.len(),
+        });
+        Some(spool)
+    }
+
+    fn data(&self, mut s: Spool, bytes: Bytes) -> Option<Spool> {
+        if let Err(e) = s.walker.feed(&bytes) {
+            return self.fail_discard(refusal_for(&e), s.partial);
+        }
+        s.hasher.update(&bytes);
+        let offset = s.partial.len();
+        if let Err(e) = s.partial.write(&bytes) {
+            return self.fail(refusal(RefuseCode::Internal, e.to_string()));
+        }
+        s.since_sync += bytes.len() as u64;
+        if s.partial.not_written_back() >= WRITEBACK_EVERY {
+            s.partial.start_writeback();
+        }
+        if let Some(l) = &s.live {
+            l.publish(offset, bytes);
+        }
+        if s.routed.is_none() && s.walker.metadata().is_some() {
+            s = self.route(s)?;
+        }
+        let due = s.since_sync >= self.checkpoint_bytes
+            || (s.since_sync > 0 && s.last_sync.elapsed() >= self.checkpoint_interval);
+        if due && s.partial.len() < self.offer.size {
+            match s.partial.sync() {
+                Ok(d) => {
+                    let _ = self.events.send(WriterEvent::Checkpoint(d));
+                }
+                Err(e) => return self.fail(refusal(RefuseCode::Internal, e.to_string())),
+            }
+            s.since_sync = 0;
+            s.last_sync = Instant::now();
+        }
+        Some(s)
+    }
+
+    fn finish(&self, s: Spool, claimed: Hash) {
+        let computed = *s.hasher.finalize().as_bytes();
+        if computed != claimed {
+            self.fail_discard(
+                refusal(
+                    RefuseCode::HashMismatch,
+                    "the bytes received do not match the sender's hash; the upload restarts from the beginning",
+                ),
+                s.partial,
+            );
+            return;
+        }
+        let meta = match s.walker.finish() {
+            Ok(m) => m,
+            Err(e) => {
+                self.fail_discard(refusal_for(&e), s.partial);
+                return;
+            }
+        };
+        let routed = match s.routed {
+            Some(r) => r,
+            None => match self.decide(&meta) {
+                Ok(r) => r,
+                Err(r) => {
+                    self.fail_discard(r, s.partial);
+                    return;
+                }
+            },
+        };
+        let _ = self.events.send(WriterEvent::Verified(Box::new(Verified {
+            hash: computed,
+            partial: s.partial,
+            instance: routed.instance,
+            readers: routed.readers,
+            live: s.live,
+        })));
+    }
+
+    /// Check the content against the offer and route it.
+    fn decide(&self, meta: &Metadata) -> Result<Routed, Refusal> {
+        if meta.sop_instance_uid != self.offer.instance.sop_uid
+            || meta.study_instance_uid != self.offer.instance.study_uid
+        {
+            return Err(refusal(
+                RefuseCode::Mismatch,
+                "the file's SOP Instance UID or Study Instance UID differs from what the sender announced",
+            ));
+        }
+        let requested = Priority::from_u8(self.offer.priority).unwrap_or_default();
+        let decision = self
+            .topology
+            .route(&RouteInput {
+                source_site: &self.peer.site,
+                modality: &meta.modality,
+                sop_class_uid: &meta.sop_class_uid,
+                body_part: meta.body_part.as_deref(),
+                requested_priority: requested,
+            })
+            .map_err(|e| refusal(RefuseCode::Unroutable, e.to_string()))?;
+        let mut readers: Vec<String> = Vec::new();
+        for d in &decision.destinations {
+            for r in self.topology.readers_for(d) {
+                if !readers.contains(&r.name) {
+                    readers.push(r.name.clone());
+                }
+            }
+        }
+        Ok(Routed {
+            instance: NewInstance {
+                sop_uid: meta.sop_instance_uid.clone(),
+                study_uid: meta.study_instance_uid.clone(),
+                series_uid: meta.series_instance_uid.clone(),
+                sop_class_uid: meta.sop_class_uid.clone(),
+                modality: meta.modality.clone(),
+                source_site: self.peer.site.clone(),
+                source_identity: self.peer.name.clone(),
+                priority: decision.priority.as_u8(),
+            },
+            readers,
+        })
+    }
+
+    /// Route the upload now that its header is parsed and make it live for connected readers.
+    fn route(&self, mut s: Spool) -> Option<Spool> {
+        let Some(meta) = s.walker.metadata() else {
+            return Some(s);
+        };
+        let routed = match self.decide(meta) {
+            Ok(r) => r,
+            Err(r) => return self.fail_discard(r, s.partial),
+        };
+        let file = match std::fs::File::open(s.partial.path()) {
+            Ok(f) => f,
+            Err(e) => return self.fail(refusal(RefuseCode::Internal, e.to_string())),
+        };
+        let live = Arc::new(LiveInstance::new(
+            self.offer.instance.clone(),
+            self.offer.size,
+            routed.instance.priority,
+            routed.readers.clone(),
+            file,
+            s.partial.len(),
+        ));
+        let _ = self.events.send(WriterEvent::Routed(live.clone()));
+        s.routed = Some(routed);
+        s.live = Some(live);
+        Some(s)
+    }
+
+    fn fail(&self, r: Refusal) -> Option<Spool> {
+        let _ = self.events.send(WriterEvent::Failed(r));
+        None
+    }
+
+    fn fail_discard(&self, r: Refusal, partial: Partial) -> Option<Spool> {
+        partial.discard();
+        self.fail(r)
+    }
+}
+
+impl Spool {
+    /// The stream went away mid-upload: make what arrived durable for the resumed upload.
+    fn stream_gone(mut self) {
+        let _ = self.partial.sync();
+        if let Some(l) = self.live {
+            l.finish(LiveOutcome::Failed);
+        }
+    }
+}
+
+enum ReplayError {
+    Dicom(#[allow(dead_code)] DicomError),
+    Store(#[allow(dead_code)] yilian_store::StoreError),
+}
+
+impl From<yilian_store::StoreError> for ReplayError {
+    fn from(e: yilian_store::StoreError) -> Self {
+        ReplayError::Store(e)
+    }
+}
