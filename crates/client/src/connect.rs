@@ -102,14 +102,35 @@ pub(crate) fn refused_for_good(e: &quinn::ConnectionError) -> bool {
     }
 }
 
+/// When a new connection is handed to its user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Handover {
+    /// Once the relay confirmed the handshake (it accepted our certificate): a refusal is
+    /// reported by the connect call itself.
+    Confirmed,
+    /// One round trip earlier, as soon as our side of the handshake is done: the first
+    /// requests leave with its last flight. A refusal of our certificate arrives as the
+    /// connection's close reason ([`refused_for_good`]), which the user must check on every
+    /// failed stream. `send` does: on a 300 ms township link this saves 0.3 s per run.
+    Pipelined,
+}
+
 /// Connect, retrying link failures with backoff until `give_up_after`; refusals (certificate,
 /// identity) fail at once since retrying cannot fix them.
 pub(crate) async fn connect(
     endpoint: &Endpoint,
     cfg: &ClientConfig,
     progress: &dyn Progress,
+    handover: Handover,
 ) -> Result<Connection, ClientError> {
-    connect_until(endpoint, cfg, progress, Instant::now() + cfg.give_up_after).await
+    connect_until(
+        endpoint,
+        cfg,
+        progress,
+        Instant::now() + cfg.give_up_after,
+        handover,
+    )
+    .await
 }
 
 /// [`connect`], giving up at `deadline` (e.g. `give_up_after` past the last acknowledgement of
@@ -119,6 +140,7 @@ pub(crate) async fn connect_until(
     cfg: &ClientConfig,
     progress: &dyn Progress,
     deadline: Instant,
+    handover: Handover,
 ) -> Result<Connection, ClientError> {
     let mut backoff = Backoff::default();
     loop {
@@ -126,10 +148,19 @@ pub(crate) async fn connect_until(
         let wait = deadline
             .saturating_duration_since(Instant::now())
             .clamp(Duration::from_secs(1), HANDSHAKE_TIMEOUT);
-        let e = match tokio::time::timeout(wait, yilian_transport::connect(endpoint, &cfg.relay))
-            .await
-        {
-            Ok(Ok((conn, _relay))) => return Ok(conn),
+        let attempt = async {
+            match handover {
+                Handover::Confirmed => yilian_transport::connect(endpoint, &cfg.relay).await,
+                Handover::Pipelined => {
+                    yilian_transport::connect_pipelined(endpoint, &cfg.relay).await
+                }
+            }
+        };
+        let e = match tokio::time::timeout(wait, attempt).await {
+            Ok(Ok((conn, _relay))) => {
+                tracing::debug!(relay = %cfg.relay, rtt_ms = conn.rtt().as_millis() as u64, "connected");
+                return Ok(conn);
+            }
             Ok(Err(e)) if permanent(&e) => return Err(ClientError::Refused(e.to_string())),
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {} s", wait.as_secs()),

@@ -17,6 +17,7 @@ mod connect;
 mod download;
 mod error;
 mod hashing;
+mod manifest;
 mod progress;
 mod read;
 mod send;

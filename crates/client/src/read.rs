@@ -48,7 +48,13 @@ pub async fn read(
     let mut studies = Vec::new();
     let mut backoff = Backoff::default();
     loop {
-        let conn = connect::connect(&endpoint, &opts.client, progress.as_ref()).await?;
+        let conn = connect::connect(
+            &endpoint,
+            &opts.client,
+            progress.as_ref(),
+            connect::Handover::Confirmed,
+        )
+        .await?;
         match session(&conn, opts, &counters, &progress, &mut studies).await {
             Ok(()) => {
                 connect::close(&endpoint, &conn, b"backlog delivered").await;

@@ -1,18 +1,17 @@
-//! `yilian send`: collect files, check them, upload them concurrently with resume, then send
-//! each study's manifest.
+//! `yilian send`: collect files, check them, send each study's manifest (manifest.rs) and
+//! upload them concurrently with resume.
 
 use serde::Serialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::Mutex as AsyncMutex;
-use yilian_proto::{
-    encode_frame, FrameDecoder, InstanceFacts, InstanceRef, Manifest, ManifestReply, Request,
-};
+use yilian_proto::{InstanceFacts, InstanceRef};
 
 use crate::connect::{self, Backoff, ClientConfig};
+use crate::manifest;
 use crate::upload::{upload_one, AbortOnDrop, UploadError};
 use crate::write_order::WriteOrder;
 use crate::{ClientError, Progress};
@@ -180,6 +179,7 @@ pub async fn send(
     opts: &SendOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<SendReport, ClientError> {
+    tracing::debug!("send starts");
     let files = collect_files(paths)?;
     // Says so when the link goes quiet or uploads pause for an urgent study.
     let watch = crate::stall::StallWatch::new(progress);
@@ -239,12 +239,23 @@ pub async fn send(
     // a 2 GiB cine does not hold back the CT slices sent with it.
     jobs.make_contiguous().sort_by_key(|j| j.size);
     let total: u64 = jobs.iter().map(|j| j.size).sum();
+    tracing::debug!(files = jobs.len(), bytes = total, "files read");
     progress.begin(jobs.len() as u64, total);
     if jobs.is_empty() {
         return Ok(report);
     }
     let endpoint = connect::endpoint(&opts.client)?;
-    let first = connect::connect(&endpoint, &opts.client, progress.as_ref()).await?;
+    let first = connect::connect(
+        &endpoint,
+        &opts.client,
+        progress.as_ref(),
+        connect::Handover::Pipelined,
+    )
+    .await?;
+    let mut early_manifests = AbortOnDrop(tokio::spawn(manifest::send_all(
+        first.clone(),
+        studies.clone(),
+    )));
     let workers = opts.concurrency.clamp(1, 64).min(jobs.len());
     let shared = Arc::new(Shared {
         results: Mutex::new(vec![None; report.files.len()]),
@@ -253,7 +264,7 @@ pub async fn send(
         bytes_sent: AtomicU64::new(0),
         uploads: AtomicU64::new(0),
         write_order: WriteOrder::default(),
-        all_conns: Mutex::new(vec![first]),
+        all_conns: Mutex::new(vec![first.clone()]),
         watch: watch.clone(),
     });
     let _watchdog = AbortOnDrop(watch.spawn());
@@ -294,20 +305,35 @@ pub async fn send(
         .filter(|f| f.outcome.is_ok())
         .map(|f| f.size)
         .sum();
-    // Manifests: the relay learns which instances make each study.
+    // The manifests went out with the first offers. If that connection is gone (the link
+    // dropped), their answers may never come: send again those without one.
     let conn = shared.conn.lock().await.clone();
+    let first_alive = conn
+        .as_ref()
+        .is_some_and(|c| c.stable_id() == first.stable_id() && c.close_reason().is_none());
+    let mut answers = if first_alive {
+        (&mut early_manifests.0).await.unwrap_or_default()
+    } else {
+        manifest::Answers::new()
+    };
+    let acknowledged: HashSet<&str> = report
+        .files
+        .iter()
+        .filter(|f| f.outcome.is_ok())
+        .filter_map(|f| f.sop_uid.as_deref())
+        .collect();
     for (study_uid, sops) in studies {
-        let status = match &conn {
-            Some(c) => send_manifest(c, &study_uid, &sops).await,
-            None => {
-                "not confirmed: the link to the relay was down at the end (run again to confirm)"
-                    .into()
+        let answer = match (answers.remove(&study_uid), &conn) {
+            (Some(Ok(a)), _) => Ok(a),
+            (_, Some(c)) => manifest::send_one(c, &study_uid, &sops).await,
+            (_, None) => {
+                Err("the link to the relay was down at the end (run again to confirm)".to_string())
             }
         };
         report.studies.push(StudyReport {
-            study_uid,
             instances: sops.len(),
-            status,
+            status: manifest::status(&answer, &acknowledged),
+            study_uid,
         });
     }
     if let Some(c) = conn {
@@ -321,33 +347,6 @@ pub async fn send(
         report.bytes_on_wire += st.udp_tx.bytes;
     }
     Ok(report)
-}
-
-async fn send_manifest(conn: &quinn::Connection, study_uid: &str, sops: &[String]) -> String {
-    let r = async {
-        let (mut s, mut r) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        let m = Request::Manifest(Manifest {
-            study_uid: study_uid.to_string(),
-            sop_uids: sops.to_vec(),
-        });
-        s.write_chunk(encode_frame(&m))
-            .await
-            .map_err(|e| e.to_string())?;
-        let _ = s.finish();
-        let bytes = r.read_to_end(64 * 1024).await.map_err(|e| e.to_string())?;
-        let mut d = FrameDecoder::new();
-        d.push(bytes.into());
-        d.next_frame::<ManifestReply>("manifest reply")
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "no answer".to_string())
-    }
-    .await;
-    match r {
-        Ok(ManifestReply::Complete) => "complete".into(),
-        Ok(ManifestReply::Pending { missing }) => format!("pending: {} missing", missing.len()),
-        Ok(ManifestReply::Refused(r)) => format!("manifest refused: {r}"),
-        Err(e) => format!("manifest not sent: {e}"),
-    }
 }
 
 /// Retryable refusals are tried this many times per file.
@@ -475,8 +474,14 @@ async fn current_connection(
             return Ok(conn.clone());
         }
     }
-    let conn =
-        connect::connect_until(endpoint, &opts.client, progress, shared.give_up_at(opts)).await?;
+    let conn = connect::connect_until(
+        endpoint,
+        &opts.client,
+        progress,
+        shared.give_up_at(opts),
+        connect::Handover::Pipelined,
+    )
+    .await?;
     *c = Some(conn.clone());
     shared
         .all_conns

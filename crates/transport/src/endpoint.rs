@@ -212,6 +212,22 @@ pub async fn connect(
     endpoint: &Endpoint,
     relay: &str,
 ) -> Result<(Connection, PeerIdentity), ConnectError> {
+    let (conn, identity) = connect_pipelined(endpoint, relay).await?;
+    wait_confirmed(&conn).await.map_err(ConnectError::Connect)?;
+    Ok((conn, identity))
+}
+
+/// [`connect`] without waiting for the relay's confirmation: returns as soon as our side of the
+/// handshake is done and the relay's certificate checked out, one round trip earlier, so that
+/// the first requests leave with our handshake's last flight.
+///
+/// The relay may still refuse our certificate. The refusal then arrives as the connection's
+/// close reason (see [`crate::explain`]) on whatever was sent on it: use this only where every
+/// stream's failure is checked for it.
+pub async fn connect_pipelined(
+    endpoint: &Endpoint,
+    relay: &str,
+) -> Result<(Connection, PeerIdentity), ConnectError> {
     let (host, _) = split_host_port(relay)?;
     let addrs = resolve(relay).await?;
     let want_v6 = endpoint.local_addr().map(|a| a.is_ipv6()).unwrap_or(false);
@@ -231,7 +247,6 @@ pub async fn connect(
             source,
         })?;
     let conn = connecting.await.map_err(ConnectError::Connect)?;
-    wait_confirmed(&conn).await.map_err(ConnectError::Connect)?;
     let identity = match peer_identity(&conn) {
         Ok(id) => id,
         Err(e) => {

@@ -63,8 +63,8 @@ pub mod tuning;
 pub use congestion::{Bdp, BdpConfig, BdpState};
 pub use devcerts::{write_dev_certs, DevCa};
 pub use endpoint::{
-    accept, client_config, client_endpoint, connect, resolve, server_config, server_endpoint,
-    server_endpoint_with_reset_key, split_host_port, CLOSE_WRONG_PEER,
+    accept, client_config, client_endpoint, connect, connect_pipelined, resolve, server_config,
+    server_endpoint, server_endpoint_with_reset_key, split_host_port, CLOSE_WRONG_PEER,
 };
 pub use error::{AcceptError, ConnectError, IdentityError, TransportError};
 pub use explain::{explain, explain_handshake_failure};
