@@ -1052,6 +1052,10 @@ fn print_results(args: &Args, alone: &Outcome, with: &Outcome) {
     // an RTT), so "stopped" needs a longer quiet span than one RTT.
     let quiet = (4.0 * args.rtt.as_secs_f64()).max(0.5);
     let d = |o: &Outcome, f: &dyn Fn(&Outcome) -> Option<f64>| fmt_ms(f(o), rtt);
+    // One figure for both runs.
+    let both = |figure: &str, f: &dyn Fn(&Outcome) -> Option<f64>, target: &str| {
+        row(figure, d(alone, f), d(with, f), target)
+    };
     println!(
         "\n| figure | urgent alone (idle link) | urgent with routine backlog | target |\n\
          |---|---:|---:|---|"
@@ -1062,32 +1066,24 @@ fn print_results(args: &Args, alone: &Outcome, with: &Outcome) {
         format!("{} ms", num(rtt)),
         "",
     );
-    row(
+    both(
         "(a) send start → its 1st packet reaches the link",
-        d(alone, &|o| o.first_packet_at.map(|s| s * 1e3)),
-        d(with, &|o| o.first_packet_at.map(|s| s * 1e3)),
+        &|o| o.first_packet_at.map(|s| s * 1e3),
         "process start, file inspection, TLS set-up",
     );
-    row(
+    both(
         "(a) 1st packet → relay: peer connected",
-        d(alone, &|o| {
-            Some(o.relay_connected_ms? - o.first_packet_at? * 1e3)
-        }),
-        d(with, &|o| {
-            Some(o.relay_connected_ms? - o.first_packet_at? * 1e3)
-        }),
+        &|o| Some(o.relay_connected_ms? - o.first_packet_at? * 1e3),
         "QUIC + TLS 1.3 handshake: floor ≈ 1.5 RTT",
     );
-    row(
+    both(
         "(a) send start → relay: peer connected",
-        d(alone, &|o| o.relay_connected_ms),
-        d(with, &|o| o.relay_connected_ms),
+        &|o| o.relay_connected_ms,
         "",
     );
-    row(
+    both(
         "(a) send start → relay accepted 1st urgent offer",
-        d(alone, &|o| o.relay_accepted_ms),
-        d(with, &|o| o.relay_accepted_ms),
+        &|o| o.relay_accepted_ms,
         "",
     );
     row(
@@ -1096,36 +1092,24 @@ fn print_results(args: &Args, alone: &Outcome, with: &Outcome) {
         format!("**{}**", d(with, &|o| o.accepted_to_first_byte_ms())),
         "≤ 1 RTT (\"starts within one RTT\"; floor 1 RTT)",
     );
-    row(
+    both(
         "    relay accepted → sender logs accepted",
-        d(alone, &|o| {
-            Some(o.client_accepted_ms? - o.relay_accepted_ms?)
-        }),
-        d(with, &|o| {
-            Some(o.client_accepted_ms? - o.relay_accepted_ms?)
-        }),
+        &|o| Some(o.client_accepted_ms? - o.relay_accepted_ms?),
         "≈ 0.5 RTT",
     );
-    row(
+    both(
         "    sender accepted → 1st urgent byte at relay",
-        d(alone, &|o| {
-            Some(o.first_byte_at? * 1e3 - o.client_accepted_ms?)
-        }),
-        d(with, &|o| {
-            Some(o.first_byte_at? * 1e3 - o.client_accepted_ms?)
-        }),
+        &|o| Some(o.first_byte_at? * 1e3 - o.client_accepted_ms?),
         "≈ 0.5 RTT + bottleneck queue",
     );
-    row(
+    both(
         "    (cross-check) urgent partial file seen (poll) − relay accepted (log)",
-        d(alone, &|o| Some(o.partial_at? * 1e3 - o.relay_accepted_ms?)),
-        d(with, &|o| Some(o.partial_at? * 1e3 - o.relay_accepted_ms?)),
+        &|o| Some(o.partial_at? * 1e3 - o.relay_accepted_ms?),
         "≈ 0 (the partial is opened just before Accept)",
     );
-    row(
+    both(
         "send start → 1st urgent byte at relay",
-        d(alone, &|o| o.first_byte_at.map(|s| s * 1e3)),
-        d(with, &|o| o.first_byte_at.map(|s| s * 1e3)),
+        &|o| o.first_byte_at.map(|s| s * 1e3),
         "",
     );
     row(

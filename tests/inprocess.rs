@@ -129,10 +129,15 @@ fn connected(relay: &InProcessRelay) -> usize {
         .unwrap_or(0)
 }
 
-async fn wait_for(mut f: impl FnMut() -> bool) {
+async fn wait_for(f: impl FnMut() -> bool) {
+    wait_for_or(f, || "timed out".into()).await
+}
+
+/// Wait until `f` holds (a hang guard of 60 s, not a speed bound); `why` says what failed.
+async fn wait_for_or(mut f: impl FnMut() -> bool, why: impl Fn() -> String) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out");
+        assert!(tokio::time::Instant::now() < deadline, "{}", why());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -358,18 +363,17 @@ fn uploads_waiting_for_their_data_hold_no_thread_each() {
             }));
         }
         drop(released);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let n = waiting.load(std::sync::atomic::Ordering::SeqCst);
-            if n == WAITING {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {n} of {WAITING} uploads were accepted: waiting uploads hold the relay's threads"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let accepted = || waiting.load(std::sync::atomic::Ordering::SeqCst);
+        wait_for_or(
+            || accepted() == WAITING,
+            || {
+                format!(
+                    "only {} of {WAITING} uploads were accepted: waiting uploads hold the relay's threads",
+                    accepted()
+                )
+            },
+        )
+        .await;
         release.send_replace(true);
         for (u, g) in uploads.into_iter().zip(&ct) {
             assert_eq!(u.await.unwrap(), SenderEvent::Stored { hash: g.blake3 });

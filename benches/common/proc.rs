@@ -83,55 +83,55 @@ impl Proc {
 
     /// Wait until a line of its log contains `needle`; returns that line.
     pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Result<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if let Some(line) = text.lines().find(|l| l.contains(needle)) {
-                return Ok(line.to_string());
-            }
-            if let Some(s) = self.try_wait()? {
-                bail!(
-                    "{} ended ({s}) before it was ready\n{}",
-                    self.name,
-                    self.log_tail()
-                );
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "{} not ready after {timeout:?}\n{}",
-                self.name,
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.poll(&format!("ready (log: {needle:?})"), timeout, |p| {
+            let text = std::fs::read_to_string(&p.log).unwrap_or_default();
+            text.lines()
+                .find(|l| l.contains(needle))
+                .map(str::to_string)
+        })
     }
 
     /// Wait until it listens on TCP `port` (read from its own namespace's `/proc/PID/net/tcp`).
     pub fn wait_listening(&mut self, port: u16, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
         let want = format!(":{port:04X}");
+        self.poll(&format!("listening on port {port}"), timeout, |p| {
+            ["tcp", "tcp6"]
+                .iter()
+                .any(|table| {
+                    let text = std::fs::read_to_string(format!("/proc/{}/net/{table}", p.pid()))
+                        .unwrap_or_default();
+                    text.lines().skip(1).any(|line| {
+                        let f: Vec<&str> = line.split_whitespace().collect();
+                        f.len() > 3 && f[1].ends_with(&want) && f[3] == "0A"
+                    })
+                })
+                .then_some(())
+        })
+    }
+
+    /// Poll `check` every 20 ms until it gives a value; fail with its log's tail if the
+    /// process ends first or `timeout` passes (`what` names the awaited state).
+    fn poll<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&Self) -> Option<T>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + timeout;
         loop {
-            for table in ["tcp", "tcp6"] {
-                let text = std::fs::read_to_string(format!("/proc/{}/net/{table}", self.pid()))
-                    .unwrap_or_default();
-                let listening = text.lines().skip(1).any(|line| {
-                    let f: Vec<&str> = line.split_whitespace().collect();
-                    f.len() > 3 && f[1].ends_with(&want) && f[3] == "0A"
-                });
-                if listening {
-                    return Ok(());
-                }
+            if let Some(v) = check(self) {
+                return Ok(v);
             }
             if let Some(s) = self.try_wait()? {
                 bail!(
-                    "{} ended ({s}) before listening\n{}",
+                    "{} ended ({s}) before {what}\n{}",
                     self.name,
                     self.log_tail()
                 );
             }
             ensure!(
                 Instant::now() < deadline,
-                "{} does not listen on port {port} after {timeout:?}\n{}",
+                "{} not {what} after {timeout:?}\n{}",
                 self.name,
                 self.log_tail()
             );
