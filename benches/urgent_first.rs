@@ -346,8 +346,8 @@ fn check_stroke_rule() -> Result<String> {
     let d = t
         .route(&yilian_route::RouteInput {
             source_site: SITE,
-            modality: "CT",
-            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2",
+            modality: Some("CT"),
+            sop_class_uid: Some("1.2.840.10008.5.1.4.1.1.2"),
             body_part: Some("HEAD"),
             requested_priority: yilian_route::Priority::default(),
         })

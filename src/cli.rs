@@ -311,6 +311,17 @@ async fn send(a: SendArgs) -> Result<ExitCode> {
         );
     }
     let failed: Vec<_> = report.files.iter().filter(|f| !f.outcome.is_ok()).collect();
+    let no_manifest: Vec<_> = report
+        .studies
+        .iter()
+        .filter(|s| !s.manifest_delivered)
+        .collect();
+    if !no_manifest.is_empty() {
+        println!(
+            "{} studies' manifests did NOT reach the relay: their readers will not be told they are complete. Run the same command again (nothing stored is sent twice).",
+            no_manifest.len()
+        );
+    }
     if !failed.is_empty() {
         println!("{} files were NOT stored:", failed.len());
         for f in failed {
@@ -321,6 +332,9 @@ async fn send(a: SendArgs) -> Result<ExitCode> {
         println!(
             "Fix or remove them, then run the same command again: stored files are not sent twice."
         );
+        return Ok(ExitCode::from(1));
+    }
+    if !no_manifest.is_empty() {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

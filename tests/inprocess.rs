@@ -203,7 +203,7 @@ async fn an_upload_whose_bytes_all_arrived_before_a_crash_completes_on_resume() 
     let rec = relay
         .relay
         .store()
-        .instance(&ct[0].sop_instance_uid)
+        .instance("township-a", &ct[0].sop_instance_uid)
         .unwrap()
         .unwrap();
     assert_eq!(rec.hash, ct[0].blake3);
@@ -214,7 +214,7 @@ async fn bad_uploads_are_refused_with_reasons_and_the_relay_keeps_working() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::new(&tmp.path().join("pki"));
     let relay = InProcessRelay::start(&tmp.path().join("relay"), &pki, Topology::example(), |c| {
-        c.max_instance_bytes = 8 << 20;
+        c.limits.max_instance_bytes = 8 << 20;
     });
     std::fs::create_dir_all(tmp.path().join("ct")).unwrap();
     let ct = ct_series(
@@ -299,7 +299,10 @@ async fn bad_uploads_are_refused_with_reasons_and_the_relay_keeps_working() {
 
     // Nothing of that was stored, and the relay still takes a good upload.
     let store = relay.relay.store();
-    assert!(store.instance(&ct[0].sop_instance_uid).unwrap().is_none());
+    assert!(store
+        .instance("township-a", &ct[0].sop_instance_uid)
+        .unwrap()
+        .is_none());
     let ev = raw_upload(&conn, offer_for(&ct[0]), &good, ct[0].blake3, None, async {
     })
     .await;
@@ -381,7 +384,7 @@ fn uploads_waiting_for_their_data_hold_no_thread_each() {
         let store = relay.relay.store();
         for g in &ct {
             let rec = store
-                .instance(&g.sop_instance_uid)
+                .instance("township-a", &g.sop_instance_uid)
                 .unwrap()
                 .expect("stored");
             assert_eq!(rec.hash, g.blake3);

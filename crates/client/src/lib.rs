@@ -24,7 +24,7 @@ mod send;
 mod sink;
 mod stall;
 mod upload;
-mod write_order;
+pub mod write_order;
 
 pub use connect::{Backoff, ClientConfig};
 pub use error::ClientError;

@@ -6,16 +6,21 @@
 //! with one more round trip (0.3 s on a 300 ms township link). The relay's answer lists what
 //! it was missing then; the study's final status is that list less what this run had
 //! acknowledged since (an acknowledgement means committed at the relay).
+//!
+//! A study of thousands of instances does not fit one frame: the manifest goes in pieces and
+//! the relay's answer comes back in pieces (`yilian_proto::encode_manifest`). A manifest that
+//! could not be delivered, or was refused, fails the run: without it the study's readers are
+//! never told it is complete.
 
 use std::collections::{BTreeMap, HashSet};
-use yilian_proto::{encode_frame, FrameDecoder, Manifest, ManifestReply, Request};
+use yilian_proto::{encode_manifest, FrameDecoder, ManifestAnswer, ManifestOutcome, ManifestReply};
 use yilian_transport::priority;
 
 /// The instances of each study, by Study Instance UID.
 pub(crate) type Studies = BTreeMap<String, Vec<String>>;
 
 /// The relay's answer to each study's manifest, or why it was not sent.
-pub(crate) type Answers = BTreeMap<String, Result<ManifestReply, String>>;
+pub(crate) type Answers = BTreeMap<String, Result<ManifestOutcome, String>>;
 
 /// Send every study's manifest on `conn`, one stream each, concurrently.
 pub(crate) async fn send_all(conn: quinn::Connection, studies: Studies) -> Answers {
@@ -36,40 +41,56 @@ pub(crate) async fn send_all(conn: quinn::Connection, studies: Studies) -> Answe
     answers
 }
 
-/// Send one manifest and read the relay's answer.
+/// Send one manifest (in pieces) and read the relay's answer (in pieces).
 pub(crate) async fn send_one(
     conn: &quinn::Connection,
     study_uid: &str,
     sops: &[String],
-) -> Result<ManifestReply, String> {
+) -> Result<ManifestOutcome, String> {
     let (mut s, mut r) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    // A small control message: it goes before any instance data queued on the connection.
+    // Control messages: they go before any instance data queued on the connection.
     s.set_priority(priority::OFFER).map_err(|e| e.to_string())?;
-    let m = Request::Manifest(Manifest {
-        study_uid: study_uid.to_string(),
-        sop_uids: sops.to_vec(),
-    });
-    s.write_chunk(encode_frame(&m))
-        .await
-        .map_err(|e| e.to_string())?;
+    for frame in encode_manifest(study_uid, sops) {
+        s.write_chunk(frame).await.map_err(|e| e.to_string())?;
+    }
+    // Our side is complete; a relay that already answered may have stopped reading.
     let _ = s.finish();
-    let bytes = r.read_to_end(64 * 1024).await.map_err(|e| e.to_string())?;
     let mut d = FrameDecoder::new();
-    d.push(bytes.into());
-    d.next_frame::<ManifestReply>("manifest reply")
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "no answer".to_string())
+    let mut answer = ManifestAnswer::default();
+    loop {
+        while let Some(reply) = d
+            .next_frame::<ManifestReply>("manifest reply")
+            .map_err(|e| e.to_string())?
+        {
+            if let Some(outcome) = answer.push(reply).map_err(|e| e.to_string())? {
+                return Ok(outcome);
+            }
+        }
+        match r.read_chunk(64 * 1024, true).await {
+            Ok(Some(c)) => d.push(c.bytes),
+            Ok(None) => return Err("the relay ended its answer early".into()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Whether the relay received and accepted the manifest.
+pub(crate) fn delivered(answer: &Result<ManifestOutcome, String>) -> bool {
+    matches!(
+        answer,
+        Ok(ManifestOutcome::Complete { .. } | ManifestOutcome::Pending { .. })
+    )
 }
 
 /// The study's status for the report, from the relay's `answer` and the instances this run
 /// had acknowledged since it was given.
 pub(crate) fn status(
-    answer: &Result<ManifestReply, String>,
+    answer: &Result<ManifestOutcome, String>,
     acknowledged: &HashSet<&str>,
 ) -> String {
     match answer {
-        Ok(ManifestReply::Complete) => "complete".into(),
-        Ok(ManifestReply::Pending { missing }) => {
+        Ok(ManifestOutcome::Complete { .. }) => "complete".into(),
+        Ok(ManifestOutcome::Pending { missing }) => {
             let still = missing
                 .iter()
                 .filter(|s| !acknowledged.contains(s.as_str()))
@@ -80,7 +101,7 @@ pub(crate) fn status(
                 format!("pending: {still} missing")
             }
         }
-        Ok(ManifestReply::Refused(r)) => format!("manifest refused: {r}"),
+        Ok(ManifestOutcome::Refused(r)) => format!("manifest refused: {r}"),
         Err(e) => format!("manifest not sent: {e}"),
     }
 }
@@ -91,7 +112,7 @@ mod tests {
 
     #[test]
     fn a_study_is_complete_once_what_the_relay_missed_was_acknowledged() {
-        let answer = Ok(ManifestReply::Pending {
+        let answer = Ok(ManifestOutcome::Pending {
             missing: vec!["1.2.1".into(), "1.2.2".into()],
         });
         let none = HashSet::new();
@@ -100,7 +121,12 @@ mod tests {
         assert_eq!(status(&answer, &one), "pending: 1 missing");
         let both: HashSet<&str> = ["1.2.1", "1.2.2", "1.2.9"].into();
         assert_eq!(status(&answer, &both), "complete");
-        assert_eq!(status(&Ok(ManifestReply::Complete), &none), "complete");
+        assert_eq!(
+            status(&Ok(ManifestOutcome::Complete { instances: 2 }), &none),
+            "complete"
+        );
+        assert!(delivered(&answer));
+        assert!(!delivered(&Err("link down".into())));
         assert_eq!(
             status(&Err("link down".into()), &both),
             "manifest not sent: link down"

@@ -2,13 +2,13 @@
 //! upload them concurrently with resume.
 
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::Mutex as AsyncMutex;
-use yilian_proto::{InstanceFacts, InstanceRef};
+use tokio::sync::{Mutex as AsyncMutex, Notify};
+use yilian_proto::{InstanceFacts, InstanceRef, RefuseCode};
 
 use crate::connect::{self, Backoff, ClientConfig};
 use crate::manifest;
@@ -58,8 +58,11 @@ pub struct FileReport {
 pub struct StudyReport {
     pub study_uid: String,
     pub instances: usize,
-    /// "complete", "pending: N missing", or why the manifest was not accepted.
+    /// "complete", "pending: N missing", or why the manifest was not delivered or accepted.
     pub status: String,
+    /// Whether the relay received and accepted the study's manifest (without it, its readers
+    /// are never told the study is complete).
+    pub manifest_delivered: bool,
 }
 
 /// Everything `send` did.
@@ -81,8 +84,11 @@ pub struct SendReport {
 }
 
 impl SendReport {
+    /// Every file acknowledged and every study's manifest delivered.
     pub fn all_ok(&self) -> bool {
-        !self.files.is_empty() && self.files.iter().all(|f| f.outcome.is_ok())
+        !self.files.is_empty()
+            && self.files.iter().all(|f| f.outcome.is_ok())
+            && self.studies.iter().all(|s| s.manifest_delivered)
     }
 }
 
@@ -119,11 +125,55 @@ pub(crate) struct Job {
     pub facts: InstanceFacts,
     pub size: u64,
     pub attempts: u32,
+    /// For a file whose SOP Instance UID an earlier file of this run has: that file's index.
+    pub same_uid_as: Option<usize>,
+    /// The whole file's hash, computed before the offer for such a file.
+    pub hash: Option<[u8; 32]>,
+}
+
+/// The uploads left, and the SOP Instance UIDs being uploaded now: two files with one UID are
+/// never uploaded at once (the relay would make one wait for the other anyway); the second
+/// goes once the first has its verdict, and then learns at once whether the relay holds the
+/// same content.
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    busy: HashSet<String>,
+}
+
+enum Take {
+    Job(Box<Job>),
+    /// Jobs are left, but each waits for an upload of its UID to end.
+    Wait,
+    Empty,
+}
+
+impl Queue {
+    fn take(&mut self) -> Take {
+        match self
+            .jobs
+            .iter()
+            .position(|j| !self.busy.contains(&j.instance.sop_uid))
+        {
+            Some(i) => {
+                let Some(job) = self.jobs.remove(i) else {
+                    return Take::Empty;
+                };
+                self.busy.insert(job.instance.sop_uid.clone());
+                Take::Job(Box::new(job))
+            }
+            None if self.jobs.is_empty() => Take::Empty,
+            None => Take::Wait,
+        }
+    }
 }
 
 struct Shared {
-    queue: Mutex<VecDeque<Job>>,
+    queue: Mutex<Queue>,
+    /// Woken when an upload ends (a job waiting for its UID may go).
+    queue_changed: Notify,
     results: Mutex<Vec<Option<FileOutcome>>>,
+    paths: Vec<PathBuf>,
     conn: AsyncMutex<Option<quinn::Connection>>,
     bytes_sent: AtomicU64,
     /// Uploads started so far (their order sets their stream priority).
@@ -143,10 +193,50 @@ impl Shared {
         self.watch.last_acknowledgement() + opts.client.give_up_after
     }
 
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Record `outcome` for `job`.
     fn settle(&self, job: &Job, outcome: FileOutcome, progress: &dyn Progress) {
         progress.file_done(&job.path, outcome.is_ok(), &describe(&outcome));
         self.results.lock().unwrap_or_else(|p| p.into_inner())[job.index] = Some(outcome);
+        self.release(job);
+    }
+
+    /// `job`'s upload ended (settled or back in the queue): another of its UID may go.
+    fn release(&self, job: &Job) {
+        self.queue().busy.remove(&job.instance.sop_uid);
+        self.queue_changed.notify_waiters();
+    }
+
+    /// `job` goes back to the front of the queue (to be tried again).
+    fn requeue(&self, job: Job) {
+        {
+            let mut q = self.queue();
+            q.busy.remove(&job.instance.sop_uid);
+            q.jobs.push_front(job);
+        }
+        self.queue_changed.notify_waiters();
+    }
+
+    /// Whether the file at `index` was acknowledged in this run.
+    fn stored(&self, index: usize) -> bool {
+        self.results.lock().unwrap_or_else(|p| p.into_inner())[index]
+            .as_ref()
+            .is_some_and(FileOutcome::is_ok)
+    }
+
+    /// Why `job` failed with a conflict: the relay holds another instance under its UID. If
+    /// that is a file of this very run, say which one.
+    fn conflict(&self, job: &Job, relay_says: &str) -> String {
+        match job.same_uid_as.filter(|i| self.stored(*i)) {
+            Some(i) => format!(
+                "another file ({}) has the same SOP Instance UID but different content; the relay keeps the first one stored (one UID is one object, DICOM PS3.4): give this image a new UID or leave it out",
+                self.paths[i].display()
+            ),
+            None => relay_says.to_string(),
+        }
     }
 
     /// The link stayed down past `--give-up-after`: `job` and every queued upload fail with
@@ -162,12 +252,7 @@ impl Shared {
             )
         };
         failed(&job);
-        let rest: Vec<Job> = self
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-            .collect();
+        let rest: Vec<Job> = self.queue().jobs.drain(..).collect();
         rest.iter().for_each(failed);
     }
 }
@@ -187,15 +272,20 @@ pub async fn send(
     let mut report = SendReport::default();
     let mut jobs = VecDeque::new();
     let mut studies: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut first_with_uid: HashMap<String, usize> = HashMap::new();
     for path in files {
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let index = report.files.len();
         match yilian_dicom::inspect_file(&path) {
             Ok(meta) => {
-                studies
-                    .entry(meta.study_instance_uid.clone())
-                    .or_default()
-                    .push(meta.sop_instance_uid.clone());
+                let same_uid_as = first_with_uid.get(&meta.sop_instance_uid).copied();
+                if same_uid_as.is_none() {
+                    first_with_uid.insert(meta.sop_instance_uid.clone(), index);
+                    studies
+                        .entry(meta.study_instance_uid.clone())
+                        .or_default()
+                        .push(meta.sop_instance_uid.clone());
+                }
                 report.files.push(FileReport {
                     path: path.clone(),
                     sop_uid: Some(meta.sop_instance_uid.clone()),
@@ -219,6 +309,8 @@ pub async fn send(
                     },
                     size,
                     attempts: 0,
+                    same_uid_as,
+                    hash: None,
                 });
             }
             Err(e) => {
@@ -237,6 +329,8 @@ pub async fn send(
     // Smallest first: uploads cross the link one after another (stream priorities by upload
     // order, `yilian_transport::priority`), so this makes the most instances safe soonest;
     // a 2 GiB cine does not hold back the CT slices sent with it.
+    // (A stable sort: of two files with one UID, the first found is offered first unless the
+    // other is smaller.)
     jobs.make_contiguous().sort_by_key(|j| j.size);
     let total: u64 = jobs.iter().map(|j| j.size).sum();
     tracing::debug!(files = jobs.len(), bytes = total, "files read");
@@ -259,7 +353,12 @@ pub async fn send(
     let workers = opts.concurrency.clamp(1, 64).min(jobs.len());
     let shared = Arc::new(Shared {
         results: Mutex::new(vec![None; report.files.len()]),
-        queue: Mutex::new(jobs),
+        paths: report.files.iter().map(|f| f.path.clone()).collect(),
+        queue: Mutex::new(Queue {
+            jobs,
+            busy: HashSet::new(),
+        }),
+        queue_changed: Notify::new(),
         conn: AsyncMutex::new(Some(first.clone())),
         bytes_sent: AtomicU64::new(0),
         uploads: AtomicU64::new(0),
@@ -333,6 +432,7 @@ pub async fn send(
         report.studies.push(StudyReport {
             instances: sops.len(),
             status: manifest::status(&answer, &acknowledged),
+            manifest_delivered: manifest::delivered(&answer),
             study_uid,
         });
     }
@@ -369,16 +469,41 @@ async fn worker(
     loop {
         // The upload's place in line (its stream priority, its turn to write) is taken with
         // the job, under the queue's lock.
-        let (job, seq, turn) = {
-            let mut queue = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-            let job = queue.pop_front();
-            let seq = shared.uploads.fetch_add(1, Ordering::Relaxed);
-            let turn = job.is_some().then(|| shared.write_order.join(seq));
-            (job, seq, turn)
+        let changed = shared.queue_changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let taken = {
+            let mut queue = shared.queue();
+            match queue.take() {
+                Take::Job(job) => {
+                    let seq = shared.uploads.fetch_add(1, Ordering::Relaxed);
+                    Some((*job, seq, shared.write_order.join(seq)))
+                }
+                Take::Wait => None,
+                Take::Empty => return Ok(()),
+            }
         };
-        let (Some(mut job), Some(mut turn)) = (job, turn) else {
-            return Ok(());
+        let Some((mut job, seq, mut turn)) = taken else {
+            // Every job left waits for an upload of its UID to end.
+            changed.await;
+            continue;
         };
+        if job.same_uid_as.is_some() && job.hash.is_none() {
+            let path = job.path.clone();
+            match tokio::task::spawn_blocking(move || {
+                crate::hashing::hash_prefix(&path, u64::MAX).map(|h| *h.finalize().as_bytes())
+            })
+            .await
+            {
+                Ok(Ok(h)) => job.hash = Some(h),
+                Ok(Err(e)) => {
+                    let reason = format!("cannot read {}: {e}", job.path.display());
+                    shared.settle(&job, FileOutcome::Failed { reason }, progress);
+                    continue;
+                }
+                Err(e) => return Err(ClientError::Connect(e.to_string())),
+            }
+        }
         let conn = match current_connection(shared, opts, endpoint, progress).await {
             Ok(c) => c,
             Err(ClientError::GaveUp(_, e)) => {
@@ -398,9 +523,21 @@ async fn worker(
         )
         .await;
         let outcome = match result {
+            Ok(FileOutcome::Failed { reason }) => {
+                // The relay holds another instance under this UID.
+                backoff.reset();
+                Some(FileOutcome::Failed {
+                    reason: shared.conflict(&job, &reason),
+                })
+            }
             Ok(o) => {
                 backoff.reset();
                 Some(o)
+            }
+            Err(UploadError::Refused(r)) if r.code == RefuseCode::Conflict => {
+                Some(FileOutcome::Failed {
+                    reason: shared.conflict(&job, &format!("refused by the relay: {}", r.reason)),
+                })
             }
             Err(UploadError::Refused(r))
                 if r.code.is_retryable() && job.attempts + 1 < MAX_ATTEMPTS =>
@@ -444,11 +581,7 @@ async fn worker(
         };
         match outcome {
             Some(o) => shared.settle(&job, o, progress),
-            None => shared
-                .queue
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push_front(job),
+            None => shared.requeue(job),
         }
     }
 }

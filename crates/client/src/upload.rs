@@ -49,7 +49,9 @@ pub(crate) async fn upload_one(
         instance: job.instance.clone(),
         size: job.size,
         priority,
-        hash: None,
+        // Known up front only for a file whose SOP Instance UID another file of this run has:
+        // the relay then answers at once whether it holds exactly this content.
+        hash: job.hash,
         facts: Some(job.facts.clone()),
     });
     // Replies are read by their own task so that checkpoints arrive while we send.
@@ -82,6 +84,7 @@ pub(crate) async fn upload_one(
                 SenderEvent::Accepted { offset } => {
                     tracing::debug!(sop_uid = %job.instance.sop_uid, offset, size = job.size, "accepted");
                     resumed_from = offset;
+                    turn.accepted();
                     // In order behind the uploads started before (see `yilian_transport::priority`).
                     send.set_priority(priority::data(priority, seq))
                         .map_err(link)?;
@@ -137,10 +140,14 @@ pub(crate) async fn upload_one(
                         let _ = send.reset(YIELD_CODE.into());
                         return Err(UploadError::Yielded);
                     }
+                    // Out of the write order while held: the uploads behind it (the urgent
+                    // one among them) must not wait for it.
+                    turn.held(true);
                     paused.set(true);
                 }
                 SenderEvent::Resumed => {
                     tracing::info!(sop_uid = %job.instance.sop_uid, "resumed");
+                    turn.held(false);
                     paused.set(false);
                 }
             }

@@ -34,7 +34,7 @@ pub enum DicomError {
         reason: String,
     },
     /// A routing attribute that every instance must have is absent.
-    #[error("missing attribute: the file has no {name} {tag}, which yilian needs to route it")]
+    #[error("missing attribute: the file has no {name} {tag}, which identifies the instance: yilian cannot store a file without it (export it again from the modality or PACS)")]
     MissingAttribute {
         /// The attribute's name, e.g. `Study Instance UID`.
         name: &'static str,

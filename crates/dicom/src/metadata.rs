@@ -10,6 +10,10 @@ use crate::phi::Phi;
 /// What the relay needs to route an instance, read from the file meta information and the top
 /// level of the dataset before Pixel Data.
 ///
+/// Only what identifies an instance is required (its SOP Instance UID and Study Instance UID, and
+/// a transfer syntax to read it with); everything else is optional, because real files lack
+/// attributes routing may not need (Secondary Capture without Modality is common in the wild).
+///
 /// Strings are trimmed of their padding: UIDs of trailing NUL/space, code strings of spaces,
 /// other text of trailing spaces. Text is decoded with the instance's Specific Character Set
 /// (its first value, as dicom-rs does; GB18030, GBK, ISO_IR 192 and the ISO 8859 sets are
@@ -18,17 +22,18 @@ use crate::phi::Phi;
 pub struct Metadata {
     /// Transfer Syntax UID (0002,0010).
     pub transfer_syntax: String,
-    /// SOP Class UID (0008,0016); Media Storage SOP Class UID (0002,0002) if the dataset lacks it.
-    pub sop_class_uid: String,
+    /// SOP Class UID (0008,0016); Media Storage SOP Class UID (0002,0002) if the dataset lacks
+    /// it; `None` if both are absent.
+    pub sop_class_uid: Option<String>,
     /// SOP Instance UID (0008,0018); Media Storage SOP Instance UID (0002,0003) if the dataset
     /// lacks it.
     pub sop_instance_uid: String,
     /// Study Instance UID (0020,000D).
     pub study_instance_uid: String,
-    /// Series Instance UID (0020,000E).
-    pub series_instance_uid: String,
-    /// Modality (0008,0060).
-    pub modality: String,
+    /// Series Instance UID (0020,000E), if present.
+    pub series_instance_uid: Option<String>,
+    /// Modality (0008,0060), if present.
+    pub modality: Option<String>,
     /// Body Part Examined (0018,0015).
     pub body_part: Option<String>,
     /// Number of Frames (0028,0008).
@@ -284,8 +289,7 @@ impl Captured {
             .ok_or_else(|| Field::TransferSyntax.missing())?;
         let sop_class_uid = self
             .uid(Field::SopClass)
-            .or_else(|| self.uid(Field::MediaSopClass))
-            .ok_or_else(|| Field::SopClass.missing())?;
+            .or_else(|| self.uid(Field::MediaSopClass));
         let sop_instance_uid = self
             .uid(Field::SopInstance)
             .or_else(|| self.uid(Field::MediaSopInstance))
@@ -293,12 +297,8 @@ impl Captured {
         let study_instance_uid = self
             .uid(Field::StudyUid)
             .ok_or_else(|| Field::StudyUid.missing())?;
-        let series_instance_uid = self
-            .uid(Field::SeriesUid)
-            .ok_or_else(|| Field::SeriesUid.missing())?;
-        let modality = self
-            .code_string(Field::Modality)
-            .ok_or_else(|| Field::Modality.missing())?;
+        let series_instance_uid = self.uid(Field::SeriesUid);
+        let modality = self.code_string(Field::Modality);
         let charset = self.charset();
         Ok(Metadata {
             transfer_syntax,
@@ -381,7 +381,7 @@ mod tests {
         let md = md.as_ref().expect("complete metadata");
         assert_eq!(md.transfer_syntax, "1.2.840.10008.1.2");
         assert_eq!(md.sop_instance_uid, "1.2.3.4");
-        assert_eq!(md.modality, "CT");
+        assert_eq!(md.modality.as_deref(), Some("CT"));
         assert_eq!(md.number_of_frames, Some(12));
         assert_eq!(md.body_part.as_deref(), Some("CHEST"));
         assert_eq!(md.specific_character_set.as_deref(), Some("GB18030"));
@@ -422,12 +422,7 @@ mod tests {
 
     #[test]
     fn required_attributes_are_reported_by_name() {
-        for missing in [
-            Field::StudyUid,
-            Field::SeriesUid,
-            Field::Modality,
-            Field::SopInstance,
-        ] {
+        for missing in [Field::StudyUid, Field::SopInstance] {
             let values: Vec<_> = routing()
                 .into_iter()
                 .filter(|(f, _)| *f != missing)
@@ -439,12 +434,34 @@ mod tests {
         }
         // An empty value is as good as absent.
         let mut values = routing();
-        values.retain(|(f, _)| *f != Field::Modality);
-        values.push((Field::Modality, b"  "));
+        values.retain(|(f, _)| *f != Field::StudyUid);
+        values.push((Field::StudyUid, b"  "));
         assert!(matches!(
             with(&values).build(),
             Err(DicomError::MissingAttribute { .. })
         ));
+    }
+
+    #[test]
+    fn attributes_routing_can_do_without_are_optional() {
+        for optional in [Field::Modality, Field::SeriesUid, Field::SopClass] {
+            let values: Vec<_> = routing()
+                .into_iter()
+                .filter(|(f, _)| *f != optional)
+                .collect();
+            let md = with(&values).build().map_err(|e| e.to_string());
+            let md = md.as_ref().expect("identifiable without it");
+            assert_eq!(md.sop_instance_uid, "1.2.3.4");
+            match optional {
+                Field::Modality => assert_eq!(md.modality, None),
+                Field::SeriesUid => assert_eq!(md.series_instance_uid, None),
+                _ => assert_eq!(md.sop_class_uid, None),
+            }
+        }
+        let mut values = routing();
+        values.retain(|(f, _)| *f != Field::Modality);
+        values.push((Field::Modality, b"  "));
+        assert_eq!(with(&values).build().ok().and_then(|m| m.modality), None);
     }
 
     #[test]
@@ -456,7 +473,7 @@ mod tests {
         values.push((Field::MediaSopClass, b"1.2.3\0"));
         let c = with(&values);
         assert_eq!(
-            c.build().ok().map(|m| m.sop_class_uid).as_deref(),
+            c.build().ok().and_then(|m| m.sop_class_uid).as_deref(),
             Some("1.2.3")
         );
         values.push((Field::SopClass, b"1.2.3 "));

@@ -9,11 +9,11 @@ use yilian_dicom::{Limits, Metadata, PixelDataInfo, Walker};
 
 fn assert_routing(md: &Metadata, ts: &str) {
     assert_eq!(md.transfer_syntax, ts);
-    assert_eq!(md.sop_class_uid, CT_IMAGE_STORAGE);
+    assert_eq!(md.sop_class_uid.as_deref(), Some(CT_IMAGE_STORAGE));
     assert_eq!(md.sop_instance_uid, SOP_INSTANCE);
     assert_eq!(md.study_instance_uid, STUDY);
-    assert_eq!(md.series_instance_uid, SERIES);
-    assert_eq!(md.modality, "CT");
+    assert_eq!(md.series_instance_uid.as_deref(), Some(SERIES));
+    assert_eq!(md.modality.as_deref(), Some("CT"));
     assert_eq!(md.body_part.as_deref(), Some("CHEST"));
     assert_eq!(md.number_of_frames, Some(1));
     assert_eq!(md.specific_character_set.as_deref(), Some("ISO_IR 192"));
@@ -259,9 +259,13 @@ fn values_are_trimmed_and_meta_uids_fill_in() {
         .elem((0x0018, 0x0015), "CS", b"    ")
         .elem((0x0028, 0x0008), "IS", b"+12 ");
     let md = ok(walk(&part10(EXPLICIT_LE, &ds.bytes())), "trim");
-    assert_eq!(md.sop_class_uid, CT_IMAGE_STORAGE, "from (0002,0002)");
+    assert_eq!(
+        md.sop_class_uid.as_deref(),
+        Some(CT_IMAGE_STORAGE),
+        "from (0002,0002)"
+    );
     assert_eq!(md.sop_instance_uid, SOP_INSTANCE);
-    assert_eq!(md.modality, "MR");
+    assert_eq!(md.modality.as_deref(), Some("MR"));
     assert_eq!(md.body_part, None);
     assert_eq!(md.number_of_frames, Some(12));
 }

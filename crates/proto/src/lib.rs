@@ -33,7 +33,7 @@
 //!   the size and the final hash travels in `Finish`, which the relay sends only once its own copy
 //!   is verified and durable.
 //! * Other streams begin with [`Request::Manifest`] (the sender says which instances make a
-//!   study) or [`Request::Subscribe`] (a reader asks for everything routed to it; the relay
+//!   study; large studies travel in pieces, see [`encode_manifest`]) or [`Request::Subscribe`] (a reader asks for everything routed to it; the relay
 //!   answers with [`Notice`]s on that stream).
 //!
 //! Control frames are `u32` big-endian length + a postcard-encoded message, at most
@@ -42,15 +42,20 @@
 
 mod error;
 mod frame;
+mod manifest;
 mod message;
 mod receiver;
 mod sender;
 
 pub use error::ProtoError;
 pub use frame::{encode_frame, FrameDecoder, MAX_FRAME_LEN};
+pub use manifest::{
+    encode_manifest, encode_manifest_reply, ManifestAnswer, ManifestAssembler, ManifestError,
+    ManifestOutcome, MANIFEST_PART_UIDS,
+};
 pub use message::{
-    Finish, Hash, InstanceFacts, InstanceRef, Manifest, ManifestReply, Notice, Offer, Refusal,
-    RefuseCode, Reply, Request, Subscribe,
+    Finish, Hash, InstanceFacts, InstanceRef, Manifest, ManifestPart, ManifestReply, Notice, Offer,
+    Refusal, RefuseCode, Reply, Request, Subscribe,
 };
 pub use receiver::{Receiver, ReceiverEvent};
 pub use sender::{Sender, SenderEvent};

@@ -33,10 +33,11 @@ pub struct Offer {
 /// has read the header itself: routing, storage and delivery always use the header received.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceFacts {
-    /// Modality (0008,0060), e.g. `CT`.
-    pub modality: String,
-    /// SOP Class UID (0008,0016).
-    pub sop_class_uid: String,
+    /// Modality (0008,0060), e.g. `CT`; `None` if the file has none (common for Secondary
+    /// Capture in the wild).
+    pub modality: Option<String>,
+    /// SOP Class UID (0008,0016), if present.
+    pub sop_class_uid: Option<String>,
     /// Body Part Examined (0018,0015), if present.
     pub body_part: Option<String>,
 }
@@ -48,22 +49,46 @@ pub struct Finish {
 }
 
 /// A study manifest: which instances make the study, as the sender knows it.
+///
+/// A study may hold thousands of instances, more than one frame carries, so a manifest
+/// travels in pieces (see `manifest.rs`): this header, then [`ManifestPart`] frames carrying
+/// exactly `instances` SOP Instance UIDs in all.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub study_uid: String,
+    /// How many SOP Instance UIDs the following [`ManifestPart`] frames carry.
+    pub instances: u32,
+}
+
+/// One piece of a manifest's SOP Instance UIDs (at most [`MANIFEST_PART_UIDS`] of them).
+///
+/// [`MANIFEST_PART_UIDS`]: crate::MANIFEST_PART_UIDS
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestPart {
     pub sop_uids: Vec<String>,
 }
 
-/// Answer to a manifest.
+/// The relay's answer to a manifest: zero or more [`ManifestReply::Missing`] pieces, then one
+/// final frame ([`ManifestReply::Complete`], [`ManifestReply::Pending`] or
+/// [`ManifestReply::Refused`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ManifestReply {
-    /// Every instance of the manifest is stored; readers are told the study is complete.
-    Complete,
-    /// The relay still misses these instances.
-    Pending {
-        missing: Vec<String>,
-    },
+    /// A piece of the list of instances the relay still misses.
+    Missing { sop_uids: Vec<String> },
+    /// Final: every instance of the study's manifest is stored; readers are told the study is
+    /// complete.
+    Complete { instances: u32 },
+    /// Final: the relay still misses `missing` instances (listed in the `Missing` pieces).
+    Pending { missing: u32 },
+    /// Final: the manifest was not accepted.
     Refused(Refusal),
+}
+
+impl ManifestReply {
+    /// Whether this is the last frame of the answer.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, ManifestReply::Missing { .. })
+    }
 }
 
 /// A reader's subscription.
@@ -155,8 +180,16 @@ pub enum RefuseCode {
     Unroutable,
     /// A newer transfer of the same instance took over.
     Superseded,
-    /// The receiver failed (disk full, I/O error); try again later.
+    /// The receiver failed (I/O error); try again later.
     Internal,
+    /// The receiver's storage is full: nothing new is accepted until space returns; what was
+    /// acknowledged is safe. Try again later.
+    StorageFull,
+    /// Too many uploads or connections at once from this peer; try again when some finished.
+    Busy,
+    /// The upload was accepted but no data came for too long; it was dropped (what arrived is
+    /// kept). Offer it again to resume.
+    TimedOut,
 }
 
 impl RefuseCode {
@@ -164,7 +197,12 @@ impl RefuseCode {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            RefuseCode::HashMismatch | RefuseCode::Superseded | RefuseCode::Internal
+            RefuseCode::HashMismatch
+                | RefuseCode::Superseded
+                | RefuseCode::Internal
+                | RefuseCode::StorageFull
+                | RefuseCode::Busy
+                | RefuseCode::TimedOut
         )
     }
 }
@@ -183,6 +221,9 @@ impl fmt::Display for RefuseCode {
             RefuseCode::Unroutable => "unroutable",
             RefuseCode::Superseded => "superseded",
             RefuseCode::Internal => "internal",
+            RefuseCode::StorageFull => "storage-full",
+            RefuseCode::Busy => "busy",
+            RefuseCode::TimedOut => "timed-out",
         };
         f.write_str(s)
     }

@@ -20,8 +20,16 @@
 //! idle_timeout = "60s"             # a silent connection survives outages this long; after
 //!                                  # that clients reconnect and resume at acknowledged offsets
 //!
-//! [limits]
+//! [limits]                         # what one peer may take; refusals say which key to raise
 //! max_instance_bytes = 8589934592  # larger offers are refused
+//! connections_per_identity = 16    # QUIC connections one certificate may hold open at once
+//! uploads_per_identity = 64        # uploads one certificate may have in progress at once
+//! upload_idle_timeout = "120s"     # an accepted upload that sends nothing this long is dropped
+//!                                  # (what arrived is kept for its resumption)
+//! partial_retention = "7d"         # unfinished uploads nobody resumed are removed after this
+//! partial_bytes_per_site = 68719476736  # unfinished uploads one site may leave (64 GiB)
+//! max_manifest_instances = 100000  # instances one study's manifest may list
+//! min_free_bytes = 1073741824      # below this much free disk, new uploads are refused
 //!
 //! [spool]
 //! checkpoint_bytes = 16777216      # fsync (and tell the sender) at least every this many bytes
@@ -87,6 +95,91 @@ pub struct TransportSection {
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
     pub max_instance_bytes: Option<u64>,
+    pub connections_per_identity: Option<usize>,
+    pub uploads_per_identity: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    pub upload_idle_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub partial_retention: Option<Duration>,
+    pub partial_bytes_per_site: Option<u64>,
+    pub max_manifest_instances: Option<u32>,
+    pub min_free_bytes: Option<u64>,
+}
+
+/// What one peer may take, resolved (see the `[limits]` keys in the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_instance_bytes: u64,
+    pub connections_per_identity: usize,
+    pub uploads_per_identity: usize,
+    pub upload_idle_timeout: Duration,
+    pub partial_retention: Duration,
+    pub partial_bytes_per_site: u64,
+    pub max_manifest_instances: u32,
+    pub min_free_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_instance_bytes: 8 << 30,
+            connections_per_identity: 16,
+            uploads_per_identity: 64,
+            upload_idle_timeout: Duration::from_secs(120),
+            partial_retention: Duration::from_secs(7 * 24 * 3600),
+            partial_bytes_per_site: 64 << 30,
+            max_manifest_instances: 100_000,
+            min_free_bytes: 1 << 30,
+        }
+    }
+}
+
+impl LimitsSection {
+    fn resolve(self) -> Result<Limits, ConfigError> {
+        let d = Limits::default();
+        let l = Limits {
+            max_instance_bytes: self.max_instance_bytes.unwrap_or(d.max_instance_bytes),
+            connections_per_identity: self
+                .connections_per_identity
+                .unwrap_or(d.connections_per_identity),
+            uploads_per_identity: self.uploads_per_identity.unwrap_or(d.uploads_per_identity),
+            upload_idle_timeout: self.upload_idle_timeout.unwrap_or(d.upload_idle_timeout),
+            partial_retention: self.partial_retention.unwrap_or(d.partial_retention),
+            partial_bytes_per_site: self
+                .partial_bytes_per_site
+                .unwrap_or(d.partial_bytes_per_site),
+            max_manifest_instances: self
+                .max_manifest_instances
+                .unwrap_or(d.max_manifest_instances),
+            min_free_bytes: self.min_free_bytes.unwrap_or(d.min_free_bytes),
+        };
+        let bad = |key: &str, why: String| Err(ConfigError::Limits(format!("limits.{key} {why}")));
+        if l.connections_per_identity == 0 {
+            return bad("connections_per_identity", "must be at least 1".into());
+        }
+        if l.uploads_per_identity == 0 {
+            return bad("uploads_per_identity", "must be at least 1".into());
+        }
+        if l.upload_idle_timeout < Duration::from_secs(1) {
+            return bad(
+                "upload_idle_timeout",
+                "must be at least 1s (township links drop for seconds at a time)".into(),
+            );
+        }
+        if l.max_manifest_instances == 0 {
+            return bad("max_manifest_instances", "must be at least 1".into());
+        }
+        if l.partial_bytes_per_site < l.max_instance_bytes {
+            return bad(
+                "partial_bytes_per_site",
+                format!(
+                    "({}) must be at least limits.max_instance_bytes ({}), or the largest instance could never upload",
+                    l.partial_bytes_per_site, l.max_instance_bytes
+                ),
+            );
+        }
+        Ok(l)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,6 +224,8 @@ pub enum ConfigError {
     Transport(String),
     #[error("config: unknown congestion controller {0:?} (use bbr, bdp, cubic or newreno)")]
     Congestion(String),
+    #[error("config: {0}")]
+    Limits(String),
 }
 
 /// Everything the relay runs with, resolved.
@@ -141,7 +236,7 @@ pub struct RelayConfig {
     pub tls: TlsPem,
     pub topology: Arc<Topology>,
     pub tuning: Tuning,
-    pub max_instance_bytes: u64,
+    pub limits: Limits,
     pub checkpoint_bytes: u64,
     pub checkpoint_interval: Duration,
     pub concurrent_per_reader: usize,
@@ -242,7 +337,7 @@ impl ConfigFile {
             tls,
             topology: Arc::new(topology),
             tuning,
-            max_instance_bytes: self.limits.max_instance_bytes.unwrap_or(8 << 30),
+            limits: self.limits.resolve()?,
             checkpoint_bytes: self.spool.checkpoint_bytes.unwrap_or(16 << 20),
             checkpoint_interval: self
                 .spool
@@ -296,6 +391,30 @@ mod tests {
             Ok(_) => panic!("accepted: {toml_text}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn limits_have_defaults_and_mistakes_are_explained() {
+        let c = resolve("").unwrap();
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.limits.upload_idle_timeout, Duration::from_secs(120));
+        assert_eq!(c.limits.partial_retention, Duration::from_secs(7 * 86400));
+        let c = resolve(
+            "[limits]\nconnections_per_identity = 2\nuploads_per_identity = 3\nupload_idle_timeout = \"5s\"\npartial_retention = \"1h\"\nmin_free_bytes = 1000\nmax_manifest_instances = 10\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.connections_per_identity, 2);
+        assert_eq!(c.limits.uploads_per_identity, 3);
+        assert_eq!(c.limits.upload_idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.limits.partial_retention, Duration::from_secs(3600));
+        assert_eq!(c.limits.min_free_bytes, 1000);
+        assert_eq!(c.limits.max_manifest_instances, 10);
+        let e = error("[limits]\nuploads_per_identity = 0\n");
+        assert!(e.contains("limits.uploads_per_identity"), "{e}");
+        let e = error("[limits]\nmax_instance_bytes = 100\npartial_bytes_per_site = 10\n");
+        assert!(e.contains("partial_bytes_per_site"), "{e}");
+        let e = error("[limits]\nupload_idle_timeout = \"10ms\"\n");
+        assert!(e.contains("upload_idle_timeout"), "{e}");
     }
 
     #[test]

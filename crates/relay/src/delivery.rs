@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use yilian_proto::{
     encode_frame, Hash, InstanceRef, Notice, Offer, Sender, SenderEvent, Subscribe,
 };
-use yilian_store::{AuditAction, AuditEvent, OutboxItem};
+use yilian_store::{AuditAction, OutboxItem};
 use yilian_transport::{priority, PeerIdentity};
 
 use crate::hub::{Job, LiveInstance, LiveOutcome};
@@ -193,8 +193,8 @@ pub(crate) async fn reader_session(
                     Ok(()) => {
                         Metrics::add(&ctx.metrics.instances_delivered, 1);
                         let store = ctx.store.clone();
-                        let (rd, sop) = (reader.clone(), inst.sop_uid.clone());
-                        let _ = tokio::task::spawn_blocking(move || store.mark_delivered(&rd, &sop)).await;
+                        let (rd, study, sop) = (reader.clone(), inst.study_uid.clone(), inst.sop_uid.clone());
+                        let _ = tokio::task::spawn_blocking(move || store.mark_delivered(&rd, &study, &sop)).await;
                         backlog_left.remove(&inst.sop_uid);
                         debug!(reader = %reader, sop_uid = %inst.sop_uid, "delivered");
                         if !notify_study(&ctx, &reader, &inst.study_uid, &mut ctl_send).await {
@@ -487,15 +487,5 @@ pub(crate) async fn audit(
     outcome: &str,
     detail: Option<String>,
 ) {
-    let store = ctx.store.clone();
-    let ev = AuditEvent {
-        actor: peer.name.clone(),
-        site: Some(peer.site.clone()),
-        action,
-        study_uid: study,
-        sop_uid: sop,
-        outcome: outcome.to_string(),
-        detail,
-    };
-    let _ = tokio::task::spawn_blocking(move || store.audit(&ev)).await;
+    crate::audit::record(ctx, peer, action, study, sop, outcome, detail).await;
 }

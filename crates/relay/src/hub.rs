@@ -97,7 +97,8 @@ pub enum Job {
 
 #[derive(Default)]
 struct Inner {
-    live: HashMap<String, Arc<LiveInstance>>,
+    /// By (study, SOP Instance UID): within a study, which belongs to one site, unique.
+    live: HashMap<InstanceRef, Arc<LiveInstance>>,
     readers: HashMap<String, (u64, mpsc::UnboundedSender<Job>)>,
     next_session: u64,
 }
@@ -121,12 +122,12 @@ impl Hub {
                 let _ = tx.send(Job::Live(live.clone()));
             }
         }
-        g.live.insert(live.instance.sop_uid.clone(), live);
+        g.live.insert(live.instance.clone(), live);
     }
 
     /// The instance is no longer arriving.
-    pub fn end_live(&self, sop_uid: &str) {
-        self.lock().live.remove(sop_uid);
+    pub fn end_live(&self, instance: &InstanceRef) {
+        self.lock().live.remove(instance);
     }
 
     /// Tell connected readers that an instance was stored for them.

@@ -5,13 +5,18 @@
 //! byte on tokio's blocking pool: DICOM structure walk, BLAKE3, write, fsync checkpoints,
 //! publishing to live readers. They talk over a bounded channel, which is what bounds memory
 //! per upload (QUIC flow control does the rest).
+//!
+//! Before anything is opened, an upload passes the relay's [gate](crate::gate): it waits there
+//! for the lease of its (site, SOP Instance UID), the gate holds it while an urgent upload of
+//! its site has the link, and expires it when it stays idle. While it waits, the stream is
+//! still read: a sender that goes away leaves the queue at once, and one that sends data
+//! before it was accepted is refused (nothing unaccepted piles up in the relay's memory).
 
 use bytes::BytesMut;
 use quinn::{RecvStream, SendStream};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::io::AsyncReadExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use yilian_dicom::DicomError;
 use yilian_proto::{
@@ -19,9 +24,11 @@ use yilian_proto::{
     RefuseCode, Reply,
 };
 use yilian_route::{Priority, RouteInput};
-use yilian_store::{AuditAction, AuditEvent, NewInstance, Partial, Stored};
+use yilian_store::{AuditAction, NewInstance, Partial, StoreError, Stored};
 use yilian_transport::{PeerIdentity, Role};
 
+use crate::gate::{Action, ConnId, Urgency};
+use crate::gate_handle::Ticket;
 use crate::hub::{LiveInstance, LiveOutcome};
 use crate::metrics::{Gauge, Metrics};
 use crate::server::Ctx;
@@ -29,69 +36,6 @@ use crate::spool_writer::{SpoolWriter, Verified, WriterCmd, WriterEvent, WRITER_
 
 /// Read buffer granularity: chunks handed to the writer and to live readers.
 pub const CHUNK: usize = 256 * 1024;
-/// Exclusive right to write one partial; a newer upload of the same instance takes it over.
-#[derive(Default)]
-pub struct Leases {
-    map: Mutex<HashMap<(String, String), LeaseEntry>>,
-}
-
-struct LeaseEntry {
-    generation: u64,
-    lock: Arc<tokio::sync::Mutex<()>>,
-    current: watch::Sender<u64>,
-}
-
-struct Lease {
-    generation: u64,
-    superseded: watch::Receiver<u64>,
-    _guard: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl Leases {
-    async fn acquire(&self, site: &str, sop: &str) -> Lease {
-        let (generation, lock, superseded) = {
-            let mut g = self.map.lock().unwrap_or_else(|p| p.into_inner());
-            let e = g
-                .entry((site.to_string(), sop.to_string()))
-                .or_insert_with(|| LeaseEntry {
-                    generation: 0,
-                    lock: Arc::new(tokio::sync::Mutex::new(())),
-                    current: watch::channel(0).0,
-                });
-            e.generation += 1;
-            e.current.send_replace(e.generation);
-            (e.generation, e.lock.clone(), e.current.subscribe())
-        };
-        let guard = lock.lock_owned().await;
-        Lease {
-            generation,
-            superseded,
-            _guard: guard,
-        }
-    }
-
-    fn release(&self, site: &str, sop: &str, generation: u64) {
-        let mut g = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (site.to_string(), sop.to_string());
-        if g.get(&key).is_some_and(|e| e.generation == generation) {
-            g.remove(&key);
-        }
-    }
-}
-
-impl Lease {
-    async fn superseded(&mut self) {
-        loop {
-            if *self.superseded.borrow_and_update() != self.generation {
-                return;
-            }
-            if self.superseded.changed().await.is_err() {
-                // The entry was released: nobody can supersede us any more.
-                std::future::pending::<()>().await;
-            }
-        }
-    }
-}
 
 /// Map a DICOM validation error to what the sender is told.
 pub fn refusal_for(e: &DicomError) -> Refusal {
@@ -115,6 +59,25 @@ pub(crate) fn refusal(code: RefuseCode, reason: impl Into<String>) -> Refusal {
     }
 }
 
+/// What a store failure means for the sender: a full disk is "storage full" (retryable, and
+/// ingest stops until space returns); another site's study is "unauthorized"; anything else is
+/// an internal error worth retrying.
+pub(crate) fn store_refusal(ctx: &Ctx, e: &StoreError) -> Refusal {
+    if e.is_out_of_space() {
+        ctx.storage.out_of_space();
+        return refusal(RefuseCode::StorageFull, ctx.storage.refusal_text());
+    }
+    match e {
+        StoreError::StudyOwned { .. } => refusal(RefuseCode::Unauthorized, e.to_string()),
+        StoreError::PartialQuota { .. } => refusal(RefuseCode::Busy, e.to_string()),
+        StoreError::Conflict { .. } => refusal(
+            RefuseCode::Conflict,
+            "the relay already holds a different instance with this SOP Instance UID from your site",
+        ),
+        _ => refusal(RefuseCode::Internal, e.to_string()),
+    }
+}
+
 /// Refuse before any transfer state exists.
 async fn refuse_now(send: &mut SendStream, r: Refusal) -> Result<Option<Refusal>, String> {
     let frame = encode_frame(&Reply::Refused(r.clone()));
@@ -125,46 +88,50 @@ async fn refuse_now(send: &mut SendStream, r: Refusal) -> Result<Option<Refusal>
 /// Serve one upload stream whose first frame was `offer`.
 pub(crate) async fn upload(
     ctx: Arc<Ctx>,
+    conn: ConnId,
     peer: Arc<PeerIdentity>,
     mut send: SendStream,
     recv: RecvStream,
     offer: Offer,
     decoder: FrameDecoder,
 ) {
+    let study = offer.instance.study_uid.clone();
     let sop = offer.instance.sop_uid.clone();
     let _active = Gauge::up(&ctx.metrics.uploads_active);
-    let outcome = run_upload(&ctx, &peer, &mut send, recv, offer, decoder).await;
+    let outcome = run_upload(&ctx, conn, &peer, &mut send, recv, offer, decoder).await;
     match outcome {
         Ok(Some(r)) => {
             Metrics::add(&ctx.metrics.instances_refused, 1);
             warn!(peer = %peer.name, sop_uid = %sop, code = %r.code, "upload refused: {}", r.reason);
-            let store = ctx.store.clone();
-            let ev = AuditEvent {
-                actor: peer.name.clone(),
-                site: Some(peer.site.clone()),
-                action: AuditAction::Receive,
-                study_uid: None,
-                sop_uid: Some(sop),
-                outcome: r.code.to_string(),
-                detail: Some(r.reason),
-            };
-            let _ = tokio::task::spawn_blocking(move || store.audit(&ev)).await;
+            crate::audit::record(
+                &ctx,
+                &peer,
+                AuditAction::Receive,
+                Some(study),
+                Some(sop),
+                &r.code.to_string(),
+                Some(r.reason),
+            )
+            .await;
         }
         Ok(None) => {}
         Err(e) => debug!(peer = %peer.name, sop_uid = %sop, "upload stream ended: {e}"),
     }
+    // The stream may already be reset or finished by the peer: nothing left to tell it.
     let _ = send.finish();
 }
 
 /// Ok(Some(refusal)) if refused, Ok(None) if stored, Err on a broken stream.
 async fn run_upload(
     ctx: &Arc<Ctx>,
+    conn: ConnId,
     peer: &Arc<PeerIdentity>,
     send: &mut SendStream,
     mut recv: RecvStream,
     offer: Offer,
     decoder: FrameDecoder,
 ) -> Result<Option<Refusal>, String> {
+    let max = ctx.config.limits.max_instance_bytes;
     if !matches!(peer.role, Role::Device | Role::Relay) {
         return refuse_now(
             send,
@@ -178,12 +145,12 @@ async fn run_upload(
         )
         .await;
     }
-    if offer.size > ctx.config.max_instance_bytes {
+    if offer.size > max {
         return refuse_now(send, refusal(
             RefuseCode::TooLarge,
             format!(
-                "instance of {} bytes exceeds this relay's limit of {} bytes (limits.max_instance_bytes)",
-                offer.size, ctx.config.max_instance_bytes
+                "instance of {} bytes exceeds this relay's limit of {max} bytes (limits.max_instance_bytes)",
+                offer.size
             ),
         ))
         .await;
@@ -195,15 +162,73 @@ async fn run_upload(
         ))
         .await;
     }
-    let mut receiver = match Receiver::new(offer.clone(), decoder, ctx.config.max_instance_bytes) {
+    if ctx.storage.is_full() {
+        return refuse_now(
+            send,
+            refusal(RefuseCode::StorageFull, ctx.storage.refusal_text()),
+        )
+        .await;
+    }
+    if let Some(r) = study_refusal(ctx, &peer.site, &offer.instance.study_uid).await? {
+        return refuse_now(send, r).await;
+    }
+    let mut receiver = match Receiver::new(offer.clone(), decoder, max) {
         Ok(r) => r,
         Err(e) => return refuse_now(send, refusal(RefuseCode::TooLarge, e.to_string())).await,
     };
 
-    // Already stored: a no-op for the sender.
+    let urgency = urgency_of(declared_priority(ctx, &peer.site, &offer));
+    let mut ticket = match ctx.gate.offer(
+        conn,
+        &peer.name,
+        &peer.site,
+        &offer.instance.sop_uid,
+        urgency,
+    ) {
+        Ok(t) => t,
+        Err(e) => return refuse_now(send, refusal(RefuseCode::Busy, e.to_string())).await,
+    };
+    let mut buf = BytesMut::with_capacity(CHUNK);
+    // Wait for the lease, watching the stream: a sender that leaves leaves the queue. Bytes
+    // that come early stay in the receiver (bounded: it refuses more than two frames' worth).
+    loop {
+        tokio::select! {
+            a = ticket.actions.recv() => match a {
+                Some(Action::Grant(_)) => break,
+                Some(_) => continue,
+                None => return Err("the gate closed".into()),
+            },
+            n = recv.read_buf(&mut buf) => {
+                let n = n.map_err(|e| e.to_string())?;
+                if n == 0 {
+                    return Err("the sender finished the stream before it was accepted".into());
+                }
+                let chunk = buf.split().freeze();
+                if let Err(e) = receiver.handle_input(chunk) {
+                    let r = refusal(RefuseCode::Malformed, format!("{e} (data sent before the relay accepted the upload)"));
+                    receiver.refuse(r.clone());
+                    flush(&mut receiver, send).await?;
+                    return Ok(Some(r));
+                }
+            }
+        }
+    }
+
+    // A hold decided together with the grant (an urgent upload of the site has the link)
+    // goes out before the Accept, so that the sender never starts writing data it must drop.
+    while let Ok(a) = ticket.actions.try_recv() {
+        match a {
+            Action::Hold(_) => hold(&mut receiver, true),
+            Action::Resume(_) => hold(&mut receiver, false),
+            Action::Grant(_) | Action::Expire(_) => {}
+        }
+    }
+
+    // Already stored by this site: a no-op for the sender (another site's instance with the
+    // same UID is not this site's business).
     let store = ctx.store.clone();
-    let sop = offer.instance.sop_uid.clone();
-    let existing = tokio::task::spawn_blocking(move || store.instance(&sop))
+    let (site, sop) = (peer.site.clone(), offer.instance.sop_uid.clone());
+    let existing = tokio::task::spawn_blocking(move || store.instance(&site, &sop))
         .await
         .map_err(|e| e.to_string())?;
     match existing {
@@ -214,29 +239,29 @@ async fn run_upload(
             return Ok(None);
         }
         Ok(Some(_)) => {
-            return refuse_now(
-                send,
-                refusal(
-                    RefuseCode::Conflict,
-                    "the relay already holds a different instance with this SOP Instance UID",
-                ),
-            )
-            .await
+            let r = refusal(
+                RefuseCode::Conflict,
+                "the relay already holds a different instance with this SOP Instance UID from your site (PS3.4: one UID, one object); give the new image a new UID",
+            );
+            receiver.refuse(r.clone());
+            flush(&mut receiver, send).await?;
+            return Ok(Some(r));
         }
         Ok(None) => {}
-        Err(e) => return refuse_now(send, refusal(RefuseCode::Internal, e.to_string())).await,
+        Err(e) => {
+            let r = store_refusal(ctx, &e);
+            receiver.refuse(r.clone());
+            flush(&mut receiver, send).await?;
+            return Ok(Some(r));
+        }
     }
 
-    let mut lease = ctx
-        .leases
-        .acquire(&peer.site, &offer.instance.sop_uid)
-        .await;
-    let generation = lease.generation;
     let (cmd_tx, cmd_rx) = mpsc::channel(WRITER_QUEUE);
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let writer = SpoolWriter {
         store: ctx.store.clone(),
         topology: ctx.config.topology.clone(),
+        storage: ctx.storage.clone(),
         peer: peer.clone(),
         offer: offer.clone(),
         checkpoint_bytes: ctx.config.checkpoint_bytes,
@@ -247,55 +272,68 @@ async fn run_upload(
 
     let result = drive(
         ctx,
-        &peer.site,
         &mut receiver,
         send,
         &mut recv,
+        buf,
         cmd_tx,
         &mut ev_rx,
-        &mut lease,
+        &mut ticket,
     )
     .await;
-    // Make sure the writer is gone (partial closed) before another attempt may open it.
-    let _ = writer_task.await;
-    ctx.hub.end_live(&offer.instance.sop_uid);
-    ctx.leases
-        .release(&peer.site, &offer.instance.sop_uid, generation);
+    // Make sure the writer is gone (partial closed) before the lease passes on.
+    if let Err(e) = writer_task.await {
+        warn!(sop_uid = %offer.instance.sop_uid, "spool writer failed: {e}");
+    }
+    ctx.hub.end_live(&offer.instance);
+    drop(ticket);
     result
+}
+
+/// Whether `site` may add to `study_uid`: refused with a clear reason if another site sent
+/// that study first.
+async fn study_refusal(
+    ctx: &Arc<Ctx>,
+    site: &str,
+    study_uid: &str,
+) -> Result<Option<Refusal>, String> {
+    let store = ctx.store.clone();
+    let s = study_uid.to_string();
+    let owner = tokio::task::spawn_blocking(move || store.study_owner(&s))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(match owner {
+        Ok(Some(owner)) if owner != site => Some(store_refusal(
+            ctx,
+            &StoreError::StudyOwned {
+                study_uid: study_uid.to_string(),
+                owner,
+            },
+        )),
+        Ok(_) => None,
+        Err(e) => Some(store_refusal(ctx, &e)),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     ctx: &Arc<Ctx>,
-    site: &str,
     receiver: &mut Receiver,
     send: &mut SendStream,
     recv: &mut RecvStream,
+    mut buf: BytesMut,
     cmd_tx: mpsc::Sender<WriterCmd>,
     ev_rx: &mut mpsc::UnboundedReceiver<WriterEvent>,
-    lease: &mut Lease,
+    ticket: &mut Ticket<'_>,
 ) -> Result<Option<Refusal>, String> {
     let mut cmd_tx = Some(cmd_tx);
     let mut live: Option<Arc<LiveInstance>> = None;
-    let mut buf = BytesMut::with_capacity(CHUNK);
     let mut opened = false;
     let fail_live = |live: &Option<Arc<LiveInstance>>| {
         if let Some(l) = live {
             l.finish(LiveOutcome::Failed);
         }
     };
-    // Urgent first (urgency.rs): an urgent upload holds the routine ones from its site. Whether
-    // an upload is urgent (a stroke CT is, by a rule on its content) is first judged from the
-    // header facts declared with the offer, so that it takes or yields the link before any of
-    // its data crosses it; the header itself, once routed, has the last word. Without declared
-    // facts an upload is not held until routed.
-    let mut urgent_rx = ctx.urgent.watch(site);
-    let declared = declared_priority(ctx, site, receiver.offer());
-    let mut urgent = (declared >= Some(Priority::Urgent)).then(|| ctx.urgent.begin(site));
-    let mut routine = declared.is_some() && urgent.is_none();
-    if routine {
-        hold(receiver, *urgent_rx.borrow_and_update() > 0);
-    }
     loop {
         let reading = opened && cmd_tx.is_some();
         tokio::select! {
@@ -317,25 +355,11 @@ async fn drive(
                         forward_events(receiver, &mut cmd_tx).await?;
                     }
                     WriterEvent::Routed(l) => {
-                        match (l.priority >= Priority::Urgent.as_u8(), urgent.is_some()) {
-                            // Urgent by a routing rule (a stroke CT): it takes the link now.
-                            (true, false) => {
-                                urgent = Some(ctx.urgent.begin(site));
-                                routine = false;
-                                hold(receiver, false);
-                            }
-                            // Routine after all (the declared facts said otherwise).
-                            (false, true) => {
-                                urgent = None;
-                                routine = true;
-                                hold(receiver, *urgent_rx.borrow_and_update() > 0);
-                            }
-                            (false, false) => {
-                                routine = true;
-                                hold(receiver, *urgent_rx.borrow_and_update() > 0);
-                            }
-                            (true, true) => {}
-                        }
+                        // The header has the last word on urgency (declared facts only steer
+                        // the link until it is read).
+                        ctx.gate.classify(ticket.id, urgency_of(Some(
+                            Priority::from_u8(l.priority).unwrap_or_default(),
+                        )));
                         ctx.hub.start_live(l.clone());
                         live = Some(l);
                     }
@@ -368,19 +392,29 @@ async fn drive(
                 }
                 flush(receiver, send).await?;
             }
-            changed = urgent_rx.changed(), if routine => {
-                if changed.is_ok() {
-                    let busy = *urgent_rx.borrow_and_update() > 0;
-                    hold(receiver, busy);
-                    flush(receiver, send).await?;
+            a = ticket.actions.recv() => {
+                match a {
+                    Some(Action::Hold(_)) => hold(receiver, true),
+                    Some(Action::Resume(_)) => hold(receiver, false),
+                    Some(Action::Expire(_)) => {
+                        fail_live(&live);
+                        let idle = ctx.gate.config().idle_timeout;
+                        let r = refusal(RefuseCode::TimedOut, format!(
+                            "no data for {} (limits.upload_idle_timeout): the upload was dropped; what arrived is kept and the upload resumes when offered again",
+                            humantime_short(idle)
+                        ));
+                        receiver.refuse(r.clone());
+                        // The stream may be dead already: its sender is what we gave up on.
+                        let _ = flush(receiver, send).await;
+                        return Ok(Some(r));
+                    }
+                    Some(Action::Grant(_)) => {}
+                    None => {
+                        fail_live(&live);
+                        return Err("the gate closed".into());
+                    }
                 }
-            }
-            _ = lease.superseded() => {
-                fail_live(&live);
-                let r = refusal(RefuseCode::Superseded, "a newer upload of this instance took over");
-                receiver.refuse(r.clone());
-                let _ = flush(receiver, send).await;
-                return Ok(Some(r));
+                flush(receiver, send).await?;
             }
             n = recv.read_buf(&mut buf), if reading => {
                 let n = n.map_err(|e| { fail_live(&live); e.to_string() })?;
@@ -393,6 +427,7 @@ async fn drive(
                     continue;
                 }
                 Metrics::add(&ctx.metrics.bytes_in, n as u64);
+                ctx.gate.data(ticket.id);
                 let chunk = buf.split().freeze();
                 if buf.capacity() < CHUNK / 4 {
                     buf.reserve(CHUNK);
@@ -401,12 +436,25 @@ async fn drive(
                     fail_live(&live);
                     let r = refusal(RefuseCode::Malformed, e.to_string());
                     receiver.refuse(r.clone());
+                    // The sender broke the protocol; it may not read our answer.
                     let _ = flush(receiver, send).await;
                     return Ok(Some(r));
                 }
                 forward_events(receiver, &mut cmd_tx).await?;
             }
         }
+    }
+}
+
+fn humantime_short(d: std::time::Duration) -> String {
+    format!("{} s", d.as_secs())
+}
+
+fn urgency_of(p: Option<Priority>) -> Urgency {
+    match p {
+        None => Urgency::Unknown,
+        Some(p) if p >= Priority::Urgent => Urgency::Urgent,
+        Some(_) => Urgency::Routine,
     }
 }
 
@@ -419,8 +467,8 @@ fn declared_priority(ctx: &Ctx, site: &str, offer: &Offer) -> Option<Priority> {
             .topology
             .route(&RouteInput {
                 source_site: site,
-                modality: &f.modality,
-                sop_class_uid: &f.sop_class_uid,
+                modality: f.modality.as_deref(),
+                sop_class_uid: f.sop_class_uid.as_deref(),
                 body_part: f.body_part.as_deref(),
                 requested_priority: requested,
             })
@@ -487,7 +535,11 @@ async fn commit(
         .await
         .map_err(|e| refusal(RefuseCode::Internal, e.to_string()))?;
     match r {
-        Ok(Stored::New { record, readers }) => {
+        Ok(Stored::New {
+            record,
+            readers,
+            study_complete,
+        }) => {
             Metrics::add(&ctx.metrics.instances_stored, 1);
             info!(
                 sop_uid = %record.sop_uid, study_uid = %record.study_uid, modality = %record.modality,
@@ -495,17 +547,16 @@ async fn commit(
                 "instance stored"
             );
             ctx.hub.stored(&record.sop_uid, &readers);
-            crate::server::study_progress(ctx, &record.study_uid).await;
+            if let Some(instances) = study_complete {
+                info!(study_uid = %record.study_uid, instances, "study complete");
+                ctx.hub.study_progress(&record.study_uid);
+            }
             Ok(())
         }
         Ok(Stored::AlreadyStored(_)) => {
             Metrics::add(&ctx.metrics.instances_deduplicated, 1);
             Ok(())
         }
-        Err(yilian_store::StoreError::Conflict { .. }) => Err(refusal(
-            RefuseCode::Conflict,
-            "the relay already holds a different instance with this SOP Instance UID",
-        )),
-        Err(e) => Err(refusal(RefuseCode::Internal, e.to_string())),
+        Err(e) => Err(store_refusal(ctx, &e)),
     }
 }

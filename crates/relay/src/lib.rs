@@ -26,23 +26,35 @@
 //!   connected start receiving the instance. Chunks are shared `Bytes` (never copied per
 //!   reader); a reader that falls behind the bounded broadcast reads the missing range from the
 //!   partial file instead, so memory stays bounded whatever the instance size.
-//! * **Urgent first** (`urgency.rs`): while an urgent upload from a site is in progress, the
-//!   routine uploads from that site are asked to pause (`Reply::Hold`) and later to continue
-//!   (`Reply::Resume`), so a stroke CT gets a thin township uplink to itself.
+//! * **The gate** ([`gate`], sans-IO): one upload at a time per (site, SOP Instance UID), the
+//!   others wait their turn (no upload supersedes another); while an urgent upload from a site
+//!   holds its lease, the site's routine uploads are asked to pause (`Reply::Hold`) and later
+//!   to continue (`Reply::Resume`), so a stroke CT gets a thin township uplink to itself, and
+//!   a hold can never wait on what it holds; idle uploads are expired; uploads per identity
+//!   are capped.
+//! * **Limits**: connections and uploads per identity, idle uploads, unfinished uploads per
+//!   site and their retention, manifest size, and free disk space (`storage.rs`: below the
+//!   threshold new uploads are refused as "relay storage full" while deliveries continue).
+//! * **Studies** belong to the site that sent them first; SOP Instance UIDs are scoped by site
+//!   (`yilian_store`).
 //! * **Commit** (`yilian_store`): concurrent commits share their fsyncs (group commit).
 //! * **Delivery** ([`delivery`]): one session per connected reader, fed by its persistent
 //!   outbox (backlog, priority order) and by live instances; an instance leaves the outbox only
 //!   when the reader acknowledged it as verified and durable.
 
+mod audit;
 pub mod config;
 pub mod delivery;
+pub mod gate;
+mod gate_handle;
 pub mod hub;
 pub mod ingest;
+mod manifest;
 pub mod metrics;
 pub mod server;
 mod spool_writer;
-mod urgency;
+mod storage;
 
-pub use config::{ConfigFile, RelayConfig};
+pub use config::{ConfigFile, Limits, RelayConfig};
 pub use metrics::Metrics;
 pub use server::{Relay, RelayError};

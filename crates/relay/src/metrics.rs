@@ -16,6 +16,8 @@ pub struct Metrics {
     pub connections_refused: AtomicU64,
     pub uploads_active: AtomicU64,
     pub deliveries_active: AtomicU64,
+    /// Audit entries that could not be written (each also logged as an error).
+    pub audit_failures: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -31,6 +33,7 @@ pub struct Snapshot {
     pub connections_refused: u64,
     pub uploads_active: u64,
     pub deliveries_active: u64,
+    pub audit_failures: u64,
 }
 
 impl Metrics {
@@ -51,6 +54,7 @@ impl Metrics {
             connections_refused: g(&self.connections_refused),
             uploads_active: g(&self.uploads_active),
             deliveries_active: g(&self.deliveries_active),
+            audit_failures: g(&self.audit_failures),
         }
     }
 }

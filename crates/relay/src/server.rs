@@ -3,21 +3,25 @@
 use bytes::BytesMut;
 use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tracing::{debug, info, warn};
-use yilian_proto::{
-    encode_frame, valid_uid, FrameDecoder, Manifest, ManifestReply, Refusal, RefuseCode, Request,
-};
-use yilian_store::{AuditAction, ManifestStatus, Store};
+use yilian_proto::{encode_frame, FrameDecoder, Refusal, RefuseCode, Request};
+use yilian_store::{AuditAction, Store, StoreOptions};
 use yilian_transport::{explain, peer_identity, PeerIdentity, Role};
 
+use crate::audit::record as audit;
 use crate::config::RelayConfig;
-use crate::delivery::{audit, reader_session};
+use crate::delivery::reader_session;
+use crate::gate::GateConfig;
+use crate::gate_handle::GateHandle;
 use crate::hub::Hub;
-use crate::ingest::{upload, Leases};
+use crate::ingest::upload;
+use crate::manifest::manifest;
 use crate::metrics::Metrics;
+use crate::storage::Storage;
 
 /// Application close codes the relay uses (the reason text says more).
 pub mod close {
@@ -34,8 +38,11 @@ pub(crate) struct Ctx {
     pub store: Arc<Store>,
     pub hub: Hub,
     pub metrics: Arc<Metrics>,
-    pub leases: Leases,
-    pub urgent: crate::urgency::UrgentBoard,
+    /// Leases, urgent first, idle uploads, per-identity caps (`gate.rs`).
+    pub gate: GateHandle,
+    /// Free space: "relay storage full" (`storage.rs`).
+    pub storage: Arc<Storage>,
+    next_conn: AtomicU64,
 }
 
 /// Errors starting the relay.
@@ -58,8 +65,20 @@ pub struct Relay {
 impl Relay {
     /// Open the spool and bind the QUIC endpoint.
     pub fn bind(config: RelayConfig) -> Result<Relay, RelayError> {
-        let store = Arc::new(Store::open(&config.data_dir)?);
+        raise_fd_limit();
+        let store = Arc::new(Store::open_with(
+            &config.data_dir,
+            StoreOptions {
+                partial_bytes_per_site: config.limits.partial_bytes_per_site,
+            },
+        )?);
         let reset_key = reset_key(&config.data_dir)?;
+        let storage = Arc::new(Storage::new(&config.data_dir, config.limits.min_free_bytes));
+        let gate = GateHandle::new(GateConfig {
+            uploads_per_identity: config.limits.uploads_per_identity,
+            idle_timeout: config.limits.upload_idle_timeout,
+            ..GateConfig::default()
+        });
         let endpoint = yilian_transport::server_endpoint_with_reset_key(
             config.listen,
             &config.tls,
@@ -72,8 +91,9 @@ impl Relay {
                 store,
                 hub: Hub::default(),
                 metrics: Arc::new(Metrics::default()),
-                leases: Leases::default(),
-                urgent: Default::default(),
+                gate,
+                storage,
+                next_conn: AtomicU64::new(1),
             }),
             endpoint,
         })
@@ -100,11 +120,68 @@ impl Relay {
     /// Serve until closed.
     pub async fn run(&self) {
         let stats = tokio::spawn(log_stats(self.ctx.clone()));
+        let ticks = tokio::spawn(tick(self.ctx.clone()));
+        let sweeps = tokio::spawn(sweep_partials(self.ctx.clone()));
         while let Some(incoming) = self.endpoint.accept().await {
             tokio::spawn(admit(self.ctx.clone(), incoming));
         }
         stats.abort();
+        ticks.abort();
+        sweeps.abort();
         self.endpoint.wait_idle().await;
+    }
+}
+
+/// Once a second: the gate's clock (idle uploads), free space.
+async fn tick(ctx: Arc<Ctx>) {
+    let every = (ctx.gate.config().idle_timeout / 4)
+        .clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let mut t = tokio::time::interval(every);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        t.tick().await;
+        ctx.gate.tick();
+        let c = ctx.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || c.storage.check()).await {
+            warn!("free-space check failed: {e}");
+        }
+    }
+}
+
+/// At start and every hour: remove unfinished uploads nobody resumed within
+/// `limits.partial_retention`.
+async fn sweep_partials(ctx: Arc<Ctx>) {
+    let retention = ctx.config.limits.partial_retention;
+    let mut t =
+        tokio::time::interval(Duration::from_secs(3600).min(retention.max(Duration::from_secs(1))));
+    loop {
+        t.tick().await;
+        let store = ctx.store.clone();
+        match tokio::task::spawn_blocking(move || store.sweep_partials(retention)).await {
+            Ok(0) => {}
+            Ok(n) => {
+                info!(removed = n, retention = ?retention, "removed unfinished uploads nobody resumed (limits.partial_retention)")
+            }
+            Err(e) => warn!("sweeping unfinished uploads failed: {e}"),
+        }
+    }
+}
+
+/// Raise the soft limit on open files to the hard limit: every upload holds two, every
+/// delivery one (per-identity caps bound how many one peer can make the relay hold).
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a valid out-pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                warn!("cannot raise the open-files limit; set `ulimit -n` higher for busy relays");
+            }
+        }
     }
 }
 
@@ -121,10 +198,21 @@ fn reset_key(data_dir: &std::path::Path) -> Result<Vec<u8>, RelayError> {
     let mut k = vec![0u8; 32];
     urandom(&mut k).map_err(|e| RelayError::ResetKey(path.clone(), e))?;
     let tmp = data_dir.join("quic-reset.key.tmp");
-    std::fs::write(&tmp, &k)
-        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(|e| RelayError::ResetKey(path.clone(), e.to_string()))?;
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&k)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(data_dir)?.sync_all()
+    };
+    write().map_err(|e| RelayError::ResetKey(path.clone(), e.to_string()))?;
     Ok(k)
 }
 
@@ -156,9 +244,17 @@ async fn log_stats(ctx: Arc<Ctx>) {
             stored = m.instances_stored,
             delivered = m.instances_delivered, refused = m.instances_refused,
             uploads = m.uploads_active, deliveries = m.deliveries_active,
+            in_gate = ctx.gate.len(),
+            storage_full = ctx.storage.is_full(),
             readers = ?ctx.hub.connected_readers(), queues = ?queues,
             "relay stats"
         );
+        if m.audit_failures > 0 {
+            tracing::error!(
+                audit_failures = m.audit_failures,
+                "audit entries could not be written since start (see the errors above)"
+            );
+        }
     }
 }
 
@@ -207,6 +303,7 @@ async fn admit(ctx: Arc<Ctx>, incoming: quinn::Incoming) {
         conn.close(VarInt::from_u32(close::UNKNOWN_IDENTITY), reason.as_bytes());
         return;
     }
+    let conn_id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
     info!(peer = %peer, %remote, "peer connected");
     audit(
         &ctx,
@@ -225,6 +322,7 @@ async fn admit(ctx: Arc<Ctx>, incoming: quinn::Incoming) {
                 tokio::spawn(serve_stream(
                     ctx.clone(),
                     conn.clone(),
+                    conn_id,
                     peer.clone(),
                     send,
                     recv,
@@ -241,6 +339,7 @@ async fn admit(ctx: Arc<Ctx>, incoming: quinn::Incoming) {
 async fn serve_stream(
     ctx: Arc<Ctx>,
     conn: Connection,
+    conn_id: u64,
     peer: Arc<PeerIdentity>,
     mut send: SendStream,
     mut recv: RecvStream,
@@ -283,8 +382,8 @@ async fn serve_stream(
         }
     };
     match req {
-        Request::Offer(offer) => upload(ctx, peer, send, recv, offer, dec).await,
-        Request::Manifest(m) => manifest(&ctx, &peer, &mut send, m).await,
+        Request::Offer(offer) => upload(ctx, conn_id, peer, send, recv, offer, dec).await,
+        Request::Manifest(m) => manifest(&ctx, &peer, &mut send, recv, m, dec).await,
         Request::Subscribe(sub) => {
             if peer.role == Role::Reader {
                 reader_session(ctx, conn, peer, send, recv, sub).await;
@@ -302,64 +401,5 @@ async fn serve_stream(
                 let _ = send.finish();
             }
         }
-    }
-}
-
-async fn manifest(ctx: &Arc<Ctx>, peer: &PeerIdentity, send: &mut SendStream, m: Manifest) {
-    let reply = if !matches!(peer.role, Role::Device | Role::Relay) {
-        ManifestReply::Refused(Refusal {
-            code: RefuseCode::Unauthorized,
-            reason: "only devices and relays send study manifests".into(),
-        })
-    } else if !valid_uid(&m.study_uid) || m.sop_uids.iter().any(|u| !valid_uid(u)) {
-        ManifestReply::Refused(Refusal {
-            code: RefuseCode::Malformed,
-            reason: "the manifest holds invalid UIDs".into(),
-        })
-    } else {
-        let store = ctx.store.clone();
-        let site = peer.site.clone();
-        let m2 = m.clone();
-        match tokio::task::spawn_blocking(move || store.record_manifest(&site, &m2)).await {
-            Ok(Ok(ManifestStatus::Complete { instances })) => {
-                info!(study_uid = %m.study_uid, instances, "study complete");
-                ctx.hub.study_progress(&m.study_uid);
-                ManifestReply::Complete
-            }
-            Ok(Ok(ManifestStatus::Pending { missing })) => ManifestReply::Pending { missing },
-            Ok(Ok(ManifestStatus::NoManifest)) | Ok(Err(_)) | Err(_) => {
-                ManifestReply::Refused(Refusal {
-                    code: RefuseCode::Internal,
-                    reason: "the relay could not record the manifest; try again".into(),
-                })
-            }
-        }
-    };
-    audit(
-        ctx,
-        peer,
-        AuditAction::Manifest,
-        Some(m.study_uid.clone()),
-        None,
-        match &reply {
-            ManifestReply::Complete => "complete",
-            ManifestReply::Pending { .. } => "pending",
-            ManifestReply::Refused(_) => "refused",
-        },
-        Some(format!("{} instances listed", m.sop_uids.len())),
-    )
-    .await;
-    let _ = send.write_chunk(encode_frame(&reply)).await;
-    let _ = send.finish();
-}
-
-/// After an instance of `study_uid` was stored: if the study is now complete, tell readers.
-pub(crate) async fn study_progress(ctx: &Arc<Ctx>, study_uid: &str) {
-    let store = ctx.store.clone();
-    let s = study_uid.to_string();
-    let status = tokio::task::spawn_blocking(move || store.manifest_status(&s)).await;
-    if let Ok(Ok(ManifestStatus::Complete { instances })) = status {
-        info!(study_uid, instances, "study complete");
-        ctx.hub.study_progress(study_uid);
     }
 }

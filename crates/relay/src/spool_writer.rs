@@ -31,6 +31,7 @@ use yilian_transport::PeerIdentity;
 
 use crate::hub::{LiveInstance, LiveOutcome};
 use crate::ingest::{refusal, refusal_for};
+use crate::storage::Storage;
 
 /// Start kernel write-back after this many unsynced bytes, so a checkpoint's fsync finds
 /// little left to write and does not stall the stream.
@@ -70,6 +71,7 @@ pub(crate) struct Verified {
 pub(crate) struct SpoolWriter {
     pub store: Arc<Store>,
     pub topology: Arc<Topology>,
+    pub storage: Arc<Storage>,
     pub peer: Arc<PeerIdentity>,
     pub offer: Offer,
     pub checkpoint_bytes: u64,
@@ -107,7 +109,9 @@ impl SpoolWriter {
             // Waiting for data: no thread is held.
             let Some(first) = cmds.recv().await else {
                 // The stream went away: keep what we have for the resumed upload.
-                let _ = tokio::task::spawn_blocking(move || spool.stream_gone()).await;
+                if let Err(e) = tokio::task::spawn_blocking(move || spool.stream_gone()).await {
+                    tracing::warn!("closing a partial upload failed: {e}");
+                }
                 return;
             };
             let (w, rt) = (writer.clone(), runtime.clone());
@@ -168,7 +172,7 @@ impl SpoolWriter {
         };
         let mut partial = match self.store.open_partial(info) {
             Ok(p) => p,
-            Err(e) => return self.fail(refusal(RefuseCode::Internal, e.to_string())),
+            Err(e) => return self.fail(self.store_refusal(&e)),
         };
         let mut walker = Walker::new(Default::default());
         let mut hasher = blake3::Hasher::new();
@@ -182,7 +186,7 @@ impl SpoolWriter {
             walker = Walker::new(Default::default());
             hasher = blake3::Hasher::new();
             if let Err(e) = partial.reset() {
-                return self.fail(refusal(RefuseCode::Internal, e.to_string()));
+                return self.fail(self.store_refusal(&e));
             }
         }
         let mut spool = Spool {
@@ -199,20 +203,30 @@ impl SpoolWriter {
         if spool.walker.metadata().is_some() {
             spool = self.route(spool)?;
         }
-        let _ = self.events.send(WriterEvent::Opened {
+        self.event(WriterEvent::Opened {
             offset: spool.partial.len(),
         });
         Some(spool)
     }
 
     fn data(&self, mut s: Spool, bytes: Bytes) -> Option<Spool> {
+        if self.storage.is_full() {
+            // Keep what is durable for the resumed upload; write nothing more.
+            s.stream_gone();
+            return self.fail(refusal(
+                RefuseCode::StorageFull,
+                self.storage.refusal_text(),
+            ));
+        }
         if let Err(e) = s.walker.feed(&bytes) {
             return self.fail_discard(refusal_for(&e), s.partial);
         }
         s.hasher.update(&bytes);
         let offset = s.partial.len();
         if let Err(e) = s.partial.write(&bytes) {
-            return self.fail(refusal(RefuseCode::Internal, e.to_string()));
+            let r = self.store_refusal(&e);
+            s.stream_gone();
+            return self.fail(r);
         }
         s.since_sync += bytes.len() as u64;
         if s.partial.not_written_back() >= WRITEBACK_EVERY {
@@ -228,10 +242,8 @@ impl SpoolWriter {
             || (s.since_sync > 0 && s.last_sync.elapsed() >= self.checkpoint_interval);
         if due && s.partial.len() < self.offer.size {
             match s.partial.sync() {
-                Ok(d) => {
-                    let _ = self.events.send(WriterEvent::Checkpoint(d));
-                }
-                Err(e) => return self.fail(refusal(RefuseCode::Internal, e.to_string())),
+                Ok(d) => self.event(WriterEvent::Checkpoint(d)),
+                Err(e) => return self.fail(self.store_refusal(&e)),
             }
             s.since_sync = 0;
             s.last_sync = Instant::now();
@@ -268,7 +280,7 @@ impl SpoolWriter {
                 }
             },
         };
-        let _ = self.events.send(WriterEvent::Verified(Box::new(Verified {
+        self.event(WriterEvent::Verified(Box::new(Verified {
             hash: computed,
             partial: s.partial,
             instance: routed.instance,
@@ -292,8 +304,8 @@ impl SpoolWriter {
             .topology
             .route(&RouteInput {
                 source_site: &self.peer.site,
-                modality: &meta.modality,
-                sop_class_uid: &meta.sop_class_uid,
+                modality: meta.modality.as_deref(),
+                sop_class_uid: meta.sop_class_uid.as_deref(),
                 body_part: meta.body_part.as_deref(),
                 requested_priority: requested,
             })
@@ -310,9 +322,9 @@ impl SpoolWriter {
             instance: NewInstance {
                 sop_uid: meta.sop_instance_uid.clone(),
                 study_uid: meta.study_instance_uid.clone(),
-                series_uid: meta.series_instance_uid.clone(),
-                sop_class_uid: meta.sop_class_uid.clone(),
-                modality: meta.modality.clone(),
+                series_uid: meta.series_instance_uid.clone().unwrap_or_default(),
+                sop_class_uid: meta.sop_class_uid.clone().unwrap_or_default(),
+                modality: meta.modality.clone().unwrap_or_default(),
                 source_site: self.peer.site.clone(),
                 source_identity: self.peer.name.clone(),
                 priority: decision.priority.as_u8(),
@@ -342,15 +354,32 @@ impl SpoolWriter {
             file,
             s.partial.len(),
         ));
-        let _ = self.events.send(WriterEvent::Routed(live.clone()));
+        self.event(WriterEvent::Routed(live.clone()));
         s.routed = Some(routed);
         s.live = Some(live);
         Some(s)
     }
 
     fn fail(&self, r: Refusal) -> Option<Spool> {
-        let _ = self.events.send(WriterEvent::Failed(r));
+        self.event(WriterEvent::Failed(r));
         None
+    }
+
+    /// Tell the ingest task. If it is gone (its stream broke), nobody is left to tell: the
+    /// writer stops at its next step, keeping what is durable.
+    fn event(&self, ev: WriterEvent) {
+        if self.events.send(ev).is_err() {
+            tracing::debug!(sop_uid = %self.offer.instance.sop_uid, "the upload's task is gone");
+        }
+    }
+
+    /// A store failure, in words for the sender (a full disk also stops ingest).
+    fn store_refusal(&self, e: &yilian_store::StoreError) -> Refusal {
+        if e.is_out_of_space() {
+            self.storage.out_of_space();
+            return refusal(RefuseCode::StorageFull, self.storage.refusal_text());
+        }
+        refusal(RefuseCode::Internal, e.to_string())
     }
 
     fn fail_discard(&self, r: Refusal, partial: Partial) -> Option<Spool> {
@@ -360,9 +389,13 @@ impl SpoolWriter {
 }
 
 impl Spool {
-    /// The stream went away mid-upload: make what arrived durable for the resumed upload.
-    fn stream_gone(mut self) {
-        let _ = self.partial.sync();
+    /// The stream went away mid-upload: make what arrived durable for the resumed upload
+    /// (an upload that sent nothing leaves nothing behind).
+    fn stream_gone(self) {
+        let sop_uid = self.partial.info().sop_uid.clone();
+        if let Err(e) = self.partial.close() {
+            tracing::warn!(%sop_uid, "cannot keep the partial upload for resumption: {e}");
+        }
         if let Some(l) = self.live {
             l.finish(LiveOutcome::Failed);
         }

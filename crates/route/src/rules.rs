@@ -10,8 +10,10 @@ use crate::priority::Priority;
 /// A rule matches an instance when **every** filter it has matches (filters are AND-ed; the
 /// values inside one filter are OR-ed):
 /// - `from_sites`: the source site is one of them; empty = any site;
-/// - `modalities`: the modality equals one of them, ignoring ASCII case; `None` = any;
-/// - `sop_classes`: the SOP class UID equals one of them; `None` = any;
+/// - `modalities`: the modality equals one of them, ignoring ASCII case (an instance without a
+///   modality never matches a rule that has `modalities`); `None` = any;
+/// - `sop_classes`: the SOP class UID equals one of them (an instance without one never
+///   matches); `None` = any;
 /// - `body_parts`: the instance has a body part equal to one of them, ignoring ASCII case
 ///   (an instance without a body part never matches a rule that has `body_parts`); `None` = any.
 ///
@@ -43,13 +45,17 @@ impl Rule {
             return false;
         }
         if let Some(modalities) = &self.modalities {
-            let modality = trim_dicom(input.modality);
+            let Some(modality) = input.modality.map(trim_dicom) else {
+                return false;
+            };
             if !modalities.iter().any(|m| m.eq_ignore_ascii_case(modality)) {
                 return false;
             }
         }
         if let Some(sop_classes) = &self.sop_classes {
-            let sop_class = trim_dicom(input.sop_class_uid);
+            let Some(sop_class) = input.sop_class_uid.map(trim_dicom) else {
+                return false;
+            };
             if !sop_classes.iter().any(|c| c == sop_class) {
                 return false;
             }
@@ -72,15 +78,17 @@ pub(crate) fn trim_dicom(s: &str) -> &str {
 }
 
 /// What routing needs to know about one instance. The source site must come from the sender's
-/// authenticated identity, never from the instance itself.
+/// authenticated identity, never from the instance itself. Attributes the instance lacks are
+/// `None`: routing uses what is present (rules that do not filter on a missing attribute still
+/// match; when no rule matches, the default route applies).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RouteInput<'a> {
     /// Site id of the sender.
     pub source_site: &'a str,
-    /// Modality (0008,0060), e.g. `CT`.
-    pub modality: &'a str,
-    /// SOP Class UID (0008,0016).
-    pub sop_class_uid: &'a str,
+    /// Modality (0008,0060), e.g. `CT`, if present.
+    pub modality: Option<&'a str>,
+    /// SOP Class UID (0008,0016), if present.
+    pub sop_class_uid: Option<&'a str>,
     /// Body Part Examined (0018,0015), if present.
     pub body_part: Option<&'a str>,
     /// Priority the sender asked for.
@@ -92,11 +100,17 @@ impl<'a> RouteInput<'a> {
     pub fn new(source_site: &'a str, modality: &'a str, sop_class_uid: &'a str) -> Self {
         RouteInput {
             source_site,
-            modality,
-            sop_class_uid,
+            modality: Some(modality),
+            sop_class_uid: Some(sop_class_uid),
             body_part: None,
             requested_priority: Priority::Routine,
         }
+    }
+
+    /// The same input without a modality (many Secondary Capture files have none).
+    pub fn without_modality(mut self) -> Self {
+        self.modality = None;
+        self
     }
 
     /// The same input with a body part.

@@ -138,8 +138,8 @@ impl Topology {
         let Some(parent) = &source.parent else {
             return Err(RouteError::NoRoute {
                 site: source.id.clone(),
-                modality: input.modality.to_owned(),
-                sop_class_uid: input.sop_class_uid.to_owned(),
+                modality: input.modality.unwrap_or("(none)").to_owned(),
+                sop_class_uid: input.sop_class_uid.unwrap_or("(none)").to_owned(),
             });
         };
         let department = self.site(parent).and_then(|p| p.default_department.clone());

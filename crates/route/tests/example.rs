@@ -375,3 +375,18 @@ fn every_routed_destination_of_the_example_has_a_reader() {
         }
     }
 }
+
+/// A Secondary Capture without Modality (common in the wild) is routed by what it has: rules
+/// that filter on modality do not match it, and with none left it takes the default route to
+/// the township's parent (county radiology by default).
+#[test]
+fn an_instance_without_modality_takes_the_default_route() {
+    const SC: &str = "1.2.840.10008.5.1.4.1.1.7";
+    let d = Topology::example()
+        .route(&RouteInput::new("township-a", "OT", SC).without_modality())
+        .unwrap();
+    assert!(d.rules.is_empty(), "{:?}", d.rules);
+    assert_eq!(d.destinations.len(), 1);
+    assert_eq!(d.destinations[0].site, "county");
+    assert_eq!(d.destinations[0].department.as_deref(), Some("radiology"));
+}

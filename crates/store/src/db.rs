@@ -1,46 +1,71 @@
-//! The SQLite index: schema and connection settings.
+//! The SQLite index: schema, its version, and connection settings.
+//!
+//! Schema 2 (this one) scopes instances by source site: a SOP Instance UID is unique within a
+//! site, so one township cannot learn another's hash for a UID or squat a UID to block
+//! another's image. A study belongs to the site that sent it first (`studies`); its manifest is
+//! the union of what that site listed (`manifest_entries`), with a running count of what is
+//! still missing so that a completion is known in O(1) per stored instance. Schema 1 (the first
+//! release) is migrated in place on open.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
 
 use crate::StoreError;
 
+/// The schema this code writes (`PRAGMA user_version`).
+pub(crate) const SCHEMA_VERSION: i64 = 2;
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS instances (
-    sop_uid TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    source_site TEXT NOT NULL,
+    sop_uid TEXT NOT NULL,
     study_uid TEXT NOT NULL,
     series_uid TEXT NOT NULL,
     sop_class_uid TEXT NOT NULL,
     modality TEXT NOT NULL,
-    source_site TEXT NOT NULL,
     source_identity TEXT NOT NULL,
     size INTEGER NOT NULL,
     hash BLOB NOT NULL,
     priority INTEGER NOT NULL,
-    stored_at INTEGER NOT NULL
+    stored_at INTEGER NOT NULL,
+    UNIQUE(source_site, sop_uid)
 );
-CREATE INDEX IF NOT EXISTS instances_by_study ON instances(study_uid);
+CREATE INDEX IF NOT EXISTS instances_by_study ON instances(study_uid, sop_uid);
+CREATE TABLE IF NOT EXISTS studies (
+    study_uid TEXT PRIMARY KEY,
+    owner_site TEXT NOT NULL,
+    claimed_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     reader TEXT NOT NULL,
-    sop_uid TEXT NOT NULL REFERENCES instances(sop_uid),
+    instance_id INTEGER NOT NULL REFERENCES instances(id),
     priority INTEGER NOT NULL,
     enqueued_at INTEGER NOT NULL,
     delivered_at INTEGER,
-    UNIQUE(reader, sop_uid)
+    UNIQUE(reader, instance_id)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(reader, delivered_at, priority DESC, seq);
 CREATE TABLE IF NOT EXISTS manifests (
     study_uid TEXT PRIMARY KEY,
     source_site TEXT NOT NULL,
-    sop_uids TEXT NOT NULL,
+    listed INTEGER NOT NULL,
+    missing INTEGER NOT NULL,
     received_at INTEGER NOT NULL,
     complete_at INTEGER
 );
+CREATE TABLE IF NOT EXISTS manifest_entries (
+    study_uid TEXT NOT NULL,
+    sop_uid TEXT NOT NULL,
+    stored INTEGER NOT NULL,
+    PRIMARY KEY(study_uid, sop_uid)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS study_notices (
     reader TEXT NOT NULL,
     study_uid TEXT NOT NULL,
     sent_at INTEGER NOT NULL,
+    instances INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY(reader, study_uid)
 );
 CREATE TABLE IF NOT EXISTS audit (
@@ -60,15 +85,100 @@ CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 "#;
 
+/// Schema 1 → 2: instances get an id and are unique per (site, UID); the outbox refers to the
+/// id; studies get an owner (the site that stored its earliest instance, or sent its manifest);
+/// manifests become entries with a missing count. Runs in one transaction.
+const MIGRATE_1_TO_2: &str = r#"
+ALTER TABLE instances RENAME TO instances_v1;
+ALTER TABLE outbox RENAME TO outbox_v1;
+ALTER TABLE manifests RENAME TO manifests_v1;
+ALTER TABLE study_notices RENAME TO study_notices_v1;
+DROP INDEX IF EXISTS instances_by_study;
+DROP INDEX IF EXISTS outbox_pending;
+"#;
+
+const MIGRATE_1_TO_2_COPY: &str = r#"
+INSERT INTO instances (source_site, sop_uid, study_uid, series_uid, sop_class_uid, modality,
+                       source_identity, size, hash, priority, stored_at)
+    SELECT source_site, sop_uid, study_uid, series_uid, sop_class_uid, modality,
+           source_identity, size, hash, priority, stored_at
+    FROM instances_v1 ORDER BY stored_at;
+INSERT OR IGNORE INTO studies (study_uid, owner_site, claimed_at)
+    SELECT study_uid, source_site, stored_at FROM instances ORDER BY stored_at, id;
+INSERT INTO outbox (seq, reader, instance_id, priority, enqueued_at, delivered_at)
+    SELECT o.seq, o.reader, i.id, o.priority, o.enqueued_at, o.delivered_at
+    FROM outbox_v1 o JOIN instances i ON i.sop_uid = o.sop_uid;
+INSERT OR IGNORE INTO studies (study_uid, owner_site, claimed_at)
+    SELECT study_uid, source_site, received_at FROM manifests_v1;
+INSERT OR IGNORE INTO manifest_entries (study_uid, sop_uid, stored)
+    SELECT m.study_uid, j.value,
+           EXISTS (SELECT 1 FROM instances i
+                   WHERE i.source_site = s.owner_site AND i.sop_uid = j.value)
+    FROM manifests_v1 m JOIN studies s ON s.study_uid = m.study_uid, json_each(m.sop_uids) j
+    WHERE m.source_site = s.owner_site;
+INSERT INTO manifests (study_uid, source_site, listed, missing, received_at, complete_at)
+    SELECT m.study_uid, m.source_site,
+           (SELECT COUNT(*) FROM manifest_entries e WHERE e.study_uid = m.study_uid),
+           (SELECT COUNT(*) FROM manifest_entries e WHERE e.study_uid = m.study_uid AND NOT e.stored),
+           m.received_at, m.complete_at
+    FROM manifests_v1 m JOIN studies s ON s.study_uid = m.study_uid
+    WHERE m.source_site = s.owner_site;
+INSERT INTO study_notices (reader, study_uid, sent_at, instances)
+    SELECT n.reader, n.study_uid, n.sent_at, COALESCE(m.listed, 0)
+    FROM study_notices_v1 n LEFT JOIN manifests m ON m.study_uid = n.study_uid;
+DROP TABLE outbox_v1;
+DROP TABLE instances_v1;
+DROP TABLE manifests_v1;
+DROP TABLE study_notices_v1;
+"#;
+
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)?;
+    // The index holds patient-related metadata: readable by the relay's user only. SQLite
+    // creates its -wal and -shm files with the database file's mode.
+    crate::fsmode::create_private_file(path)?;
+    let mut conn = Connection::open(path)?;
     // WAL + FULL: every commit is fsync'ed before it returns; readers never block the writer.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let old_instances: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'instances'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match (version, old_instances) {
+        (SCHEMA_VERSION, _) | (0, None) => {}
+        (0, Some(sql)) if sql.contains("sop_uid TEXT PRIMARY KEY") => {
+            migrate_1_to_2(&mut conn)?;
+        }
+        (v, _) if v > SCHEMA_VERSION => {
+            return Err(StoreError::Corrupt(format!(
+                "the index was written by a newer yilian (schema {v}, this one knows {SCHEMA_VERSION}); run that version or a newer one"
+            )))
+        }
+        _ => {}
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.execute_batch(SCHEMA)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(conn)
+}
+
+fn migrate_1_to_2(conn: &mut Connection) -> Result<(), StoreError> {
+    tracing::info!("migrating the index from schema 1 to 2 (instances scoped by site, study owners, manifest entries)");
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    conn.pragma_update(None, "legacy_alter_table", "ON")?;
+    let tx = conn.transaction()?;
+    tx.execute_batch(MIGRATE_1_TO_2)?;
+    tx.execute_batch(SCHEMA)?;
+    tx.execute_batch(MIGRATE_1_TO_2_COPY)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    conn.pragma_update(None, "legacy_alter_table", "OFF")?;
+    Ok(())
 }
 
 pub(crate) fn now() -> i64 {

@@ -33,7 +33,19 @@ pub(crate) enum Job {
     /// A verified partial becomes a stored instance with an outbox entry per reader.
     Instance(Box<InstanceJob>),
     /// A reader acknowledged an instance.
-    Delivered { reader: String, sop_uid: String },
+    Delivered {
+        reader: String,
+        study_uid: String,
+        sop_uid: String,
+    },
+    /// A site declares (more of) a study's instances.
+    Manifest(Box<ManifestJob>),
+}
+
+pub(crate) struct ManifestJob {
+    pub(crate) source_site: String,
+    pub(crate) study_uid: String,
+    pub(crate) sop_uids: Vec<String>,
 }
 
 pub(crate) struct InstanceJob {
@@ -47,6 +59,8 @@ pub(crate) struct InstanceJob {
 pub(crate) enum Done {
     Instance(Result<Stored, StoreError>),
     Delivered(Result<(), StoreError>),
+    /// The manifest was recorded (its status is read after the batch).
+    Manifest(Result<(), StoreError>),
 }
 
 enum SlotState {
@@ -184,10 +198,18 @@ impl Store {
     /// Make every job durable together; one outcome per job, in order.
     fn make_durable(&self, jobs: Vec<Job>) -> Vec<Done> {
         let mut plan: Vec<Plan> = Vec::with_capacity(jobs.len());
-        let mut fresh: HashMap<String, (usize, Hash)> = HashMap::new();
+        let mut batch = BatchState::default();
         for (i, job) in jobs.into_iter().enumerate() {
             plan.push(match job {
-                Job::Delivered { reader, sop_uid } => Plan::Delivered { reader, sop_uid },
+                Job::Delivered {
+                    reader,
+                    study_uid,
+                    sop_uid,
+                } => Plan::Delivered {
+                    reader,
+                    study_uid,
+                    sop_uid,
+                },
                 Job::Instance(j) => {
                     let InstanceJob {
                         partial,
@@ -195,8 +217,12 @@ impl Store {
                         inst,
                         readers,
                     } = *j;
-                    self.plan_instance(i, partial, hash, inst, readers, &mut fresh)
+                    self.plan_instance(i, partial, hash, inst, readers, &mut batch)
                 }
+                Job::Manifest(m) => match self.claim(&m.study_uid, &m.source_site, &mut batch) {
+                    Ok(()) => Plan::Manifest(m),
+                    Err(e) => Plan::ManifestFailed(e),
+                },
             });
         }
 
@@ -244,15 +270,17 @@ impl Store {
         let now = crate::db::now();
         let mut db = self.db();
         let outcome = db.transaction().map_err(StoreError::from).and_then(|tx| {
+            let mut rows = Vec::with_capacity(plan.len());
             for p in &plan {
-                write_rows(&tx, p, now)?;
+                rows.push(write_rows(&tx, p, now)?);
             }
             tx.commit()?;
-            Ok(())
+            Ok(rows)
         });
         drop(db);
-        if let Err(e) = outcome {
-            {
+        let rows = match outcome {
+            Ok(rows) => rows,
+            Err(e) => {
                 let shared = Arc::new(e);
                 return plan
                     .into_iter()
@@ -260,16 +288,21 @@ impl Store {
                         Plan::Delivered { .. } => {
                             Done::Delivered(Err(StoreError::Batch(shared.clone())))
                         }
+                        Plan::Manifest(_) | Plan::ManifestFailed(_) => {
+                            Done::Manifest(Err(StoreError::Batch(shared.clone())))
+                        }
                         _ => Done::Instance(Err(StoreError::Batch(shared.clone()))),
                     })
                     .collect();
             }
-        }
+        };
         let mut records: HashMap<usize, InstanceRecord> = HashMap::new();
         let mut out = Vec::with_capacity(plan.len());
-        for (i, p) in plan.into_iter().enumerate() {
+        for (i, (p, row)) in plan.into_iter().zip(rows).enumerate() {
             out.push(match p {
                 Plan::Delivered { .. } => Done::Delivered(Ok(())),
+                Plan::Manifest(_) => Done::Manifest(Ok(())),
+                Plan::ManifestFailed(e) => Done::Manifest(Err(e)),
                 Plan::Failed(e) => Done::Instance(Err(e)),
                 Plan::Done(s) => Done::Instance(Ok(s)),
                 Plan::SameAs(j) => Done::Instance(match records.get(&j) {
@@ -285,6 +318,7 @@ impl Store {
                     readers,
                 } => {
                     let record = InstanceRecord {
+                        id: row.id,
                         sop_uid: inst.sop_uid,
                         study_uid: inst.study_uid,
                         series_uid: inst.series_uid,
@@ -298,7 +332,11 @@ impl Store {
                         stored_at_ms: now,
                     };
                     records.insert(i, record.clone());
-                    Done::Instance(Ok(Stored::New { record, readers }))
+                    Done::Instance(Ok(Stored::New {
+                        record,
+                        readers,
+                        study_complete: row.study_complete,
+                    }))
                 }
             });
         }
@@ -313,9 +351,10 @@ impl Store {
         hash: Hash,
         inst: NewInstance,
         readers: Vec<String>,
-        fresh: &mut HashMap<String, (usize, Hash)>,
+        batch: &mut BatchState,
     ) -> Plan {
-        if let Some(&(j, h)) = fresh.get(&inst.sop_uid) {
+        let key = (inst.source_site.clone(), inst.sop_uid.clone());
+        if let Some(&(j, h)) = batch.fresh.get(&key) {
             partial.discard();
             return if h == hash {
                 Plan::SameAs(j)
@@ -325,7 +364,7 @@ impl Store {
                 })
             };
         }
-        match self.instance(&inst.sop_uid) {
+        match self.instance(&inst.source_site, &inst.sop_uid) {
             Err(e) => Plan::Failed(e),
             Ok(Some(existing)) => {
                 partial.discard();
@@ -338,13 +377,38 @@ impl Store {
                 }
             }
             Ok(None) => {
-                fresh.insert(inst.sop_uid.clone(), (i, hash));
+                if let Err(e) = self.claim(&inst.study_uid, &inst.source_site, batch) {
+                    // Refused for good: another site's study.
+                    partial.discard();
+                    return Plan::Failed(e);
+                }
+                batch.fresh.insert(key, (i, hash));
                 Plan::Store {
                     partial,
                     hash,
                     inst,
                     readers,
                 }
+            }
+        }
+    }
+
+    /// Whether `site` may add to `study_uid`: it owns it, or nobody does yet (then it will,
+    /// once the batch commits). Decided here, in the group commit's one leader, so that two
+    /// sites can never both claim a study.
+    fn claim(&self, study_uid: &str, site: &str, batch: &mut BatchState) -> Result<(), StoreError> {
+        let owner = match batch.claims.get(study_uid) {
+            Some(o) => Some(o.clone()),
+            None => self.study_owner(study_uid)?,
+        };
+        match owner {
+            Some(o) if o != site => Err(StoreError::StudyOwned {
+                study_uid: study_uid.to_string(),
+                owner: o,
+            }),
+            _ => {
+                batch.claims.insert(study_uid.to_string(), site.to_string());
+                Ok(())
             }
         }
     }
@@ -362,11 +426,12 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt("object path without parent".into()))?
             .to_path_buf();
         if !dir.exists() {
-            std::fs::create_dir_all(&dir).map_err(StoreError::io("create directory", &dir))?;
+            crate::fsmode::private_dir(&dir)?;
             *created = true;
         }
         std::fs::rename(&partial.path, &dest).map_err(StoreError::io("rename", &dest))?;
-        let _ = std::fs::remove_file(&partial.sidecar);
+        crate::partial::remove_files(&partial.sidecar, &partial.sidecar);
+        self.partials.forget(&partial.key);
         Ok(dir)
     }
 }
@@ -385,8 +450,29 @@ enum Plan {
     Failed(StoreError),
     Delivered {
         reader: String,
+        study_uid: String,
         sop_uid: String,
     },
+    Manifest(Box<ManifestJob>),
+    ManifestFailed(StoreError),
+}
+
+/// What the jobs of one batch decided so far (a later job must see an earlier one's effect).
+#[derive(Default)]
+struct BatchState {
+    /// Instances to be stored by this batch: (site, SOP UID) → (job index, hash).
+    fresh: HashMap<(String, String), (usize, Hash)>,
+    /// Study owners decided by this batch.
+    claims: HashMap<String, String>,
+}
+
+/// What one job's rows produced.
+#[derive(Default)]
+struct Rows {
+    /// Id of a newly stored instance.
+    id: i64,
+    /// The study's instance count, if this instance completed its manifest.
+    study_complete: Option<u32>,
 }
 
 fn fail_stores(plan: &mut [Plan], e: &StoreError) {
@@ -410,7 +496,8 @@ fn fail_stores_in(plan: &mut [Plan], dir: &std::path::Path, e: &StoreError, stor
 }
 
 /// Rows of one job, inside the batch's transaction.
-fn write_rows(tx: &Transaction<'_>, p: &Plan, now: i64) -> Result<(), StoreError> {
+fn write_rows(tx: &Transaction<'_>, p: &Plan, now: i64) -> Result<Rows, StoreError> {
+    let mut rows = Rows::default();
     match p {
         Plan::Store {
             partial,
@@ -419,6 +506,7 @@ fn write_rows(tx: &Transaction<'_>, p: &Plan, now: i64) -> Result<(), StoreError
             readers,
         } => {
             let size = partial.len();
+            claim_study(tx, &inst.study_uid, &inst.source_site, now)?;
             tx.execute(
                 "INSERT INTO instances (sop_uid, study_uid, series_uid, sop_class_uid, modality,
                      source_site, source_identity, size, hash, priority, stored_at)
@@ -437,13 +525,16 @@ fn write_rows(tx: &Transaction<'_>, p: &Plan, now: i64) -> Result<(), StoreError
                     now
                 ],
             )?;
+            rows.id = tx.last_insert_rowid();
             for reader in readers {
                 tx.execute(
-                    "INSERT OR IGNORE INTO outbox (reader, sop_uid, priority, enqueued_at)
+                    "INSERT OR IGNORE INTO outbox (reader, instance_id, priority, enqueued_at)
                      VALUES (?1, ?2, ?3, ?4)",
-                    params![reader, inst.sop_uid, inst.priority, now],
+                    params![reader, rows.id, inst.priority, now],
                 )?;
             }
+            rows.study_complete =
+                crate::manifest::instance_stored(tx, &inst.study_uid, &inst.sop_uid, now)?;
             audit::insert(
                 tx,
                 &AuditEvent {
@@ -457,27 +548,25 @@ fn write_rows(tx: &Transaction<'_>, p: &Plan, now: i64) -> Result<(), StoreError
                 },
             )?;
         }
-        Plan::Delivered { reader, sop_uid } => {
+        Plan::Delivered {
+            reader,
+            study_uid,
+            sop_uid,
+        } => {
             let changed = tx.execute(
-                "UPDATE outbox SET delivered_at = ?3
-                 WHERE reader = ?1 AND sop_uid = ?2 AND delivered_at IS NULL",
-                params![reader, sop_uid, now],
+                "UPDATE outbox SET delivered_at = ?4
+                 WHERE reader = ?1 AND delivered_at IS NULL AND instance_id IN
+                     (SELECT id FROM instances WHERE study_uid = ?2 AND sop_uid = ?3)",
+                params![reader, study_uid, sop_uid, now],
             )?;
             if changed > 0 {
-                let study: Option<String> = tx
-                    .query_row(
-                        "SELECT study_uid FROM instances WHERE sop_uid = ?1",
-                        [sop_uid],
-                        |r| r.get(0),
-                    )
-                    .ok();
                 audit::insert(
                     tx,
                     &AuditEvent {
                         actor: reader.clone(),
                         site: None,
                         action: AuditAction::Deliver,
-                        study_uid: study,
+                        study_uid: Some(study_uid.clone()),
                         sop_uid: Some(sop_uid.clone()),
                         outcome: "ok".into(),
                         detail: None,
@@ -485,8 +574,27 @@ fn write_rows(tx: &Transaction<'_>, p: &Plan, now: i64) -> Result<(), StoreError
                 )?;
             }
         }
-        Plan::SameAs(_) | Plan::Done(_) | Plan::Failed(_) => {}
+        Plan::Manifest(m) => {
+            claim_study(tx, &m.study_uid, &m.source_site, now)?;
+            crate::manifest::record(tx, &m.source_site, &m.study_uid, &m.sop_uids, now)?;
+        }
+        Plan::SameAs(_) | Plan::Done(_) | Plan::Failed(_) | Plan::ManifestFailed(_) => {}
     }
+    Ok(rows)
+}
+
+/// Record `site` as the owner of `study_uid` if nobody owns it yet (the plan checked that no
+/// other site does).
+fn claim_study(
+    tx: &Transaction<'_>,
+    study_uid: &str,
+    site: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO studies (study_uid, owner_site, claimed_at) VALUES (?1, ?2, ?3)",
+        params![study_uid, site, now],
+    )?;
     Ok(())
 }
 
@@ -519,15 +627,19 @@ mod tests {
     use super::*;
     use crate::PartialInfo;
 
-    fn new_instance(sop: &str) -> NewInstance {
+    fn new_instance(site: &str, sop: &str) -> NewInstance {
         NewInstance {
             sop_uid: sop.into(),
-            study_uid: "1.2.9".into(),
+            // One study per site: a study belongs to one site.
+            study_uid: format!(
+                "1.2.9.{}",
+                site.len() + site.as_bytes()[site.len() - 1] as usize
+            ),
             series_uid: "1.2.9.1".into(),
             sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
             modality: "CT".into(),
-            source_site: "township-a".into(),
-            source_identity: "township-a-device".into(),
+            source_site: site.into(),
+            source_identity: format!("{site}-device"),
             priority: 0,
         }
     }
@@ -545,7 +657,7 @@ mod tests {
         Job::Instance(Box::new(InstanceJob {
             partial: p,
             hash: *blake3::hash(bytes).as_bytes(),
-            inst: new_instance(sop),
+            inst: new_instance(site, sop),
             readers: vec!["county-radiology".into()],
         }))
     }
@@ -556,15 +668,23 @@ mod tests {
     fn followers_queued_behind_a_leader_share_one_batch() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
+        for (sop, bytes) in [("1.4", &b"four"[..]), ("1.5", b"five")] {
+            let j = job(&store, "township-a", sop, bytes);
+            assert!(matches!(
+                store.submit(j),
+                Done::Instance(Ok(Stored::New { .. }))
+            ));
+        }
+        let before = store.group_stats();
         // Pretend a leader is busy: every submit below queues as a follower.
         store.group.queue().leader = true;
         let mut handles = Vec::new();
         let cases: Vec<(&str, &str, &[u8])> = vec![
             ("township-a", "1.1", b"one"),
             ("township-a", "1.2", b"two"),
-            ("township-b", "1.1", b"one"), // same instance from another site: same content
-            ("township-c", "1.2", b"other"), // same UID, different content: conflict
-            ("township-a", "1.3", b"three"),
+            ("township-a", "1.4", b"four"), // the same instance again: same content
+            ("township-a", "1.5", b"other"), // same UID, different content: conflict
+            ("township-b", "1.3", b"three"), // another site's UIDs are its own
         ];
         for (site, sop, bytes) in cases {
             let s = store.clone();
@@ -594,16 +714,20 @@ mod tests {
         assert_eq!(
             store.group_stats(),
             GroupStats {
-                batches: 1,
-                jobs: 5
+                batches: before.batches + 1,
+                jobs: before.jobs + 5
             }
         );
         // Everything in the batch is in the index, the objects are in place, the outbox filled.
-        for (sop, bytes) in [("1.1", &b"one"[..]), ("1.2", b"two"), ("1.3", b"three")] {
-            let rec = store.instance(sop).unwrap().unwrap();
+        for (site, sop, bytes) in [
+            ("township-a", "1.1", &b"one"[..]),
+            ("township-a", "1.2", b"two"),
+            ("township-b", "1.3", b"three"),
+        ] {
+            let rec = store.instance(site, sop).unwrap().unwrap();
             assert_eq!(std::fs::read(store.object_path(&rec.hash)).unwrap(), bytes);
         }
-        assert_eq!(store.pending_for("county-radiology").unwrap().len(), 3);
+        assert_eq!(store.pending_for("county-radiology").unwrap().len(), 5);
         // Partials of the refused and duplicate jobs are gone.
         let left = std::fs::read_dir(dir.path().join("partial"))
             .unwrap()
@@ -634,7 +758,7 @@ mod tests {
             Done::Instance(Ok(Stored::New { .. }))
         ));
         assert!(!store.group.queue().leader, "the last leader stepped down");
-        assert!(store.instance("1.9").unwrap().is_some());
+        assert!(store.instance("township-a", "1.9").unwrap().is_some());
     }
 
     /// Many threads committing at once: every one returns only its own, durable outcome.
@@ -652,11 +776,12 @@ mod tests {
                         let j = job(&s, "township-a", &sop, bytes.as_bytes());
                         match s.submit(j) {
                             Done::Instance(Ok(Stored::New { record, .. })) => {
-                                assert_eq!(record.sop_uid, sop)
+                                assert_eq!(record.sop_uid, sop);
+                                s.mark_delivered("county-radiology", &record.study_uid, &sop)
+                                    .unwrap();
                             }
                             _ => panic!("commit of {sop} failed"),
                         }
-                        s.mark_delivered("county-radiology", &sop).unwrap();
                     }
                 })
             })

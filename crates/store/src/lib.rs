@@ -10,10 +10,14 @@
 //! objects/ab/abcdef….dcm   stored instances, content-addressed by BLAKE3, exactly as received
 //! partial/<key>.part       uploads in progress (key = BLAKE3 of source site + SOP Instance UID)
 //! partial/<key>.json       what the partial is (size, UIDs): a resumed upload must match it
-//! index.sqlite             instances, outboxes, manifests, audit log (WAL)
+//! index.sqlite             instances, study owners, outboxes, manifests, audit log (WAL)
 //! ```
+//! Folders are 0700 and files 0600: the spool holds patient data.
 //!
 //! ## Model
+//! * Instances are scoped by source site: a SOP Instance UID is unique per site, and a study
+//!   belongs to the site that sent it first (an instance or its manifest); only that site may
+//!   add instances to it or declare its manifest ([`StoreError::StudyOwned`]).
 //! * An upload writes into a [`Partial`]. Its length after a restart is where the upload resumes
 //!   (a process crash keeps every written byte in the page cache; after a power loss a
 //!   partial may hold garbage past its last fsync, which the final hash check refuses, and the
@@ -29,18 +33,21 @@
 mod audit;
 mod db;
 mod error;
+mod fsmode;
 mod group;
 mod manifest;
 mod outbox;
 mod partial;
+mod partials;
 mod records;
 mod store;
 
 pub use audit::{AuditAction, AuditEvent, AuditRecord};
-pub use error::StoreError;
+pub use error::{io_out_of_space, StoreError};
+pub use fsmode::{DIR_MODE, FILE_MODE};
 pub use group::GroupStats;
 pub use manifest::ManifestStatus;
 pub use outbox::{OutboxItem, QueueDepth};
 pub use partial::{Partial, PartialInfo};
 pub use records::{InstanceRecord, NewInstance};
-pub use store::{Store, Stored};
+pub use store::{Store, StoreOptions, Stored};

@@ -30,13 +30,13 @@ impl Store {
         let mut st = db.prepare_cached(
             "SELECT i.sop_uid, i.study_uid, i.series_uid, i.sop_class_uid, i.modality,
                     i.source_site, i.source_identity, i.size, i.hash, i.priority, i.stored_at,
-                    o.seq, o.priority
-             FROM outbox o JOIN instances i ON i.sop_uid = o.sop_uid
+                    i.id, o.seq, o.priority
+             FROM outbox o JOIN instances i ON i.id = o.instance_id
              WHERE o.reader = ?1 AND o.delivered_at IS NULL
              ORDER BY o.priority DESC, o.seq",
         )?;
         let rows = st.query_map([reader], |r| {
-            Ok((row_to_record(r)?, r.get::<_, i64>(11)?, r.get::<_, u8>(12)?))
+            Ok((row_to_record(r)?, r.get::<_, i64>(12)?, r.get::<_, u8>(13)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -51,27 +51,40 @@ impl Store {
         Ok(out)
     }
 
-    /// Whether `sop_uid` is waiting in `reader`'s outbox (routed to it and not yet delivered).
-    pub fn is_pending(&self, reader: &str, sop_uid: &str) -> Result<bool, StoreError> {
+    /// Whether the instance `(study_uid, sop_uid)` is waiting in `reader`'s outbox (routed to
+    /// it and not yet delivered).
+    pub fn is_pending(
+        &self,
+        reader: &str,
+        study_uid: &str,
+        sop_uid: &str,
+    ) -> Result<bool, StoreError> {
         let n: i64 = self.db().query_row(
-            "SELECT COUNT(*) FROM outbox WHERE reader = ?1 AND sop_uid = ?2 AND delivered_at IS NULL",
-            params![reader, sop_uid],
+            "SELECT COUNT(*) FROM outbox o JOIN instances i ON i.id = o.instance_id
+             WHERE o.reader = ?1 AND i.study_uid = ?2 AND i.sop_uid = ?3
+                 AND o.delivered_at IS NULL",
+            params![reader, study_uid, sop_uid],
             |r| r.get(0),
         )?;
         Ok(n > 0)
     }
 
-    /// The reader acknowledged the instance (verified, durable on its side). Audited.
+    /// The reader acknowledged the instance `(study_uid, sop_uid)` (verified, durable on its
+    /// side; within a study, which belongs to one site, a SOP Instance UID is unique). Audited.
     /// Concurrent calls share one SQLite commit (group commit).
-    pub fn mark_delivered(&self, reader: &str, sop_uid: &str) -> Result<(), StoreError> {
+    pub fn mark_delivered(
+        &self,
+        reader: &str,
+        study_uid: &str,
+        sop_uid: &str,
+    ) -> Result<(), StoreError> {
         match self.submit(crate::group::Job::Delivered {
             reader: reader.to_string(),
+            study_uid: study_uid.to_string(),
             sop_uid: sop_uid.to_string(),
         }) {
             crate::group::Done::Delivered(r) => r,
-            crate::group::Done::Instance(_) => {
-                Err(StoreError::Corrupt("group commit mixed up two jobs".into()))
-            }
+            _ => Err(StoreError::Corrupt("group commit mixed up two jobs".into())),
         }
     }
 
@@ -80,7 +93,7 @@ impl Store {
         let db = self.db();
         let mut st = db.prepare_cached(
             "SELECT o.reader, COUNT(*), COALESCE(SUM(i.size), 0)
-             FROM outbox o JOIN instances i ON i.sop_uid = o.sop_uid
+             FROM outbox o JOIN instances i ON i.id = o.instance_id
              WHERE o.delivered_at IS NULL GROUP BY o.reader ORDER BY o.reader",
         )?;
         let rows = st.query_map([], |r| {

@@ -1,10 +1,23 @@
 //! Uploads in progress: one file per (source site, SOP Instance UID), resumable.
+//!
+//! A partial is `partial/<key>.part` (the bytes so far) and `partial/<key>.json` (what it is:
+//! a resumed upload must offer the same). The sidecar is written atomically (temporary file,
+//! fsync, rename, folder fsync) when the partial is created, so that a crash never leaves a
+//! torn description and the new entries are durable before any checkpoint of the partial is
+//! acknowledged. Both files are 0600.
+//!
+//! Every partial is registered in the store's [`PartialRegistry`](crate::partials), which
+//! enforces the per-site byte cap and lets the retention sweep remove abandoned partials; a
+//! partial is "in use" from [`open`] until its [`Partial`] is dropped.
 
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use crate::fsmode::{private_options, sync_dir, write_atomic};
+use crate::partials::PartialRegistry;
 use crate::StoreError;
 
 /// What a partial file is: a resumed upload must offer the same.
@@ -20,12 +33,14 @@ pub struct PartialInfo {
 #[derive(Debug)]
 pub struct Partial {
     pub(crate) info: PartialInfo,
+    pub(crate) key: String,
     pub(crate) path: PathBuf,
     pub(crate) sidecar: PathBuf,
     pub(crate) file: File,
     pub(crate) len: u64,
     pub(crate) durable: u64,
     written_back: u64,
+    registry: Arc<PartialRegistry>,
 }
 
 impl Partial {
@@ -54,9 +69,14 @@ impl Partial {
 
     /// Append bytes.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        self.file
-            .write_all(bytes)
-            .map_err(StoreError::io("write", &self.path))?;
+        if let Err(e) = self.file.write_all(bytes) {
+            // A short write may have appended part of `bytes`: keep the file at what we count,
+            // so that a resumed upload replays exactly what was acknowledged or re-sent.
+            if self.file.set_len(self.len).is_ok() {
+                let _ = self.file.seek(SeekFrom::Start(self.len));
+            }
+            return Err(StoreError::io("write", &self.path)(e));
+        }
         self.len += bytes.len() as u64;
         Ok(())
     }
@@ -123,55 +143,114 @@ impl Partial {
         Ok(())
     }
 
+    /// The upload stopped (its stream went away): keep what arrived, durable, for a resumed
+    /// upload, or remove the partial if nothing arrived (an offer that never sent data leaves
+    /// nothing behind).
+    pub fn close(mut self) -> Result<(), StoreError> {
+        if self.len == 0 {
+            self.discard();
+            return Ok(());
+        }
+        self.sync().map(|_| ())
+    }
+
     /// Throw the partial away (the upload was refused for good).
     pub fn discard(self) {
-        let _ = std::fs::remove_file(&self.path);
-        let _ = std::fs::remove_file(&self.sidecar);
+        remove_files(&self.path, &self.sidecar);
+        self.registry.forget(&self.key);
     }
 }
 
-pub(crate) fn open(dir: &std::path::Path, info: PartialInfo) -> Result<Partial, StoreError> {
-    let key = {
-        let mut h = blake3::Hasher::new();
-        h.update(info.source_site.as_bytes());
-        h.update(&[0]);
-        h.update(info.sop_uid.as_bytes());
-        h.finalize().to_hex()
-    };
+impl Drop for Partial {
+    fn drop(&mut self) {
+        self.registry.release(&self.key);
+    }
+}
+
+/// Remove a partial's files; a file already gone is fine, anything else is logged.
+pub(crate) fn remove_files(part: &std::path::Path, sidecar: &std::path::Path) {
+    for p in [part, sidecar] {
+        if let Err(e) = std::fs::remove_file(p) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %p.display(), "cannot remove a partial upload: {e}");
+            }
+        }
+    }
+}
+
+/// The file names of the partial for `(site, sop_uid)`.
+pub(crate) fn key(source_site: &str, sop_uid: &str) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(source_site.as_bytes());
+    h.update(&[0]);
+    h.update(sop_uid.as_bytes());
+    h.finalize().to_hex().to_string()
+}
+
+pub(crate) fn open(
+    dir: &std::path::Path,
+    info: PartialInfo,
+    registry: &Arc<PartialRegistry>,
+) -> Result<Partial, StoreError> {
+    let key = key(&info.source_site, &info.sop_uid);
     let path = dir.join(format!("{key}.part"));
     let sidecar = dir.join(format!("{key}.json"));
-    let previous: Option<PartialInfo> = std::fs::read(&sidecar)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let resume = previous.as_ref() == Some(&info);
-    if !resume {
-        let json = serde_json::to_vec(&info).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        std::fs::write(&sidecar, json).map_err(StoreError::io("write", &sidecar))?;
-    }
-    let mut file = OpenOptions::new()
-        .create(true)
-        .read(true)
-        .write(true)
-        .truncate(!resume)
-        .open(&path)
-        .map_err(StoreError::io("open", &path))?;
-    let mut len = file
-        .metadata()
-        .map_err(StoreError::io("stat", &path))?
-        .len();
-    if len > info.size {
-        file.set_len(0).map_err(StoreError::io("truncate", &path))?;
-        len = 0;
-    }
-    file.seek(SeekFrom::Start(len))
-        .map_err(StoreError::io("seek", &path))?;
+    registry.claim(dir, &key, &info)?;
+    let opened = open_files(&path, &sidecar, &info);
+    let (file, len) = match opened {
+        Ok(v) => v,
+        Err(e) => {
+            registry.release(&key);
+            return Err(e);
+        }
+    };
     Ok(Partial {
         info,
+        key,
         path,
         sidecar,
         file,
         len,
         durable: 0,
         written_back: len,
+        registry: registry.clone(),
     })
+}
+
+fn open_files(
+    path: &std::path::Path,
+    sidecar: &std::path::Path,
+    info: &PartialInfo,
+) -> Result<(File, u64), StoreError> {
+    let previous: Option<PartialInfo> = std::fs::read(sidecar)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let resume = previous.as_ref() == Some(info);
+    let mut file = private_options()
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(!resume)
+        .open(path)
+        .map_err(StoreError::io("open", path))?;
+    if !resume {
+        let json = serde_json::to_vec(info).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // Atomic and durable, and the folder fsync also makes the new .part entry durable.
+        write_atomic(sidecar, &json)?;
+    }
+    let mut len = file.metadata().map_err(StoreError::io("stat", path))?.len();
+    if len > info.size {
+        file.set_len(0).map_err(StoreError::io("truncate", path))?;
+        len = 0;
+    }
+    file.seek(SeekFrom::Start(len))
+        .map_err(StoreError::io("seek", path))?;
+    if resume && len == 0 {
+        // Nothing to trust about a partial that is empty on disk: its folder entry may not be
+        // durable yet if the relay crashed right after creating it.
+        if let Some(d) = path.parent() {
+            sync_dir(d)?;
+        }
+    }
+    Ok((file, len))
 }

@@ -1,7 +1,8 @@
 use yilian_proto::Hash;
 
 /// What the relay knows about an instance it is about to store (from the verified bytes and the
-/// authenticated peer, never from the sender's claims).
+/// authenticated peer, never from the sender's claims). Attributes the file lacks (a Secondary
+/// Capture without Modality, say) are empty strings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewInstance {
     pub sop_uid: String,
@@ -14,9 +15,12 @@ pub struct NewInstance {
     pub priority: u8,
 }
 
-/// A stored instance.
+/// A stored instance. A SOP Instance UID is unique per source site (`source_site`, `sop_uid`);
+/// within a study, which belongs to one site, it is unique.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstanceRecord {
+    /// Row id in the index.
+    pub id: i64,
     pub sop_uid: String,
     pub study_uid: String,
     pub series_uid: String,

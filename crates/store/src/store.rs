@@ -1,14 +1,18 @@
 use rusqlite::{Connection, OptionalExtension};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use yilian_proto::Hash;
 
 use crate::audit::{self, AuditAction, AuditEvent, AuditRecord};
+use crate::fsmode::private_dir;
 use crate::group::{Done, GroupCommit, GroupStats, InstanceJob, Job};
 use crate::partial::{self, Partial, PartialInfo};
+use crate::partials::PartialRegistry;
 use crate::records::{InstanceRecord, NewInstance};
 use crate::StoreError;
+
+pub(crate) use crate::fsmode::sync_dir;
 
 /// The durable spool of one relay. Cheap to share behind an `Arc`; every method is blocking.
 #[derive(Debug)]
@@ -16,36 +20,65 @@ pub struct Store {
     root: PathBuf,
     pub(crate) objects: PathBuf,
     partial: PathBuf,
+    pub(crate) partials: Arc<PartialRegistry>,
     pub(crate) db: Mutex<Connection>,
     pub(crate) group: GroupCommit,
+}
+
+/// Limits of a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Bytes of unfinished uploads (declared sizes) one source site may leave at the relay.
+    pub partial_bytes_per_site: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            partial_bytes_per_site: 64 << 30,
+        }
+    }
 }
 
 /// The outcome of [`Store::commit`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stored {
-    /// Newly stored; these readers got an outbox entry.
+    /// Newly stored; these readers got an outbox entry. `study_complete` is the study's
+    /// instance count when this instance was the last one its manifest was missing.
     New {
         record: InstanceRecord,
         readers: Vec<String>,
+        study_complete: Option<u32>,
     },
-    /// The same content was already stored under this SOP Instance UID.
+    /// The same content was already stored under this SOP Instance UID (from the same site).
     AlreadyStored(InstanceRecord),
 }
 
 impl Store {
-    /// Open (creating if needed) the spool under `root`.
+    /// Open (creating if needed) the spool under `root`, with default limits.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
+        Self::open_with(root, StoreOptions::default())
+    }
+
+    /// Open (creating if needed) the spool under `root`. Its folders are 0700 and its files
+    /// 0600: they hold patient data.
+    pub fn open_with(root: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         let objects = root.join("objects");
         let partial = root.join("partial");
         for d in [root, &objects, &partial] {
-            std::fs::create_dir_all(d).map_err(StoreError::io("create directory", d))?;
+            private_dir(d)?;
         }
         sync_dir(root)?;
+        let partials = Arc::new(PartialRegistry::load(
+            &partial,
+            options.partial_bytes_per_site,
+        )?);
         let db = crate::db::open(&root.join("index.sqlite"))?;
         Ok(Store {
             root: root.to_path_buf(),
             objects,
             partial,
+            partials,
             db: Mutex::new(db),
             group: GroupCommit::default(),
         })
@@ -61,29 +94,39 @@ impl Store {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The stored instance with this SOP Instance UID.
-    pub fn instance(&self, sop_uid: &str) -> Result<Option<InstanceRecord>, StoreError> {
+    /// The instance `source_site` stored under this SOP Instance UID. UIDs are scoped by
+    /// site: another site's instance with the same UID is not visible here.
+    pub fn instance(
+        &self,
+        source_site: &str,
+        sop_uid: &str,
+    ) -> Result<Option<InstanceRecord>, StoreError> {
         let db = self.db();
-        let mut st = db.prepare_cached(
-            "SELECT sop_uid, study_uid, series_uid, sop_class_uid, modality, source_site,
-                    source_identity, size, hash, priority, stored_at
-             FROM instances WHERE sop_uid = ?1",
-        )?;
+        let mut st = db.prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM instances WHERE source_site = ?1 AND sop_uid = ?2"
+        ))?;
         let rec = st
-            .query_row([sop_uid], row_to_record)
+            .query_row([source_site, sop_uid], row_to_record)
             .optional()?
             .transpose()?;
         Ok(rec)
     }
 
+    /// The site a study belongs to (the first to send an instance of it or its manifest).
+    pub fn study_owner(&self, study_uid: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .db()
+            .prepare_cached("SELECT owner_site FROM studies WHERE study_uid = ?1")?
+            .query_row([study_uid], |r| r.get(0))
+            .optional()?)
+    }
+
     /// Every stored instance of a study.
     pub fn study_instances(&self, study_uid: &str) -> Result<Vec<InstanceRecord>, StoreError> {
         let db = self.db();
-        let mut st = db.prepare_cached(
-            "SELECT sop_uid, study_uid, series_uid, sop_class_uid, modality, source_site,
-                    source_identity, size, hash, priority, stored_at
-             FROM instances WHERE study_uid = ?1 ORDER BY sop_uid",
-        )?;
+        let mut st = db.prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM instances WHERE study_uid = ?1 ORDER BY sop_uid"
+        ))?;
         let rows = st.query_map([study_uid], row_to_record)?;
         let mut out = Vec::new();
         for r in rows {
@@ -100,8 +143,21 @@ impl Store {
 
     /// Open (or resume) the partial upload described by `info`. A partial left by an earlier
     /// attempt with the same description resumes at its length; anything else starts at zero.
+    ///
+    /// Fails with [`StoreError::PartialQuota`] when the site's unfinished uploads would pass
+    /// [`StoreOptions::partial_bytes_per_site`] even after its oldest idle ones are removed.
     pub fn open_partial(&self, info: PartialInfo) -> Result<Partial, StoreError> {
-        partial::open(&self.partial, info)
+        partial::open(&self.partial, info, &self.partials)
+    }
+
+    /// Remove unfinished uploads nobody resumed for `max_age`; returns how many.
+    pub fn sweep_partials(&self, max_age: Duration) -> usize {
+        self.partials.sweep(&self.partial, max_age)
+    }
+
+    /// Declared bytes and count of `site`'s unfinished uploads.
+    pub fn partial_usage(&self, site: &str) -> (u64, usize) {
+        self.partials.usage(site)
     }
 
     /// Make a verified partial a stored instance: fsync, rename into `objects/`, fsync the
@@ -123,7 +179,7 @@ impl Store {
             readers: readers.to_vec(),
         }))) {
             Done::Instance(r) => r,
-            Done::Delivered(_) => Err(StoreError::Corrupt("group commit mixed up two jobs".into())),
+            _ => Err(StoreError::Corrupt("group commit mixed up two jobs".into())),
         }
     }
 
@@ -166,6 +222,10 @@ impl Store {
 
 type RecordRow = Result<InstanceRecord, StoreError>;
 
+/// The columns [`row_to_record`] reads, in order (prefix them with a table alias by hand).
+pub(crate) const RECORD_COLUMNS: &str = "sop_uid, study_uid, series_uid, sop_class_uid, \
+    modality, source_site, source_identity, size, hash, priority, stored_at, id";
+
 pub(crate) fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
     let hash: Vec<u8> = r.get(8)?;
     let size: i64 = r.get(7)?;
@@ -175,6 +235,7 @@ pub(crate) fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow
         )));
     };
     Ok(Ok(InstanceRecord {
+        id: r.get(11)?,
         sop_uid: r.get(0)?,
         study_uid: r.get(1)?,
         series_uid: r.get(2)?,
@@ -187,11 +248,4 @@ pub(crate) fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow
         priority: r.get(9)?,
         stored_at_ms: r.get(10)?,
     }))
-}
-
-/// fsync a directory so a rename or a new entry in it is durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(StoreError::io("fsync directory", dir))
 }
