@@ -79,8 +79,7 @@ impl FromStr for CertSerial {
             .strip_prefix("0x")
             .or_else(|| text.strip_prefix("0X"))
             .unwrap_or(text);
-        if text.is_empty() || text.starts_with(':') || text.ends_with(':') || text.contains("::")
-        {
+        if text.is_empty() || text.starts_with(':') || text.ends_with(':') || text.contains("::") {
             return Err(bad());
         }
         let hex: String = text.chars().filter(|&c| c != ':').collect();
@@ -103,7 +102,14 @@ mod tests {
     fn every_usual_spelling_is_one_serial() {
         let want = CertSerial::from_be_bytes(&[0x00, 0x9f, 0x2a, 0x01]);
         assert_eq!(want.as_str(), "9f2a01");
-        for text in ["9F2A01", "9f:2a:01", "0x9f2a01", "009f2a01", " 9f2a01 ", "00:9F:2A:01"] {
+        for text in [
+            "9F2A01",
+            "9f:2a:01",
+            "0x9f2a01",
+            "009f2a01",
+            " 9f2a01 ",
+            "00:9F:2A:01",
+        ] {
             assert_eq!(text.parse::<CertSerial>().unwrap(), want, "{text}");
         }
         assert_eq!(want.to_be_bytes(), vec![0x9f, 0x2a, 0x01]);
@@ -116,8 +122,21 @@ mod tests {
     #[test]
     fn anything_else_is_refused() {
         let too_long = "1".repeat(41);
-        for bad in ["", "0x", "g1", "12 34", ":12", "12:", "1::2", "-1", too_long.as_str()] {
-            assert!(bad.parse::<CertSerial>().is_err(), "{bad:?} should be refused");
+        for bad in [
+            "",
+            "0x",
+            "g1",
+            "12 34",
+            ":12",
+            "12:",
+            "1::2",
+            "-1",
+            too_long.as_str(),
+        ] {
+            assert!(
+                bad.parse::<CertSerial>().is_err(),
+                "{bad:?} should be refused"
+            );
         }
         // 20 octets with a leading sign octet is still 20 octets.
         let max = format!("00{}", "7f".repeat(20));

@@ -157,6 +157,8 @@ fn unknown_keys_in_an_entry_are_refused() {
     assert!(matches!(err, TopologyError::Parse(_)), "{err:?}");
     assert!(msg.contains("since"), "{msg}");
     // A singular table instead of an array of tables is a typo too.
-    let (err, _) = error_of(&with("[revoked]\nname = \"county-radiology\"\nreason = \"r\"\n"));
+    let (err, _) = error_of(&with(
+        "[revoked]\nname = \"county-radiology\"\nreason = \"r\"\n",
+    ));
     assert!(matches!(err, TopologyError::Parse(_)), "{err:?}");
 }
