@@ -236,7 +236,7 @@ async fn run_upload(
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let writer = SpoolWriter {
         store: ctx.store.clone(),
-        topology: ctx.config.topology.clone(),
+        topology: ctx.topology(),
         peer: peer.clone(),
         offer: offer.clone(),
         checkpoint_bytes: ctx.config.checkpoint_bytes,
@@ -415,8 +415,7 @@ async fn drive(
 fn declared_priority(ctx: &Ctx, site: &str, offer: &Offer) -> Option<Priority> {
     let requested = Priority::from_u8(offer.priority).unwrap_or_default();
     let from_facts = offer.facts.as_ref().and_then(|f| {
-        ctx.config
-            .topology
+        ctx.topology()
             .route(&RouteInput {
                 source_site: site,
                 modality: &f.modality,
