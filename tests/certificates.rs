@@ -140,7 +140,11 @@ fn development_certificates_are_refused_on_a_network_address_unless_the_config_a
     let dir = tmp.path().join("copies");
     std::fs::create_dir_all(dir.join("alliance")).unwrap();
     for f in ["ca.pem", "county-relay.pem", "county-relay.key"] {
-        std::fs::copy(repo().join("certs-dev").join(f), dir.join("alliance").join(f)).unwrap();
+        std::fs::copy(
+            repo().join("certs-dev").join(f),
+            dir.join("alliance").join(f),
+        )
+        .unwrap();
     }
     std::fs::write(
         dir.join("relay.toml"),
@@ -150,7 +154,10 @@ fn development_certificates_are_refused_on_a_network_address_unless_the_config_a
     )
     .unwrap();
     let msg = refused(serve(&dir, &["--config", "relay.toml"]));
-    assert!(msg.contains("alliance/ca.pem is the development CA"), "{msg}");
+    assert!(
+        msg.contains("alliance/ca.pem is the development CA"),
+        "{msg}"
+    );
 
     // Allowed in words that cannot be missed: it starts, says so loudly, and serves.
     let port = free_udp_port();
@@ -512,7 +519,9 @@ fn a_revoked_serial_seen_by_polling_drops_that_certificate_only() {
     let (status, out) = reader.wait_end();
     assert!(!status.success(), "{out}");
     assert!(
-        out.contains("certificate of county-radiology was revoked by the alliance administrator: key lost"),
+        out.contains(
+            "certificate of county-radiology was revoked by the alliance administrator: key lost"
+        ),
         "{out}"
     );
     let log = relay.log_text();

@@ -243,11 +243,7 @@ pub fn tls_section(pki: &Pki) -> String {
 
 /// Wait for a process to exit (`timeout` only guards against a hang); kills it and panics
 /// with `what` if it does not.
-pub fn wait_for_exit(
-    child: &mut Child,
-    timeout: Duration,
-    what: &str,
-) -> std::process::ExitStatus {
+pub fn wait_for_exit(child: &mut Child, timeout: Duration, what: &str) -> std::process::ExitStatus {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(s) = child.try_wait().unwrap() {
