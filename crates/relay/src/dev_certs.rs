@@ -105,12 +105,12 @@ fn uses_dev_ca(config: &RelayConfig) -> Option<String> {
         return None;
     }
     Some(match &config.tls_files {
-        None => "no [tls] section is configured, so the relay would use the development \
-                 certificates embedded in yilian"
+        None => "no [tls] section is configured: these are the development certificates \
+                 embedded in yilian"
             .to_string(),
         Some(files) => format!(
-            "[tls] ca = {} is the development CA (certs-dev/ca.pem), so the relay would admit \
-             every development certificate",
+            "[tls] ca = {} is the development CA (certs-dev/ca.pem), which signed every \
+             development certificate",
             files.ca.display()
         ),
     })
