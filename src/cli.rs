@@ -47,6 +47,15 @@ enum Command {
     /// ./yilian-data, uses the example topology (fixtures/topology.toml) and the development
     /// certificates. A config file (TOML) sets everything else; see crates/relay/src/config.rs
     /// or README.md for its keys. Logs go to stderr; set RUST_LOG=debug for more.
+    ///
+    /// The development certificates' private keys are public: on an address other than
+    /// loopback the relay refuses them unless the config file says `allow_dev_certs = true`.
+    /// Give it the alliance's own certificates with [tls] in the config file.
+    ///
+    /// To revoke a certificate, add a [[revoked]] entry to the topology file (see
+    /// fixtures/topology.toml) or a CRL file to [tls] crl, then send SIGHUP (or wait: the files
+    /// are checked every 2 s). Live connections of revoked certificates are closed at once; a
+    /// file with a mistake changes nothing and the log says what is wrong.
     Serve(ServeArgs),
     /// Upload DICOM files or folders (recursively) to a relay.
     ///
@@ -73,7 +82,8 @@ struct ServeArgs {
     /// Data directory (spool, index, audit log); overrides the config file.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// UDP address to listen on, e.g. 0.0.0.0:4433; overrides the config file.
+    /// UDP address to listen on, e.g. 0.0.0.0:4433; overrides the config file. An address
+    /// other than loopback needs the alliance's own certificates ([tls] in the config file).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
 }
@@ -176,7 +186,6 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         ),
         None => (ConfigFile::default(), PathBuf::from(".")),
     };
-    let dev_tls = file.tls.is_none();
     let mut config = file.resolve(&base, defaults::dev_relay_tls, Topology::example)?;
     if let Some(d) = a.data {
         config.data_dir = d;
@@ -192,6 +201,9 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         )
     })?;
     let addr = relay.local_addr()?;
+    let relay = Arc::new(relay);
+    // Before "ready": from then on SIGHUP reloads instead of ending the process.
+    reload_on_sighup(relay.clone());
     tracing::info!(
         listen = %addr,
         data = %config.data_dir.display(),
@@ -201,10 +213,6 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         congestion = ?config.tuning.congestion,
         "yilian relay ready"
     );
-    if dev_tls {
-        tracing::warn!("using the embedded DEVELOPMENT certificates (certs-dev/): never use them for patient data; set [tls] in a config file");
-    }
-    let relay = Arc::new(relay);
     let r = relay.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -213,6 +221,28 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     });
     relay.run().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP: read the topology and CRL files again (revocations, routing rules).
+fn reload_on_sighup(relay: Arc<Relay>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        yilian_relay::log_reload("SIGHUP", &relay.reload().await);
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(
+                "cannot listen for SIGHUP ({e}): the topology and CRL files are still reloaded when they change"
+            ),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(relay);
 }
 
 async fn shutdown_signal() {

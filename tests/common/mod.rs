@@ -132,6 +132,34 @@ impl RelayProc {
         r
     }
 
+    /// A relay with a config file of its own: `config(port, data_dir)` returns the whole TOML.
+    /// Clients reach it at 127.0.0.1:port (it may listen on more).
+    pub fn start_config(dir: &Path, config: impl FnOnce(u16, &Path) -> String) -> RelayProc {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_udp_port();
+        let path = dir.join("relay.toml");
+        let data = dir.join("data");
+        std::fs::write(&path, config(port, &data)).unwrap();
+        let mut r = RelayProc {
+            child: None,
+            addr: format!("127.0.0.1:{port}"),
+            data,
+            config: path,
+            log: dir.join("relay.log"),
+            starts: 0,
+        };
+        r.spawn();
+        r
+    }
+
+    /// Send SIGHUP (reload the topology and CRL files).
+    pub fn hangup(&self) {
+        let pid = self.child.as_ref().expect("relay not running").id();
+        // SAFETY: kill(2) on our own child's pid with a valid signal number.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) };
+        assert_eq!(rc, 0, "kill -HUP {pid}");
+    }
+
     fn spawn(&mut self) {
         self.starts += 1;
         let log = std::fs::OpenOptions::new()
@@ -201,6 +229,33 @@ pub fn peer_cmd_at(command: &str, addr: &str, pki: &Pki, identity: &str) -> Comm
         .arg(pki.ca_path())
         .args(["--give-up-after", "60s"]);
     c
+}
+
+/// The `[tls]` section of a relay config using `pki`'s county-relay certificate.
+pub fn tls_section(pki: &Pki) -> String {
+    format!(
+        "[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n",
+        pki.cert("county-relay"),
+        pki.key("county-relay"),
+        pki.ca_path()
+    )
+}
+
+/// Wait for a process to exit (`timeout` only guards against a hang); kills it and panics
+/// with `what` if it does not.
+pub fn wait_for_exit(child: &mut Child, timeout: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// `yilian send` as `identity`.

@@ -87,8 +87,8 @@ fn permanent(e: &yilian_transport::ConnectError) -> bool {
 const RELAY_SHUTDOWN: u32 = 4;
 
 /// Whether the relay ended an established connection on purpose in a way retrying cannot fix
-/// (our identity is unknown to it, a TLS alert, a protocol violation) as opposed to the link
-/// failing or the relay restarting.
+/// (our identity is unknown to it, our certificate was revoked, a TLS alert, a protocol
+/// violation) as opposed to the link failing or the relay restarting.
 pub(crate) fn refused_for_good(e: &quinn::ConnectionError) -> bool {
     match e {
         quinn::ConnectionError::ApplicationClosed(c) => {

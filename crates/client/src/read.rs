@@ -90,19 +90,32 @@ async fn session(
     studies: &mut Vec<String>,
 ) -> Result<(), SessionEnd> {
     let link = |e: &dyn std::fmt::Display| SessionEnd::Link(e.to_string());
-    let (mut ctl_send, mut ctl_recv) = conn.open_bi().await.map_err(|e| link(&e))?;
+    // Whichever stream notices first: the relay closing on purpose (certificate revoked,
+    // identity unknown) is final, anything else is the link.
+    let ended = |e: &quinn::ConnectionError| {
+        let why = yilian_transport::explain(e);
+        if connect::refused_for_good(e) {
+            SessionEnd::Refused(why)
+        } else {
+            SessionEnd::Link(why)
+        }
+    };
+    let (mut ctl_send, mut ctl_recv) = conn.open_bi().await.map_err(|e| ended(&e))?;
     ctl_send
         .write_chunk(encode_frame(&Request::Subscribe(Subscribe {
             once: opts.once,
         })))
         .await
-        .map_err(|e| link(&e))?;
+        .map_err(|e| match e {
+            quinn::WriteError::ConnectionLost(e) => ended(&e),
+            e => link(&e),
+        })?;
     let mut downloads = JoinSet::new();
     let mut dec = FrameDecoder::new();
     loop {
         tokio::select! {
             s = conn.accept_bi() => {
-                let (send, recv) = s.map_err(|e| link(&yilian_transport::explain(&e)))?;
+                let (send, recv) = s.map_err(|e| ended(&e))?;
                 let (out, counters, progress) = (opts.out.clone(), counters.clone(), progress.clone());
                 downloads.spawn(async move {
                     if let Err(e) = download(send, recv, &out, &counters, progress.as_ref()).await {
@@ -115,12 +128,7 @@ async fn session(
                 match chunk {
                     Ok(Some(c)) => dec.push(c.bytes),
                     Ok(None) => return Err(SessionEnd::Link("the relay ended the subscription".into())),
-                    Err(quinn::ReadError::ConnectionLost(e)) => {
-                        if let quinn::ConnectionError::ApplicationClosed(_) | quinn::ConnectionError::ConnectionClosed(_) = e {
-                            return Err(SessionEnd::Refused(yilian_transport::explain(&e)));
-                        }
-                        return Err(link(&yilian_transport::explain(&e)));
-                    }
+                    Err(quinn::ReadError::ConnectionLost(e)) => return Err(ended(&e)),
                     Err(e) => return Err(link(&e)),
                 }
                 while let Some(n) = dec.next_frame::<Notice>("notice").map_err(|e| link(&e))? {

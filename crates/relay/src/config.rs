@@ -3,12 +3,19 @@
 //! ```toml
 //! listen = "127.0.0.1:4433"        # UDP address for QUIC
 //! data_dir = "yilian-data"         # spool, index, audit log
-//! topology = "topology.toml"       # alliance topology (default: the embedded example)
+//! topology = "topology.toml"       # alliance topology (default: the embedded example); its
+//!                                  # [[revoked]] entries are the deny list. Reloaded on SIGHUP
+//!                                  # and when the file changes (polled every 2 s)
+//! allow_dev_certs = false          # true = serve the DEVELOPMENT certificates on a network
+//!                                  # address anyway (a lab without patient data only; top of
+//!                                  # the file, before any [section])
 //!
 //! [tls]                            # default: the embedded development certificates
 //! cert = "county-relay.pem"
 //! key = "county-relay.key"
 //! ca = "ca.pem"
+//! crl = ["alliance.crl"]           # revocation lists from the alliance CA (PEM or DER);
+//!                                  # reloaded like the topology
 //!
 //! [transport]                      # defaults suit township links up to a county ↔ province
 //! congestion = "bdp"               # bdp | bbr | cubic | newreno (BENCHMARKING.md: the choice)
@@ -41,6 +48,20 @@
 //! [log]
 //! stats_interval = "30s"           # counters and queue depths in the log
 //! ```
+//!
+//! # Development certificates
+//! Without `[tls]` the relay serves the development certificates of `certs-dev/`, whose private
+//! keys are published with the source: anyone can present them and be any identity. The relay
+//! therefore refuses to start with them — or with a `[tls] ca` that is the development CA (the
+//! certificate is compared, not the path) — on an address that is not loopback, unless the file
+//! says `allow_dev_certs = true`; it then warns at every start (`dev_certs.rs`).
+//!
+//! # Reloading
+//! The topology file and the CRL files are watched (`reload.rs`): on SIGHUP, or a change seen
+//! by polling every 2 s, they are read again. A file that does not load changes nothing (the
+//! error names it); otherwise new handshakes use the new CRLs, routing uses the new rules, and
+//! live connections the new files no longer admit (revoked, or no longer declared) are closed
+//! with the reason. Everything else in this file is read at start only.
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -48,13 +69,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use yilian_route::Topology;
-use yilian_transport::{Congestion, TlsFiles, TlsPem, Tuning};
+use yilian_transport::{Congestion, Crls, TlsFiles, TlsPem, Tuning};
 
 /// The file as written by an administrator.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub listen: Option<SocketAddr>,
+    #[serde(default)]
+    pub allow_dev_certs: bool,
     pub data_dir: Option<PathBuf>,
     pub topology: Option<PathBuf>,
     pub tls: Option<TlsSection>,
@@ -76,6 +99,8 @@ pub struct TlsSection {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub ca: PathBuf,
+    #[serde(default)]
+    pub crl: Vec<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -220,6 +245,8 @@ pub enum ConfigError {
     },
     #[error("TLS material: {0}")]
     Tls(#[from] yilian_transport::TransportError),
+    #[error("[tls] crl: {0}")]
+    Crl(#[from] yilian_transport::CrlError),
     #[error("config: {0}")]
     Transport(String),
     #[error("config: unknown congestion controller {0:?} (use bbr, bdp, cubic or newreno)")]
@@ -234,7 +261,19 @@ pub struct RelayConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub tls: TlsPem,
+    /// Where `tls` came from: `None` = the embedded defaults (no `[tls]`).
+    pub tls_files: Option<TlsFiles>,
+    /// `allow_dev_certs = true`: the development certificates may serve a network address.
+    pub allow_dev_certs: bool,
+    /// The topology at start. A running relay reloads it: read the current one from the relay,
+    /// never from here.
     pub topology: Arc<Topology>,
+    /// The topology file, watched and reloaded (`None`: the embedded default, never reloaded).
+    pub topology_path: Option<PathBuf>,
+    /// `[tls] crl`, watched and reloaded.
+    pub crl_paths: Vec<PathBuf>,
+    /// The CRLs at start (loaded from `crl_paths`).
+    pub crls: Crls,
     pub tuning: Tuning,
     pub limits: Limits,
     pub checkpoint_bytes: u64,
@@ -252,9 +291,17 @@ impl ConfigFile {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
+        toml::from_str(&text).map_err(|e| {
+            let mut message = e.to_string();
+            if message.contains("unknown field `allow_dev_certs`") {
+                message.push_str(
+                    "\nallow_dev_certs is a top-level key: write it at the top of the file, before any [section]",
+                );
+            }
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            }
         })
     }
 
@@ -267,21 +314,32 @@ impl ConfigFile {
         default_topology: impl FnOnce() -> Topology,
     ) -> Result<RelayConfig, ConfigError> {
         let at = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-        let tls = match self.tls {
-            Some(t) => TlsFiles {
-                cert: at(t.cert),
-                key: at(t.key),
-                ca: at(t.ca),
+        let (tls, tls_files, crl_paths) = match self.tls {
+            Some(t) => {
+                let files = TlsFiles {
+                    cert: at(t.cert),
+                    key: at(t.key),
+                    ca: at(t.ca),
+                };
+                (
+                    files.load()?,
+                    Some(files),
+                    t.crl.into_iter().map(at).collect(),
+                )
             }
-            .load()?,
-            None => default_tls(),
+            None => (default_tls(), None, Vec::new()),
         };
-        let topology = match self.topology {
+        let crls = Crls::load(&crl_paths, &tls)?;
+        let (topology, topology_path) = match self.topology {
             Some(p) => {
                 let p = at(p);
-                Topology::load(&p).map_err(|source| ConfigError::Topology { path: p, source })?
+                let t = Topology::load(&p).map_err(|source| ConfigError::Topology {
+                    path: p.clone(),
+                    source,
+                })?;
+                (t, Some(p))
             }
-            None => default_topology(),
+            None => (default_topology(), None),
         };
         let mut tuning = Tuning::default();
         let t = self.transport;
@@ -335,7 +393,12 @@ impl ConfigFile {
                 .map(at)
                 .unwrap_or_else(|| PathBuf::from("yilian-data")),
             tls,
+            tls_files,
+            allow_dev_certs: self.allow_dev_certs,
             topology: Arc::new(topology),
+            topology_path,
+            crl_paths,
+            crls,
             tuning,
             limits: self.limits.resolve()?,
             checkpoint_bytes: self.spool.checkpoint_bytes.unwrap_or(16 << 20),

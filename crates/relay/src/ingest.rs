@@ -260,7 +260,7 @@ async fn run_upload(
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let writer = SpoolWriter {
         store: ctx.store.clone(),
-        topology: ctx.config.topology.clone(),
+        topology: ctx.topology(),
         storage: ctx.storage.clone(),
         peer: peer.clone(),
         offer: offer.clone(),
@@ -463,8 +463,7 @@ fn urgency_of(p: Option<Priority>) -> Urgency {
 fn declared_priority(ctx: &Ctx, site: &str, offer: &Offer) -> Option<Priority> {
     let requested = Priority::from_u8(offer.priority).unwrap_or_default();
     let from_facts = offer.facts.as_ref().and_then(|f| {
-        ctx.config
-            .topology
+        ctx.topology()
             .route(&RouteInput {
                 source_site: site,
                 modality: f.modality.as_deref(),

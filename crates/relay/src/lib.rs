@@ -17,6 +17,14 @@
 //!
 //! * **Identity** comes from the peer's certificate ([`yilian_transport::peer_identity`]) and
 //!   must match an identity of the topology; the source site of an upload is the peer's site.
+//! * **Revocation** (`revocation.rs`): a certificate revoked by the alliance CA's CRLs fails the
+//!   handshake; one on the topology's deny list (`[[revoked]]`, by name or serial) is refused
+//!   at admission. Both are reloaded ([`reload`]: SIGHUP, or a file change seen by polling) and
+//!   then live connections no longer admitted are closed with the reason (`connections.rs`
+//!   keeps the registry of live connections). The topology in force is swapped as a whole:
+//!   every task reads the current one, never the one of the start-up configuration.
+//! * **Development certificates** (`dev_certs.rs`) are refused on a network address unless the
+//!   config says `allow_dev_certs = true`: their private keys are public.
 //! * **Ingest** ([`ingest`]): a [`yilian_proto::Receiver`] per stream; bytes go to a spool
 //!   writer that validates the DICOM structure as it streams, hashes, writes and fsyncs
 //!   checkpoints, on a thread of tokio's blocking pool that it holds only while data flows
@@ -44,17 +52,23 @@
 
 mod audit;
 pub mod config;
+mod connections;
 pub mod delivery;
+mod dev_certs;
 pub mod gate;
 mod gate_handle;
 pub mod hub;
 pub mod ingest;
 mod manifest;
 pub mod metrics;
+pub mod reload;
+mod revocation;
 pub mod server;
 mod spool_writer;
 mod storage;
 
 pub use config::{ConfigFile, Limits, RelayConfig};
+pub use dev_certs::DevCertsRefused;
 pub use metrics::Metrics;
+pub use reload::{log_reload, ReloadError, ReloadSummary};
 pub use server::{Relay, RelayError};

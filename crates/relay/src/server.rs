@@ -9,24 +9,33 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tracing::{debug, info, warn};
 use yilian_proto::{encode_frame, FrameDecoder, Refusal, RefuseCode, Request};
+use yilian_route::Topology;
 use yilian_store::{AuditAction, Store, StoreOptions};
-use yilian_transport::{explain, peer_identity, PeerIdentity, Role};
+use yilian_transport::{explain_handshake_failure, peer_identity, peer_serial, PeerIdentity, Role};
 
 use crate::audit::record as audit;
 use crate::config::RelayConfig;
+use crate::connections::Connections;
 use crate::delivery::reader_session;
+use crate::dev_certs::DevCertsRefused;
 use crate::gate::GateConfig;
 use crate::gate_handle::GateHandle;
 use crate::hub::Hub;
 use crate::ingest::upload;
 use crate::manifest::manifest;
 use crate::metrics::Metrics;
+use crate::reload::{ReloadError, ReloadSummary, Reloadable};
 use crate::storage::Storage;
 
-/// Application close codes the relay uses (the reason text says more).
+/// Application close codes the relay uses (the reason text says more). Clients retry only
+/// after `SHUTDOWN` (a restart is worth waiting for); the others are final.
 pub mod close {
     pub const UNKNOWN_IDENTITY: u32 = 1;
     pub const SHUTDOWN: u32 = 4;
+    /// The peer's certificate was revoked (deny list or CRL), at admission or while connected.
+    pub const REVOKED: u32 = 5;
+    /// The peer's identity already has `limits.connections_per_identity` connections open.
+    pub const TOO_MANY: u32 = 6;
 }
 
 /// How long a new stream may take to send its first frame.
@@ -34,6 +43,7 @@ const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Shared state of a running relay.
 pub(crate) struct Ctx {
+    /// As resolved at start. Its `topology` is the one at start: use [`Ctx::topology`].
     pub config: RelayConfig,
     pub store: Arc<Store>,
     pub hub: Hub,
@@ -43,6 +53,17 @@ pub(crate) struct Ctx {
     /// Free space: "relay storage full" (`storage.rs`).
     pub storage: Arc<Storage>,
     next_conn: AtomicU64,
+    /// What a reload replaces.
+    pub current: Reloadable,
+    /// Admitted connections.
+    pub connections: Arc<Connections>,
+}
+
+impl Ctx {
+    /// The topology in force now (reloaded on SIGHUP or when its file changes).
+    pub fn topology(&self) -> Arc<Topology> {
+        self.current.topology()
+    }
 }
 
 /// Errors starting the relay.
@@ -54,6 +75,8 @@ pub enum RelayError {
     Transport(#[from] yilian_transport::TransportError),
     #[error("cannot create the QUIC reset key {0}: {1}")]
     ResetKey(std::path::PathBuf, String),
+    #[error(transparent)]
+    DevCerts(#[from] DevCertsRefused),
 }
 
 /// A bound relay. [`Relay::run`] serves until [`Relay::close`].
@@ -64,7 +87,11 @@ pub struct Relay {
 
 impl Relay {
     /// Open the spool and bind the QUIC endpoint.
+    ///
+    /// Refuses to serve the development certificates on a network address unless
+    /// `allow_dev_certs` (see `dev_certs.rs`).
     pub fn bind(config: RelayConfig) -> Result<Relay, RelayError> {
+        crate::dev_certs::check_and_warn(&config)?;
         raise_fd_limit();
         let store = Arc::new(Store::open_with(
             &config.data_dir,
@@ -84,9 +111,12 @@ impl Relay {
             &config.tls,
             &config.tuning,
             Some(&reset_key),
+            &config.crls,
         )?;
+        crate::reload::warn_out_of_date(&config.crls);
         Ok(Relay {
             ctx: Arc::new(Ctx {
+                current: Reloadable::new(&config),
                 config,
                 store,
                 hub: Hub::default(),
@@ -94,6 +124,7 @@ impl Relay {
                 gate,
                 storage,
                 next_conn: AtomicU64::new(1),
+                connections: Arc::default(),
             }),
             endpoint,
         })
@@ -117,18 +148,35 @@ impl Relay {
             .close(VarInt::from_u32(close::SHUTDOWN), b"relay shutting down");
     }
 
-    /// Serve until closed.
+    /// Serve until closed. Reloads the topology and CRL files when they change.
     pub async fn run(&self) {
         let stats = tokio::spawn(log_stats(self.ctx.clone()));
         let ticks = tokio::spawn(tick(self.ctx.clone()));
         let sweeps = tokio::spawn(sweep_partials(self.ctx.clone()));
+        let watch = tokio::spawn(crate::reload::watch(
+            self.ctx.clone(),
+            self.endpoint.clone(),
+        ));
         while let Some(incoming) = self.endpoint.accept().await {
             tokio::spawn(admit(self.ctx.clone(), incoming));
         }
         stats.abort();
         ticks.abort();
         sweeps.abort();
+        watch.abort();
         self.endpoint.wait_idle().await;
+    }
+
+    /// Read the topology and CRL files again and put them in force (what SIGHUP does); on any
+    /// error nothing changes. Closes the live connections the new files no longer admit. Log
+    /// the outcome with [`crate::reload::log_reload`].
+    pub async fn reload(&self) -> Result<ReloadSummary, ReloadError> {
+        crate::reload::reload(&self.ctx, &self.endpoint).await
+    }
+
+    /// The topology in force now.
+    pub fn topology(&self) -> Arc<Topology> {
+        self.ctx.topology()
     }
 }
 
@@ -246,6 +294,7 @@ async fn log_stats(ctx: Arc<Ctx>) {
             uploads = m.uploads_active, deliveries = m.deliveries_active,
             in_gate = ctx.gate.len(),
             storage_full = ctx.storage.is_full(),
+            connections = ctx.connections.len(),
             readers = ?ctx.hub.connected_readers(), queues = ?queues,
             "relay stats"
         );
@@ -265,11 +314,11 @@ async fn admit(ctx: Arc<Ctx>, incoming: quinn::Incoming) {
         Ok(c) => c,
         Err(e) => {
             Metrics::add(&ctx.metrics.connections_refused, 1);
-            warn!(%remote, "refused a connection: {}", explain(&e));
+            warn!(%remote, "refused a connection: {}", explain_handshake_failure(&e));
             return;
         }
     };
-    let peer = match peer_identity(&conn) {
+    let (peer, serial) = match peer_identity(&conn).and_then(|p| Ok((p, peer_serial(&conn)?))) {
         Ok(p) => p,
         Err(e) => {
             Metrics::add(&ctx.metrics.connections_refused, 1);
@@ -281,13 +330,36 @@ async fn admit(ctx: Arc<Ctx>, incoming: quinn::Incoming) {
             return;
         }
     };
-    let known = ctx.config.topology.identity(&peer.name).is_some_and(|id| {
-        id.site == peer.site && id.role == peer.role && id.department == peer.department
-    });
-    if !known {
+    let peer = Arc::new(peer);
+    // Registered before the check: a reload that swaps the topology after the check finds the
+    // connection in its sweep.
+    let _registered = ctx
+        .connections
+        .register(peer.clone(), serial.clone(), conn.clone());
+    if let Err(refusal) = crate::revocation::admission(&ctx.topology(), &peer, &serial) {
+        Metrics::add(&ctx.metrics.connections_refused, 1);
+        warn!(%remote, %serial, "refused a connection: {}", refusal.reason);
+        audit(
+            &ctx,
+            &peer,
+            AuditAction::Connect,
+            None,
+            None,
+            refusal.outcome,
+            crate::revocation::audit_detail(&refusal, &serial),
+        )
+        .await;
+        conn.close(VarInt::from_u32(refusal.code), refusal.reason.as_bytes());
+        return;
+    }
+    let open = ctx.connections.count(&peer.name);
+    let cap = ctx.config.limits.connections_per_identity;
+    if open > cap {
         Metrics::add(&ctx.metrics.connections_refused, 1);
         let reason = format!(
-            "unknown identity {peer}: it is not declared in this relay's topology (the alliance administrator must add it)"
+            "{} already has {} connections open to this relay (limits.connections_per_identity = {cap}); close some first (is `yilian send` running many times at once with this certificate?)",
+            peer.name,
+            open - 1
         );
         warn!(%remote, "refused a connection: {reason}");
         audit(
@@ -296,15 +368,19 @@ async fn admit(ctx: Arc<Ctx>, incoming: quinn::Incoming) {
             AuditAction::Connect,
             None,
             None,
-            "unknown-identity",
-            None,
+            "too-many-connections",
+            Some(remote.to_string()),
         )
         .await;
-        conn.close(VarInt::from_u32(close::UNKNOWN_IDENTITY), reason.as_bytes());
+        conn.close(VarInt::from_u32(close::TOO_MANY), reason.as_bytes());
         return;
     }
     let conn_id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
-    info!(peer = %peer, %remote, "peer connected");
+    info!(
+        peer = %peer, %serial, %remote,
+        connections = open,
+        "peer connected"
+    );
     audit(
         &ctx,
         &peer,
@@ -315,7 +391,6 @@ async fn admit(ctx: Arc<Ctx>, incoming: quinn::Incoming) {
         Some(remote.to_string()),
     )
     .await;
-    let peer = Arc::new(peer);
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {

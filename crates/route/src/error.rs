@@ -255,6 +255,55 @@ pub enum TopologyError {
         /// The malformed UID.
         value: String,
     },
+
+    /// A `[[revoked]]` entry gives neither `name` nor `serial`.
+    #[error(
+        "[[revoked]] number {index} (counting from 1 in file order) gives neither name nor \
+         serial: give name = \"<identity>\" to revoke every certificate of an identity, or \
+         serial = \"<hex>\" to revoke one certificate"
+    )]
+    RevokedWithoutTarget {
+        /// 1-based position of the entry in the file.
+        index: usize,
+    },
+
+    /// A `[[revoked]]` entry names an identity the topology does not declare.
+    #[error(
+        "[[revoked]] name = {name:?}, but no [[identity]] has that name: fix the name (a \
+         misspelt revocation would revoke nobody). An identity that is no longer declared is \
+         refused anyway; to revoke one certificate whatever its identity, give its serial only"
+    )]
+    RevokedUnknownIdentity {
+        /// The unknown name.
+        name: String,
+    },
+
+    /// A `[[revoked]]` serial is not a certificate serial number.
+    #[error(
+        "[[revoked]] number {index} has serial = {value:?}, which is not a certificate serial: \
+         write it in hexadecimal as `openssl x509 -noout -serial -in CERT.pem` prints it (e.g. \
+         \"4F2A01\"; \"4f:2a:01\" is fine too), at most 20 octets"
+    )]
+    InvalidRevokedSerial {
+        /// 1-based position of the entry in the file.
+        index: usize,
+        /// The malformed serial.
+        value: String,
+    },
+
+    /// A `[[revoked]]` reason is empty, multi-line or too long.
+    #[error(
+        "[[revoked]] number {index} has {problem}: the reason is shown to the refused peer and \
+         written to the audit log; give one line of at most {max} characters, e.g. \
+         reason = \"laptop stolen 2026-12-01\" (never patient data)",
+        max = crate::revocation::MAX_REASON_CHARS
+    )]
+    InvalidRevocationReason {
+        /// 1-based position of the entry in the file.
+        index: usize,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
 }
 
 /// An instance could not be routed.
@@ -310,6 +359,17 @@ pub struct ParsePriorityError {
      lower-case letters, digits and '-'"
 )]
 pub struct ParseDestinationError {
+    /// The text that failed to parse.
+    pub value: String,
+}
+
+/// A text is not a [`crate::CertSerial`].
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error(
+    "invalid certificate serial {value:?}: expected hexadecimal digits (\"4F2A01\", \
+     \"4f:2a:01\" or \"0x4f2a01\"), at most 20 octets"
+)]
+pub struct ParseSerialError {
     /// The text that failed to parse.
     pub value: String,
 }

@@ -20,6 +20,8 @@ pub(crate) struct TopologyFile {
     pub identity: Vec<Identity>,
     #[serde(default)]
     pub rule: Vec<RuleTable>,
+    #[serde(default)]
+    pub revoked: Vec<RevokedTable>,
 }
 
 /// `[alliance]`.
@@ -41,4 +43,13 @@ pub(crate) struct RuleTable {
     pub body_parts: Option<Vec<String>>,
     pub to: Vec<String>,
     pub priority: Option<Priority>,
+}
+
+/// One `[[revoked]]`, with the serial still as text.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RevokedTable {
+    pub name: Option<String>,
+    pub serial: Option<String>,
+    pub reason: String,
 }

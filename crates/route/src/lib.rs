@@ -12,12 +12,16 @@
 //! - **identities**: every peer that holds a certificate — `device`s that send as their own site,
 //!   `reader`s that receive what is routed to their site/department, `relay`s;
 //! - **rules**: "instances from these sites, with these modalities / SOP classes / body parts,
-//!   go to these destinations, at this priority".
+//!   go to these destinations, at this priority";
+//! - **revoked** certificates (the deny list): an identity name and/or a certificate serial the
+//!   relay must refuse, with the reason ([`Revocation`]).
 //!
 //! [`Topology::from_toml_str`] / [`Topology::load`] parse and validate the file once;
-//! the resulting [`Topology`] is immutable and answers two questions with pure functions:
-//! [`Topology::route`] (where does this instance go, how urgently) and
-//! [`Topology::readers_for`] (who reads what lands at a destination).
+//! the resulting [`Topology`] is immutable and answers three questions with pure functions:
+//! [`Topology::route`] (where does this instance go, how urgently),
+//! [`Topology::readers_for`] (who reads what lands at a destination) and
+//! [`Topology::revoked`] (is this certificate on the deny list). The relay replaces its
+//! topology as a whole when the file changes; a file that does not validate changes nothing.
 //!
 //! # Routing
 //!
@@ -55,10 +59,17 @@
 //! body_parts = ["HEAD", "BRAIN"]         # optional; absent = any; case-insensitive
 //! to = ["county/radiology"]              # "site" or "site/department", at least one
 //! priority = "urgent"                    # optional: routine | urgent
+//!
+//! [[revoked]]                            # the deny list; none in a healthy alliance
+//! name = "county-radiology"              # optional: a declared identity (every certificate of it)
+//! serial = "4F2A01"                      # optional: one certificate (hex, as openssl prints it)
+//! reason = "laptop stolen 2026-12-01"    # required; shown to the refused peer, audited
 //! ```
 //!
 //! Unknown keys are rejected so that typos are caught. A present filter list must not be empty
-//! (`modalities = []` could never match: remove the key to match anything).
+//! (`modalities = []` could never match: remove the key to match anything). A `[[revoked]]`
+//! entry needs a name or a serial (every field given must match, like a rule's filters); its
+//! name must be a declared identity, since a misspelt revocation would silently revoke nobody.
 //!
 //! Identity names, site ids and departments are embedded in certificates as
 //! `urn:yilian:peer:<name>:<site>:<role>[:<department>]` ([`Identity::peer_uri`]), hence their
@@ -75,18 +86,23 @@ mod file;
 mod identity;
 mod name;
 mod priority;
+mod revocation;
 mod rules;
+mod serial;
 mod site;
 mod topology;
 mod validate;
 
 pub use destination::Destination;
 pub use error::{
-    ParseDestinationError, ParsePriorityError, ParseRoleError, RouteError, TopologyError,
+    ParseDestinationError, ParsePriorityError, ParseRoleError, ParseSerialError, RouteError,
+    TopologyError,
 };
 pub use identity::{Identity, Role};
 pub use name::is_valid_name;
 pub use priority::Priority;
+pub use revocation::{Revocation, MAX_REASON_CHARS};
 pub use rules::{RouteDecision, RouteInput, Rule};
+pub use serial::CertSerial;
 pub use site::{Site, SiteKind};
 pub use topology::Topology;

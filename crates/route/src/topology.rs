@@ -7,13 +7,16 @@ use crate::destination::Destination;
 use crate::error::{RouteError, TopologyError};
 use crate::file::TopologyFile;
 use crate::identity::{Identity, Role};
+use crate::revocation::Revocation;
 use crate::rules::{RouteDecision, RouteInput, Rule};
+use crate::serial::CertSerial;
 use crate::site::Site;
 
 /// The example alliance of `fixtures/topology.toml` (development only).
 const EXAMPLE_TOML: &str = include_str!("../../../fixtures/topology.toml");
 
-/// A validated, immutable alliance topology: sites, identities and routing rules.
+/// A validated, immutable alliance topology: sites, identities, routing rules and the deny list
+/// of revoked certificates.
 ///
 /// Built only through [`Topology::from_toml_str`] / [`Topology::load`], so every reference in it
 /// (parent, identity site and department, rule sources and destinations) points at something
@@ -29,6 +32,8 @@ pub struct Topology {
     pub(crate) identity_index: HashMap<String, usize>,
     /// In file order.
     pub(crate) rules: Vec<Rule>,
+    /// `[[revoked]]`, in file order.
+    pub(crate) revocations: Vec<Revocation>,
 }
 
 impl Topology {
@@ -92,6 +97,20 @@ impl Topology {
     /// All rules, in file order.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter()
+    }
+
+    /// The first `[[revoked]]` entry that revokes certificate `serial` of identity `name`, if any.
+    ///
+    /// An entry with only a name revokes every certificate of that identity; one with only a
+    /// serial revokes that certificate whatever identity it carries; one with both needs both
+    /// to match.
+    pub fn revoked(&self, name: &str, serial: &CertSerial) -> Option<&Revocation> {
+        self.revocations.iter().find(|r| r.matches(name, serial))
+    }
+
+    /// All `[[revoked]]` entries, in file order.
+    pub fn revocations(&self) -> impl Iterator<Item = &Revocation> {
+        self.revocations.iter()
     }
 
     /// Routes one instance.

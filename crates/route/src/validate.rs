@@ -1,15 +1,16 @@
 //! Turning the parsed file into a consistent [`Topology`], or the first problem found.
 //!
-//! Checks run in file order: alliance, sites, parents, identities, rules; the first error is
-//! returned (fix it, reload, see the next).
+//! Checks run in file order: alliance, sites, parents, identities, rules, revocations; the first
+//! error is returned (fix it, reload, see the next).
 
 use std::collections::{HashMap, HashSet};
 
 use crate::destination::Destination;
 use crate::error::TopologyError;
-use crate::file::{RuleTable, TopologyFile};
+use crate::file::{RevokedTable, RuleTable, TopologyFile};
 use crate::identity::{Identity, Role};
 use crate::name::{is_valid_name, is_valid_uid};
+use crate::revocation::{Revocation, MAX_REASON_CHARS};
 use crate::rules::{trim_dicom, Rule};
 use crate::site::Site;
 use crate::topology::Topology;
@@ -24,6 +25,7 @@ pub(crate) fn validate(file: TopologyFile) -> Result<Topology, TopologyError> {
     check_parents(&file.site, &site_index)?;
     let identity_index = check_identities(&file.identity, &file.site, &site_index)?;
     let rules = check_rules(file.rule, &file.site, &site_index)?;
+    let revocations = check_revocations(file.revoked, &identity_index)?;
 
     Ok(Topology {
         alliance_name,
@@ -32,6 +34,7 @@ pub(crate) fn validate(file: TopologyFile) -> Result<Topology, TopologyError> {
         identities: file.identity,
         identity_index,
         rules,
+        revocations,
     })
 }
 
@@ -260,6 +263,58 @@ fn check_targets(
                 }
             }
             Ok(destination)
+        })
+        .collect()
+}
+
+/// Every entry names something (a declared identity and/or a well-formed serial) and says why.
+///
+/// A name that is not a declared identity is an error, not a warning: a revocation is a
+/// security action, and one that silently revokes nobody because of a typo is the worst
+/// outcome. (An identity removed from `[[identity]]` needs no entry: it is refused anyway.)
+fn check_revocations(
+    tables: Vec<RevokedTable>,
+    identity_index: &HashMap<String, usize>,
+) -> Result<Vec<Revocation>, TopologyError> {
+    tables
+        .into_iter()
+        .enumerate()
+        .map(|(i, table)| {
+            let index = i + 1;
+            if table.name.is_none() && table.serial.is_none() {
+                return Err(TopologyError::RevokedWithoutTarget { index });
+            }
+            if let Some(name) = &table.name {
+                if !identity_index.contains_key(name) {
+                    return Err(TopologyError::RevokedUnknownIdentity { name: name.clone() });
+                }
+            }
+            let serial = table
+                .serial
+                .map(|value| {
+                    value
+                        .parse()
+                        .map_err(|_| TopologyError::InvalidRevokedSerial { index, value })
+                })
+                .transpose()?;
+            let reason = table.reason.trim().to_owned();
+            let problem = if reason.is_empty() {
+                Some("an empty reason")
+            } else if reason.chars().any(char::is_control) {
+                Some("a reason with line breaks or control characters")
+            } else if reason.chars().count() > MAX_REASON_CHARS {
+                Some("a reason that is too long")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(TopologyError::InvalidRevocationReason { index, problem });
+            }
+            Ok(Revocation {
+                name: table.name,
+                serial,
+                reason,
+            })
         })
         .collect()
 }

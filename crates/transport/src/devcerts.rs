@@ -11,13 +11,14 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevocationReason, RevokedCertParams, SanType, SerialNumber, PKCS_ECDSA_P256_SHA256,
 };
 use time::OffsetDateTime;
 
 use crate::error::TransportError;
-use crate::identity::{PeerIdentity, Role};
+use crate::identity::{CertSerial, PeerIdentity, Role};
 
 /// Names and addresses every development relay certificate is valid for.
 pub const DEV_RELAY_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -159,6 +160,40 @@ impl DevCa {
             .signed_by(&key, &self.issuer)
             .map_err(gen_err(what))?;
         Ok((cert.pem(), key.serialize_pem()))
+    }
+}
+
+impl DevCa {
+    /// A certificate revocation list signed by this CA that revokes `serials` (PEM), valid from
+    /// `this_update` to `next_update`. For development and tests: a real alliance's CA
+    /// publishes its own CRL, which the relay reads from `[tls] crl`.
+    pub fn revocation_list(
+        &self,
+        serials: &[CertSerial],
+        crl_number: u64,
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+    ) -> Result<String, TransportError> {
+        let params = CertificateRevocationListParams {
+            this_update,
+            next_update,
+            crl_number: SerialNumber::from(crl_number),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&s.to_be_bytes()),
+                    revocation_time: this_update,
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let crl = params
+            .signed_by(&self.issuer)
+            .map_err(gen_err("a revocation list"))?;
+        crl.pem().map_err(gen_err("the revocation list's PEM"))
     }
 }
 

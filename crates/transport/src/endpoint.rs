@@ -7,9 +7,10 @@ use std::time::Duration;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, ConnectionError, Endpoint, VarInt};
 
+use crate::crl::Crls;
 use crate::error::{AcceptError, ConnectError, TransportError};
 use crate::identity::{peer_identity, PeerIdentity, Role};
-use crate::tls::{client_tls_config, server_tls_config, TlsPem};
+use crate::tls::{client_tls_config, server_tls_config_with_crls, TlsPem};
 use crate::tuning::Tuning;
 
 /// Application close code sent when the peer is not who it must be (e.g. not a relay, or no
@@ -18,7 +19,18 @@ pub const CLOSE_WRONG_PEER: VarInt = VarInt::from_u32(0x10);
 
 /// quinn server configuration: mutual TLS against the alliance CA, ALPN yilian/1, `tuning`.
 pub fn server_config(tls: &TlsPem, tuning: &Tuning) -> Result<quinn::ServerConfig, TransportError> {
-    let crypto = QuicServerConfig::try_from(server_tls_config(tls)?)
+    server_config_with_crls(tls, tuning, &Crls::default())
+}
+
+/// [`server_config`] that also refuses client certificates revoked by `crls`. A relay that
+/// reloads its CRLs installs a new one with [`Endpoint::set_server_config`] (new handshakes
+/// only; it closes live connections of revoked certificates itself).
+pub fn server_config_with_crls(
+    tls: &TlsPem,
+    tuning: &Tuning,
+    crls: &Crls,
+) -> Result<quinn::ServerConfig, TransportError> {
+    let crypto = QuicServerConfig::try_from(server_tls_config_with_crls(tls, crls)?)
         .map_err(|e| TransportError::Quic(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(Arc::new(tuning.transport_config()));
@@ -43,7 +55,7 @@ pub fn server_endpoint(
     tls: &TlsPem,
     tuning: &Tuning,
 ) -> Result<Endpoint, TransportError> {
-    server_endpoint_with_reset_key(listen, tls, tuning, None)
+    server_endpoint_with_reset_key(listen, tls, tuning, None, &Crls::default())
 }
 
 /// [`server_endpoint`] with a stateless-reset key that outlives the process.
@@ -52,14 +64,16 @@ pub fn server_endpoint(
 /// restarted after a crash with the *same* key answers packets of connections it forgot with a
 /// reset the clients recognise, so they reconnect and resume within one round trip; with a new
 /// random key they would wait for their idle timeout. The relay keeps the key in its data
-/// directory. `None` = a random key (tests, tools).
+/// directory. `None` = a random key (tests, tools). Client certificates revoked by `crls` are
+/// refused.
 pub fn server_endpoint_with_reset_key(
     listen: SocketAddr,
     tls: &TlsPem,
     tuning: &Tuning,
     reset_key: Option<&[u8]>,
+    crls: &Crls,
 ) -> Result<Endpoint, TransportError> {
-    let server = server_config(tls, tuning)?;
+    let server = server_config_with_crls(tls, tuning, crls)?;
     let client = client_config(tls, tuning)?;
     let bind = |source| TransportError::Bind {
         addr: listen,

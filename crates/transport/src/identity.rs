@@ -18,6 +18,10 @@ pub const SAN_URI_PREFIX: &str = "urn:yilian:peer:";
 /// and what the topology declares are compared as one type.
 pub use yilian_route::Role;
 
+/// A certificate serial number: the topology's type, so that a `[[revoked]]` serial and a
+/// peer's certificate are compared as one type.
+pub use yilian_route::CertSerial;
+
 /// The authenticated identity of a peer, as issued by the alliance CA.
 ///
 /// Build one with [`PeerIdentity::new`] (validated) or parse one with
@@ -160,19 +164,43 @@ pub fn identity_from_cert(der: &CertificateDer<'_>) -> Result<PeerIdentity, Iden
     }
 }
 
-/// The authenticated identity of the peer of an established connection.
-///
-/// The certificate chain was verified against the alliance CA during the handshake; the
-/// identity is read from its end-entity certificate only.
-pub fn peer_identity(conn: &quinn::Connection) -> Result<PeerIdentity, IdentityError> {
+/// The serial number of a DER certificate (not verified: see [`identity_from_cert`]).
+pub fn certificate_serial(der: &CertificateDer<'_>) -> Result<CertSerial, IdentityError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| IdentityError::BadCertificate(e.to_string()))?;
+    Ok(CertSerial::from_be_bytes(cert.raw_serial()))
+}
+
+/// The end-entity certificate the peer of an established connection presented.
+pub(crate) fn peer_leaf(
+    conn: &quinn::Connection,
+) -> Result<CertificateDer<'static>, IdentityError> {
     let any = conn
         .peer_identity()
         .ok_or(IdentityError::NoPeerCertificate)?;
     let chain = any
         .downcast::<Vec<CertificateDer<'static>>>()
         .map_err(|_| IdentityError::NoPeerCertificate)?;
-    let leaf = chain.first().ok_or(IdentityError::NoPeerCertificate)?;
-    identity_from_cert(leaf)
+    let chain: Vec<CertificateDer<'static>> = *chain;
+    chain
+        .into_iter()
+        .next()
+        .ok_or(IdentityError::NoPeerCertificate)
+}
+
+/// The authenticated identity of the peer of an established connection.
+///
+/// The certificate chain was verified against the alliance CA during the handshake; the
+/// identity is read from its end-entity certificate only.
+pub fn peer_identity(conn: &quinn::Connection) -> Result<PeerIdentity, IdentityError> {
+    identity_from_cert(&peer_leaf(conn)?)
+}
+
+/// The serial number of the certificate the peer of an established connection presented:
+/// what a `[[revoked]]` serial of the topology is compared with (and what the relay logs when
+/// a peer connects, so an administrator can revoke that one certificate).
+pub fn peer_serial(conn: &quinn::Connection) -> Result<CertSerial, IdentityError> {
+    certificate_serial(&peer_leaf(conn)?)
 }
 
 #[cfg(test)]

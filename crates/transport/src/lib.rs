@@ -25,6 +25,12 @@
 //! `builder_with_provider(ring)` and TLS 1.3 only (QUIC requires it), so this crate never
 //! depends on — or installs — a process default ([`crypto_provider`]).
 //!
+//! # Revocation
+//! A relay may refuse certificates the alliance CA revoked: [`Crls`] loads CRL files (checked
+//! against the CA) and [`server_config_with_crls`] makes a revoked certificate fail the
+//! handshake. [`peer_serial`] gives a peer's certificate serial, for the topology's deny list
+//! (`[[revoked]]`), which the relay applies at admission.
+//!
 //! # Tuning
 //! [`Tuning::default`] is sized for throughput on long, lossy township links: the `bdp`
 //! congestion controller ([`congestion`]), 8 MiB
@@ -51,6 +57,7 @@
 //! ```
 
 pub mod congestion;
+pub mod crl;
 pub mod devcerts;
 mod endpoint;
 mod error;
@@ -61,15 +68,23 @@ mod tls;
 pub mod tuning;
 
 pub use congestion::{Bdp, BdpConfig, BdpState};
+pub use crl::{CrlError, Crls};
 pub use devcerts::{write_dev_certs, DevCa};
 pub use endpoint::{
     accept, client_config, client_endpoint, connect, connect_pipelined, resolve, server_config,
-    server_endpoint, server_endpoint_with_reset_key, split_host_port, CLOSE_WRONG_PEER,
+    server_config_with_crls, server_endpoint, server_endpoint_with_reset_key, split_host_port,
+    CLOSE_WRONG_PEER,
 };
 pub use error::{AcceptError, ConnectError, IdentityError, TransportError};
 pub use explain::{explain, explain_handshake_failure};
-pub use identity::{identity_from_cert, peer_identity, PeerIdentity, Role, SAN_URI_PREFIX};
-pub use tls::{client_tls_config, crypto_provider, server_tls_config, TlsFiles, TlsPem};
+pub use identity::{
+    certificate_serial, identity_from_cert, peer_identity, peer_serial, CertSerial, PeerIdentity,
+    Role, SAN_URI_PREFIX,
+};
+pub use tls::{
+    client_tls_config, crypto_provider, server_tls_config, server_tls_config_with_crls, TlsFiles,
+    TlsPem,
+};
 pub use tuning::{Congestion, ParseCongestionError, Tuning};
 
 /// The ALPN protocol of yilian/1; both sides require it.

@@ -9,11 +9,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
+use crate::crl::Crls;
 use crate::error::TransportError;
 use crate::identity::{identity_from_cert, PeerIdentity};
 use crate::ALPN;
@@ -115,14 +117,21 @@ impl TlsPem {
 /// rustls server configuration: our certificate, client certificates required and verified
 /// against the alliance CA only, TLS 1.3, ALPN `yilian/1`.
 pub fn server_tls_config(tls: &TlsPem) -> Result<rustls::ServerConfig, TransportError> {
+    server_tls_config_with_crls(tls, &Crls::default())
+}
+
+/// [`server_tls_config`] that also refuses client certificates revoked by `crls` (TLS alert
+/// `certificate_revoked`); see [`crate::crl`] for the policy.
+pub fn server_tls_config_with_crls(
+    tls: &TlsPem,
+    crls: &Crls,
+) -> Result<rustls::ServerConfig, TransportError> {
     let provider = crypto_provider();
     let verifier =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(tls.roots()?), provider.clone())
-            .build()
-            .map_err(|e| TransportError::BadCa {
-                origin: "the CA certificate PEM".to_string(),
-                reason: e.to_string(),
-            })?;
+        client_verifier(tls.roots()?, crls.ders()).map_err(|e| TransportError::BadCa {
+            origin: "the CA certificate PEM".to_string(),
+            reason: e.to_string(),
+        })?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|source| TransportError::Tls {
@@ -137,6 +146,24 @@ pub fn server_tls_config(tls: &TlsPem) -> Result<rustls::ServerConfig, Transport
         })?;
     config.alpn_protocols = vec![ALPN.to_vec()];
     Ok(config)
+}
+
+/// Client certificates required, chained to `roots`, and (when `crls` holds any) not revoked by
+/// them; a certificate from a CA without a CRL is not revocation-checked (see [`crate::crl`]).
+pub(crate) fn client_verifier(
+    roots: RootCertStore,
+    crls: impl IntoIterator<Item = CertificateRevocationListDer<'static>>,
+) -> Result<Arc<dyn ClientCertVerifier>, VerifierBuilderError> {
+    let crls: Vec<_> = crls.into_iter().collect();
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider());
+    if crls.is_empty() {
+        builder.build()
+    } else {
+        builder
+            .with_crls(crls)
+            .allow_unknown_revocation_status()
+            .build()
+    }
 }
 
 /// rustls client configuration: our certificate presented to the server, the alliance CA as the
