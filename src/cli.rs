@@ -315,16 +315,20 @@ async fn send(a: SendArgs) -> Result<ExitCode> {
         std::fs::write(p, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    let ok = report.files.iter().filter(|f| f.outcome.is_ok()).count();
-    let already = report
-        .files
-        .iter()
-        .filter(|f| matches!(f.outcome, yilian_client::FileOutcome::AlreadyStored))
-        .count();
+    use yilian_client::FileOutcome;
+    let count = |f: fn(&FileOutcome) -> bool| report.files.iter().filter(|r| f(&r.outcome)).count();
+    let ok = count(|o| matches!(o, FileOutcome::Stored { .. } | FileOutcome::AlreadyStored));
+    let already = count(|o| matches!(o, FileOutcome::AlreadyStored));
+    let skipped = count(|o| matches!(o, FileOutcome::Skipped { .. }));
     println!(
-        "{ok} of {} files acknowledged by the relay ({} already there); {} sent",
-        report.files.len(),
+        "{ok} of {} files acknowledged by the relay ({} already there){}; {} sent",
+        report.files.len() - skipped,
         already,
+        if skipped > 0 {
+            format!("; {skipped} DICOMDIR skipped")
+        } else {
+            String::new()
+        },
         indicatif::HumanBytes(report.bytes_sent)
     );
     if report.bytes_lost_in_transit > 0 || report.connections > 1 {

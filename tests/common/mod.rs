@@ -2,6 +2,8 @@
 //! sender and reader processes on loopback.
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -462,4 +464,83 @@ pub async fn raw_upload(
             None => panic!("stream ended without a final reply"),
         }
     }
+}
+
+/// Audit entries of `action` in a relay's data folder, read-only while it runs:
+/// (actor, outcome, detail), oldest first.
+pub fn audit_rows(data: &Path, action: &str) -> Vec<(String, String, Option<String>)> {
+    let db = rusqlite::Connection::open_with_flags(
+        data.join("index.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut st = db
+        .prepare("SELECT actor, outcome, detail FROM audit WHERE action = ?1 ORDER BY seq")
+        .unwrap();
+    st.query_map([action], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+/// Start `c` and wait for it (`guard` only catches a hang: the process is killed and the test
+/// fails saying so).
+pub fn run_guarded(mut c: Command, guard: Duration, what: &str) -> Output {
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out_pipe = child.stdout.take().unwrap();
+    let err_pipe = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut { out_pipe }, &mut v).ok();
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut { err_pipe }, &mut v).ok();
+        v
+    });
+    let status = wait_for_exit(&mut child, guard, what);
+    let out = Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    };
+    eprintln!(
+        "--- {what}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The folder of sample files bundled with pydicom (installed by `scripts/test`).
+pub fn pydicom_dir() -> PathBuf {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os, pydicom; print(os.path.join(os.path.dirname(pydicom.__file__), 'data', 'test_files'))",
+        ])
+        .output()
+        .expect("python3 (scripts/test installs pydicom 3.0.2)");
+    assert!(
+        out.status.success(),
+        "pydicom is not installed: run scripts/test"
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// One of pydicom's bundled sample files.
+pub fn pydicom_file(name: &str) -> PathBuf {
+    let p = pydicom_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is not bundled with this pydicom",
+        p.display()
+    );
+    p
 }

@@ -34,6 +34,8 @@ pub enum FileOutcome {
     Stored { resumed_from: u64 },
     /// The relay already held this exact instance.
     AlreadyStored,
+    /// Not an instance, deliberately not sent (a DICOMDIR: the index of a CD or DVD export).
+    Skipped { reason: String },
     /// Not sent, or refused: why, in words for the radiographer.
     Failed { reason: String },
 }
@@ -43,6 +45,10 @@ impl FileOutcome {
         !matches!(self, FileOutcome::Failed { .. })
     }
 }
+
+/// What the report says of a DICOMDIR.
+const DICOMDIR_SKIPPED: &str =
+    "a DICOMDIR is the index of a CD or DVD export, not an image: skipped (the images it lists are sent as files)";
 
 #[derive(Clone, Debug, Serialize)]
 pub struct FileReport {
@@ -92,8 +98,8 @@ impl SendReport {
     }
 }
 
-/// Every file under `paths` (folders recursively, in a stable order), skipping DICOMDIR and
-/// hidden files.
+/// Every file under `paths` (folders recursively, in a stable order), skipping hidden files
+/// (DICOMDIR files are listed: `send` reports them as skipped).
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ClientError> {
     let mut out = Vec::new();
     for p in paths {
@@ -109,7 +115,7 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ClientError> {
                 source: e.into(),
             })?;
             let name = e.file_name().to_string_lossy();
-            if e.file_type().is_file() && name != "DICOMDIR" && !name.starts_with('.') {
+            if e.file_type().is_file() && !name.starts_with('.') {
                 out.push(e.into_path());
             }
         }
@@ -125,9 +131,10 @@ pub(crate) struct Job {
     pub facts: InstanceFacts,
     pub size: u64,
     pub attempts: u32,
-    /// For a file whose SOP Instance UID an earlier file of this run has: that file's index.
-    pub same_uid_as: Option<usize>,
-    /// The whole file's hash, computed before the offer for such a file.
+    /// Whether another file of this run has the same SOP Instance UID.
+    pub shares_uid: bool,
+    /// The whole file's hash, computed before the offer for such a file (the relay then
+    /// answers at once whether it holds exactly this content).
     pub hash: Option<[u8; 32]>,
 }
 
@@ -174,6 +181,8 @@ struct Shared {
     queue_changed: Notify,
     results: Mutex<Vec<Option<FileOutcome>>>,
     paths: Vec<PathBuf>,
+    /// The files of this run by SOP Instance UID, where more than one has it.
+    same_uid: HashMap<String, Vec<usize>>,
     conn: AsyncMutex<Option<quinn::Connection>>,
     bytes_sent: AtomicU64,
     /// Uploads started so far (their order sets their stream priority).
@@ -230,7 +239,13 @@ impl Shared {
     /// Why `job` failed with a conflict: the relay holds another instance under its UID. If
     /// that is a file of this very run, say which one.
     fn conflict(&self, job: &Job, relay_says: &str) -> String {
-        match job.same_uid_as.filter(|i| self.stored(*i)) {
+        let winner = self.same_uid.get(&job.instance.sop_uid).and_then(|files| {
+            files
+                .iter()
+                .copied()
+                .find(|i| *i != job.index && self.stored(*i))
+        });
+        match winner {
             Some(i) => format!(
                 "another file ({}) has the same SOP Instance UID but different content; the relay keeps the first one stored (one UID is one object, DICOM PS3.4): give this image a new UID or leave it out",
                 self.paths[i].display()
@@ -272,15 +287,29 @@ pub async fn send(
     let mut report = SendReport::default();
     let mut jobs = VecDeque::new();
     let mut studies: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut first_with_uid: HashMap<String, usize> = HashMap::new();
+    let mut by_uid: HashMap<String, Vec<usize>> = HashMap::new();
     for path in files {
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let index = report.files.len();
+        if path.file_name().is_some_and(|n| n == "DICOMDIR") {
+            let outcome = FileOutcome::Skipped {
+                reason: DICOMDIR_SKIPPED.into(),
+            };
+            progress.file_done(&path, true, &describe(&outcome));
+            report.files.push(FileReport {
+                path,
+                sop_uid: None,
+                study_uid: None,
+                size,
+                outcome,
+            });
+            continue;
+        }
         match yilian_dicom::inspect_file(&path) {
             Ok(meta) => {
-                let same_uid_as = first_with_uid.get(&meta.sop_instance_uid).copied();
-                if same_uid_as.is_none() {
-                    first_with_uid.insert(meta.sop_instance_uid.clone(), index);
+                let seen = by_uid.entry(meta.sop_instance_uid.clone()).or_default();
+                seen.push(index);
+                if seen.len() == 1 {
                     studies
                         .entry(meta.study_instance_uid.clone())
                         .or_default()
@@ -309,8 +338,21 @@ pub async fn send(
                     },
                     size,
                     attempts: 0,
-                    same_uid_as,
+                    shares_uid: false,
                     hash: None,
+                });
+            }
+            Err(yilian_dicom::DicomError::MediaDirectory) => {
+                let outcome = FileOutcome::Skipped {
+                    reason: DICOMDIR_SKIPPED.into(),
+                };
+                progress.file_done(&path, true, &describe(&outcome));
+                report.files.push(FileReport {
+                    path,
+                    sop_uid: None,
+                    study_uid: None,
+                    size,
+                    outcome,
                 });
             }
             Err(e) => {
@@ -329,9 +371,13 @@ pub async fn send(
     // Smallest first: uploads cross the link one after another (stream priorities by upload
     // order, `yilian_transport::priority`), so this makes the most instances safe soonest;
     // a 2 GiB cine does not hold back the CT slices sent with it.
-    // (A stable sort: of two files with one UID, the first found is offered first unless the
-    // other is smaller.)
     jobs.make_contiguous().sort_by_key(|j| j.size);
+    // Files sharing a UID: one is uploaded at a time (the queue sees to it), each offered
+    // with its hash so that the relay's verdict on the others is immediate.
+    by_uid.retain(|_, files| files.len() > 1);
+    for j in jobs.iter_mut() {
+        j.shares_uid = by_uid.contains_key(&j.instance.sop_uid);
+    }
     let total: u64 = jobs.iter().map(|j| j.size).sum();
     tracing::debug!(files = jobs.len(), bytes = total, "files read");
     progress.begin(jobs.len() as u64, total);
@@ -354,6 +400,7 @@ pub async fn send(
     let shared = Arc::new(Shared {
         results: Mutex::new(vec![None; report.files.len()]),
         paths: report.files.iter().map(|f| f.path.clone()).collect(),
+        same_uid: by_uid,
         queue: Mutex::new(Queue {
             jobs,
             busy: HashSet::new(),
@@ -401,7 +448,12 @@ pub async fn send(
     report.bytes_total = report
         .files
         .iter()
-        .filter(|f| f.outcome.is_ok())
+        .filter(|f| {
+            matches!(
+                f.outcome,
+                FileOutcome::Stored { .. } | FileOutcome::AlreadyStored
+            )
+        })
         .map(|f| f.size)
         .sum();
     // The manifests went out with the first offers. If that connection is gone (the link
@@ -488,7 +540,7 @@ async fn worker(
             changed.await;
             continue;
         };
-        if job.same_uid_as.is_some() && job.hash.is_none() {
+        if job.shares_uid && job.hash.is_none() {
             let path = job.path.clone();
             match tokio::task::spawn_blocking(move || {
                 crate::hashing::hash_prefix(&path, u64::MAX).map(|h| *h.finalize().as_bytes())
@@ -538,6 +590,29 @@ async fn worker(
                 Some(FileOutcome::Failed {
                     reason: shared.conflict(&job, &format!("refused by the relay: {}", r.reason)),
                 })
+            }
+            // The relay's disk is full, or this identity has too many uploads there: it
+            // heals with time (ingest resumes by itself once space returns), so wait and
+            // offer again, like for a link that is down.
+            Err(UploadError::Refused(r))
+                if matches!(r.code, RefuseCode::StorageFull | RefuseCode::Busy) =>
+            {
+                let delay = backoff.next_delay();
+                if Instant::now() + delay > shared.give_up_at(opts) {
+                    Some(FileOutcome::Failed {
+                        reason: format!("refused by the relay: {}", r.reason),
+                    })
+                } else {
+                    progress.status(&format!(
+                        "{}; retrying in {:.1} s",
+                        r.reason,
+                        delay.as_secs_f32()
+                    ));
+                    // This worker keeps the job while it waits: nobody offers it sooner.
+                    tokio::time::sleep(delay).await;
+                    shared.requeue(job);
+                    continue;
+                }
             }
             Err(UploadError::Refused(r))
                 if r.code.is_retryable() && job.attempts + 1 < MAX_ATTEMPTS =>
@@ -591,6 +666,7 @@ fn describe(o: &FileOutcome) -> String {
         FileOutcome::Stored { resumed_from: 0 } => "stored".into(),
         FileOutcome::Stored { resumed_from } => format!("stored (resumed at byte {resumed_from})"),
         FileOutcome::AlreadyStored => "already stored at the relay".into(),
+        FileOutcome::Skipped { reason } => reason.clone(),
         FileOutcome::Failed { reason } => reason.clone(),
     }
 }

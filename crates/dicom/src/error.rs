@@ -41,6 +41,9 @@ pub enum DicomError {
         /// The attribute's tag.
         tag: Tag,
     },
+    /// A DICOMDIR (Media Storage Directory): the index of a CD or DVD export, not an instance.
+    #[error("a DICOMDIR (the index of a CD or DVD export), not an image: the images it lists are separate files")]
+    MediaDirectory,
     /// Two places in the file disagree (e.g. the file meta and the dataset).
     #[error("inconsistent DICOM at byte {offset}: {what}")]
     Inconsistent {
@@ -89,6 +92,7 @@ impl DicomError {
             DicomError::MissingAttribute { name, tag } => {
                 DicomError::MissingAttribute { name, tag: *tag }
             }
+            DicomError::MediaDirectory => DicomError::MediaDirectory,
             DicomError::Inconsistent { offset, what } => DicomError::Inconsistent {
                 offset: *offset,
                 what: what.clone(),

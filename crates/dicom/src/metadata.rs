@@ -4,7 +4,7 @@
 use dicom_core::Tag;
 use dicom_encoding::text::{SpecificCharacterSet, TextCodec};
 
-use crate::error::{malformed, DicomError};
+use crate::error::DicomError;
 use crate::phi::Phi;
 
 /// What the relay needs to route an instance, read from the file meta information and the top
@@ -88,6 +88,9 @@ pub(crate) enum Field {
 }
 
 const FIELD_COUNT: usize = 15;
+
+/// SOP Class UID of a DICOMDIR (Media Storage Directory Storage).
+const MEDIA_STORAGE_DIRECTORY: &str = "1.2.840.10008.1.3.10";
 
 impl Field {
     /// The captured attribute of the file meta information group with this tag, if any.
@@ -284,6 +287,9 @@ impl Captured {
 
     /// Builds the metadata once every routing attribute has been passed.
     pub(crate) fn build(&self) -> Result<Metadata, DicomError> {
+        if self.uid(Field::MediaSopClass).as_deref() == Some(MEDIA_STORAGE_DIRECTORY) {
+            return Err(DicomError::MediaDirectory);
+        }
         let transfer_syntax = self
             .transfer_syntax()
             .ok_or_else(|| Field::TransferSyntax.missing())?;
@@ -308,7 +314,7 @@ impl Captured {
             series_instance_uid,
             modality,
             body_part: self.code_string(Field::BodyPart),
-            number_of_frames: self.number_of_frames()?,
+            number_of_frames: self.number_of_frames(),
             specific_character_set: self.code_string(Field::CharacterSet),
             patient: Patient {
                 name: Phi::new(self.text(Field::PatientName, &charset)),
@@ -319,28 +325,15 @@ impl Captured {
         })
     }
 
-    /// Number of Frames is an IS: an optionally signed decimal integer, padded with spaces.
-    fn number_of_frames(&self) -> Result<Option<u32>, DicomError> {
-        let Some(text) = self.code_string(Field::NumberOfFrames) else {
-            return Ok(None);
-        };
+    /// Number of Frames is an IS: an optionally signed decimal integer, padded with spaces. A
+    /// value that is not a whole number of frames is treated as absent: routing and storage do
+    /// not need it, and the file is stored exactly as received (its viewer will judge it).
+    fn number_of_frames(&self) -> Option<u32> {
+        let text = self.code_string(Field::NumberOfFrames)?;
         let digits = text.strip_prefix('+').unwrap_or(&text);
         match digits.parse::<u32>() {
-            Ok(n) if digits.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(n)),
-            _ => {
-                let shown: String = text
-                    .chars()
-                    .take(16)
-                    .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-                    .collect();
-                Err(malformed(
-                    self.get(Field::NumberOfFrames).map_or(0, |v| v.offset),
-                    format!(
-                        "{} is \"{shown}\", which is not a whole number of frames",
-                        Field::NumberOfFrames.describe()
-                    ),
-                ))
-            }
+            Ok(n) if digits.bytes().all(|b| b.is_ascii_digit()) => Some(n),
+            _ => None,
         }
     }
 }
@@ -403,14 +396,12 @@ mod tests {
     }
 
     #[test]
-    fn bad_frame_counts_are_malformed() {
+    fn bad_frame_counts_are_treated_as_absent() {
         for bad in [&b"1A"[..], b"-1", b"1.5", b"99999999999", b"1\\2"] {
             let mut values = routing();
             values.push((Field::NumberOfFrames, bad));
-            assert!(
-                matches!(with(&values).build(), Err(DicomError::Malformed { .. })),
-                "{bad:?}"
-            );
+            let md = with(&values).build().map_err(|e| e.to_string());
+            assert_eq!(md.map(|m| m.number_of_frames), Ok(None), "{bad:?}");
         }
         let mut values = routing();
         values.push((Field::NumberOfFrames, b"  "));
@@ -439,6 +430,16 @@ mod tests {
         assert!(matches!(
             with(&values).build(),
             Err(DicomError::MissingAttribute { .. })
+        ));
+    }
+
+    #[test]
+    fn a_dicomdir_is_named_as_such() {
+        let mut values = routing();
+        values.push((Field::MediaSopClass, b"1.2.840.10008.1.3.10\0"));
+        assert!(matches!(
+            with(&values).build(),
+            Err(DicomError::MediaDirectory)
         ));
     }
 

@@ -40,7 +40,7 @@ pub const CHUNK: usize = 256 * 1024;
 /// Map a DICOM validation error to what the sender is told.
 pub fn refusal_for(e: &DicomError) -> Refusal {
     let code = match e {
-        DicomError::NotDicom { .. } => RefuseCode::NotDicom,
+        DicomError::NotDicom { .. } | DicomError::MediaDirectory => RefuseCode::NotDicom,
         DicomError::Truncated { .. } => RefuseCode::Truncated,
         DicomError::TooLarge { .. } => RefuseCode::TooLarge,
         DicomError::Io(_) => RefuseCode::Internal,

@@ -19,8 +19,9 @@
 //! - **Windows**: quinn's default 1.25 MB stream window caps one stream at ≈ 100 Mbit/s at
 //!   100 ms RTT and cost BBR ≈ 11 % at 2 % loss; 8 MiB per stream and 32 MiB per connection
 //!   cover a 300 ms, 100 Mbit/s path for a single large DICOM instance.
-//! - **Streams**: 64 bidirectional / 16 unidirectional concurrent streams; quinn's default of
-//!   1024 costs ≈ 6× the RSS per connection for no throughput gain.
+//! - **Streams**: 64 bidirectional concurrent streams; quinn's default of 1024 costs ≈ 6× the
+//!   RSS per connection for no gain. No unidirectional streams: yilian/1 uses none, and a
+//!   stream nobody reads would buffer a peer's data up to the connection window.
 //! - **Handshake**: an initial RTT estimate of 100 ms (as Chromium's QUIC) instead of RFC
 //!   9002's 333 ms, so a handshake packet lost on a 2 % loss uplink is sent again after 0.3 s,
 //!   not 1 s (measured: a lost first Initial cost 1.27 s of a 20 Mbit/s, 120 ms, 2 % run). On a
@@ -159,7 +160,7 @@ impl Default for Tuning {
             keep_alive: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             max_concurrent_bidi_streams: 64,
-            max_concurrent_uni_streams: 16,
+            max_concurrent_uni_streams: 0,
             initial_rtt: Some(INITIAL_RTT),
             udp_buffer: 4 * MIB as usize,
         }

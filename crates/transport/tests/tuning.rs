@@ -20,14 +20,17 @@ fn defaults_are_sized_for_throughput() {
     assert_eq!(t.keep_alive, Duration::from_secs(5));
     assert_eq!(t.idle_timeout, Duration::from_secs(60));
     assert_eq!(t.max_concurrent_bidi_streams, 64);
-    assert_eq!(t.max_concurrent_uni_streams, 16);
+    assert_eq!(
+        t.max_concurrent_uni_streams, 0,
+        "yilian/1 uses no unidirectional stream"
+    );
     assert_eq!(t.initial_rtt, Some(Duration::from_millis(100)));
 
     // The values reach quinn's configuration (it has no getters; its Debug lists the fields).
     let cfg = format!("{:?}", t.transport_config());
     for needle in [
         "max_concurrent_bidi_streams: 64",
-        "max_concurrent_uni_streams: 16",
+        "max_concurrent_uni_streams: 0",
         "max_idle_timeout: Some(60000)",
         "stream_receive_window: 8388608",
         "receive_window: 33554432",
