@@ -391,3 +391,43 @@ fn uploads_waiting_for_their_data_hold_no_thread_each() {
         }
     });
 }
+
+/// An audit entry that cannot be written is not dropped silently: it is counted (and logged as
+/// an error with what it would have said), and the relay keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_audit_write_is_counted_and_the_relay_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"));
+    let relay = InProcessRelay::start(&tmp.path().join("relay"), &pki, Topology::example(), |_| {});
+    // The audit log refuses connection entries (as a full or broken disk would).
+    let db = rusqlite::Connection::open(relay.data.join("index.sqlite")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER test_audit_fails BEFORE INSERT ON audit WHEN NEW.action = 'connect'
+         BEGIN SELECT RAISE(ABORT, 'simulated audit failure'); END;",
+    )
+    .unwrap();
+    drop(db);
+    assert_eq!(relay.relay.metrics().snapshot().audit_failures, 0);
+    let dir = tmp.path().join("ct");
+    let ct = ct_series(&dir, &StudySpec::new("CT", 21), 1, 32, 32, 21).unwrap();
+    let opts = yilian_client::SendOptions {
+        client: relay.client(&pki, "township-a-device"),
+        priority: 0,
+        concurrency: 1,
+    };
+    let report = yilian_client::send(&[dir], &opts, Arc::new(yilian_client::NoProgress))
+        .await
+        .unwrap();
+    assert!(report.all_ok(), "{report:?}");
+    wait_for_or(
+        || relay.relay.metrics().snapshot().audit_failures >= 1,
+        || "the failed audit write was not counted".into(),
+    )
+    .await;
+    assert!(relay
+        .relay
+        .store()
+        .instance("township-a", &ct[0].sop_instance_uid)
+        .unwrap()
+        .is_some());
+}

@@ -480,6 +480,27 @@ mod tests {
         assert!(e.contains("upload_idle_timeout"), "{e}");
     }
 
+    /// README's configuration example is a real configuration: every key it shows exists,
+    /// with a value of the right type (unknown keys are refused by the parser).
+    #[test]
+    fn readmes_configuration_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("## Configuration")
+            .nth(1)
+            .expect("README has a Configuration section");
+        let block = section
+            .split("```toml")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("with a toml block");
+        let file: ConfigFile = toml::from_str(block).unwrap_or_else(|e| panic!("{e}"));
+        let congestion = file.transport.congestion.clone().expect("shows congestion");
+        assert!(congestion.parse::<Congestion>().is_ok(), "{congestion}");
+        let limits = file.limits.resolve().expect("its limits are valid");
+        assert_eq!(limits, Limits::default(), "README shows the defaults");
+    }
+
     #[test]
     fn transport_mistakes_are_explained() {
         let e = error("[transport]\nstream_window = 1000\n");

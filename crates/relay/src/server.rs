@@ -445,13 +445,12 @@ async fn serve_stream(
                 code: RefuseCode::Malformed,
                 reason: e.to_string(),
             };
-            let _ = send
-                .write_chunk(encode_frame(&yilian_proto::Reply::Refused(r)))
-                .await;
-            let _ = send.finish();
+            refuse_stream(&peer, &mut send, r).await;
             return;
         }
         Err(_) => {
+            debug!(peer = %peer.name, "a stream sent no request within {FIRST_FRAME_TIMEOUT:?}: reset");
+            // The stream is being dropped; a peer that already reset it needs nothing more.
             let _ = send.reset(VarInt::from_u32(1));
             return;
         }
@@ -470,11 +469,22 @@ async fn serve_stream(
                         peer.name
                     ),
                 };
-                let _ = send
-                    .write_chunk(encode_frame(&yilian_proto::Reply::Refused(r)))
-                    .await;
-                let _ = send.finish();
+                refuse_stream(&peer, &mut send, r).await;
             }
         }
+    }
+}
+
+/// Tell the peer why its stream is refused, and end it. A peer that is already gone cannot be
+/// told: that is logged, not an error of the relay's.
+async fn refuse_stream(peer: &PeerIdentity, send: &mut SendStream, r: Refusal) {
+    warn!(peer = %peer.name, code = %r.code, "stream refused: {}", r.reason);
+    let told = send
+        .write_chunk(encode_frame(&yilian_proto::Reply::Refused(r)))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|_| send.finish().map_err(|e| e.to_string()));
+    if let Err(e) = told {
+        debug!(peer = %peer.name, "could not tell the peer: {e}");
     }
 }
