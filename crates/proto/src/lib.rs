@@ -34,7 +34,8 @@
 //!   is verified and durable.
 //! * Other streams begin with [`Request::Manifest`] (the sender says which instances make a
 //!   study) or [`Request::Subscribe`] (a reader asks for everything routed to it; the relay
-//!   answers with [`Notice`]s on that stream).
+//!   answers with [`Notice`]s on that stream: the backlog is dealt with, naming what it could
+//!   not deliver in this session ([`NotDelivered`]); a study is complete).
 //!
 //! Control frames are `u32` big-endian length + a postcard-encoded message, at most
 //! [`MAX_FRAME_LEN`] bytes. Every decoder rejects oversized or malformed frames with a typed
@@ -49,8 +50,8 @@ mod sender;
 pub use error::ProtoError;
 pub use frame::{encode_frame, FrameDecoder, MAX_FRAME_LEN};
 pub use message::{
-    Finish, Hash, InstanceFacts, InstanceRef, Manifest, ManifestReply, Notice, Offer, Refusal,
-    RefuseCode, Reply, Request, Subscribe,
+    Finish, Hash, InstanceFacts, InstanceRef, Manifest, ManifestReply, NotDelivered, Notice, Offer,
+    Refusal, RefuseCode, Reply, Request, Subscribe,
 };
 pub use receiver::{Receiver, ReceiverEvent};
 pub use sender::{Sender, SenderEvent};

@@ -1,10 +1,18 @@
 //! Reader sessions: deliver a reader's outbox (backlog first, urgent first) and the live
 //! instances routed to it, a few in parallel, each on its own stream opened by the relay.
+//!
+//! A delivery that fails while the reader stays connected (the reader refused it: its disk is
+//! full, a folder is in the way; the relay could not read its copy) is tried again in the same
+//! session with capped backoff (`retry.rs`). A backlog instance that failed
+//! [`NotDelivered::ATTEMPTS`] times counts as "not delivered this session": the backlog notice
+//! names it with the last reason (so `read --once` can leave and say what it is missing), and
+//! the relay goes on retrying it while the reader stays. The outbox entry stays until a
+//! delivery succeeds.
 
 use bytes::Bytes;
 use quinn::{Connection, RecvStream, SendStream};
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -12,7 +20,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 use yilian_proto::{
-    encode_frame, Hash, InstanceRef, Notice, Offer, Sender, SenderEvent, Subscribe,
+    encode_frame, Hash, InstanceRef, NotDelivered, Notice, Offer, Sender, SenderEvent, Subscribe,
 };
 use yilian_store::{AuditAction, AuditEvent, OutboxItem};
 use yilian_transport::{priority, PeerIdentity};
@@ -20,6 +28,7 @@ use yilian_transport::{priority, PeerIdentity};
 use crate::hub::{Job, LiveInstance, LiveOutcome};
 use crate::ingest::CHUNK;
 use crate::metrics::{Gauge, Metrics};
+use crate::retry::{backoff, RetryQueue};
 use crate::server::Ctx;
 
 /// Where the bytes of a delivery in progress come from.
@@ -83,6 +92,20 @@ enum DeliveryError {
     Io(#[from] std::io::Error),
 }
 
+impl DeliveryError {
+    /// Why, in words for the people at the reader (the backlog notice carries it).
+    fn reason(&self) -> String {
+        match self {
+            DeliveryError::Refused(r) => r.reason.clone(),
+            DeliveryError::Io(e) => format!("its stored copy cannot be read: {e}"),
+            DeliveryError::Write(quinn::WriteError::Stopped(_)) => {
+                "the reader stopped the transfer without saying why".into()
+            }
+            e => e.to_string(),
+        }
+    }
+}
+
 /// Serve a subscribed reader until it leaves.
 pub(crate) async fn reader_session(
     ctx: Arc<Ctx>,
@@ -133,31 +156,44 @@ pub(crate) async fn reader_session(
             queue.push(queued_live(l, order));
         }
     }
-    let backlog_total = backlog_left.len() as u64;
     let mut backlog_told = false;
-    let mut in_flight: JoinSet<(InstanceRef, Result<(), DeliveryError>)> = JoinSet::new();
+    let mut backlog_delivered = 0u64;
+    // Backlog instances that failed `NotDelivered::ATTEMPTS` times in this session, by SOP UID.
+    let mut not_delivered: BTreeMap<String, NotDelivered> = BTreeMap::new();
+    // Consecutive failures of each delivery that failed, and the deliveries waiting to retry.
+    let mut failures: HashMap<String, u32> = HashMap::new();
+    let mut retry: RetryQueue<Queued> = RetryQueue::default();
+    let mut in_flight: JoinSet<(Queued, Result<(), DeliveryError>)> = JoinSet::new();
     let mut ctl_buf = [0u8; 256];
     loop {
         if !backlog_told && backlog_left.is_empty() {
             backlog_told = true;
-            let n = Notice::BacklogDelivered {
-                instances: backlog_total,
-            };
+            let n = backlog_notice(backlog_delivered, &not_delivered);
             if ctl_send.write_chunk(encode_frame(&n)).await.is_err() {
                 break;
             }
-            debug!(reader = %reader, backlog_total, "backlog delivered");
+            if not_delivered.is_empty() {
+                debug!(reader = %reader, backlog_delivered, "backlog delivered");
+            } else {
+                warn!(
+                    reader = %reader, backlog_delivered, not_delivered = not_delivered.len(),
+                    "backlog dealt with, but some instances could not be delivered in this session (they stay in the outbox)"
+                );
+            }
         }
         while in_flight.len() < ctx.config.concurrent_per_reader {
             let Some(q) = queue.pop() else { break };
             let conn = conn.clone();
             let ctx2 = ctx.clone();
             in_flight.spawn(async move {
-                let inst = q.instance.clone();
-                let r = deliver(&ctx2, &conn, q).await;
-                (inst, r)
+                let r = deliver(&ctx2, &conn, &q).await;
+                (q, r)
             });
         }
+        // A far-away instant stands in when nothing waits (the branch is disabled then).
+        let next_retry = retry
+            .next_due()
+            .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
         tokio::select! {
             job = jobs.recv() => {
                 let Some(job) = job else {
@@ -188,14 +224,28 @@ pub(crate) async fn reader_session(
                 }
             }
             done = in_flight.join_next(), if !in_flight.is_empty() => {
-                let Some(Ok((inst, r))) = done else { continue };
+                let Some(Ok((q, r))) = done else { continue };
+                let inst = q.instance.clone();
                 match r {
                     Ok(()) => {
                         Metrics::add(&ctx.metrics.instances_delivered, 1);
                         let store = ctx.store.clone();
                         let (rd, sop) = (reader.clone(), inst.sop_uid.clone());
-                        let _ = tokio::task::spawn_blocking(move || store.mark_delivered(&rd, &sop)).await;
-                        backlog_left.remove(&inst.sop_uid);
+                        match tokio::task::spawn_blocking(move || store.mark_delivered(&rd, &sop)).await {
+                            Ok(Ok(_)) => {}
+                            // The reader holds it; the next session's offer is answered `Have`.
+                            Ok(Err(e)) => warn!(reader = %reader, sop_uid = %inst.sop_uid, "delivered, but cannot record it in the outbox: {e}"),
+                            Err(e) => warn!(reader = %reader, sop_uid = %inst.sop_uid, "delivered, but cannot record it in the outbox: {e}"),
+                        }
+                        if backlog_left.remove(&inst.sop_uid) {
+                            backlog_delivered += 1;
+                        }
+                        if failures.remove(&inst.sop_uid).is_some() {
+                            info!(reader = %reader, sop_uid = %inst.sop_uid, "delivered after failed attempts");
+                        }
+                        if not_delivered.remove(&inst.sop_uid).is_some() && !backlog_told {
+                            backlog_delivered += 1;
+                        }
                         debug!(reader = %reader, sop_uid = %inst.sop_uid, "delivered");
                         if !notify_study(&ctx, &reader, &inst.study_uid, &mut ctl_send).await {
                             break;
@@ -205,15 +255,39 @@ pub(crate) async fn reader_session(
                         // Stays routed: delivered from the outbox once a retried upload stores it.
                         known.remove(&inst.sop_uid);
                         backlog_left.remove(&inst.sop_uid);
+                        failures.remove(&inst.sop_uid);
+                        not_delivered.remove(&inst.sop_uid);
                     }
                     Err(e) => {
-                        known.remove(&inst.sop_uid);
-                        backlog_left.remove(&inst.sop_uid);
                         if conn.close_reason().is_some() {
                             break;
                         }
-                        warn!(reader = %reader, sop_uid = %inst.sop_uid, "delivery failed, stays in the outbox: {e}");
+                        // Stays known (and in the outbox): tried again after a backoff.
+                        let n = failures.entry(inst.sop_uid.clone()).or_insert(0);
+                        *n += 1;
+                        let (attempts, wait) = (*n, backoff(*n));
+                        if attempts == 1 {
+                            warn!(reader = %reader, sop_uid = %inst.sop_uid, "delivery failed, trying again in {wait:?} (it stays in the outbox): {e}");
+                        } else {
+                            debug!(reader = %reader, sop_uid = %inst.sop_uid, attempts, "delivery failed again, next attempt in {wait:?}: {e}");
+                        }
+                        if attempts >= NotDelivered::ATTEMPTS && backlog_left.remove(&inst.sop_uid) {
+                            warn!(reader = %reader, sop_uid = %inst.sop_uid, attempts, "not delivered in this session; retried every {wait:?} at most while the reader stays: {e}");
+                            not_delivered.insert(
+                                inst.sop_uid.clone(),
+                                NotDelivered::new(inst.clone(), attempts, &e.reason()),
+                            );
+                        } else if let Some(nd) = not_delivered.get_mut(&inst.sop_uid) {
+                            *nd = NotDelivered::new(inst.clone(), attempts, &e.reason());
+                        }
+                        retry.push(tokio::time::Instant::now() + wait, q);
                     }
+                }
+            }
+            _ = tokio::time::sleep_until(next_retry), if !retry.is_empty() => {
+                let now = tokio::time::Instant::now();
+                while let Some(q) = retry.pop_due(now) {
+                    queue.push(q);
                 }
             }
             r = ctl_recv.read(&mut ctl_buf) => {
@@ -228,6 +302,20 @@ pub(crate) async fn reader_session(
     in_flight.abort_all();
     ctx.hub.disconnect_reader(&reader, session);
     info!(reader = %reader, "reader left");
+}
+
+/// The backlog notice: what was delivered, and the instances not delivered this session (the
+/// first [`NotDelivered::MAX_LISTED`], in SOP UID order, and their count).
+fn backlog_notice(delivered: u64, not_delivered: &BTreeMap<String, NotDelivered>) -> Notice {
+    Notice::BacklogDelivered {
+        instances: delivered,
+        not_delivered: not_delivered
+            .values()
+            .take(NotDelivered::MAX_LISTED)
+            .cloned()
+            .collect(),
+        not_delivered_total: not_delivered.len() as u64,
+    }
 }
 
 fn queued_from_outbox(item: OutboxItem, order: u64) -> Queued {
@@ -289,10 +377,10 @@ async fn notify_study(ctx: &Arc<Ctx>, reader: &str, study: &str, ctl: &mut SendS
 }
 
 /// Deliver one instance on a new stream.
-async fn deliver(ctx: &Arc<Ctx>, conn: &Connection, q: Queued) -> Result<(), DeliveryError> {
+async fn deliver(ctx: &Arc<Ctx>, conn: &Connection, q: &Queued) -> Result<(), DeliveryError> {
     let _active = Gauge::up(&ctx.metrics.deliveries_active);
-    let source = match q.source {
-        Pending::Stored(hash) => {
+    let source = match &q.source {
+        &Pending::Stored(hash) => {
             let path = ctx.store.object_path(&hash);
             let file = tokio::task::spawn_blocking(move || File::open(path))
                 .await
@@ -302,7 +390,7 @@ async fn deliver(ctx: &Arc<Ctx>, conn: &Connection, q: Queued) -> Result<(), Del
                 hash,
             }
         }
-        Pending::Live(l) => Source::Live(l),
+        Pending::Live(l) => Source::Live(l.clone()),
     };
     let known_hash = match &source {
         Source::Stored { hash, .. } => Some(*hash),
@@ -327,15 +415,23 @@ async fn deliver(ctx: &Arc<Ctx>, conn: &Connection, q: Queued) -> Result<(), Del
             match ev {
                 SenderEvent::Accepted { offset } => {
                     let _ = send.set_priority(priority::data(q.priority, q.order));
-                    let hash = match &source {
+                    let sent = match &source {
                         Source::Stored { file, hash } => {
                             send_file_range(ctx, &mut send, &mut sender, file, offset, q.size)
-                                .await?;
-                            *hash
+                                .await
+                                .map(|()| *hash)
                         }
-                        Source::Live(l) => {
-                            send_live(ctx, &mut send, &mut sender, l, offset).await?
+                        Source::Live(l) => send_live(ctx, &mut send, &mut sender, l, offset).await,
+                    };
+                    let hash = match sent {
+                        Ok(h) => h,
+                        Err(e @ DeliveryError::Write(quinn::WriteError::Stopped(_))) => {
+                            // The reader gave up mid-transfer; it says why before it stops.
+                            return Err(refusal_after_stop(&mut recv, &mut sender)
+                                .await
+                                .map_or(e, DeliveryError::Refused));
                         }
+                        Err(e) => return Err(e),
                     };
                     sender.finish(hash)?;
                 }
@@ -358,6 +454,34 @@ async fn deliver(ctx: &Arc<Ctx>, conn: &Connection, q: Queued) -> Result<(), Del
         }
     }
 }
+
+/// The refusal a reader sent before it stopped a transfer mid-data, if it arrives soon.
+async fn refusal_after_stop(
+    recv: &mut RecvStream,
+    sender: &mut Sender,
+) -> Option<yilian_proto::Refusal> {
+    let read = async {
+        let mut buf = vec![0u8; 4096];
+        while let Ok(Some(n)) = recv.read(&mut buf).await {
+            sender
+                .handle_input(Bytes::copy_from_slice(&buf[..n]))
+                .ok()?;
+            while let Some(ev) = sender.poll_event() {
+                if let SenderEvent::Refused(r) = ev {
+                    return Some(r);
+                }
+            }
+        }
+        None
+    };
+    tokio::time::timeout(REFUSAL_WAIT, read)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// How long a stopped delivery waits for the reader's reason.
+const REFUSAL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn read_at(file: Arc<File>, pos: u64, len: usize) -> Result<Bytes, DeliveryError> {
     let b = tokio::task::spawn_blocking(move || {

@@ -39,6 +39,7 @@ pub mod delivery;
 pub mod hub;
 pub mod ingest;
 pub mod metrics;
+mod retry;
 pub mod server;
 mod spool_writer;
 mod urgency;
