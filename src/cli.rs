@@ -39,6 +39,13 @@ pub struct Cli {
     command: Command,
 }
 
+impl Cli {
+    /// Whether this runs the relay.
+    pub fn is_serve(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the relay (QUIC over UDP).
@@ -204,6 +211,8 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         sites = config.topology.sites().count(),
         identities = config.topology.identities().count(),
         congestion = ?config.tuning.congestion,
+        delivery_buffer_budget = config.delivery_buffer_budget,
+        malloc_arenas = ?crate::allocator::arena_limit(),
         "yilian relay ready"
     );
     if dev_tls {

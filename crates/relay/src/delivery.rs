@@ -17,6 +17,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 use yilian_proto::{
@@ -25,6 +26,7 @@ use yilian_proto::{
 use yilian_store::{AuditAction, AuditEvent, OutboxItem};
 use yilian_transport::{priority, PeerIdentity};
 
+use crate::budget::FILE_READS_PER_READER;
 use crate::hub::{Job, LiveInstance, LiveOutcome};
 use crate::ingest::CHUNK;
 use crate::metrics::{Gauge, Metrics};
@@ -117,6 +119,9 @@ pub(crate) async fn reader_session(
 ) {
     let reader = peer.name.clone();
     let (session, mut jobs, live_now) = ctx.hub.connect_reader(&reader);
+    // This connection's part of the relay-wide delivery buffer budget, while the session lasts.
+    let _share = ctx.budget.join(conn.clone());
+    let reads = Arc::new(Semaphore::new(FILE_READS_PER_READER));
     let store = ctx.store.clone();
     let r = reader.clone();
     let backlog = match tokio::task::spawn_blocking(move || store.pending_for(&r)).await {
@@ -185,8 +190,9 @@ pub(crate) async fn reader_session(
             let Some(q) = queue.pop() else { break };
             let conn = conn.clone();
             let ctx2 = ctx.clone();
+            let reads = reads.clone();
             in_flight.spawn(async move {
-                let r = deliver(&ctx2, &conn, &q).await;
+                let r = deliver(&ctx2, &conn, &reads, &q).await;
                 (q, r)
             });
         }
@@ -376,8 +382,14 @@ async fn notify_study(ctx: &Arc<Ctx>, reader: &str, study: &str, ctl: &mut SendS
     true
 }
 
-/// Deliver one instance on a new stream.
-async fn deliver(ctx: &Arc<Ctx>, conn: &Connection, q: &Queued) -> Result<(), DeliveryError> {
+/// Deliver one instance on a new stream. `reads`: the file reads this reader connection may
+/// hold at once (`budget.rs`).
+async fn deliver(
+    ctx: &Arc<Ctx>,
+    conn: &Connection,
+    reads: &Semaphore,
+    q: &Queued,
+) -> Result<(), DeliveryError> {
     let _active = Gauge::up(&ctx.metrics.deliveries_active);
     let source = match &q.source {
         &Pending::Stored(hash) => {
@@ -417,11 +429,23 @@ async fn deliver(ctx: &Arc<Ctx>, conn: &Connection, q: &Queued) -> Result<(), De
                     let _ = send.set_priority(priority::data(q.priority, q.order));
                     let sent = match &source {
                         Source::Stored { file, hash } => {
-                            send_file_range(ctx, &mut send, &mut sender, file, offset, q.size)
-                                .await
-                                .map(|()| *hash)
+                            let mut out = Out {
+                                ctx,
+                                send: &mut send,
+                                sender: &mut sender,
+                                reads,
+                            };
+                            out.file_range(file, offset, q.size).await.map(|()| *hash)
                         }
-                        Source::Live(l) => send_live(ctx, &mut send, &mut sender, l, offset).await,
+                        Source::Live(l) => {
+                            let mut out = Out {
+                                ctx,
+                                send: &mut send,
+                                sender: &mut sender,
+                                reads,
+                            };
+                            out.live(l, offset).await
+                        }
                     };
                     let hash = match sent {
                         Ok(h) => h,
@@ -493,109 +517,117 @@ async fn read_at(file: Arc<File>, pos: u64, len: usize) -> Result<Bytes, Deliver
     Ok(Bytes::from(b))
 }
 
-async fn write(
-    ctx: &Ctx,
-    send: &mut SendStream,
-    sender: &mut Sender,
-    b: Bytes,
-) -> Result<(), DeliveryError> {
-    let n = b.len() as u64;
-    send.write_chunk(b).await?;
-    sender.data_sent(n)?;
-    Metrics::add(&ctx.metrics.bytes_out, n);
-    Ok(())
+/// The data half of one delivery: its stream, its transfer state and its reader's read slots.
+struct Out<'a> {
+    ctx: &'a Ctx,
+    send: &'a mut SendStream,
+    sender: &'a mut Sender,
+    reads: &'a Semaphore,
 }
 
-async fn send_file_range(
-    ctx: &Ctx,
-    send: &mut SendStream,
-    sender: &mut Sender,
-    file: &Arc<File>,
-    mut pos: u64,
-    end: u64,
-) -> Result<(), DeliveryError> {
-    while pos < end {
-        let n = ((end - pos) as usize).min(CHUNK);
-        let b = read_at(file.clone(), pos, n).await?;
-        write(ctx, send, sender, b).await?;
-        pos += n as u64;
+impl Out<'_> {
+    async fn write(&mut self, b: Bytes) -> Result<(), DeliveryError> {
+        let n = b.len() as u64;
+        self.send.write_chunk(b).await?;
+        self.sender.data_sent(n)?;
+        Metrics::add(&self.ctx.metrics.bytes_out, n);
+        Ok(())
     }
-    Ok(())
-}
 
-/// Cut-through: shared chunks from the broadcast while keeping up; the partial file only for
-/// ranges the broadcast does not hold for this reader (it joined late, or fell more than the
-/// broadcast window behind). Returns the hash once the upload is stored.
-async fn send_live(
-    ctx: &Ctx,
-    send: &mut SendStream,
-    sender: &mut Sender,
-    live: &Arc<LiveInstance>,
-    mut pos: u64,
-) -> Result<Hash, DeliveryError> {
-    let mut chunks = live.subscribe();
-    let written = live.written();
-    let mut outcome = live.outcome();
-    let file = Arc::new(live.file.try_clone()?);
-    let mut next: Option<(u64, Bytes)> = None;
-    loop {
-        // 1. The next shared chunk, if one is queued for us.
-        if next.is_none() {
-            match chunks.try_recv() {
-                Ok(c) => next = Some(c),
-                Err(TryRecvError::Lagged(_)) => continue,
-                Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => {}
-            }
+    /// Bytes `[pos, end)` from the file. Each chunk is read holding one of the reader's read
+    /// slots, kept until QUIC has taken the chunk into the connection's (budgeted) window.
+    async fn file_range(
+        &mut self,
+        file: &Arc<File>,
+        mut pos: u64,
+        end: u64,
+    ) -> Result<(), DeliveryError> {
+        while pos < end {
+            let n = ((end - pos) as usize).min(CHUNK);
+            let _slot = self
+                .reads
+                .acquire()
+                .await
+                .map_err(|e| DeliveryError::Io(std::io::Error::other(e)))?;
+            let b = read_at(file.clone(), pos, n).await?;
+            self.write(b).await?;
+            pos += n as u64;
         }
-        if let Some((off, bytes)) = next.take() {
-            let end = off + bytes.len() as u64;
-            if end <= pos {
-                continue; // already sent (from the file)
-            }
-            if off > pos {
-                // A gap the broadcast no longer holds for us: the file has it.
-                send_file_range(ctx, send, sender, &file, pos, off).await?;
-                pos = off;
-            }
-            let shared = bytes.slice((pos - off) as usize..);
-            Metrics::add(&ctx.metrics.bytes_out_shared, shared.len() as u64);
-            write(ctx, send, sender, shared).await?;
-            pos = end;
-            continue;
-        }
-        // 2. Nothing queued: finished upstream?
-        let done = outcome.borrow_and_update().clone();
-        match done {
-            Some(LiveOutcome::Failed) => return Err(DeliveryError::UpstreamFailed),
-            Some(LiveOutcome::Stored(h)) => {
-                if pos < live.size {
-                    send_file_range(ctx, send, sender, &file, pos, live.size).await?;
+        Ok(())
+    }
+
+    /// Cut-through: shared chunks from the broadcast while keeping up; the partial file only
+    /// for ranges the broadcast does not hold for this reader (it joined late, or fell more
+    /// than the broadcast window behind). Returns the hash once the upload is stored.
+    async fn live(
+        &mut self,
+        live: &Arc<LiveInstance>,
+        mut pos: u64,
+    ) -> Result<Hash, DeliveryError> {
+        let mut chunks = live.subscribe();
+        let written = live.written();
+        let mut outcome = live.outcome();
+        let file = Arc::new(live.file.try_clone()?);
+        let mut next: Option<(u64, Bytes)> = None;
+        loop {
+            // 1. The next shared chunk, if one is queued for us.
+            if next.is_none() {
+                match chunks.try_recv() {
+                    Ok(c) => next = Some(c),
+                    Err(TryRecvError::Lagged(_)) => continue,
+                    Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => {}
                 }
-                return Ok(h);
             }
-            None => {}
-        }
-        // 3. Bytes published before we subscribed (or dropped while we lagged): the file.
-        let w = *written.borrow();
-        if pos < w {
-            send_file_range(ctx, send, sender, &file, pos, w).await?;
-            pos = w;
-            continue;
-        }
-        // 4. Wait for more.
-        tokio::select! {
-            r = chunks.recv() => match r {
-                Ok(c) => next = Some(c),
-                Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => {
-                    if outcome.changed().await.is_err() {
+            if let Some((off, bytes)) = next.take() {
+                let end = off + bytes.len() as u64;
+                if end <= pos {
+                    continue; // already sent (from the file)
+                }
+                if off > pos {
+                    // A gap the broadcast no longer holds for us: the file has it.
+                    self.file_range(&file, pos, off).await?;
+                    pos = off;
+                }
+                let shared = bytes.slice((pos - off) as usize..);
+                Metrics::add(&self.ctx.metrics.bytes_out_shared, shared.len() as u64);
+                self.write(shared).await?;
+                pos = end;
+                continue;
+            }
+            // 2. Nothing queued: finished upstream?
+            let done = outcome.borrow_and_update().clone();
+            match done {
+                Some(LiveOutcome::Failed) => return Err(DeliveryError::UpstreamFailed),
+                Some(LiveOutcome::Stored(h)) => {
+                    if pos < live.size {
+                        self.file_range(&file, pos, live.size).await?;
+                    }
+                    return Ok(h);
+                }
+                None => {}
+            }
+            // 3. Bytes published before we subscribed (or dropped while we lagged): the file.
+            let w = *written.borrow();
+            if pos < w {
+                self.file_range(&file, pos, w).await?;
+                pos = w;
+                continue;
+            }
+            // 4. Wait for more.
+            tokio::select! {
+                r = chunks.recv() => match r {
+                    Ok(c) => next = Some(c),
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => {
+                        if outcome.changed().await.is_err() {
+                            return Err(DeliveryError::UpstreamFailed);
+                        }
+                    }
+                },
+                r = outcome.changed() => {
+                    if r.is_err() {
                         return Err(DeliveryError::UpstreamFailed);
                     }
-                }
-            },
-            r = outcome.changed() => {
-                if r.is_err() {
-                    return Err(DeliveryError::UpstreamFailed);
                 }
             }
         }

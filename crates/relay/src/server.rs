@@ -36,6 +36,7 @@ pub(crate) struct Ctx {
     pub metrics: Arc<Metrics>,
     pub leases: Leases,
     pub urgent: crate::urgency::UrgentBoard,
+    pub budget: Arc<crate::budget::DeliveryBudget>,
 }
 
 /// Errors starting the relay.
@@ -66,6 +67,10 @@ impl Relay {
             &config.tuning,
             Some(&reset_key),
         )?;
+        let budget = crate::budget::DeliveryBudget::new(
+            config.delivery_buffer_budget,
+            config.tuning.send_window,
+        );
         Ok(Relay {
             ctx: Arc::new(Ctx {
                 config,
@@ -74,6 +79,7 @@ impl Relay {
                 metrics: Arc::new(Metrics::default()),
                 leases: Leases::default(),
                 urgent: Default::default(),
+                budget: Arc::new(budget),
             }),
             endpoint,
         })
