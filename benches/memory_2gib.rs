@@ -8,7 +8,11 @@
 //! cargo bench --bench memory_2gib -- --quick            # 256 MiB, 50 idle connections
 //! ```
 //! Environment equivalents: `YILIAN_BENCH_SIZE_MIB`, `YILIAN_BENCH_IDLE_CONNS`,
-//! `YILIAN_BENCH_READERS`, `YILIAN_BENCH_QUICK=1`; `YILIAN_BENCH_DIR` picks the scratch folder (never a tmpfs).
+//! `YILIAN_BENCH_READERS`, `YILIAN_BENCH_QUICK=1`, `YILIAN_BENCH_RELAY_TOML`; `YILIAN_BENCH_DIR`
+//! picks the scratch folder (never a tmpfs). For A/B runs, `YILIAN_BENCH_BIN` runs another
+//! `yilian` binary (e.g. a copy built from the previous commit) instead of the one cargo built,
+//! and `--relay-toml` appends sections to the relay's config (e.g. `[delivery]
+//! buffer_budget = 16777216`).
 //!
 //! Part 1, streaming: the **real relay binary** (`yilian serve`, built by cargo for this bench)
 //! runs as a child process with its own config; a `yilian read` child is subscribed first (so
@@ -46,15 +50,20 @@ const RELAY: &str = "county-relay";
 
 const USAGE: &str = "\
 usage: cargo bench --bench memory_2gib -- [--size-mib N] [--readers N] [--idle-conns N] [--quick]
-  --size-mib N     pixel data of the streamed instance (default 2048)
-  --readers N      `yilian read` processes subscribed during the upload (default 1)
-  --idle-conns N   idle QUIC connections for the per-connection cost, 0 = off (default 200)
-  --quick          256 MiB and 50 idle connections";
+                                          [--relay-toml TEXT]
+  --size-mib N       pixel data of the streamed instance (default 2048)
+  --readers N        `yilian read` processes subscribed during the upload (default 1)
+  --idle-conns N     idle QUIC connections for the per-connection cost, 0 = off (default 200)
+  --quick            256 MiB and 50 idle connections
+  --relay-toml TEXT  appended to the relay's config file, \\n for new lines
+                     (e.g. '[delivery]\\nbuffer_budget = 16777216')
+  YILIAN_BENCH_BIN=PATH runs that yilian binary instead of the one cargo built (A/B runs)";
 
 struct Args {
     size_mib: u64,
     idle_conns: usize,
     readers: usize,
+    relay_toml: String,
 }
 
 fn parse_args() -> Result<Args> {
@@ -67,6 +76,7 @@ fn parse_args() -> Result<Args> {
         .transpose()?;
     let mut readers: Option<usize> = env("YILIAN_BENCH_READERS").map(|v| v.parse()).transpose()?;
     let mut quick = env("YILIAN_BENCH_QUICK").is_some_and(|v| v != "0");
+    let mut relay_toml = env("YILIAN_BENCH_RELAY_TOML").unwrap_or_default();
     let mut flags = common::Flags::new(USAGE);
     while let Some((flag, inline)) = flags.next_flag() {
         let mut value = || flags.value(&flag, inline.clone());
@@ -76,6 +86,7 @@ fn parse_args() -> Result<Args> {
             "--size-mib" => size = Some(value()?.parse().context("--size-mib")?),
             "--idle-conns" => idle = Some(value()?.parse().context("--idle-conns")?),
             "--readers" => readers = Some(value()?.parse().context("--readers")?),
+            "--relay-toml" => relay_toml = value()?,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -88,6 +99,7 @@ fn parse_args() -> Result<Args> {
         size_mib: size.unwrap_or(if quick { 256 } else { 2048 }).max(1),
         idle_conns: idle.unwrap_or(if quick { 50 } else { 200 }),
         readers: readers.unwrap_or(1).clamp(1, 32),
+        relay_toml: relay_toml.replace("\\n", "\n"),
     };
     ensure!(
         a.size_mib * MIB <= yilian_testkit::LARGE_MAX_PIXEL_BYTES,
@@ -164,6 +176,15 @@ fn free_udp_port() -> Result<u16> {
 // Child processes
 
 fn yilian_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("YILIAN_BENCH_BIN").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        ensure!(
+            p.exists(),
+            "YILIAN_BENCH_BIN={} does not exist",
+            p.display()
+        );
+        return Ok(p);
+    }
     let p = PathBuf::from(env!("CARGO_BIN_EXE_yilian"));
     ensure!(
         p.exists(),
@@ -312,14 +333,14 @@ struct RelayChild {
     addr: String,
 }
 
-fn start_relay(dir: &Path, pki: &Path) -> Result<RelayChild> {
+fn start_relay(dir: &Path, pki: &Path, extra_toml: &str) -> Result<RelayChild> {
     std::fs::create_dir_all(dir)?;
     let port = free_udp_port()?;
     let config = dir.join("relay.toml");
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\ntopology = {:?}\n\n[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n",
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\ntopology = {:?}\n\n[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n\n{extra_toml}\n",
             dir.join("data"),
             pki.join("topology.toml"),
             pki.join(format!("{RELAY}.pem")),
@@ -373,7 +394,8 @@ fn peer_args(cmd: &mut Command, relay: &str, pki: &Path, identity: &str) {
 // ---------------------------------------------------------------------------------------------
 // Part 1: streaming a large instance
 
-fn streaming(base: &Path, pki: &Path, size_mib: u64, readers: usize) -> Result<()> {
+fn streaming(base: &Path, pki: &Path, a: &Args) -> Result<()> {
+    let (size_mib, readers) = (a.size_mib, a.readers);
     let dir = tempfile::Builder::new()
         .prefix("yilian-mem-stream-")
         .tempdir_in(base)?;
@@ -391,7 +413,7 @@ fn streaming(base: &Path, pki: &Path, size_mib: u64, readers: usize) -> Result<(
         t.elapsed().as_secs_f64()
     );
 
-    let mut relay = start_relay(&dir.path().join("relay"), pki)?;
+    let mut relay = start_relay(&dir.path().join("relay"), pki, &a.relay_toml)?;
     std::thread::sleep(Duration::from_millis(300));
     let at_ready = relay.proc.status().ok_or_else(|| anyhow!("relay died"))?;
 
@@ -597,11 +619,11 @@ fn streaming(base: &Path, pki: &Path, size_mib: u64, readers: usize) -> Result<(
 // ---------------------------------------------------------------------------------------------
 // Part 2: idle connections
 
-fn idle_connections(base: &Path, pki: &Path, n: usize) -> Result<()> {
+fn idle_connections(base: &Path, pki: &Path, n: usize, extra_toml: &str) -> Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("yilian-mem-idle-")
         .tempdir_in(base)?;
-    let mut relay = start_relay(&dir.path().join("relay"), pki)?;
+    let mut relay = start_relay(&dir.path().join("relay"), pki, extra_toml)?;
     let tls = TlsFiles {
         cert: pki.join(format!("{DEVICE}.pem")),
         key: pki.join(format!("{DEVICE}.key")),
@@ -661,15 +683,18 @@ fn main() -> Result<()> {
         base.display(),
         fs_type(&base).unwrap_or_else(|| "?".into())
     );
+    if !args.relay_toml.is_empty() {
+        println!("relay config extra: {:?}", args.relay_toml);
+    }
     let _ = std::io::stdout().flush();
     let pki_dir = tempfile::Builder::new()
         .prefix("yilian-mem-pki-")
         .tempdir_in(&base)?;
     write_pki(pki_dir.path(), args.readers)?;
-    streaming(&base, pki_dir.path(), args.size_mib, args.readers)?;
+    streaming(&base, pki_dir.path(), &args)?;
     if args.idle_conns > 0 {
         println!();
-        idle_connections(&base, pki_dir.path(), args.idle_conns)?;
+        idle_connections(&base, pki_dir.path(), args.idle_conns, &args.relay_toml)?;
     }
     Ok(())
 }

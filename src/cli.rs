@@ -39,6 +39,13 @@ pub struct Cli {
     command: Command,
 }
 
+impl Cli {
+    /// Whether this runs the relay.
+    pub fn is_serve(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the relay (QUIC over UDP).
@@ -67,7 +74,11 @@ enum Command {
     /// Receive everything routed to this reader into OUT/<StudyInstanceUID>/<SOPInstanceUID>.dcm.
     ///
     /// Instances are verified against the relay's hash and fsync'ed before they are
-    /// acknowledged. Without --once it keeps running and reconnects when the link drops.
+    /// acknowledged; files are created readable by this account only (0600, folders 0700).
+    /// Without --once it keeps running and reconnects when the link drops; an instance it
+    /// cannot store (disk full, a file in the way) is logged once and the relay tries again.
+    /// With --once, exit status 0 only when every instance waiting for this reader was stored;
+    /// otherwise 1, naming the instances that were not and why.
     Read(ReadArgs),
     /// Certificates.
     #[command(subcommand)]
@@ -139,7 +150,8 @@ struct ReadArgs {
     /// Where received instances go.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Exit once everything waiting for this reader has been delivered.
+    /// Exit once everything waiting for this reader has been delivered (or could not be, after
+    /// a few attempts: then exit 1 and name those instances).
     #[arg(long)]
     once: bool,
 }
@@ -211,6 +223,8 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         sites = config.topology.sites().count(),
         identities = config.topology.identities().count(),
         congestion = ?config.tuning.congestion,
+        delivery_buffer_budget = config.delivery_buffer_budget,
+        malloc_arenas = ?crate::allocator::arena_limit(),
         "yilian relay ready"
     );
     let r = relay.clone();
@@ -392,7 +406,30 @@ async fn read(a: ReadArgs) -> Result<ExitCode> {
         a.out.display(),
         report.studies_complete.len()
     );
-    Ok(ExitCode::SUCCESS)
+    if report.all_stored() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let n = report.failures.len() as u64 + report.failures_unlisted;
+    println!(
+        "{n} {} could NOT be stored:",
+        if n == 1 { "instance" } else { "instances" }
+    );
+    for f in &report.failures {
+        println!(
+            "  study {}, instance {}: {}",
+            f.study_uid, f.sop_uid, f.reason
+        );
+    }
+    if report.failures_unlisted > 0 {
+        println!(
+            "  … and {} more the relay could not deliver (its log names them)",
+            report.failures_unlisted
+        );
+    }
+    println!(
+        "They stay waiting at the relay: fix the cause, then run the same command again to receive them."
+    );
+    Ok(ExitCode::from(1))
 }
 
 fn certs_dev(out: &Path, topology: Option<&Path>) -> Result<ExitCode> {

@@ -1,5 +1,6 @@
 //! `yilian`: the relay and its command-line clients. See `yilian --help`.
 
+mod allocator;
 mod cli;
 mod defaults;
 mod progress;
@@ -9,6 +10,10 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
+    if args.is_serve() {
+        // Before the runtime starts its threads.
+        allocator::limit_arenas();
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

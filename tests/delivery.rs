@@ -133,3 +133,57 @@ fn ct_dx_and_us_reach_their_readers_byte_identical_after_being_offline() {
         );
     }
 }
+
+/// Readers sharing a delivery buffer budget far below their windows (each gets the 1 MiB
+/// floor) still receive everything, byte-identical, while they come and go.
+#[test]
+fn readers_sharing_a_tiny_delivery_budget_receive_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"));
+    let relay = RelayProc::start_with(
+        &tmp.path().join("relay"),
+        &pki,
+        "[delivery]\nbuffer_budget = 1048576\n",
+    );
+    let studies = tmp.path().join("studies");
+    std::fs::create_dir_all(studies.join("ct")).unwrap();
+    let ct = ct_series(
+        &studies.join("ct"),
+        &StudySpec::new("CT", 51),
+        20,
+        512,
+        512,
+        51,
+    )
+    .unwrap();
+    let us = vec![us_multiframe(
+        &studies.join("US.dcm"),
+        &StudySpec::new("US", 52),
+        20,
+        480,
+        640,
+        52,
+    )
+    .unwrap()];
+    let out = run(send_cmd(&relay, &pki, "township-a-device", &[&studies]));
+    assert!(out.status.success(), "send failed: {}", text(&out));
+
+    // Both readers at once: they share the budget, then each leaves and gives its part back.
+    let (rad, usr) = (tmp.path().join("radiology"), tmp.path().join("ultrasound"));
+    let readers: Vec<_> = [("county-radiology", &rad), ("county-ultrasound", &usr)]
+        .into_iter()
+        .map(|(who, dir)| {
+            read_cmd(&relay, &pki, who, dir, true)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for r in readers {
+        let out = r.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    assert_eq!(received(&rad), expected(&ct));
+    assert_eq!(received(&usr), expected(&us));
+}

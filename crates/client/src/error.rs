@@ -15,6 +15,12 @@ pub enum ClientError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// The reader's output folder cannot be created (the reason in words).
+    #[error("output folder {path}: {reason}")]
+    OutputFolder {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("protocol error: {0}")]
     Proto(#[from] yilian_proto::ProtoError),
 }

@@ -16,6 +16,7 @@
 mod connect;
 mod download;
 mod error;
+mod failures;
 mod hashing;
 mod manifest;
 mod progress;
@@ -28,6 +29,7 @@ pub mod write_order;
 
 pub use connect::{Backoff, ClientConfig};
 pub use error::ClientError;
+pub use failures::{DeliveryFailure, FailureSide};
 pub use progress::{NoProgress, Progress};
 pub use read::{read, ReadOptions, ReadReport};
 pub use send::{

@@ -1,4 +1,9 @@
 //! `yilian read`: receive everything routed to this reader.
+//!
+//! Deliveries that could not be stored are tracked (`failures.rs`): the reader's own (disk
+//! full, a file in the way, a hash mismatch) and the ones the relay reports in its backlog
+//! notice; a later success clears one. `--once` ends with them in the report (the CLI exits 1
+//! and names them); a reader that keeps running logs each once and lets the relay retry.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +13,8 @@ use tracing::{info, warn};
 use yilian_proto::{encode_frame, FrameDecoder, Notice, Request, Subscribe};
 
 use crate::connect::{self, Backoff, ClientConfig};
-use crate::download::download;
+use crate::download::{create_private_dir, download, DownloadError, FILE_MODE};
+use crate::failures::{DeliveryFailure, Failures};
 use crate::{ClientError, Progress};
 
 #[derive(Clone)]
@@ -25,6 +31,18 @@ pub struct ReadReport {
     pub instances: u64,
     pub bytes: u64,
     pub studies_complete: Vec<String>,
+    /// Instances routed to this reader that it does not hold at the end (it could not store
+    /// them, or the relay could not deliver them): they stay in the relay's outbox.
+    pub failures: Vec<DeliveryFailure>,
+    /// More instances the relay could not deliver, beyond those it listed.
+    pub failures_unlisted: u64,
+}
+
+impl ReadReport {
+    /// Whether every delivery ended with the instance stored.
+    pub fn all_stored(&self) -> bool {
+        self.failures.is_empty() && self.failures_unlisted == 0
+    }
 }
 
 #[derive(Default)]
@@ -39,12 +57,13 @@ pub async fn read(
     opts: &ReadOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<ReadReport, ClientError> {
-    std::fs::create_dir_all(&opts.out).map_err(|source| ClientError::Output {
+    create_private_dir(&opts.out).map_err(|reason| ClientError::OutputFolder {
         path: opts.out.clone(),
-        source,
+        reason,
     })?;
     let endpoint = connect::endpoint(&opts.client)?;
     let counters = Arc::new(Counters::default());
+    let failures = Arc::new(Failures::default());
     let mut studies = Vec::new();
     let mut backoff = Backoff::default();
     loop {
@@ -55,13 +74,16 @@ pub async fn read(
             connect::Handover::Confirmed,
         )
         .await?;
-        match session(&conn, opts, &counters, &progress, &mut studies).await {
+        match session(&conn, opts, &counters, &failures, &progress, &mut studies).await {
             Ok(()) => {
                 connect::close(&endpoint, &conn, b"backlog delivered").await;
+                let (failed, unlisted) = failures.outstanding();
                 return Ok(ReadReport {
                     instances: counters.instances.load(Ordering::Relaxed),
                     bytes: counters.bytes.load(Ordering::Relaxed),
                     studies_complete: studies,
+                    failures: failed,
+                    failures_unlisted: unlisted,
                 });
             }
             Err(SessionEnd::Refused(e)) => return Err(ClientError::Refused(e)),
@@ -86,6 +108,7 @@ async fn session(
     conn: &quinn::Connection,
     opts: &ReadOptions,
     counters: &Arc<Counters>,
+    failures: &Arc<Failures>,
     progress: &Arc<dyn Progress>,
     studies: &mut Vec<String>,
 ) -> Result<(), SessionEnd> {
@@ -117,9 +140,15 @@ async fn session(
             s = conn.accept_bi() => {
                 let (send, recv) = s.map_err(|e| ended(&e))?;
                 let (out, counters, progress) = (opts.out.clone(), counters.clone(), progress.clone());
+                let failures = failures.clone();
                 downloads.spawn(async move {
-                    if let Err(e) = download(send, recv, &out, &counters, progress.as_ref()).await {
-                        warn!("delivery failed (the relay will send it again): {e}");
+                    match download(send, recv, &out, &counters, progress.as_ref()).await {
+                        Ok(instance) => failures.stored(&instance),
+                        Err(DownloadError::NotStored { instance, reason }) => {
+                            failures.reader_failed(&instance, &reason);
+                        }
+                        // The relay sends it again; a broken link is reported by the session.
+                        Err(DownloadError::Interrupted(e)) => warn!("delivery interrupted (the relay sends it again): {e}"),
                     }
                 });
             }
@@ -133,17 +162,22 @@ async fn session(
                 }
                 while let Some(n) = dec.next_frame::<Notice>("notice").map_err(|e| link(&e))? {
                     match n {
-                        Notice::BacklogDelivered { instances } => {
-                            info!(instances, "backlog delivered");
+                        Notice::BacklogDelivered { instances, not_delivered, not_delivered_total } => {
+                            info!(instances, not_delivered = not_delivered_total, "backlog delivered");
                             if opts.once {
                                 while downloads.join_next().await.is_some() {}
+                                failures.relay_reported(&not_delivered, not_delivered_total);
                                 return Ok(());
                             }
+                            // Still connected: the relay keeps retrying them.
+                            failures.relay_reported(&not_delivered, not_delivered_total);
                         }
                         Notice::StudyComplete { study_uid, instances } => {
                             if yilian_proto::valid_uid(&study_uid) {
                                 let marker = opts.out.join(&study_uid).join(".study-complete");
-                                let _ = std::fs::write(&marker, format!("{instances}\n"));
+                                if let Err(e) = write_private(&marker, format!("{instances}\n").as_bytes()) {
+                                    warn!(study_uid = %study_uid, "cannot mark the study complete: {}", crate::download::io("write", &marker, e));
+                                }
                                 info!(study_uid = %study_uid, instances, "study complete");
                                 progress.status(&format!("study {study_uid} complete ({instances} instances)"));
                                 studies.push(study_uid);
@@ -154,4 +188,17 @@ async fn session(
             }
         }
     }
+}
+
+/// Write a small file readable by this account only.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)?
+        .write_all(bytes)
 }

@@ -90,7 +90,7 @@ fn run(
     mut offset: u64,
     mut rx: mpsc::Receiver<Cmd>,
 ) -> Result<(), String> {
-    let err = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
+    let err = |what: &str, e: std::io::Error| crate::download::io(what, path, e);
     let mut written_back = offset;
     while let Some(cmd) = rx.blocking_recv() {
         match cmd {
@@ -107,7 +107,7 @@ fn run(
                 let r = file
                     .sync_all()
                     .map(|_| *hasher.finalize().as_bytes())
-                    .map_err(|e| err("fsync", e));
+                    .map_err(|e| err("save to disk", e));
                 let _ = answer.send(r);
                 return Ok(());
             }

@@ -33,8 +33,10 @@
 //!   the size and the final hash travels in `Finish`, which the relay sends only once its own copy
 //!   is verified and durable.
 //! * Other streams begin with [`Request::Manifest`] (the sender says which instances make a
-//!   study; large studies travel in pieces, see [`encode_manifest`]) or [`Request::Subscribe`] (a reader asks for everything routed to it; the relay
-//!   answers with [`Notice`]s on that stream).
+//!   study; large studies travel in pieces, see [`encode_manifest`]) or [`Request::Subscribe`]
+//!   (a reader asks for everything routed to it; the relay answers with [`Notice`]s on that
+//!   stream: the backlog is dealt with, naming what it could not deliver in this session
+//!   ([`NotDelivered`]); a study is complete).
 //!
 //! Control frames are `u32` big-endian length + a postcard-encoded message, at most
 //! [`MAX_FRAME_LEN`] bytes. Every decoder rejects oversized or malformed frames with a typed
@@ -54,8 +56,8 @@ pub use manifest::{
     ManifestOutcome, MANIFEST_PART_UIDS,
 };
 pub use message::{
-    Finish, Hash, InstanceFacts, InstanceRef, Manifest, ManifestPart, ManifestReply, Notice, Offer,
-    Refusal, RefuseCode, Reply, Request, Subscribe,
+    Finish, Hash, InstanceFacts, InstanceRef, Manifest, ManifestPart, ManifestReply, NotDelivered,
+    Notice, Offer, Refusal, RefuseCode, Reply, Request, Subscribe,
 };
 pub use receiver::{Receiver, ReceiverEvent};
 pub use sender::{Sender, SenderEvent};

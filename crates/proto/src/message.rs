@@ -101,10 +101,65 @@ pub struct Subscribe {
 /// What the relay tells a subscribed reader on the subscription stream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Notice {
-    /// Everything that was waiting in the reader's outbox when it subscribed is delivered.
-    BacklogDelivered { instances: u64 },
+    /// The reader's backlog (what waited in its outbox, or was arriving for it, when it
+    /// subscribed) has been dealt with: `instances` of it were delivered; the rest failed
+    /// [`NotDelivered::ATTEMPTS`] times in this session and count as not delivered this
+    /// session. They stay in the outbox: the relay keeps retrying while the reader stays, and
+    /// delivers them on a later session. `not_delivered` lists at most
+    /// [`NotDelivered::MAX_LISTED`] of them; `not_delivered_total` counts them all.
+    BacklogDelivered {
+        instances: u64,
+        not_delivered: Vec<NotDelivered>,
+        not_delivered_total: u64,
+    },
     /// Every instance of this study (per its manifest) routed to this reader was delivered.
     StudyComplete { study_uid: String, instances: u32 },
+}
+
+/// A backlog instance the relay could not deliver in this session, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotDelivered {
+    pub instance: InstanceRef,
+    /// Delivery attempts made in this session.
+    pub attempts: u32,
+    /// The last failure, in words for the people at the reader (at most
+    /// [`NotDelivered::MAX_REASON`] bytes), e.g. the reader's own refusal ("cannot create
+    /// received/1.2.3: No space left on device").
+    pub reason: String,
+}
+
+impl NotDelivered {
+    /// Failed attempts after which a backlog instance counts as not delivered this session
+    /// (the relay goes on retrying it with backoff while the reader stays).
+    pub const ATTEMPTS: u32 = 3;
+    /// Entries listed in one [`Notice::BacklogDelivered`]: with the longest UIDs and reasons
+    /// the frame stays under [`crate::MAX_FRAME_LEN`] (≈ 34 KB).
+    pub const MAX_LISTED: usize = 100;
+    /// Longest reason carried, in bytes.
+    pub const MAX_REASON: usize = 200;
+
+    /// An entry; `reason` is cut to [`NotDelivered::MAX_REASON`] bytes (at a character
+    /// boundary, with "…" when cut).
+    pub fn new(instance: InstanceRef, attempts: u32, reason: &str) -> Self {
+        NotDelivered {
+            instance,
+            attempts,
+            reason: truncate(reason, Self::MAX_REASON),
+        }
+    }
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, ending in "…" when cut.
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    const MORE: &str = "…";
+    let mut end = max.saturating_sub(MORE.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MORE}", &s[..end])
 }
 
 /// First frame of every stream a client opens.
@@ -226,5 +281,55 @@ impl fmt::Display for RefuseCode {
             RefuseCode::TimedOut => "timed-out",
         };
         f.write_str(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{encode_frame, FrameDecoder, MAX_FRAME_LEN};
+
+    #[test]
+    fn a_full_backlog_notice_fits_one_frame() {
+        let uid = |d: char| std::iter::repeat_n(d, 64).collect::<String>();
+        // Longest UIDs, and a reason of multi-byte characters far over the limit.
+        let entry = NotDelivered::new(
+            InstanceRef {
+                study_uid: uid('1'),
+                sop_uid: uid('2'),
+            },
+            u32::MAX,
+            &"磁盘已满".repeat(500),
+        );
+        assert!(entry.reason.len() <= NotDelivered::MAX_REASON);
+        assert!(entry.reason.ends_with('…'));
+        let n = Notice::BacklogDelivered {
+            instances: u64::MAX,
+            not_delivered: vec![entry; NotDelivered::MAX_LISTED],
+            not_delivered_total: u64::MAX,
+        };
+        let frame = encode_frame(&n);
+        assert!(
+            frame.len() - 4 <= MAX_FRAME_LEN as usize,
+            "{} bytes",
+            frame.len()
+        );
+        let mut dec = FrameDecoder::new();
+        dec.push(frame);
+        assert_eq!(dec.next_frame::<Notice>("notice").unwrap(), Some(n));
+    }
+
+    #[test]
+    fn short_reasons_are_kept_whole() {
+        let r = NotDelivered::new(
+            InstanceRef {
+                study_uid: "1.2".into(),
+                sop_uid: "1.2.3".into(),
+            },
+            3,
+            "no space left",
+        );
+        assert_eq!(r.reason, "no space left");
+        assert_eq!(truncate("abcdef", 4), "a…");
     }
 }

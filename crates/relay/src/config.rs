@@ -44,6 +44,9 @@
 //!
 //! [delivery]
 //! concurrent_per_reader = 8        # instances in flight to one reader
+//! buffer_budget = 16777216         # bytes of delivery buffers all connected readers share: each
+//!                                  # reader connection may hold budget / readers unacknowledged
+//!                                  # (at least 1 MiB, at most transport.send_window)
 //!
 //! [log]
 //! stats_interval = "30s"           # counters and queue depths in the log
@@ -219,6 +222,7 @@ pub struct SpoolSection {
 #[serde(deny_unknown_fields)]
 pub struct DeliverySection {
     pub concurrent_per_reader: Option<usize>,
+    pub buffer_budget: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -253,6 +257,8 @@ pub enum ConfigError {
     Congestion(String),
     #[error("config: {0}")]
     Limits(String),
+    #[error("config: {0}")]
+    Delivery(String),
 }
 
 /// Everything the relay runs with, resolved.
@@ -279,6 +285,8 @@ pub struct RelayConfig {
     pub checkpoint_bytes: u64,
     pub checkpoint_interval: Duration,
     pub concurrent_per_reader: usize,
+    /// Bytes of delivery buffers shared by all connected readers (`budget.rs`).
+    pub delivery_buffer_budget: u64,
     pub stats_interval: Duration,
 }
 
@@ -383,6 +391,16 @@ impl ConfigFile {
                 tuning.keep_alive, tuning.idle_timeout
             )));
         }
+        let delivery_buffer_budget = match self.delivery.buffer_budget {
+            Some(b) if b < crate::budget::FLOOR => {
+                return Err(ConfigError::Delivery(format!(
+                    "delivery.buffer_budget = {b} is too small: at least {} bytes (1 MiB)",
+                    crate::budget::FLOOR
+                )))
+            }
+            Some(b) => b,
+            None => crate::budget::DEFAULT_BUDGET,
+        };
         let default_listen: SocketAddr = DEFAULT_LISTEN
             .parse()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 4433)));
@@ -407,6 +425,7 @@ impl ConfigFile {
                 .checkpoint_interval
                 .unwrap_or(Duration::from_secs(1)),
             concurrent_per_reader: self.delivery.concurrent_per_reader.unwrap_or(8).max(1),
+            delivery_buffer_budget,
             stats_interval: self.log.stats_interval.unwrap_or(Duration::from_secs(30)),
         })
     }
@@ -513,5 +532,17 @@ mod tests {
             resolve("[transport]\nwindow = 5\n").is_err(),
             "unknown keys are refused"
         );
+    }
+
+    #[test]
+    fn delivery_buffer_budget_is_read_and_checked() {
+        assert_eq!(
+            resolve("").unwrap().delivery_buffer_budget,
+            crate::budget::DEFAULT_BUDGET
+        );
+        let c = resolve("[delivery]\nbuffer_budget = 67108864\n").unwrap();
+        assert_eq!(c.delivery_buffer_budget, 64 << 20);
+        let e = error("[delivery]\nbuffer_budget = 4096\n");
+        assert!(e.contains("buffer_budget"), "{e}");
     }
 }

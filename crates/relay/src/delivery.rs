@@ -1,25 +1,36 @@
 //! Reader sessions: deliver a reader's outbox (backlog first, urgent first) and the live
 //! instances routed to it, a few in parallel, each on its own stream opened by the relay.
+//!
+//! A delivery that fails while the reader stays connected (the reader refused it: its disk is
+//! full, a folder is in the way; the relay could not read its copy) is tried again in the same
+//! session with capped backoff (`retry.rs`). A backlog instance that failed
+//! [`NotDelivered::ATTEMPTS`] times counts as "not delivered this session": the backlog notice
+//! names it with the last reason (so `read --once` can leave and say what it is missing), and
+//! the relay goes on retrying it while the reader stays. The outbox entry stays until a
+//! delivery succeeds.
 
 use bytes::Bytes;
 use quinn::{Connection, RecvStream, SendStream};
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 use yilian_proto::{
-    encode_frame, Hash, InstanceRef, Notice, Offer, Sender, SenderEvent, Subscribe,
+    encode_frame, Hash, InstanceRef, NotDelivered, Notice, Offer, Sender, SenderEvent, Subscribe,
 };
 use yilian_store::{AuditAction, OutboxItem};
 use yilian_transport::{priority, PeerIdentity};
 
+use crate::budget::FILE_READS_PER_READER;
 use crate::hub::{Job, LiveInstance, LiveOutcome};
 use crate::ingest::CHUNK;
 use crate::metrics::{Gauge, Metrics};
+use crate::retry::{backoff, RetryQueue};
 use crate::server::Ctx;
 
 /// Where the bytes of a delivery in progress come from.
@@ -83,6 +94,20 @@ enum DeliveryError {
     Io(#[from] std::io::Error),
 }
 
+impl DeliveryError {
+    /// Why, in words for the people at the reader (the backlog notice carries it).
+    fn reason(&self) -> String {
+        match self {
+            DeliveryError::Refused(r) => r.reason.clone(),
+            DeliveryError::Io(e) => format!("its stored copy cannot be read: {e}"),
+            DeliveryError::Write(quinn::WriteError::Stopped(_)) => {
+                "the reader stopped the transfer without saying why".into()
+            }
+            e => e.to_string(),
+        }
+    }
+}
+
 /// Serve a subscribed reader until it leaves.
 pub(crate) async fn reader_session(
     ctx: Arc<Ctx>,
@@ -94,6 +119,9 @@ pub(crate) async fn reader_session(
 ) {
     let reader = peer.name.clone();
     let (session, mut jobs, live_now) = ctx.hub.connect_reader(&reader);
+    // This connection's part of the relay-wide delivery buffer budget, while the session lasts.
+    let _share = ctx.budget.join(conn.clone());
+    let reads = Arc::new(Semaphore::new(FILE_READS_PER_READER));
     let store = ctx.store.clone();
     let r = reader.clone();
     let backlog = match tokio::task::spawn_blocking(move || store.pending_for(&r)).await {
@@ -133,31 +161,45 @@ pub(crate) async fn reader_session(
             queue.push(queued_live(l, order));
         }
     }
-    let backlog_total = backlog_left.len() as u64;
     let mut backlog_told = false;
-    let mut in_flight: JoinSet<(InstanceRef, Result<(), DeliveryError>)> = JoinSet::new();
+    let mut backlog_delivered = 0u64;
+    // Backlog instances that failed `NotDelivered::ATTEMPTS` times in this session, by SOP UID.
+    let mut not_delivered: BTreeMap<String, NotDelivered> = BTreeMap::new();
+    // Consecutive failures of each delivery that failed, and the deliveries waiting to retry.
+    let mut failures: HashMap<String, u32> = HashMap::new();
+    let mut retry: RetryQueue<Queued> = RetryQueue::default();
+    let mut in_flight: JoinSet<(Queued, Result<(), DeliveryError>)> = JoinSet::new();
     let mut ctl_buf = [0u8; 256];
     loop {
         if !backlog_told && backlog_left.is_empty() {
             backlog_told = true;
-            let n = Notice::BacklogDelivered {
-                instances: backlog_total,
-            };
+            let n = backlog_notice(backlog_delivered, &not_delivered);
             if ctl_send.write_chunk(encode_frame(&n)).await.is_err() {
                 break;
             }
-            debug!(reader = %reader, backlog_total, "backlog delivered");
+            if not_delivered.is_empty() {
+                debug!(reader = %reader, backlog_delivered, "backlog delivered");
+            } else {
+                warn!(
+                    reader = %reader, backlog_delivered, not_delivered = not_delivered.len(),
+                    "backlog dealt with, but some instances could not be delivered in this session (they stay in the outbox)"
+                );
+            }
         }
         while in_flight.len() < ctx.config.concurrent_per_reader {
             let Some(q) = queue.pop() else { break };
             let conn = conn.clone();
             let ctx2 = ctx.clone();
+            let reads = reads.clone();
             in_flight.spawn(async move {
-                let inst = q.instance.clone();
-                let r = deliver(&ctx2, &conn, q).await;
-                (inst, r)
+                let r = deliver(&ctx2, &conn, &reads, &q).await;
+                (q, r)
             });
         }
+        // A far-away instant stands in when nothing waits (the branch is disabled then).
+        let next_retry = retry
+            .next_due()
+            .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
         tokio::select! {
             job = jobs.recv() => {
                 let Some(job) = job else {
@@ -188,14 +230,28 @@ pub(crate) async fn reader_session(
                 }
             }
             done = in_flight.join_next(), if !in_flight.is_empty() => {
-                let Some(Ok((inst, r))) = done else { continue };
+                let Some(Ok((q, r))) = done else { continue };
+                let inst = q.instance.clone();
                 match r {
                     Ok(()) => {
                         Metrics::add(&ctx.metrics.instances_delivered, 1);
                         let store = ctx.store.clone();
                         let (rd, study, sop) = (reader.clone(), inst.study_uid.clone(), inst.sop_uid.clone());
-                        let _ = tokio::task::spawn_blocking(move || store.mark_delivered(&rd, &study, &sop)).await;
-                        backlog_left.remove(&inst.sop_uid);
+                        match tokio::task::spawn_blocking(move || store.mark_delivered(&rd, &study, &sop)).await {
+                            Ok(Ok(_)) => {}
+                            // The reader holds it; the next session's offer is answered `Have`.
+                            Ok(Err(e)) => warn!(reader = %reader, sop_uid = %inst.sop_uid, "delivered, but cannot record it in the outbox: {e}"),
+                            Err(e) => warn!(reader = %reader, sop_uid = %inst.sop_uid, "delivered, but cannot record it in the outbox: {e}"),
+                        }
+                        if backlog_left.remove(&inst.sop_uid) {
+                            backlog_delivered += 1;
+                        }
+                        if failures.remove(&inst.sop_uid).is_some() {
+                            info!(reader = %reader, sop_uid = %inst.sop_uid, "delivered after failed attempts");
+                        }
+                        if not_delivered.remove(&inst.sop_uid).is_some() && !backlog_told {
+                            backlog_delivered += 1;
+                        }
                         debug!(reader = %reader, sop_uid = %inst.sop_uid, "delivered");
                         if !notify_study(&ctx, &reader, &inst.study_uid, &mut ctl_send).await {
                             break;
@@ -205,15 +261,39 @@ pub(crate) async fn reader_session(
                         // Stays routed: delivered from the outbox once a retried upload stores it.
                         known.remove(&inst.sop_uid);
                         backlog_left.remove(&inst.sop_uid);
+                        failures.remove(&inst.sop_uid);
+                        not_delivered.remove(&inst.sop_uid);
                     }
                     Err(e) => {
-                        known.remove(&inst.sop_uid);
-                        backlog_left.remove(&inst.sop_uid);
                         if conn.close_reason().is_some() {
                             break;
                         }
-                        warn!(reader = %reader, sop_uid = %inst.sop_uid, "delivery failed, stays in the outbox: {e}");
+                        // Stays known (and in the outbox): tried again after a backoff.
+                        let n = failures.entry(inst.sop_uid.clone()).or_insert(0);
+                        *n += 1;
+                        let (attempts, wait) = (*n, backoff(*n));
+                        if attempts == 1 {
+                            warn!(reader = %reader, sop_uid = %inst.sop_uid, "delivery failed, trying again in {wait:?} (it stays in the outbox): {e}");
+                        } else {
+                            debug!(reader = %reader, sop_uid = %inst.sop_uid, attempts, "delivery failed again, next attempt in {wait:?}: {e}");
+                        }
+                        if attempts >= NotDelivered::ATTEMPTS && backlog_left.remove(&inst.sop_uid) {
+                            warn!(reader = %reader, sop_uid = %inst.sop_uid, attempts, "not delivered in this session; retried every {wait:?} at most while the reader stays: {e}");
+                            not_delivered.insert(
+                                inst.sop_uid.clone(),
+                                NotDelivered::new(inst.clone(), attempts, &e.reason()),
+                            );
+                        } else if let Some(nd) = not_delivered.get_mut(&inst.sop_uid) {
+                            *nd = NotDelivered::new(inst.clone(), attempts, &e.reason());
+                        }
+                        retry.push(tokio::time::Instant::now() + wait, q);
                     }
+                }
+            }
+            _ = tokio::time::sleep_until(next_retry), if !retry.is_empty() => {
+                let now = tokio::time::Instant::now();
+                while let Some(q) = retry.pop_due(now) {
+                    queue.push(q);
                 }
             }
             r = ctl_recv.read(&mut ctl_buf) => {
@@ -228,6 +308,20 @@ pub(crate) async fn reader_session(
     in_flight.abort_all();
     ctx.hub.disconnect_reader(&reader, session);
     info!(reader = %reader, "reader left");
+}
+
+/// The backlog notice: what was delivered, and the instances not delivered this session (the
+/// first [`NotDelivered::MAX_LISTED`], in SOP UID order, and their count).
+fn backlog_notice(delivered: u64, not_delivered: &BTreeMap<String, NotDelivered>) -> Notice {
+    Notice::BacklogDelivered {
+        instances: delivered,
+        not_delivered: not_delivered
+            .values()
+            .take(NotDelivered::MAX_LISTED)
+            .cloned()
+            .collect(),
+        not_delivered_total: not_delivered.len() as u64,
+    }
 }
 
 fn queued_from_outbox(item: OutboxItem, order: u64) -> Queued {
@@ -288,11 +382,17 @@ async fn notify_study(ctx: &Arc<Ctx>, reader: &str, study: &str, ctl: &mut SendS
     true
 }
 
-/// Deliver one instance on a new stream.
-async fn deliver(ctx: &Arc<Ctx>, conn: &Connection, q: Queued) -> Result<(), DeliveryError> {
+/// Deliver one instance on a new stream. `reads`: the file reads this reader connection may
+/// hold at once (`budget.rs`).
+async fn deliver(
+    ctx: &Arc<Ctx>,
+    conn: &Connection,
+    reads: &Semaphore,
+    q: &Queued,
+) -> Result<(), DeliveryError> {
     let _active = Gauge::up(&ctx.metrics.deliveries_active);
-    let source = match q.source {
-        Pending::Stored(hash) => {
+    let source = match &q.source {
+        &Pending::Stored(hash) => {
             let path = ctx.store.object_path(&hash);
             let file = tokio::task::spawn_blocking(move || File::open(path))
                 .await
@@ -302,7 +402,7 @@ async fn deliver(ctx: &Arc<Ctx>, conn: &Connection, q: Queued) -> Result<(), Del
                 hash,
             }
         }
-        Pending::Live(l) => Source::Live(l),
+        Pending::Live(l) => Source::Live(l.clone()),
     };
     let known_hash = match &source {
         Source::Stored { hash, .. } => Some(*hash),
@@ -327,15 +427,35 @@ async fn deliver(ctx: &Arc<Ctx>, conn: &Connection, q: Queued) -> Result<(), Del
             match ev {
                 SenderEvent::Accepted { offset } => {
                     let _ = send.set_priority(priority::data(q.priority, q.order));
-                    let hash = match &source {
+                    let sent = match &source {
                         Source::Stored { file, hash } => {
-                            send_file_range(ctx, &mut send, &mut sender, file, offset, q.size)
-                                .await?;
-                            *hash
+                            let mut out = Out {
+                                ctx,
+                                send: &mut send,
+                                sender: &mut sender,
+                                reads,
+                            };
+                            out.file_range(file, offset, q.size).await.map(|()| *hash)
                         }
                         Source::Live(l) => {
-                            send_live(ctx, &mut send, &mut sender, l, offset).await?
+                            let mut out = Out {
+                                ctx,
+                                send: &mut send,
+                                sender: &mut sender,
+                                reads,
+                            };
+                            out.live(l, offset).await
                         }
+                    };
+                    let hash = match sent {
+                        Ok(h) => h,
+                        Err(e @ DeliveryError::Write(quinn::WriteError::Stopped(_))) => {
+                            // The reader gave up mid-transfer; it says why before it stops.
+                            return Err(refusal_after_stop(&mut recv, &mut sender)
+                                .await
+                                .map_or(e, DeliveryError::Refused));
+                        }
+                        Err(e) => return Err(e),
                     };
                     sender.finish(hash)?;
                 }
@@ -359,6 +479,34 @@ async fn deliver(ctx: &Arc<Ctx>, conn: &Connection, q: Queued) -> Result<(), Del
     }
 }
 
+/// The refusal a reader sent before it stopped a transfer mid-data, if it arrives soon.
+async fn refusal_after_stop(
+    recv: &mut RecvStream,
+    sender: &mut Sender,
+) -> Option<yilian_proto::Refusal> {
+    let read = async {
+        let mut buf = vec![0u8; 4096];
+        while let Ok(Some(n)) = recv.read(&mut buf).await {
+            sender
+                .handle_input(Bytes::copy_from_slice(&buf[..n]))
+                .ok()?;
+            while let Some(ev) = sender.poll_event() {
+                if let SenderEvent::Refused(r) = ev {
+                    return Some(r);
+                }
+            }
+        }
+        None
+    };
+    tokio::time::timeout(REFUSAL_WAIT, read)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// How long a stopped delivery waits for the reader's reason.
+const REFUSAL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn read_at(file: Arc<File>, pos: u64, len: usize) -> Result<Bytes, DeliveryError> {
     let b = tokio::task::spawn_blocking(move || {
         let mut buf = vec![0u8; len];
@@ -369,109 +517,117 @@ async fn read_at(file: Arc<File>, pos: u64, len: usize) -> Result<Bytes, Deliver
     Ok(Bytes::from(b))
 }
 
-async fn write(
-    ctx: &Ctx,
-    send: &mut SendStream,
-    sender: &mut Sender,
-    b: Bytes,
-) -> Result<(), DeliveryError> {
-    let n = b.len() as u64;
-    send.write_chunk(b).await?;
-    sender.data_sent(n)?;
-    Metrics::add(&ctx.metrics.bytes_out, n);
-    Ok(())
+/// The data half of one delivery: its stream, its transfer state and its reader's read slots.
+struct Out<'a> {
+    ctx: &'a Ctx,
+    send: &'a mut SendStream,
+    sender: &'a mut Sender,
+    reads: &'a Semaphore,
 }
 
-async fn send_file_range(
-    ctx: &Ctx,
-    send: &mut SendStream,
-    sender: &mut Sender,
-    file: &Arc<File>,
-    mut pos: u64,
-    end: u64,
-) -> Result<(), DeliveryError> {
-    while pos < end {
-        let n = ((end - pos) as usize).min(CHUNK);
-        let b = read_at(file.clone(), pos, n).await?;
-        write(ctx, send, sender, b).await?;
-        pos += n as u64;
+impl Out<'_> {
+    async fn write(&mut self, b: Bytes) -> Result<(), DeliveryError> {
+        let n = b.len() as u64;
+        self.send.write_chunk(b).await?;
+        self.sender.data_sent(n)?;
+        Metrics::add(&self.ctx.metrics.bytes_out, n);
+        Ok(())
     }
-    Ok(())
-}
 
-/// Cut-through: shared chunks from the broadcast while keeping up; the partial file only for
-/// ranges the broadcast does not hold for this reader (it joined late, or fell more than the
-/// broadcast window behind). Returns the hash once the upload is stored.
-async fn send_live(
-    ctx: &Ctx,
-    send: &mut SendStream,
-    sender: &mut Sender,
-    live: &Arc<LiveInstance>,
-    mut pos: u64,
-) -> Result<Hash, DeliveryError> {
-    let mut chunks = live.subscribe();
-    let written = live.written();
-    let mut outcome = live.outcome();
-    let file = Arc::new(live.file.try_clone()?);
-    let mut next: Option<(u64, Bytes)> = None;
-    loop {
-        // 1. The next shared chunk, if one is queued for us.
-        if next.is_none() {
-            match chunks.try_recv() {
-                Ok(c) => next = Some(c),
-                Err(TryRecvError::Lagged(_)) => continue,
-                Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => {}
-            }
+    /// Bytes `[pos, end)` from the file. Each chunk is read holding one of the reader's read
+    /// slots, kept until QUIC has taken the chunk into the connection's (budgeted) window.
+    async fn file_range(
+        &mut self,
+        file: &Arc<File>,
+        mut pos: u64,
+        end: u64,
+    ) -> Result<(), DeliveryError> {
+        while pos < end {
+            let n = ((end - pos) as usize).min(CHUNK);
+            let _slot = self
+                .reads
+                .acquire()
+                .await
+                .map_err(|e| DeliveryError::Io(std::io::Error::other(e)))?;
+            let b = read_at(file.clone(), pos, n).await?;
+            self.write(b).await?;
+            pos += n as u64;
         }
-        if let Some((off, bytes)) = next.take() {
-            let end = off + bytes.len() as u64;
-            if end <= pos {
-                continue; // already sent (from the file)
-            }
-            if off > pos {
-                // A gap the broadcast no longer holds for us: the file has it.
-                send_file_range(ctx, send, sender, &file, pos, off).await?;
-                pos = off;
-            }
-            let shared = bytes.slice((pos - off) as usize..);
-            Metrics::add(&ctx.metrics.bytes_out_shared, shared.len() as u64);
-            write(ctx, send, sender, shared).await?;
-            pos = end;
-            continue;
-        }
-        // 2. Nothing queued: finished upstream?
-        let done = outcome.borrow_and_update().clone();
-        match done {
-            Some(LiveOutcome::Failed) => return Err(DeliveryError::UpstreamFailed),
-            Some(LiveOutcome::Stored(h)) => {
-                if pos < live.size {
-                    send_file_range(ctx, send, sender, &file, pos, live.size).await?;
+        Ok(())
+    }
+
+    /// Cut-through: shared chunks from the broadcast while keeping up; the partial file only
+    /// for ranges the broadcast does not hold for this reader (it joined late, or fell more
+    /// than the broadcast window behind). Returns the hash once the upload is stored.
+    async fn live(
+        &mut self,
+        live: &Arc<LiveInstance>,
+        mut pos: u64,
+    ) -> Result<Hash, DeliveryError> {
+        let mut chunks = live.subscribe();
+        let written = live.written();
+        let mut outcome = live.outcome();
+        let file = Arc::new(live.file.try_clone()?);
+        let mut next: Option<(u64, Bytes)> = None;
+        loop {
+            // 1. The next shared chunk, if one is queued for us.
+            if next.is_none() {
+                match chunks.try_recv() {
+                    Ok(c) => next = Some(c),
+                    Err(TryRecvError::Lagged(_)) => continue,
+                    Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => {}
                 }
-                return Ok(h);
             }
-            None => {}
-        }
-        // 3. Bytes published before we subscribed (or dropped while we lagged): the file.
-        let w = *written.borrow();
-        if pos < w {
-            send_file_range(ctx, send, sender, &file, pos, w).await?;
-            pos = w;
-            continue;
-        }
-        // 4. Wait for more.
-        tokio::select! {
-            r = chunks.recv() => match r {
-                Ok(c) => next = Some(c),
-                Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => {
-                    if outcome.changed().await.is_err() {
+            if let Some((off, bytes)) = next.take() {
+                let end = off + bytes.len() as u64;
+                if end <= pos {
+                    continue; // already sent (from the file)
+                }
+                if off > pos {
+                    // A gap the broadcast no longer holds for us: the file has it.
+                    self.file_range(&file, pos, off).await?;
+                    pos = off;
+                }
+                let shared = bytes.slice((pos - off) as usize..);
+                Metrics::add(&self.ctx.metrics.bytes_out_shared, shared.len() as u64);
+                self.write(shared).await?;
+                pos = end;
+                continue;
+            }
+            // 2. Nothing queued: finished upstream?
+            let done = outcome.borrow_and_update().clone();
+            match done {
+                Some(LiveOutcome::Failed) => return Err(DeliveryError::UpstreamFailed),
+                Some(LiveOutcome::Stored(h)) => {
+                    if pos < live.size {
+                        self.file_range(&file, pos, live.size).await?;
+                    }
+                    return Ok(h);
+                }
+                None => {}
+            }
+            // 3. Bytes published before we subscribed (or dropped while we lagged): the file.
+            let w = *written.borrow();
+            if pos < w {
+                self.file_range(&file, pos, w).await?;
+                pos = w;
+                continue;
+            }
+            // 4. Wait for more.
+            tokio::select! {
+                r = chunks.recv() => match r {
+                    Ok(c) => next = Some(c),
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => {
+                        if outcome.changed().await.is_err() {
+                            return Err(DeliveryError::UpstreamFailed);
+                        }
+                    }
+                },
+                r = outcome.changed() => {
+                    if r.is_err() {
                         return Err(DeliveryError::UpstreamFailed);
                     }
-                }
-            },
-            r = outcome.changed() => {
-                if r.is_err() {
-                    return Err(DeliveryError::UpstreamFailed);
                 }
             }
         }

@@ -48,9 +48,14 @@
 //! * **Commit** (`yilian_store`): concurrent commits share their fsyncs (group commit).
 //! * **Delivery** ([`delivery`]): one session per connected reader, fed by its persistent
 //!   outbox (backlog, priority order) and by live instances; an instance leaves the outbox only
-//!   when the reader acknowledged it as verified and durable.
+//!   when the reader acknowledged it as verified and durable. A failed delivery is retried in
+//!   the session with capped backoff (`retry.rs`) and, if it keeps failing, named in the
+//!   backlog notice. The connected readers share one budget for delivery buffers
+//!   (`budget.rs`: each reader connection's QUIC send window is budget / readers), so memory
+//!   does not grow with fan-out.
 
 mod audit;
+mod budget;
 pub mod config;
 mod connections;
 pub mod delivery;
@@ -62,6 +67,7 @@ pub mod ingest;
 mod manifest;
 pub mod metrics;
 pub mod reload;
+mod retry;
 mod revocation;
 pub mod server;
 mod spool_writer;

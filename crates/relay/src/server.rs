@@ -57,6 +57,8 @@ pub(crate) struct Ctx {
     pub current: Reloadable,
     /// Admitted connections.
     pub connections: Arc<Connections>,
+    /// The relay-wide budget of delivery buffers (`budget.rs`).
+    pub budget: Arc<crate::budget::DeliveryBudget>,
 }
 
 impl Ctx {
@@ -114,6 +116,10 @@ impl Relay {
             &config.crls,
         )?;
         crate::reload::warn_out_of_date(&config.crls);
+        let budget = crate::budget::DeliveryBudget::new(
+            config.delivery_buffer_budget,
+            config.tuning.send_window,
+        );
         Ok(Relay {
             ctx: Arc::new(Ctx {
                 current: Reloadable::new(&config),
@@ -125,6 +131,7 @@ impl Relay {
                 storage,
                 next_conn: AtomicU64::new(1),
                 connections: Arc::default(),
+                budget: Arc::new(budget),
             }),
             endpoint,
         })
