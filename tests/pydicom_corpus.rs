@@ -33,8 +33,9 @@ fn every_pydicom_sample_file_in_one_send_gets_a_verdict_and_stored_ones_arrive_i
     let relay = RelayProc::start(&tmp.path().join("relay"), &pki);
     let corpus = tmp.path().join("pydicom");
     // A copy, so that nothing here depends on pydicom's folder staying as it is.
-    for f in all_files(&pydicom_dir()) {
-        let rel = f.strip_prefix(pydicom_dir()).unwrap();
+    let source = pydicom_dir();
+    for f in all_files(&source) {
+        let rel = f.strip_prefix(&source).unwrap();
         let dst = corpus.join(rel);
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
         std::fs::copy(&f, &dst).unwrap();

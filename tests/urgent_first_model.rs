@@ -10,7 +10,9 @@
 //! sends a byte. The network delivers control frames after random delays (FIFO per stream, as
 //! QUIC does), carries data at a fixed rate through a per-connection send buffer, and drops
 //! the unsent data of a reset stream. The relay sometimes fails an upload half-way (a refused
-//! commit), and caps uploads per identity.
+//! commit), and caps uploads per identity. A `send` process may be killed and started again:
+//! its uploads stay at the relay until their connection times out or the rerun takes their
+//! leases over.
 //!
 //! Checked for every seed:
 //! * **liveness**: every honest upload ends stored, whatever the mix (no hold waits on what it
@@ -53,6 +55,7 @@ const MAX_LATENCY: u64 = 6;
 const SEND_BUFFER: usize = 4;
 const IDLE_TICKS: u64 = 300;
 const RESUME_TICKS: u64 = 20;
+const TAKEOVER_TICKS: u64 = 100;
 /// Ticks an urgent upload may hold the link before no routine data of its site may cross.
 const GRACE: u64 = 2 * MAX_LATENCY + SEND_BUFFER as u64 + 2;
 
@@ -69,6 +72,9 @@ struct SenderSpec {
     jobs: Vec<JobSpec>,
     concurrency: usize,
     hostile: bool,
+    /// The process is killed at this tick and started again (its uploads stay at the relay
+    /// until their connection times out or a rerun takes their leases over).
+    crash_at: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -122,6 +128,8 @@ struct Attempt {
     next_chunk: u32,
     written: u32,
     over: bool,
+    /// Left behind by a killed process: the relay may expire or supersede it.
+    orphan: bool,
 }
 
 #[derive(Debug)]
@@ -135,6 +143,7 @@ struct Sender {
     link: VecDeque<u64>,
     next_seq: u64,
     by_seq: HashMap<u64, u64>,
+    conn: u64,
 }
 
 #[derive(Debug)]
@@ -187,6 +196,7 @@ impl World {
                 link: VecDeque::new(),
                 next_seq: 0,
                 by_seq: HashMap::new(),
+                conn: 0,
             })
             .collect();
         World {
@@ -197,6 +207,7 @@ impl World {
                 uploads_per_identity: scenario.uploads_per_identity,
                 idle_timeout: Duration::from_millis(IDLE_TICKS),
                 resume_after: Duration::from_millis(RESUME_TICKS),
+                takeover_after: Duration::from_millis(TAKEOVER_TICKS),
             }),
             scenario,
             senders,
@@ -242,6 +253,11 @@ impl World {
             if self.now.is_multiple_of(10) {
                 self.gate.tick(self.instant());
                 self.relay_actions();
+            }
+            for s in 0..self.senders.len() {
+                if self.senders[s].spec.crash_at == Some(self.now) {
+                    self.crash(s);
+                }
             }
             for s in self.shuffled(self.senders.len()) {
                 self.offer_step(s);
@@ -338,7 +354,7 @@ impl World {
                     },
                 );
                 let identity = format!("{site}-device");
-                let conn = at.sender as u64;
+                let conn = sender.conn * 100 + at.sender as u64;
                 let sop = job.sop.clone();
                 if self
                     .gate
@@ -439,10 +455,10 @@ impl World {
                         self.send(Msg::Resume(a));
                     }
                 }
-                Action::Expire(_) => {
+                Action::Expire(_) | Action::Supersede(_) => {
                     let at = &self.attempts[&a];
                     let sender = &self.senders[at.sender];
-                    if !sender.spec.hostile {
+                    if !sender.spec.hostile && !at.orphan {
                         self.violations.push(format!(
                             "tick {}: the relay expired {} of a sender that was not stuck: it waited on something",
                             self.now, sender.spec.jobs[at.job].sop
@@ -490,6 +506,7 @@ impl World {
                     next_chunk: 0,
                     written: 0,
                     over: false,
+                    orphan: false,
                 },
             );
             self.send(Msg::Offer(a));
@@ -566,6 +583,31 @@ impl World {
             Msg::Refused(_) => self.finish_attempt(a, false),
             _ => unreachable!(),
         }
+    }
+
+    /// The process is killed and started again: its uploads in flight are left at the relay
+    /// (nobody resets them), its link's queue is lost, every job not known done is queued
+    /// again on a new connection.
+    fn crash(&mut self, s: usize) {
+        self.trace(|| format!("sender {s} killed and restarted"));
+        for at in self
+            .attempts
+            .values_mut()
+            .filter(|a| a.sender == s && !a.over)
+        {
+            at.over = true;
+            at.orphan = true;
+        }
+        let sender = &mut self.senders[s];
+        sender.line = WriteLine::default();
+        sender.link.clear();
+        sender.busy.clear();
+        sender.active = 0;
+        sender.by_seq.clear();
+        sender.conn += 1;
+        sender.queue = (0..sender.spec.jobs.len())
+            .filter(|j| !sender.done[*j])
+            .collect();
     }
 
     /// The attempt is over: its job is done, or goes back to the queue (honest senders retry).
@@ -675,6 +717,7 @@ fn random_scenario(seed: u64) -> Scenario {
             jobs,
             concurrency: 1 + r.below(6) as usize,
             hostile: false,
+            crash_at: r.chance(200).then(|| 5 + r.below(200)),
         });
     }
     if r.chance(250) {
@@ -687,6 +730,7 @@ fn random_scenario(seed: u64) -> Scenario {
             }],
             concurrency: 1,
             hostile: true,
+            crash_at: None,
         });
     }
     Scenario {
@@ -744,12 +788,14 @@ fn every_mix_finishes_and_urgent_uploads_take_the_link_first() {
         .unwrap_or(3000);
     let mut urgent_mixes = 0;
     let mut hostile = 0;
+    let mut crashes = 0;
     for seed in 0..seeds {
         let sc = random_scenario(seed);
         let has_urgent = sc.senders.iter().any(|s| s.jobs.iter().any(|j| j.urgent));
         let has_routine = sc.senders.iter().any(|s| s.jobs.iter().any(|j| !j.urgent));
         urgent_mixes += u64::from(has_urgent && has_routine);
         hostile += u64::from(sc.senders.iter().any(|s| s.hostile));
+        crashes += u64::from(sc.senders.iter().any(|s| s.crash_at.is_some()));
         if let Err(e) = check(sc.clone(), seed) {
             panic!("seed {seed}: {e}\nscenario: {sc:#?}");
         }
@@ -757,6 +803,7 @@ fn every_mix_finishes_and_urgent_uploads_take_the_link_first() {
     // The seeds do explore what matters.
     assert!(urgent_mixes > seeds / 4, "{urgent_mixes} urgent mixes");
     assert!(hostile > seeds / 10, "{hostile} hostile runs");
+    assert!(crashes > seeds / 10, "{crashes} runs with a killed sender");
 }
 
 /// The field report: a stroke head CT (urgent) and a smaller routine CT in one folder, sent
@@ -779,6 +826,7 @@ fn head_ct_and_routine_ct(old_write_order: bool) -> Scenario {
             ],
             concurrency: 16,
             hostile: false,
+            crash_at: None,
         }],
         uploads_per_identity: 64,
         fail_per_mille: 0,

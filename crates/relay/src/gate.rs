@@ -8,9 +8,12 @@
 //!
 //! * **Leases.** One upload at a time writes the partial of a (site, SOP Instance UID); a
 //!   second upload of the same instance waits, first come first served, until the first ends
-//!   (stored, refused, gone, or expired), then is judged against what is stored. Nothing
-//!   supersedes anything, so two uploads of one instance can never take the partial from each
-//!   other in a loop.
+//!   (stored, refused, gone, or expired), then is judged against what is stored. A waiting
+//!   upload takes the lease over only from a holder whose connection has been silent for
+//!   `takeover_after` ([`Action::Supersede`]): a sender that was killed leaves its uploads
+//!   behind until its connection times out, and its rerun must not wait for that. A holder that
+//!   receives data (or is held) is never taken over, so two live uploads of one instance can
+//!   never take the partial from each other in a loop.
 //! * **Urgent first.** While an urgent upload of a site holds its lease, the site's routine
 //!   uploads that hold theirs are held ([`Action::Hold`]) and resumed when no urgent one is
 //!   left ([`Action::Resume`]) for `resume_after` (so that the gap between two urgent
@@ -48,6 +51,9 @@ pub struct GateConfig {
     pub idle_timeout: Duration,
     /// How long a site must be without urgent uploads before its routine uploads resume.
     pub resume_after: Duration,
+    /// How long a lease holder's connection must be silent before a waiting upload of the same
+    /// instance takes the lease over.
+    pub takeover_after: Duration,
 }
 
 impl Default for GateConfig {
@@ -56,6 +62,7 @@ impl Default for GateConfig {
             uploads_per_identity: 64,
             idle_timeout: Duration::from_secs(120),
             resume_after: Duration::from_millis(500),
+            takeover_after: Duration::from_secs(5),
         }
     }
 }
@@ -71,12 +78,19 @@ pub enum Action {
     Resume(UploadId),
     /// It has been idle too long: refuse it (`TimedOut`) and end it.
     Expire(UploadId),
+    /// Its connection went silent and another upload of the same instance waits: refuse it
+    /// (`Superseded`) and end it; the waiting one gets the lease.
+    Supersede(UploadId),
 }
 
 impl Action {
     pub fn upload(self) -> UploadId {
         match self {
-            Action::Grant(u) | Action::Hold(u) | Action::Resume(u) | Action::Expire(u) => u,
+            Action::Grant(u)
+            | Action::Hold(u)
+            | Action::Resume(u)
+            | Action::Expire(u)
+            | Action::Supersede(u) => u,
         }
     }
 }
@@ -199,8 +213,39 @@ impl Gate {
         queue.push_back(id);
         if queue.len() == 1 {
             self.grant(id, now);
+        } else {
+            let holder = queue[0];
+            self.take_over_if_silent(holder, now);
         }
         Ok(())
+    }
+
+    /// If `holder` (a lease holder with someone waiting) is not held and its connection has
+    /// been silent for `takeover_after`, supersede it.
+    fn take_over_if_silent(&mut self, holder: UploadId, now: Instant) {
+        let takeover = self.config.takeover_after;
+        let Some(u) = self.uploads.get_mut(&holder) else {
+            return;
+        };
+        let conn_last = self.conns.get(&u.conn).map(|c| c.0);
+        if let State::Granted {
+            held: false,
+            last_data,
+            expired,
+            lapsed,
+        } = &mut u.state
+        {
+            let silent = conn_last.map_or(*last_data, |c| c.max(*last_data));
+            if !*expired && now.saturating_duration_since(silent) >= takeover {
+                *expired = true;
+                self.actions.push_back(Action::Supersede(holder));
+                if u.urgency == Urgency::Urgent && !*lapsed {
+                    *lapsed = true;
+                    let site = u.site.clone();
+                    self.update_holds(&site, now);
+                }
+            }
+        }
     }
 
     /// What the relay learned about the upload's urgency (its header was routed).
@@ -317,6 +362,15 @@ impl Gate {
         }
         for site in lapsed_sites {
             self.update_holds(&site, now);
+        }
+        let contested: Vec<UploadId> = self
+            .leases
+            .values()
+            .filter(|q| q.len() > 1)
+            .filter_map(|q| q.front().copied())
+            .collect();
+        for holder in contested {
+            self.take_over_if_silent(holder, now);
         }
     }
 
@@ -444,6 +498,7 @@ mod tests {
             uploads_per_identity: 4,
             idle_timeout: Duration::from_secs(10),
             resume_after: Duration::ZERO,
+            takeover_after: Duration::from_secs(3),
         })
     }
 
@@ -460,6 +515,38 @@ mod tests {
         assert_eq!(drain(&mut g), [Action::Grant(1)]);
         g.end(1, t);
         assert_eq!(drain(&mut g), [Action::Grant(2)]);
+    }
+
+    /// A sender killed mid-upload leaves its uploads behind until its connection times out;
+    /// its rerun takes the lease over once that connection has been silent long enough, but
+    /// never from an upload whose connection carries data.
+    #[test]
+    fn a_waiting_upload_takes_over_only_from_a_silent_connection() {
+        let t = Instant::now();
+        let s = |n| t + Duration::from_secs(n);
+        let mut g = gate();
+        g.offer(1, 1, "dev", A, "1.1", Urgency::Routine, t).unwrap();
+        g.offer(2, 1, "dev", A, "1.2", Urgency::Routine, t).unwrap();
+        drain(&mut g);
+        // Connection 1 keeps sending on upload 2: upload 1 is not taken over.
+        g.offer(3, 2, "dev", A, "1.1", Urgency::Routine, s(1))
+            .unwrap();
+        for k in 2..=8 {
+            g.data(2, s(k));
+            g.tick(s(k));
+        }
+        assert!(drain(&mut g).is_empty());
+        // Connection 1 goes silent (the sender was killed): after 3 s the waiter takes over.
+        g.tick(s(10));
+        assert!(drain(&mut g).is_empty());
+        g.tick(s(11));
+        assert_eq!(drain(&mut g), [Action::Supersede(1)]);
+        g.end(1, s(11));
+        assert_eq!(drain(&mut g), [Action::Grant(3)]);
+        // A silent holder is taken over at once when the waiter arrives late.
+        g.offer(4, 3, "dev", A, "1.2", Urgency::Routine, s(30))
+            .unwrap();
+        assert_eq!(drain(&mut g), [Action::Supersede(2)]);
     }
 
     #[test]

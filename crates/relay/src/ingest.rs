@@ -220,7 +220,7 @@ async fn run_upload(
         match a {
             Action::Hold(_) => hold(&mut receiver, true),
             Action::Resume(_) => hold(&mut receiver, false),
-            Action::Grant(_) | Action::Expire(_) => {}
+            Action::Grant(_) | Action::Expire(_) | Action::Supersede(_) => {}
         }
     }
 
@@ -405,6 +405,15 @@ async fn drive(
                         ));
                         receiver.refuse(r.clone());
                         // The stream may be dead already: its sender is what we gave up on.
+                        let _ = flush(receiver, send).await;
+                        return Ok(Some(r));
+                    }
+                    Some(Action::Supersede(_)) => {
+                        fail_live(&live);
+                        let r = refusal(RefuseCode::Superseded,
+                            "another upload of this instance from your site took over while this one's connection was silent; the newer upload resumes where this one stood");
+                        receiver.refuse(r.clone());
+                        // The connection is silent: the sender may never read this.
                         let _ = flush(receiver, send).await;
                         return Ok(Some(r));
                     }
