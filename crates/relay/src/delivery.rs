@@ -146,27 +146,33 @@ pub(crate) async fn reader_session(
 
     let mut order = 0u64;
     let mut queue = BinaryHeap::new();
-    let mut known: HashSet<String> = HashSet::new();
-    let mut backlog_left: HashSet<String> = HashSet::new();
+    // Instances are keyed by (study, SOP Instance UID): within a study, which belongs to one
+    // site, a UID is unique (UIDs are scoped by site, so two studies may share one).
+    let mut known: HashSet<Key> = HashSet::new();
+    let mut backlog_left: HashSet<Key> = HashSet::new();
     for item in backlog {
         order += 1;
-        backlog_left.insert(item.instance.sop_uid.clone());
-        known.insert(item.instance.sop_uid.clone());
+        let k = (
+            item.instance.study_uid.clone(),
+            item.instance.sop_uid.clone(),
+        );
+        backlog_left.insert(k.clone());
+        known.insert(k);
         queue.push(queued_from_outbox(item, order));
     }
     for l in live_now {
-        if known.insert(l.instance.sop_uid.clone()) {
+        if known.insert(key(&l.instance)) {
             order += 1;
-            backlog_left.insert(l.instance.sop_uid.clone());
+            backlog_left.insert(key(&l.instance));
             queue.push(queued_live(l, order));
         }
     }
     let mut backlog_told = false;
     let mut backlog_delivered = 0u64;
     // Backlog instances that failed `NotDelivered::ATTEMPTS` times in this session, by SOP UID.
-    let mut not_delivered: BTreeMap<String, NotDelivered> = BTreeMap::new();
+    let mut not_delivered: BTreeMap<Key, NotDelivered> = BTreeMap::new();
     // Consecutive failures of each delivery that failed, and the deliveries waiting to retry.
-    let mut failures: HashMap<String, u32> = HashMap::new();
+    let mut failures: HashMap<Key, u32> = HashMap::new();
     let mut retry: RetryQueue<Queued> = RetryQueue::default();
     let mut in_flight: JoinSet<(Queued, Result<(), DeliveryError>)> = JoinSet::new();
     let mut ctl_buf = [0u8; 256];
@@ -208,15 +214,15 @@ pub(crate) async fn reader_session(
                 };
                 match job {
                     Job::Live(l) => {
-                        if known.insert(l.instance.sop_uid.clone()) {
+                        if known.insert(key(&l.instance)) {
                             order += 1;
                             queue.push(queued_live(l, order));
                         }
                     }
-                    Job::Stored(sop) => {
-                        if !known.contains(&sop) {
-                            if let Some(item) = pending_item(&ctx, &reader, &sop).await {
-                                known.insert(sop);
+                    Job::Stored(instance) => {
+                        if !known.contains(&key(&instance)) {
+                            if let Some(item) = pending_item(&ctx, &reader, &instance).await {
+                                known.insert(key(&instance));
                                 order += 1;
                                 queue.push(queued_from_outbox(item, order));
                             }
@@ -243,13 +249,13 @@ pub(crate) async fn reader_session(
                             Ok(Err(e)) => warn!(reader = %reader, sop_uid = %inst.sop_uid, "delivered, but cannot record it in the outbox: {e}"),
                             Err(e) => warn!(reader = %reader, sop_uid = %inst.sop_uid, "delivered, but cannot record it in the outbox: {e}"),
                         }
-                        if backlog_left.remove(&inst.sop_uid) {
+                        if backlog_left.remove(&key(&inst)) {
                             backlog_delivered += 1;
                         }
-                        if failures.remove(&inst.sop_uid).is_some() {
+                        if failures.remove(&key(&inst)).is_some() {
                             info!(reader = %reader, sop_uid = %inst.sop_uid, "delivered after failed attempts");
                         }
-                        if not_delivered.remove(&inst.sop_uid).is_some() && !backlog_told {
+                        if not_delivered.remove(&key(&inst)).is_some() && !backlog_told {
                             backlog_delivered += 1;
                         }
                         debug!(reader = %reader, sop_uid = %inst.sop_uid, "delivered");
@@ -259,17 +265,17 @@ pub(crate) async fn reader_session(
                     }
                     Err(DeliveryError::UpstreamFailed) => {
                         // Stays routed: delivered from the outbox once a retried upload stores it.
-                        known.remove(&inst.sop_uid);
-                        backlog_left.remove(&inst.sop_uid);
-                        failures.remove(&inst.sop_uid);
-                        not_delivered.remove(&inst.sop_uid);
+                        known.remove(&key(&inst));
+                        backlog_left.remove(&key(&inst));
+                        failures.remove(&key(&inst));
+                        not_delivered.remove(&key(&inst));
                     }
                     Err(e) => {
                         if conn.close_reason().is_some() {
                             break;
                         }
                         // Stays known (and in the outbox): tried again after a backoff.
-                        let n = failures.entry(inst.sop_uid.clone()).or_insert(0);
+                        let n = failures.entry(key(&inst)).or_insert(0);
                         *n += 1;
                         let (attempts, wait) = (*n, backoff(*n));
                         if attempts == 1 {
@@ -277,13 +283,13 @@ pub(crate) async fn reader_session(
                         } else {
                             debug!(reader = %reader, sop_uid = %inst.sop_uid, attempts, "delivery failed again, next attempt in {wait:?}: {e}");
                         }
-                        if attempts >= NotDelivered::ATTEMPTS && backlog_left.remove(&inst.sop_uid) {
+                        if attempts >= NotDelivered::ATTEMPTS && backlog_left.remove(&key(&inst)) {
                             warn!(reader = %reader, sop_uid = %inst.sop_uid, attempts, "not delivered in this session; retried every {wait:?} at most while the reader stays: {e}");
                             not_delivered.insert(
-                                inst.sop_uid.clone(),
+                                key(&inst),
                                 NotDelivered::new(inst.clone(), attempts, &e.reason()),
                             );
-                        } else if let Some(nd) = not_delivered.get_mut(&inst.sop_uid) {
+                        } else if let Some(nd) = not_delivered.get_mut(&key(&inst)) {
                             *nd = NotDelivered::new(inst.clone(), attempts, &e.reason());
                         }
                         retry.push(tokio::time::Instant::now() + wait, q);
@@ -312,7 +318,7 @@ pub(crate) async fn reader_session(
 
 /// The backlog notice: what was delivered, and the instances not delivered this session (the
 /// first [`NotDelivered::MAX_LISTED`], in SOP UID order, and their count).
-fn backlog_notice(delivered: u64, not_delivered: &BTreeMap<String, NotDelivered>) -> Notice {
+fn backlog_notice(delivered: u64, not_delivered: &BTreeMap<Key, NotDelivered>) -> Notice {
     Notice::BacklogDelivered {
         instances: delivered,
         not_delivered: not_delivered
@@ -347,18 +353,28 @@ fn queued_live(l: Arc<LiveInstance>, order: u64) -> Queued {
     }
 }
 
-async fn pending_item(ctx: &Arc<Ctx>, reader: &str, sop: &str) -> Option<OutboxItem> {
+/// An instance as a reader session keys it: (study, SOP Instance UID).
+type Key = (String, String);
+
+fn key(i: &InstanceRef) -> Key {
+    (i.study_uid.clone(), i.sop_uid.clone())
+}
+
+async fn pending_item(ctx: &Arc<Ctx>, reader: &str, instance: &InstanceRef) -> Option<OutboxItem> {
     let store = ctx.store.clone();
-    let (r, s) = (reader.to_string(), sop.to_string());
-    tokio::task::spawn_blocking(move || {
-        store
-            .pending_for(&r)
-            .ok()
-            .and_then(|v| v.into_iter().find(|i| i.instance.sop_uid == s))
-    })
-    .await
-    .ok()
-    .flatten()
+    let (r, i) = (reader.to_string(), instance.clone());
+    match tokio::task::spawn_blocking(move || store.pending_one(&r, &i.study_uid, &i.sop_uid)).await
+    {
+        Ok(Ok(item)) => item,
+        Ok(Err(e)) => {
+            warn!(reader, sop_uid = %instance.sop_uid, "cannot read the outbox: {e} (delivered with the next session's backlog)");
+            None
+        }
+        Err(e) => {
+            warn!(reader, sop_uid = %instance.sop_uid, "cannot read the outbox: {e}");
+            None
+        }
+    }
 }
 
 /// Send `StudyComplete` if the study became complete for this reader. False if the control

@@ -90,7 +90,7 @@ pub enum Job {
     /// Deliver this instance while it arrives.
     Live(Arc<LiveInstance>),
     /// This instance was stored and routed to the reader.
-    Stored(String),
+    Stored(InstanceRef),
     /// This study may have become complete: check whether to tell the reader.
     Study(String),
 }
@@ -131,11 +131,11 @@ impl Hub {
     }
 
     /// Tell connected readers that an instance was stored for them.
-    pub fn stored(&self, sop_uid: &str, readers: &[String]) {
+    pub fn stored(&self, instance: &InstanceRef, readers: &[String]) {
         let g = self.lock();
         for r in readers {
             if let Some((_, tx)) = g.readers.get(r) {
-                let _ = tx.send(Job::Stored(sop_uid.to_string()));
+                let _ = tx.send(Job::Stored(instance.clone()));
             }
         }
     }

@@ -554,7 +554,13 @@ async fn commit(
                 bytes = record.size, from = %record.source_identity, readers = ?readers,
                 "instance stored"
             );
-            ctx.hub.stored(&record.sop_uid, &readers);
+            ctx.hub.stored(
+                &yilian_proto::InstanceRef {
+                    study_uid: record.study_uid.clone(),
+                    sop_uid: record.sop_uid.clone(),
+                },
+                &readers,
+            );
             if let Some(instances) = study_complete {
                 info!(study_uid = %record.study_uid, instances, "study complete");
                 ctx.hub.study_progress(&record.study_uid);

@@ -1,6 +1,6 @@
 //! Per-reader persistent outboxes, delivered in priority order.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use crate::records::InstanceRecord;
 use crate::store::row_to_record;
@@ -49,6 +49,38 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// The outbox entry of the instance `(study_uid, sop_uid)` for `reader`, if it waits there.
+    pub fn pending_one(
+        &self,
+        reader: &str,
+        study_uid: &str,
+        sop_uid: &str,
+    ) -> Result<Option<OutboxItem>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare_cached(
+            "SELECT i.sop_uid, i.study_uid, i.series_uid, i.sop_class_uid, i.modality,
+                    i.source_site, i.source_identity, i.size, i.hash, i.priority, i.stored_at,
+                    i.id, o.seq, o.priority
+             FROM outbox o JOIN instances i ON i.id = o.instance_id
+             WHERE o.reader = ?1 AND i.study_uid = ?2 AND i.sop_uid = ?3
+                 AND o.delivered_at IS NULL",
+        )?;
+        let row = st
+            .query_row(params![reader, study_uid, sop_uid], |r| {
+                Ok((row_to_record(r)?, r.get::<_, i64>(12)?, r.get::<_, u8>(13)?))
+            })
+            .optional()?;
+        let Some((rec, seq, priority)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(OutboxItem {
+            seq,
+            reader: reader.to_string(),
+            priority,
+            instance: rec?,
+        }))
     }
 
     /// Whether the instance `(study_uid, sop_uid)` is waiting in `reader`'s outbox (routed to
