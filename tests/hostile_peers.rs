@@ -90,15 +90,16 @@ fn another_sites_manifest_or_instance_for_a_study_is_refused_and_audited() {
             .any(|(actor, outcome, _)| actor == "township-b-device" && outcome == "unauthorized"),
         "{manifests:?}"
     );
-    let receives = audit_rows(&relay.data, "receive");
-    assert!(
-        receives
+    // (A refused upload is audited right after the refusal is sent.)
+    wait_until("the refused upload's audit entry", GUARD, || {
+        audit_rows(&relay.data, "receive")
             .iter()
-            .any(|(actor, outcome, detail)| actor == "township-b-device"
-                && outcome == "unauthorized"
-                && detail.as_deref().is_some_and(|d| d.contains("belongs to"))),
-        "{receives:?}"
-    );
+            .any(|(actor, outcome, detail)| {
+                actor == "township-b-device"
+                    && outcome == "unauthorized"
+                    && detail.as_deref().is_some_and(|d| d.contains("belongs to"))
+            })
+    });
     // The radiologist gets A's three instances and one true completion.
     let out_dir = tmp.path().join("rad");
     let out = run(read_cmd(&relay, &pki, "county-radiology", &out_dir, true));
@@ -308,12 +309,13 @@ fn an_idle_accepted_upload_is_dropped_and_its_lease_released() {
         up.send_rest(&bytes, off).await;
         assert!(matches!(up.verdict().await, Reply::Stored { .. }));
     });
-    let receives = audit_rows(&relay.data, "receive");
-    assert_eq!(
-        receives.iter().filter(|r| r.1 == "timed-out").count(),
-        2,
-        "{receives:?}"
-    );
+    wait_until("both drops audited", GUARD, || {
+        audit_rows(&relay.data, "receive")
+            .iter()
+            .filter(|r| r.1 == "timed-out")
+            .count()
+            == 2
+    });
 }
 
 /// An urgent offer that never sends a byte cannot keep its township's link: the routine
@@ -470,9 +472,9 @@ fn connections_and_uploads_per_identity_are_capped() {
             "B is not affected"
         );
     });
-    let connects = audit_rows(&relay.data, "connect");
-    assert!(
-        connects.iter().any(|c| c.1 == "too-many-connections"),
-        "{connects:?}"
-    );
+    wait_until("the refused connection audited", GUARD, || {
+        audit_rows(&relay.data, "connect")
+            .iter()
+            .any(|c| c.1 == "too-many-connections")
+    });
 }
