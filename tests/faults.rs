@@ -6,25 +6,8 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use yilian_testkit::{ct_series, large_instance, StudySpec};
-
-fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            if std::env::var_os("YILIAN_KEEP_TMP").is_some() {
-                std::thread::sleep(Duration::from_secs(3600));
-            }
-            panic!("process did not finish in {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn sender_killed_mid_study_resumes_without_resending_much() {
@@ -153,7 +136,11 @@ fn relay_killed_mid_upload_loses_nothing_acknowledged_and_uploads_resume() {
     // Back up after a moment; the sender, still running, resumes by itself.
     std::thread::sleep(Duration::from_millis(500));
     relay.restart();
-    let status = wait_exit(&mut child, Duration::from_secs(180));
+    let status = wait_for_exit(
+        &mut child,
+        Duration::from_secs(180),
+        "the sender after the relay restart",
+    );
     let err = std::fs::read_to_string(&err_path).unwrap();
     assert!(
         status.success(),

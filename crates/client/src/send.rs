@@ -291,21 +291,12 @@ pub async fn send(
     for path in files {
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let index = report.files.len();
-        if path.file_name().is_some_and(|n| n == "DICOMDIR") {
-            let outcome = FileOutcome::Skipped {
-                reason: DICOMDIR_SKIPPED.into(),
-            };
-            progress.file_done(&path, true, &describe(&outcome));
-            report.files.push(FileReport {
-                path,
-                sop_uid: None,
-                study_uid: None,
-                size,
-                outcome,
-            });
-            continue;
-        }
-        match yilian_dicom::inspect_file(&path) {
+        let inspected = if path.file_name().is_some_and(|n| n == "DICOMDIR") {
+            Err(yilian_dicom::DicomError::MediaDirectory)
+        } else {
+            yilian_dicom::inspect_file(&path)
+        };
+        match inspected {
             Ok(meta) => {
                 let seen = by_uid.entry(meta.sop_instance_uid.clone()).or_default();
                 seen.push(index);
@@ -342,6 +333,7 @@ pub async fn send(
                     hash: None,
                 });
             }
+            // The index of a CD or DVD export, not an image (by name, or by its SOP class).
             Err(yilian_dicom::DicomError::MediaDirectory) => {
                 let outcome = FileOutcome::Skipped {
                     reason: DICOMDIR_SKIPPED.into(),

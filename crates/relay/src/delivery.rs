@@ -26,6 +26,7 @@ use yilian_proto::{
 use yilian_store::{AuditAction, OutboxItem};
 use yilian_transport::{priority, PeerIdentity};
 
+use crate::audit::record as audit;
 use crate::budget::FILE_READS_PER_READER;
 use crate::hub::{Job, LiveInstance, LiveOutcome};
 use crate::ingest::CHUNK;
@@ -648,16 +649,4 @@ impl Out<'_> {
             }
         }
     }
-}
-
-pub(crate) async fn audit(
-    ctx: &Arc<Ctx>,
-    peer: &PeerIdentity,
-    action: AuditAction,
-    study: Option<String>,
-    sop: Option<String>,
-    outcome: &str,
-    detail: Option<String>,
-) {
-    crate::audit::record(ctx, peer, action, study, sop, outcome, detail).await;
 }

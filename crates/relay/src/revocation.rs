@@ -19,8 +19,8 @@ use yilian_route::Topology;
 use yilian_store::AuditAction;
 use yilian_transport::{CertSerial, Crls, PeerIdentity};
 
+use crate::audit::record as audit;
 use crate::connections::Close;
-use crate::delivery::audit;
 use crate::server::{close, Ctx};
 
 /// The message a peer whose certificate was revoked reads.

@@ -344,42 +344,38 @@ async fn admit(ctx: Arc<Ctx>, incoming: quinn::Incoming) {
         .connections
         .register(peer.clone(), serial.clone(), conn.clone());
     if let Err(refusal) = crate::revocation::admission(&ctx.topology(), &peer, &serial) {
-        Metrics::add(&ctx.metrics.connections_refused, 1);
-        warn!(%remote, %serial, "refused a connection: {}", refusal.reason);
-        audit(
+        let detail = crate::revocation::audit_detail(&refusal, &serial);
+        refuse_connection(
             &ctx,
+            &conn,
             &peer,
-            AuditAction::Connect,
-            None,
-            None,
+            refusal.code,
+            &refusal.reason,
             refusal.outcome,
-            crate::revocation::audit_detail(&refusal, &serial),
+            detail,
         )
         .await;
-        conn.close(VarInt::from_u32(refusal.code), refusal.reason.as_bytes());
         return;
     }
     let open = ctx.connections.count(&peer.name);
     let cap = ctx.config.limits.connections_per_identity;
     if open > cap {
-        Metrics::add(&ctx.metrics.connections_refused, 1);
         let reason = format!(
             "{} already has {} connections open to this relay (limits.connections_per_identity = {cap}); close some first (is `yilian send` running many times at once with this certificate?)",
             peer.name,
             open - 1
         );
-        warn!(%remote, "refused a connection: {reason}");
-        audit(
+        let detail = Some(remote.to_string());
+        refuse_connection(
             &ctx,
+            &conn,
             &peer,
-            AuditAction::Connect,
-            None,
-            None,
+            close::TOO_MANY,
+            &reason,
             "too-many-connections",
-            Some(remote.to_string()),
+            detail,
         )
         .await;
-        conn.close(VarInt::from_u32(close::TOO_MANY), reason.as_bytes());
         return;
     }
     let conn_id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -416,6 +412,23 @@ async fn admit(ctx: Arc<Ctx>, incoming: quinn::Incoming) {
             }
         }
     }
+}
+
+/// Close an admitted connection with `reason` (what the peer's `send`/`read` shows), counted,
+/// logged and audited.
+async fn refuse_connection(
+    ctx: &Arc<Ctx>,
+    conn: &Connection,
+    peer: &PeerIdentity,
+    code: u32,
+    reason: &str,
+    outcome: &str,
+    detail: Option<String>,
+) {
+    Metrics::add(&ctx.metrics.connections_refused, 1);
+    warn!(remote = %conn.remote_address(), "refused a connection: {reason}");
+    audit(ctx, peer, AuditAction::Connect, None, None, outcome, detail).await;
+    conn.close(VarInt::from_u32(code), reason.as_bytes());
 }
 
 async fn serve_stream(

@@ -6,6 +6,13 @@ use crate::records::InstanceRecord;
 use crate::store::row_to_record;
 use crate::{Store, StoreError};
 
+/// An outbox entry with its instance: the record's columns (as `row_to_record` reads them),
+/// then the entry's sequence and priority.
+const PENDING: &str = "SELECT i.sop_uid, i.study_uid, i.series_uid, i.sop_class_uid, i.modality,
+        i.source_site, i.source_identity, i.size, i.hash, i.priority, i.stored_at,
+        i.id, o.seq, o.priority
+    FROM outbox o JOIN instances i ON i.id = o.instance_id";
+
 /// One instance waiting for a reader.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxItem {
@@ -27,14 +34,10 @@ impl Store {
     /// Everything not yet delivered to `reader`, urgent first, then in arrival order.
     pub fn pending_for(&self, reader: &str) -> Result<Vec<OutboxItem>, StoreError> {
         let db = self.db();
-        let mut st = db.prepare_cached(
-            "SELECT i.sop_uid, i.study_uid, i.series_uid, i.sop_class_uid, i.modality,
-                    i.source_site, i.source_identity, i.size, i.hash, i.priority, i.stored_at,
-                    i.id, o.seq, o.priority
-             FROM outbox o JOIN instances i ON i.id = o.instance_id
-             WHERE o.reader = ?1 AND o.delivered_at IS NULL
-             ORDER BY o.priority DESC, o.seq",
-        )?;
+        let mut st = db.prepare_cached(&format!(
+            "{PENDING} WHERE o.reader = ?1 AND o.delivered_at IS NULL
+             ORDER BY o.priority DESC, o.seq"
+        ))?;
         let rows = st.query_map([reader], |r| {
             Ok((row_to_record(r)?, r.get::<_, i64>(12)?, r.get::<_, u8>(13)?))
         })?;
@@ -59,14 +62,10 @@ impl Store {
         sop_uid: &str,
     ) -> Result<Option<OutboxItem>, StoreError> {
         let db = self.db();
-        let mut st = db.prepare_cached(
-            "SELECT i.sop_uid, i.study_uid, i.series_uid, i.sop_class_uid, i.modality,
-                    i.source_site, i.source_identity, i.size, i.hash, i.priority, i.stored_at,
-                    i.id, o.seq, o.priority
-             FROM outbox o JOIN instances i ON i.id = o.instance_id
-             WHERE o.reader = ?1 AND i.study_uid = ?2 AND i.sop_uid = ?3
-                 AND o.delivered_at IS NULL",
-        )?;
+        let mut st = db.prepare_cached(&format!(
+            "{PENDING} WHERE o.reader = ?1 AND i.study_uid = ?2 AND i.sop_uid = ?3
+                 AND o.delivered_at IS NULL"
+        ))?;
         let row = st
             .query_row(params![reader, study_uid, sop_uid], |r| {
                 Ok((row_to_record(r)?, r.get::<_, i64>(12)?, r.get::<_, u8>(13)?))
