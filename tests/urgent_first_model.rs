@@ -32,24 +32,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 use yilian_client::write_order::WriteLine;
 use yilian_relay::gate::{Action, Gate, GateConfig, Urgency};
-
-/// Deterministic PRNG (splitmix64).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-}
+use yilian_testkit::Rng;
 
 const MAX_LATENCY: u64 = 6;
 const SEND_BUFFER: usize = 4;
@@ -200,7 +183,7 @@ impl World {
             })
             .collect();
         World {
-            rng: Rng(seed ^ 0x5EED),
+            rng: Rng::new(seed, 1),
             now: 0,
             t0: Instant::now(),
             gate: Gate::new(GateConfig {
@@ -684,7 +667,7 @@ impl World {
 }
 
 fn random_scenario(seed: u64) -> Scenario {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed, 0);
     let sites = ["township-a", "township-b"];
     let n = 1 + r.below(3) as usize;
     let mut senders = Vec::new();

@@ -43,9 +43,7 @@ pub(crate) async fn write(ctx: &Arc<Ctx>, ev: AuditEvent) {
     let failure = match r {
         Ok(Ok(())) => return,
         Ok(Err(e)) => {
-            if e.is_out_of_space() {
-                ctx.storage.out_of_space();
-            }
+            ctx.storage.notice(&e);
             e.to_string()
         }
         Err(e) => e.to_string(),

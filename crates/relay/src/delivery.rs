@@ -244,11 +244,13 @@ pub(crate) async fn reader_session(
                         Metrics::add(&ctx.metrics.instances_delivered, 1);
                         let store = ctx.store.clone();
                         let (rd, study, sop) = (reader.clone(), inst.study_uid.clone(), inst.sop_uid.clone());
-                        match tokio::task::spawn_blocking(move || store.mark_delivered(&rd, &study, &sop)).await {
-                            Ok(Ok(_)) => {}
+                        let marked = tokio::task::spawn_blocking(move || store.mark_delivered(&rd, &study, &sop))
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string()));
+                        if let Err(e) = marked {
                             // The reader holds it; the next session's offer is answered `Have`.
-                            Ok(Err(e)) => warn!(reader = %reader, sop_uid = %inst.sop_uid, "delivered, but cannot record it in the outbox: {e}"),
-                            Err(e) => warn!(reader = %reader, sop_uid = %inst.sop_uid, "delivered, but cannot record it in the outbox: {e}"),
+                            warn!(reader = %reader, sop_uid = %inst.sop_uid, "delivered, but cannot record it in the outbox: {e}");
                         }
                         if backlog_left.remove(&key(&inst)) {
                             backlog_delivered += 1;
@@ -364,18 +366,14 @@ fn key(i: &InstanceRef) -> Key {
 async fn pending_item(ctx: &Arc<Ctx>, reader: &str, instance: &InstanceRef) -> Option<OutboxItem> {
     let store = ctx.store.clone();
     let (r, i) = (reader.to_string(), instance.clone());
-    match tokio::task::spawn_blocking(move || store.pending_one(&r, &i.study_uid, &i.sop_uid)).await
-    {
-        Ok(Ok(item)) => item,
-        Ok(Err(e)) => {
-            warn!(reader, sop_uid = %instance.sop_uid, "cannot read the outbox: {e} (delivered with the next session's backlog)");
-            None
-        }
-        Err(e) => {
-            warn!(reader, sop_uid = %instance.sop_uid, "cannot read the outbox: {e}");
-            None
-        }
-    }
+    let item = tokio::task::spawn_blocking(move || store.pending_one(&r, &i.study_uid, &i.sop_uid))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    item.unwrap_or_else(|e| {
+        warn!(reader, sop_uid = %instance.sop_uid, "cannot read the outbox: {e} (delivered with the next session's backlog)");
+        None
+    })
 }
 
 /// Send `StudyComplete` if the study became complete for this reader. False if the control
@@ -444,25 +442,17 @@ async fn deliver(
             match ev {
                 SenderEvent::Accepted { offset } => {
                     let _ = send.set_priority(priority::data(q.priority, q.order));
+                    let mut out = Out {
+                        ctx,
+                        send: &mut send,
+                        sender: &mut sender,
+                        reads,
+                    };
                     let sent = match &source {
                         Source::Stored { file, hash } => {
-                            let mut out = Out {
-                                ctx,
-                                send: &mut send,
-                                sender: &mut sender,
-                                reads,
-                            };
                             out.file_range(file, offset, q.size).await.map(|()| *hash)
                         }
-                        Source::Live(l) => {
-                            let mut out = Out {
-                                ctx,
-                                send: &mut send,
-                                sender: &mut sender,
-                                reads,
-                            };
-                            out.live(l, offset).await
-                        }
+                        Source::Live(l) => out.live(l, offset).await,
                     };
                     let hash = match sent {
                         Ok(h) => h,

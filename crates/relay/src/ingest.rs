@@ -33,6 +33,7 @@ use crate::hub::{LiveInstance, LiveOutcome};
 use crate::metrics::{Gauge, Metrics};
 use crate::server::Ctx;
 use crate::spool_writer::{SpoolWriter, Verified, WriterCmd, WriterEvent, WRITER_QUEUE};
+use crate::storage::Storage;
 
 /// Read buffer granularity: chunks handed to the writer and to live readers.
 pub const CHUNK: usize = 256 * 1024;
@@ -60,12 +61,12 @@ pub(crate) fn refusal(code: RefuseCode, reason: impl Into<String>) -> Refusal {
 }
 
 /// What a store failure means for the sender: a full disk is "storage full" (retryable, and
-/// ingest stops until space returns); another site's study is "unauthorized"; anything else is
-/// an internal error worth retrying.
-pub(crate) fn store_refusal(ctx: &Ctx, e: &StoreError) -> Refusal {
-    if e.is_out_of_space() {
-        ctx.storage.out_of_space();
-        return refusal(RefuseCode::StorageFull, ctx.storage.refusal_text());
+/// ingest stops until space returns); another site's study is "unauthorized"; a site's
+/// unfinished uploads at their cap is "busy"; anything else is an internal error worth
+/// retrying. The one mapping for every caller (ingest, spool writer, manifests).
+pub(crate) fn store_refusal(storage: &Storage, e: &StoreError) -> Refusal {
+    if storage.notice(e) {
+        return refusal(RefuseCode::StorageFull, storage.refusal_text());
     }
     match e {
         StoreError::StudyOwned { .. } => refusal(RefuseCode::Unauthorized, e.to_string()),
@@ -206,9 +207,7 @@ async fn run_upload(
                 let chunk = buf.split().freeze();
                 if let Err(e) = receiver.handle_input(chunk) {
                     let r = refusal(RefuseCode::Malformed, format!("{e} (data sent before the relay accepted the upload)"));
-                    receiver.refuse(r.clone());
-                    flush(&mut receiver, send).await?;
-                    return Ok(Some(r));
+                    return refuse(&mut receiver, send, r).await;
                 }
             }
         }
@@ -243,17 +242,10 @@ async fn run_upload(
                 RefuseCode::Conflict,
                 "the relay already holds a different instance with this SOP Instance UID from your site (PS3.4: one UID, one object); give the new image a new UID",
             );
-            receiver.refuse(r.clone());
-            flush(&mut receiver, send).await?;
-            return Ok(Some(r));
+            return refuse(&mut receiver, send, r).await;
         }
         Ok(None) => {}
-        Err(e) => {
-            let r = store_refusal(ctx, &e);
-            receiver.refuse(r.clone());
-            flush(&mut receiver, send).await?;
-            return Ok(Some(r));
-        }
+        Err(e) => return refuse(&mut receiver, send, store_refusal(&ctx.storage, &e)).await,
     }
 
     let (cmd_tx, cmd_rx) = mpsc::channel(WRITER_QUEUE);
@@ -304,14 +296,14 @@ async fn study_refusal(
         .map_err(|e| e.to_string())?;
     Ok(match owner {
         Ok(Some(owner)) if owner != site => Some(store_refusal(
-            ctx,
+            &ctx.storage,
             &StoreError::StudyOwned {
                 study_uid: study_uid.to_string(),
                 owner,
             },
         )),
         Ok(_) => None,
-        Err(e) => Some(store_refusal(ctx, &e)),
+        Err(e) => Some(store_refusal(&ctx.storage, &e)),
     })
 }
 
@@ -377,17 +369,13 @@ async fn drive(
                             }
                             Err(refused) => {
                                 fail_live(&l);
-                                receiver.refuse(refused.clone());
-                                flush(receiver, send).await?;
-                                return Ok(Some(refused));
+                                return refuse(receiver, send, refused).await;
                             }
                         }
                     }
                     WriterEvent::Failed(r) => {
                         fail_live(&live);
-                        receiver.refuse(r.clone());
-                        flush(receiver, send).await?;
-                        return Ok(Some(r));
+                        return refuse(receiver, send, r).await;
                     }
                 }
                 flush(receiver, send).await?;
@@ -400,22 +388,16 @@ async fn drive(
                         fail_live(&live);
                         let idle = ctx.gate.config().idle_timeout;
                         let r = refusal(RefuseCode::TimedOut, format!(
-                            "no data for {} (limits.upload_idle_timeout): the upload was dropped; what arrived is kept and the upload resumes when offered again",
-                            humantime_short(idle)
+                            "no data for {} s (limits.upload_idle_timeout): the upload was dropped; what arrived is kept and the upload resumes when offered again",
+                            idle.as_secs()
                         ));
-                        receiver.refuse(r.clone());
-                        // The stream may be dead already: its sender is what we gave up on.
-                        let _ = flush(receiver, send).await;
-                        return Ok(Some(r));
+                        return refuse(receiver, send, r).await;
                     }
                     Some(Action::Supersede(_)) => {
                         fail_live(&live);
                         let r = refusal(RefuseCode::Superseded,
                             "another upload of this instance from your site took over while this one's connection was silent; the newer upload resumes where this one stood");
-                        receiver.refuse(r.clone());
-                        // The connection is silent: the sender may never read this.
-                        let _ = flush(receiver, send).await;
-                        return Ok(Some(r));
+                        return refuse(receiver, send, r).await;
                     }
                     Some(Action::Grant(_)) => {}
                     None => {
@@ -443,20 +425,12 @@ async fn drive(
                 }
                 if let Err(e) = receiver.handle_input(chunk) {
                     fail_live(&live);
-                    let r = refusal(RefuseCode::Malformed, e.to_string());
-                    receiver.refuse(r.clone());
-                    // The sender broke the protocol; it may not read our answer.
-                    let _ = flush(receiver, send).await;
-                    return Ok(Some(r));
+                    return refuse(receiver, send, refusal(RefuseCode::Malformed, e.to_string())).await;
                 }
                 forward_events(receiver, &mut cmd_tx).await?;
             }
         }
     }
-}
-
-fn humantime_short(d: std::time::Duration) -> String {
-    format!("{} s", d.as_secs())
 }
 
 fn urgency_of(p: Option<Priority>) -> Urgency {
@@ -522,6 +496,20 @@ async fn forward_events(
     Ok(())
 }
 
+/// Refuse the transfer: tell the sender why, if it still listens (an idle, superseded or
+/// misbehaving one may not), and hand the refusal back for the log and the audit.
+async fn refuse(
+    receiver: &mut Receiver,
+    send: &mut SendStream,
+    r: Refusal,
+) -> Result<Option<Refusal>, String> {
+    receiver.refuse(r.clone());
+    if let Err(e) = flush(receiver, send).await {
+        debug!(sop_uid = %receiver.offer().instance.sop_uid, "the sender did not hear the refusal: {e}");
+    }
+    Ok(Some(r))
+}
+
 async fn flush(receiver: &mut Receiver, send: &mut SendStream) -> Result<(), String> {
     while let Some(b) = receiver.poll_transmit() {
         send.write_chunk(b).await.map_err(|e| e.to_string())?;
@@ -571,6 +559,6 @@ async fn commit(
             Metrics::add(&ctx.metrics.instances_deduplicated, 1);
             Ok(())
         }
-        Err(e) => Err(store_refusal(ctx, &e)),
+        Err(e) => Err(store_refusal(&ctx.storage, &e)),
     }
 }

@@ -133,5 +133,5 @@ async fn answer(
     tokio::task::spawn_blocking(move || store.record_manifest(&site, &study, &uids))
         .await
         .map_err(|e| refusal(RefuseCode::Internal, e.to_string()))?
-        .map_err(|e| store_refusal(ctx, &e))
+        .map_err(|e| store_refusal(&ctx.storage, &e))
 }

@@ -30,7 +30,7 @@ use yilian_store::{NewInstance, Partial, PartialInfo, Store};
 use yilian_transport::PeerIdentity;
 
 use crate::hub::{LiveInstance, LiveOutcome};
-use crate::ingest::{refusal, refusal_for};
+use crate::ingest::{refusal, refusal_for, store_refusal};
 use crate::storage::Storage;
 
 /// Start kernel write-back after this many unsynced bytes, so a checkpoint's fsync finds
@@ -172,7 +172,7 @@ impl SpoolWriter {
         };
         let mut partial = match self.store.open_partial(info) {
             Ok(p) => p,
-            Err(e) => return self.fail(self.store_refusal(&e)),
+            Err(e) => return self.fail(store_refusal(&self.storage, &e)),
         };
         let mut walker = Walker::new(Default::default());
         let mut hasher = blake3::Hasher::new();
@@ -186,7 +186,7 @@ impl SpoolWriter {
             walker = Walker::new(Default::default());
             hasher = blake3::Hasher::new();
             if let Err(e) = partial.reset() {
-                return self.fail(self.store_refusal(&e));
+                return self.fail(store_refusal(&self.storage, &e));
             }
         }
         let mut spool = Spool {
@@ -224,7 +224,7 @@ impl SpoolWriter {
         s.hasher.update(&bytes);
         let offset = s.partial.len();
         if let Err(e) = s.partial.write(&bytes) {
-            let r = self.store_refusal(&e);
+            let r = store_refusal(&self.storage, &e);
             s.stream_gone();
             return self.fail(r);
         }
@@ -243,7 +243,7 @@ impl SpoolWriter {
         if due && s.partial.len() < self.offer.size {
             match s.partial.sync() {
                 Ok(d) => self.event(WriterEvent::Checkpoint(d)),
-                Err(e) => return self.fail(self.store_refusal(&e)),
+                Err(e) => return self.fail(store_refusal(&self.storage, &e)),
             }
             s.since_sync = 0;
             s.last_sync = Instant::now();
@@ -371,15 +371,6 @@ impl SpoolWriter {
         if self.events.send(ev).is_err() {
             tracing::debug!(sop_uid = %self.offer.instance.sop_uid, "the upload's task is gone");
         }
-    }
-
-    /// A store failure, in words for the sender (a full disk also stops ingest).
-    fn store_refusal(&self, e: &yilian_store::StoreError) -> Refusal {
-        if e.is_out_of_space() {
-            self.storage.out_of_space();
-            return refusal(RefuseCode::StorageFull, self.storage.refusal_text());
-        }
-        refusal(RefuseCode::Internal, e.to_string())
     }
 
     fn fail_discard(&self, r: Refusal, partial: Partial) -> Option<Spool> {

@@ -64,6 +64,15 @@ impl Storage {
         )
     }
 
+    /// If `e` is a lack of space, act on it ([`Storage::out_of_space`]); whether it was.
+    pub(crate) fn notice(&self, e: &yilian_store::StoreError) -> bool {
+        let full = e.is_out_of_space();
+        if full {
+            self.out_of_space();
+        }
+        full
+    }
+
     /// A write failed for lack of space: stop ingest and free the ballast so that deliveries
     /// and the index keep working.
     pub(crate) fn out_of_space(&self) {

@@ -70,10 +70,16 @@ impl Partial {
     /// Append bytes.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
         if let Err(e) = self.file.write_all(bytes) {
-            // A short write may have appended part of `bytes`: keep the file at what we count,
-            // so that a resumed upload replays exactly what was acknowledged or re-sent.
-            if self.file.set_len(self.len).is_ok() {
-                let _ = self.file.seek(SeekFrom::Start(self.len));
+            // A short write may have appended part of `bytes`: keep the file at what we count.
+            // (If even that fails, nothing is lost: a resumed upload starts from the file's
+            // length and the final hash check refuses anything wrong.)
+            let len = self.len;
+            let kept = self
+                .file
+                .set_len(len)
+                .and_then(|_| self.file.seek(SeekFrom::Start(len)).map(|_| ()));
+            if let Err(k) = kept {
+                tracing::warn!(path = %self.path.display(), "cannot cut a failed write back: {k}");
             }
             return Err(StoreError::io("write", &self.path)(e));
         }

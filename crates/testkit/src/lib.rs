@@ -57,6 +57,7 @@ pub use dx::{dx_image, DX_BITS_STORED};
 pub use generated::Generated;
 pub use hash::blake3_file;
 pub use large::{large_instance, LARGE_FRAME_BYTES, LARGE_FRAME_SIDE, LARGE_MAX_PIXEL_BYTES};
+pub use rng::Rng;
 pub use spec::{StudySpec, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, TEST_UID_ROOT};
 pub use us::{us_multiframe, US_CINE_RATE};
 

@@ -1,13 +1,14 @@
 //! A tiny deterministic PRNG (xorshift64*): fast enough to fill gigabytes, stable across
-//! platforms and versions (fixtures must be byte-identical for a given seed).
+//! platforms and versions (fixtures must be byte-identical for a given seed). Also what seeded
+//! model tests draw their interleavings from.
 
 /// xorshift64* seeded through splitmix64.
 #[derive(Clone, Debug)]
-pub(crate) struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
     /// A generator for `seed`, with `stream` separating independent uses of the same seed.
-    pub(crate) fn new(seed: u64, stream: u64) -> Self {
+    pub fn new(seed: u64, stream: u64) -> Self {
         let state = splitmix64(seed ^ splitmix64(stream));
         // xorshift must not start at zero.
         Rng(if state == 0 {
@@ -17,13 +18,23 @@ impl Rng {
         })
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
         self.0 = x;
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// True `per_mille` times in a thousand.
+    pub fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
     }
 
     /// Fills `buf` with random bytes, each 8-byte group AND-ed with `mask` (little endian), so a
