@@ -48,7 +48,7 @@ impl Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the relay (QUIC over UDP).
+    /// Run the relay (QUIC over UDP; DICOM DIMSE over TCP with --dimse-listen).
     ///
     /// With no options it runs on embedded defaults: listens on 127.0.0.1:4433, keeps data in
     /// ./yilian-data, uses the example topology (fixtures/topology.toml) and the development
@@ -97,6 +97,12 @@ struct ServeArgs {
     /// other than loopback needs the alliance's own certificates ([tls] in the config file).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Also accept DICOM (DIMSE: C-ECHO, C-STORE from consoles; C-FIND, C-MOVE, C-GET from
+    /// workstations) on this TCP address, e.g. 0.0.0.0:11112; overrides [dimse] listen. Callers
+    /// are known by their calling AE title, declared as [[ae]] in the topology (an unknown AE
+    /// is rejected); the relay's own AE title is [dimse] ae_title (default YILIAN).
+    #[arg(long, value_name = "ADDR")]
+    dimse_listen: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -204,6 +210,9 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     }
     if let Some(l) = a.listen {
         config.listen = l;
+    }
+    if let Some(l) = a.dimse_listen {
+        config.dimse.listen = Some(l);
     }
     let relay = Relay::bind(config.clone()).with_context(|| {
         format!(

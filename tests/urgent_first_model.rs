@@ -31,7 +31,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 use yilian_client::write_order::WriteLine;
-use yilian_relay::gate::{Action, Gate, GateConfig, Urgency};
+use yilian_ingest::gate::{Action, Gate, GateConfig, Urgency};
 use yilian_testkit::Rng;
 
 const MAX_LATENCY: u64 = 6;

@@ -48,6 +48,14 @@
 //!                                  # reader connection may hold budget / readers unacknowledged
 //!                                  # (at least 1 MiB, at most transport.send_window)
 //!
+//! [dimse]                          # DICOM DIMSE for consoles and workstations (off by default)
+//! listen = "0.0.0.0:11112"         # TCP address; callers are the [[ae]] of the topology
+//! ae_title = "YILIAN"              # the relay's own AE title (what callers put as called AE)
+//! tls_listen = "0.0.0.0:2762"      # optional: DICOM TLS with the [tls] certificates
+//! quiet_period = "30s"             # a study with no new instance from a device for this long
+//!                                  # is complete (C-STORE has no "study done")
+//! idle_timeout = "60s"             # a peer silent this long mid-association is aborted
+//!
 //! [log]
 //! stats_interval = "30s"           # counters and queue depths in the log
 //! ```
@@ -94,6 +102,77 @@ pub struct ConfigFile {
     pub delivery: DeliverySection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub dimse: DimseSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DimseSection {
+    pub listen: Option<SocketAddr>,
+    pub ae_title: Option<String>,
+    pub tls_listen: Option<SocketAddr>,
+    #[serde(default, with = "humantime_serde")]
+    pub quiet_period: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub idle_timeout: Option<Duration>,
+}
+
+/// The DIMSE front door, resolved (`[dimse]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DimseConfig {
+    /// TCP address for plain DIMSE; `None`: no DIMSE.
+    pub listen: Option<SocketAddr>,
+    /// TCP address for DICOM TLS; `None`: none.
+    pub tls_listen: Option<SocketAddr>,
+    /// The relay's AE title.
+    pub ae_title: String,
+    /// Quiet period after which a DIMSE study is complete.
+    pub quiet_period: Duration,
+    /// A peer silent this long mid-association is aborted.
+    pub idle_timeout: Duration,
+}
+
+impl Default for DimseConfig {
+    fn default() -> Self {
+        DimseConfig {
+            listen: None,
+            tls_listen: None,
+            ae_title: "YILIAN".into(),
+            quiet_period: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl DimseSection {
+    fn resolve(self) -> Result<DimseConfig, ConfigError> {
+        let d = DimseConfig::default();
+        let c = DimseConfig {
+            listen: self.listen,
+            tls_listen: self.tls_listen,
+            ae_title: self.ae_title.unwrap_or(d.ae_title),
+            quiet_period: self.quiet_period.unwrap_or(d.quiet_period),
+            idle_timeout: self.idle_timeout.unwrap_or(d.idle_timeout),
+        };
+        if !yilian_route::is_valid_ae_title(&c.ae_title) {
+            return Err(ConfigError::Dimse(format!(
+                "dimse.ae_title = {:?} is not a valid AE title: 1 to 16 printable ASCII characters without backslash",
+                c.ae_title
+            )));
+        }
+        if c.quiet_period < Duration::from_secs(1) {
+            return Err(ConfigError::Dimse(
+                "dimse.quiet_period must be at least 1s (consoles pause between images)".into(),
+            ));
+        }
+        if c.idle_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::Dimse(
+                "dimse.idle_timeout must be at least 1s".into(),
+            ));
+        }
+        Ok(c)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,6 +338,8 @@ pub enum ConfigError {
     Limits(String),
     #[error("config: {0}")]
     Delivery(String),
+    #[error("config: {0}")]
+    Dimse(String),
 }
 
 /// Everything the relay runs with, resolved.
@@ -288,6 +369,8 @@ pub struct RelayConfig {
     /// Bytes of delivery buffers shared by all connected readers (`budget.rs`).
     pub delivery_buffer_budget: u64,
     pub stats_interval: Duration,
+    /// The DIMSE front door (`[dimse]`).
+    pub dimse: DimseConfig,
 }
 
 /// Defaults used where the file says nothing.
@@ -427,6 +510,7 @@ impl ConfigFile {
             concurrent_per_reader: self.delivery.concurrent_per_reader.unwrap_or(8).max(1),
             delivery_buffer_budget,
             stats_interval: self.log.stats_interval.unwrap_or(Duration::from_secs(30)),
+            dimse: self.dimse.resolve()?,
         })
     }
 }

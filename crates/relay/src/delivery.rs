@@ -28,11 +28,11 @@ use yilian_transport::{priority, PeerIdentity};
 
 use crate::audit::record as audit;
 use crate::budget::FILE_READS_PER_READER;
-use crate::hub::{Job, LiveInstance, LiveOutcome};
-use crate::ingest::CHUNK;
-use crate::metrics::{Gauge, Metrics};
+use crate::quic_upload::CHUNK;
 use crate::retry::{backoff, RetryQueue};
 use crate::server::Ctx;
+use yilian_ingest::hub::{Job, LiveInstance, LiveOutcome};
+use yilian_ingest::{Gauge, Metrics};
 
 /// Where the bytes of a delivery in progress come from.
 enum Source {
@@ -119,11 +119,11 @@ pub(crate) async fn reader_session(
     sub: Subscribe,
 ) {
     let reader = peer.name.clone();
-    let (session, mut jobs, live_now) = ctx.hub.connect_reader(&reader);
+    let (session, mut jobs, live_now) = ctx.ingest.hub.connect_reader(&reader);
     // This connection's part of the relay-wide delivery buffer budget, while the session lasts.
     let _share = ctx.budget.join(conn.clone());
     let reads = Arc::new(Semaphore::new(FILE_READS_PER_READER));
-    let store = ctx.store.clone();
+    let store = ctx.ingest.store.clone();
     let r = reader.clone();
     let backlog = match tokio::task::spawn_blocking(move || store.pending_for(&r)).await {
         Ok(Ok(b)) => b,
@@ -241,8 +241,8 @@ pub(crate) async fn reader_session(
                 let inst = q.instance.clone();
                 match r {
                     Ok(()) => {
-                        Metrics::add(&ctx.metrics.instances_delivered, 1);
-                        let store = ctx.store.clone();
+                        Metrics::add(&ctx.ingest.metrics.instances_delivered, 1);
+                        let store = ctx.ingest.store.clone();
                         let (rd, study, sop) = (reader.clone(), inst.study_uid.clone(), inst.sop_uid.clone());
                         let marked = tokio::task::spawn_blocking(move || store.mark_delivered(&rd, &study, &sop))
                             .await
@@ -315,7 +315,7 @@ pub(crate) async fn reader_session(
         }
     }
     in_flight.abort_all();
-    ctx.hub.disconnect_reader(&reader, session);
+    ctx.ingest.hub.disconnect_reader(&reader, session);
     info!(reader = %reader, "reader left");
 }
 
@@ -364,7 +364,7 @@ fn key(i: &InstanceRef) -> Key {
 }
 
 async fn pending_item(ctx: &Arc<Ctx>, reader: &str, instance: &InstanceRef) -> Option<OutboxItem> {
-    let store = ctx.store.clone();
+    let store = ctx.ingest.store.clone();
     let (r, i) = (reader.to_string(), instance.clone());
     let item = tokio::task::spawn_blocking(move || store.pending_one(&r, &i.study_uid, &i.sop_uid))
         .await
@@ -379,7 +379,7 @@ async fn pending_item(ctx: &Arc<Ctx>, reader: &str, instance: &InstanceRef) -> O
 /// Send `StudyComplete` if the study became complete for this reader. False if the control
 /// stream is gone.
 async fn notify_study(ctx: &Arc<Ctx>, reader: &str, study: &str, ctl: &mut SendStream) -> bool {
-    let store = ctx.store.clone();
+    let store = ctx.ingest.store.clone();
     let (r, s) = (reader.to_string(), study.to_string());
     let n = tokio::task::spawn_blocking(move || store.take_study_notice(&r, &s))
         .await
@@ -405,10 +405,10 @@ async fn deliver(
     reads: &Semaphore,
     q: &Queued,
 ) -> Result<(), DeliveryError> {
-    let _active = Gauge::up(&ctx.metrics.deliveries_active);
+    let _active = Gauge::up(&ctx.ingest.metrics.deliveries_active);
     let source = match &q.source {
         &Pending::Stored(hash) => {
-            let path = ctx.store.object_path(&hash);
+            let path = ctx.ingest.store.object_path(&hash);
             let file = tokio::task::spawn_blocking(move || File::open(path))
                 .await
                 .map_err(|e| DeliveryError::Io(std::io::Error::other(e)))??;
@@ -537,7 +537,7 @@ impl Out<'_> {
         let n = b.len() as u64;
         self.send.write_chunk(b).await?;
         self.sender.data_sent(n)?;
-        Metrics::add(&self.ctx.metrics.bytes_out, n);
+        Metrics::add(&self.ctx.ingest.metrics.bytes_out, n);
         Ok(())
     }
 
@@ -596,7 +596,10 @@ impl Out<'_> {
                     pos = off;
                 }
                 let shared = bytes.slice((pos - off) as usize..);
-                Metrics::add(&self.ctx.metrics.bytes_out_shared, shared.len() as u64);
+                Metrics::add(
+                    &self.ctx.ingest.metrics.bytes_out_shared,
+                    shared.len() as u64,
+                );
                 self.write(shared).await?;
                 pos = end;
                 continue;

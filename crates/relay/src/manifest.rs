@@ -19,8 +19,8 @@ use yilian_proto::{
 use yilian_store::{AuditAction, ManifestStatus};
 use yilian_transport::{PeerIdentity, Role};
 
-use crate::ingest::{refusal, store_refusal};
 use crate::server::Ctx;
+use yilian_ingest::refusal;
 
 /// How long the parts of one manifest may take to arrive.
 const PARTS_TIMEOUT: Duration = Duration::from_secs(120);
@@ -39,7 +39,7 @@ pub(crate) async fn manifest(
     let (missing, last) = match answer(ctx, peer, recv, header, dec).await {
         Ok(ManifestStatus::Complete { instances }) => {
             info!(study_uid = %study, instances, "study complete");
-            ctx.hub.study_progress(&study);
+            ctx.ingest.hub.study_progress(&study);
             (Vec::new(), ManifestReply::Complete { instances })
         }
         Ok(ManifestStatus::Pending { missing }) => {
@@ -128,10 +128,10 @@ async fn answer(
         Err(_) => return Err(malformed(&"the manifest's parts did not arrive in time")),
     }
     let (study, uids) = asm.into_parts();
-    let store = ctx.store.clone();
+    let store = ctx.ingest.store.clone();
     let site = peer.site.clone();
     tokio::task::spawn_blocking(move || store.record_manifest(&site, &study, &uids))
         .await
         .map_err(|e| refusal(RefuseCode::Internal, e.to_string()))?
-        .map_err(|e| store_refusal(&ctx.storage, &e))
+        .map_err(|e| ctx.ingest.store_refusal(&e))
 }

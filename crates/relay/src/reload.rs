@@ -14,7 +14,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use quinn::Endpoint;
@@ -106,7 +106,6 @@ fn stamps(files: &[PathBuf]) -> Vec<Stamp> {
 /// What a reload replaces (the topology; the CRLs live in the endpoint's TLS configuration),
 /// shared by every task of the relay.
 pub(crate) struct Reloadable {
-    topology: RwLock<Arc<Topology>>,
     /// The topology file (if any), then the CRL files.
     files: Vec<PathBuf>,
     /// Their stamps when last read.
@@ -124,24 +123,10 @@ impl Reloadable {
             .cloned()
             .collect();
         Reloadable {
-            topology: RwLock::new(config.topology.clone()),
             read: Mutex::new(stamps(&files)),
             files,
             one_at_a_time: tokio::sync::Mutex::new(()),
         }
-    }
-
-    /// The topology in force now.
-    pub fn topology(&self) -> Arc<Topology> {
-        // A poisoned lock still holds a whole Arc: writers only swap it.
-        self.topology
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn set_topology(&self, topology: Arc<Topology>) {
-        *self.topology.write().unwrap_or_else(|p| p.into_inner()) = topology;
     }
 
     fn read_stamps(&self) -> Vec<Stamp> {
@@ -196,10 +181,8 @@ pub(crate) async fn reload(
     let (topology, crls, server) = loaded?;
 
     endpoint.set_server_config(Some(server));
-    let topology = topology
-        .map(Arc::new)
-        .unwrap_or_else(|| ctx.current.topology());
-    ctx.current.set_topology(topology.clone());
+    let topology = topology.map(Arc::new).unwrap_or_else(|| ctx.topology());
+    ctx.ingest.set_topology(topology.clone());
     warn_out_of_date(&crls);
     let closed = close_no_longer_admitted(ctx, &topology, &crls).await;
     Ok(ReloadSummary {

@@ -3,7 +3,6 @@
 use bytes::BytesMut;
 use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -18,14 +17,10 @@ use crate::config::RelayConfig;
 use crate::connections::Connections;
 use crate::delivery::reader_session;
 use crate::dev_certs::DevCertsRefused;
-use crate::gate::GateConfig;
-use crate::gate_handle::GateHandle;
-use crate::hub::Hub;
-use crate::ingest::upload;
 use crate::manifest::manifest;
-use crate::metrics::Metrics;
+use crate::quic_upload::upload;
 use crate::reload::{ReloadError, ReloadSummary, Reloadable};
-use crate::storage::Storage;
+use yilian_ingest::{GateConfig, Ingest, IngestConfig, Metrics};
 
 /// Application close codes the relay uses (the reason text says more). Clients retry only
 /// after `SHUTDOWN` (a restart is worth waiting for); the others are final.
@@ -45,14 +40,9 @@ const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Ctx {
     /// As resolved at start. Its `topology` is the one at start: use [`Ctx::topology`].
     pub config: RelayConfig,
-    pub store: Arc<Store>,
-    pub hub: Hub,
-    pub metrics: Arc<Metrics>,
-    /// Leases, urgent first, idle uploads, per-identity caps (`gate.rs`).
-    pub gate: GateHandle,
-    /// Free space: "relay storage full" (`storage.rs`).
-    pub storage: Arc<Storage>,
-    next_conn: AtomicU64,
+    /// The one ingest path (store, gate, hub, free space, metrics, the topology in force),
+    /// shared with every other front door.
+    pub ingest: Arc<Ingest>,
     /// What a reload replaces.
     pub current: Reloadable,
     /// Admitted connections.
@@ -64,7 +54,7 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// The topology in force now (reloaded on SIGHUP or when its file changes).
     pub fn topology(&self) -> Arc<Topology> {
-        self.current.topology()
+        self.ingest.topology()
     }
 }
 
@@ -102,12 +92,22 @@ impl Relay {
             },
         )?);
         let reset_key = reset_key(&config.data_dir)?;
-        let storage = Arc::new(Storage::new(&config.data_dir, config.limits.min_free_bytes));
-        let gate = GateHandle::new(GateConfig {
-            uploads_per_identity: config.limits.uploads_per_identity,
-            idle_timeout: config.limits.upload_idle_timeout,
-            ..GateConfig::default()
-        });
+        let ingest = Arc::new(Ingest::new(
+            store,
+            config.topology.clone(),
+            IngestConfig {
+                max_instance_bytes: config.limits.max_instance_bytes,
+                checkpoint_bytes: config.checkpoint_bytes,
+                checkpoint_interval: config.checkpoint_interval,
+                gate: GateConfig {
+                    uploads_per_identity: config.limits.uploads_per_identity,
+                    idle_timeout: config.limits.upload_idle_timeout,
+                    ..GateConfig::default()
+                },
+                min_free_bytes: config.limits.min_free_bytes,
+                quiet_period: config.dimse.quiet_period,
+            },
+        ));
         let endpoint = yilian_transport::server_endpoint_with_reset_key(
             config.listen,
             &config.tls,
@@ -124,12 +124,7 @@ impl Relay {
             ctx: Arc::new(Ctx {
                 current: Reloadable::new(&config),
                 config,
-                store,
-                hub: Hub::default(),
-                metrics: Arc::new(Metrics::default()),
-                gate,
-                storage,
-                next_conn: AtomicU64::new(1),
+                ingest,
                 connections: Arc::default(),
                 budget: Arc::new(budget),
             }),
@@ -142,11 +137,11 @@ impl Relay {
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
-        self.ctx.metrics.clone()
+        self.ctx.ingest.metrics.clone()
     }
 
     pub fn store(&self) -> Arc<Store> {
-        self.ctx.store.clone()
+        self.ctx.ingest.store.clone()
     }
 
     /// Stop accepting and close every connection.
@@ -189,15 +184,15 @@ impl Relay {
 
 /// Once a second: the gate's clock (idle uploads), free space.
 async fn tick(ctx: Arc<Ctx>) {
-    let every = (ctx.gate.config().idle_timeout / 4)
+    let every = (ctx.ingest.gate_config().idle_timeout / 4)
         .clamp(Duration::from_millis(100), Duration::from_secs(1));
     let mut t = tokio::time::interval(every);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         t.tick().await;
-        ctx.gate.tick();
+        ctx.ingest.tick();
         let c = ctx.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || c.storage.check()).await {
+        if let Err(e) = tokio::task::spawn_blocking(move || c.ingest.storage.check()).await {
             warn!("free-space check failed: {e}");
         }
     }
@@ -211,7 +206,7 @@ async fn sweep_partials(ctx: Arc<Ctx>) {
         tokio::time::interval(Duration::from_secs(3600).min(retention.max(Duration::from_secs(1))));
     loop {
         t.tick().await;
-        let store = ctx.store.clone();
+        let store = ctx.ingest.store.clone();
         match tokio::task::spawn_blocking(move || store.sweep_partials(retention)).await {
             Ok(0) => {}
             Ok(n) => {
@@ -283,8 +278,8 @@ async fn log_stats(ctx: Arc<Ctx>) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        let m = ctx.metrics.snapshot();
-        let store = ctx.store.clone();
+        let m = ctx.ingest.metrics.snapshot();
+        let store = ctx.ingest.store.clone();
         let depths = tokio::task::spawn_blocking(move || store.queue_depths())
             .await
             .ok()
@@ -299,10 +294,10 @@ async fn log_stats(ctx: Arc<Ctx>) {
             stored = m.instances_stored,
             delivered = m.instances_delivered, refused = m.instances_refused,
             uploads = m.uploads_active, deliveries = m.deliveries_active,
-            in_gate = ctx.gate.len(),
-            storage_full = ctx.storage.is_full(),
+            in_gate = ctx.ingest.uploads_in_gate(),
+            storage_full = ctx.ingest.storage.is_full(),
             connections = ctx.connections.len(),
-            readers = ?ctx.hub.connected_readers(), queues = ?queues,
+            readers = ?ctx.ingest.hub.connected_readers(), queues = ?queues,
             "relay stats"
         );
         if m.audit_failures > 0 {
@@ -320,7 +315,7 @@ async fn admit(ctx: Arc<Ctx>, incoming: quinn::Incoming) {
     let conn = match incoming.await {
         Ok(c) => c,
         Err(e) => {
-            Metrics::add(&ctx.metrics.connections_refused, 1);
+            Metrics::add(&ctx.ingest.metrics.connections_refused, 1);
             warn!(%remote, "refused a connection: {}", explain_handshake_failure(&e));
             return;
         }
@@ -328,7 +323,7 @@ async fn admit(ctx: Arc<Ctx>, incoming: quinn::Incoming) {
     let (peer, serial) = match peer_identity(&conn).and_then(|p| Ok((p, peer_serial(&conn)?))) {
         Ok(p) => p,
         Err(e) => {
-            Metrics::add(&ctx.metrics.connections_refused, 1);
+            Metrics::add(&ctx.ingest.metrics.connections_refused, 1);
             warn!(%remote, "refused a connection: {e}");
             conn.close(
                 VarInt::from_u32(close::UNKNOWN_IDENTITY),
@@ -378,7 +373,7 @@ async fn admit(ctx: Arc<Ctx>, incoming: quinn::Incoming) {
         .await;
         return;
     }
-    let conn_id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
+    let conn_id = yilian_ingest::next_conn();
     info!(
         peer = %peer, %serial, %remote,
         connections = open,
@@ -425,7 +420,7 @@ async fn refuse_connection(
     outcome: &str,
     detail: Option<String>,
 ) {
-    Metrics::add(&ctx.metrics.connections_refused, 1);
+    Metrics::add(&ctx.ingest.metrics.connections_refused, 1);
     warn!(remote = %conn.remote_address(), "refused a connection: {reason}");
     audit(ctx, peer, AuditAction::Connect, None, None, outcome, detail).await;
     conn.close(VarInt::from_u32(code), reason.as_bytes());

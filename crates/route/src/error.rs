@@ -278,6 +278,42 @@ pub enum TopologyError {
         name: String,
     },
 
+    /// An `[[ae]]` title is not a valid AE title.
+    #[error(
+        "[[ae]] title = {title:?} is not a valid AE title: use 1 to 16 printable ASCII \
+         characters without backslash, not only spaces"
+    )]
+    InvalidAeTitle {
+        /// The offending title.
+        title: String,
+    },
+
+    /// Two `[[ae]]` tables have the same title.
+    #[error("AE title {title:?} is declared by more than one [[ae]]: AE titles must be unique")]
+    DuplicateAeTitle {
+        /// The repeated title.
+        title: String,
+    },
+
+    /// An `[[ae]]` acts as an identity that is not declared.
+    #[error(
+        "[[ae]] {title:?} has identity = {identity:?}, but no [[identity]] has that name: \
+         declare the identity or fix the AE"
+    )]
+    UnknownAeIdentity {
+        /// The AE title.
+        title: String,
+        /// The unknown identity.
+        identity: String,
+    },
+
+    /// An `[[ae]]` has a host without a port or a port without a host.
+    #[error("[[ae]] {title:?} gives only one of host and port: give both (or neither)")]
+    AeHostWithoutPort {
+        /// The AE title.
+        title: String,
+    },
+
     /// A `[[revoked]]` serial is not a certificate serial number.
     #[error(
         "[[revoked]] number {index} has serial = {value:?}, which is not a certificate serial: \

@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 
+use crate::ae::AeTitle;
 use crate::identity::Identity;
 use crate::priority::Priority;
 use crate::site::Site;
@@ -22,6 +23,8 @@ pub(crate) struct TopologyFile {
     pub rule: Vec<RuleTable>,
     #[serde(default)]
     pub revoked: Vec<RevokedTable>,
+    #[serde(default)]
+    pub ae: Vec<AeTitle>,
 }
 
 /// `[alliance]`.

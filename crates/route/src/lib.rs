@@ -64,6 +64,14 @@
 //! name = "county-radiology"              # optional: a declared identity (every certificate of it)
 //! serial = "4F2A01"                      # optional: one certificate (hex, as openssl prints it)
 //! reason = "laptop stolen 2026-12-01"    # required; shown to the refused peer, audited
+//!
+//! [[ae]]                                 # a DICOM AE title that calls the relay (DIMSE)
+//! title = "TWA_DR1"                      # 1-16 characters, unique
+//! identity = "township-a-device"         # acts as this identity: a device (C-STORE as its
+//!                                        # site) or a reader (Q/R sees what is routed to it)
+//! addresses = ["192.168.10.21"]          # optional allow-list of calling addresses
+//! host = "192.168.10.21"                 # optional, with port: where the relay reaches it
+//! port = 104                             #   (C-MOVE destination)
 //! ```
 //!
 //! Unknown keys are rejected so that typos are caught. A present filter list must not be empty
@@ -80,6 +88,7 @@
 //! The example alliance used in development is embedded as [`Topology::example`]
 //! (`fixtures/topology.toml`).
 
+mod ae;
 mod destination;
 mod error;
 mod file;
@@ -93,6 +102,7 @@ mod site;
 mod topology;
 mod validate;
 
+pub use ae::{is_valid_ae_title, AeTitle};
 pub use destination::Destination;
 pub use error::{
     ParseDestinationError, ParsePriorityError, ParseRoleError, ParseSerialError, RouteError,

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+use crate::ae::AeTitle;
 use crate::destination::Destination;
 use crate::error::{RouteError, TopologyError};
 use crate::file::TopologyFile;
@@ -34,6 +35,10 @@ pub struct Topology {
     pub(crate) rules: Vec<Rule>,
     /// `[[revoked]]`, in file order.
     pub(crate) revocations: Vec<Revocation>,
+    /// `[[ae]]`, in file order.
+    pub(crate) ae_titles: Vec<AeTitle>,
+    /// By trimmed title.
+    pub(crate) ae_index: HashMap<String, usize>,
 }
 
 impl Topology {
@@ -82,6 +87,16 @@ impl Topology {
     /// The identity with this name.
     pub fn identity(&self, name: &str) -> Option<&Identity> {
         self.identity_index.get(name).map(|&i| &self.identities[i])
+    }
+
+    /// The `[[ae]]` with this title (leading and trailing spaces are not significant).
+    pub fn ae(&self, title: &str) -> Option<&AeTitle> {
+        self.ae_index.get(title.trim()).map(|&i| &self.ae_titles[i])
+    }
+
+    /// All `[[ae]]`, in file order.
+    pub fn ae_titles(&self) -> impl Iterator<Item = &AeTitle> {
+        self.ae_titles.iter()
     }
 
     /// All identities, in file order.

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::ae::{is_valid_ae_title, AeTitle};
 use crate::destination::Destination;
 use crate::error::TopologyError;
 use crate::file::{RevokedTable, RuleTable, TopologyFile};
@@ -26,6 +27,7 @@ pub(crate) fn validate(file: TopologyFile) -> Result<Topology, TopologyError> {
     let identity_index = check_identities(&file.identity, &file.site, &site_index)?;
     let rules = check_rules(file.rule, &file.site, &site_index)?;
     let revocations = check_revocations(file.revoked, &identity_index)?;
+    let ae_index = check_ae_titles(&file.ae, &identity_index)?;
 
     Ok(Topology {
         alliance_name,
@@ -35,7 +37,40 @@ pub(crate) fn validate(file: TopologyFile) -> Result<Topology, TopologyError> {
         identity_index,
         rules,
         revocations,
+        ae_titles: file.ae,
+        ae_index,
     })
+}
+
+fn check_ae_titles(
+    aes: &[AeTitle],
+    identity_index: &HashMap<String, usize>,
+) -> Result<HashMap<String, usize>, TopologyError> {
+    let mut index = HashMap::with_capacity(aes.len());
+    for (i, ae) in aes.iter().enumerate() {
+        if !is_valid_ae_title(&ae.title) {
+            return Err(TopologyError::InvalidAeTitle {
+                title: ae.title.clone(),
+            });
+        }
+        if !identity_index.contains_key(&ae.identity) {
+            return Err(TopologyError::UnknownAeIdentity {
+                title: ae.title.clone(),
+                identity: ae.identity.clone(),
+            });
+        }
+        if ae.host.is_some() != ae.port.is_some() {
+            return Err(TopologyError::AeHostWithoutPort {
+                title: ae.title.clone(),
+            });
+        }
+        if index.insert(ae.title.trim().to_string(), i).is_some() {
+            return Err(TopologyError::DuplicateAeTitle {
+                title: ae.title.clone(),
+            });
+        }
+    }
+    Ok(index)
 }
 
 fn check_sites(sites: &[Site]) -> Result<HashMap<String, usize>, TopologyError> {

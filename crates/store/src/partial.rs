@@ -193,6 +193,57 @@ pub(crate) fn key(source_site: &str, sop_uid: &str) -> String {
     h.finalize().to_hex().to_string()
 }
 
+/// A partial that is never resumed (its size or study is unknown until the end, as for a
+/// C-STORE): `scratch/<key>-<n>.part`, no sidecar, not counted against the site's cap (its
+/// upload is bounded by `max_instance_bytes`), and every one left over is removed when the
+/// store opens.
+pub(crate) fn open_scratch(
+    dir: &std::path::Path,
+    source_site: &str,
+    sop_uid: &str,
+    n: u64,
+    registry: &Arc<PartialRegistry>,
+) -> Result<Partial, StoreError> {
+    let key = format!("{}-{n}", key(source_site, sop_uid));
+    let path = dir.join(format!("{key}.part"));
+    let file = private_options()
+        .create_new(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(StoreError::io("create", &path))?;
+    Ok(Partial {
+        info: PartialInfo {
+            source_site: source_site.to_string(),
+            study_uid: String::new(),
+            sop_uid: sop_uid.to_string(),
+            size: 0,
+        },
+        key,
+        sidecar: path.with_extension("none"),
+        path,
+        file,
+        len: 0,
+        durable: 0,
+        written_back: 0,
+        registry: registry.clone(),
+    })
+}
+
+/// Remove every scratch file (at open: none of them can be resumed).
+pub(crate) fn clear_scratch(dir: &std::path::Path) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).map_err(StoreError::io("list", dir))? {
+        let path = entry.map_err(StoreError::io("list", dir))?.path();
+        std::fs::remove_file(&path).map_err(StoreError::io("remove", &path))?;
+        n += 1;
+    }
+    if n > 0 {
+        sync_dir(dir)?;
+    }
+    Ok(n)
+}
+
 pub(crate) fn open(
     dir: &std::path::Path,
     info: PartialInfo,

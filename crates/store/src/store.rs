@@ -20,6 +20,9 @@ pub struct Store {
     root: PathBuf,
     pub(crate) objects: PathBuf,
     partial: PathBuf,
+    /// Partials that are never resumed (`open_scratch`).
+    scratch: PathBuf,
+    scratch_seq: std::sync::atomic::AtomicU64,
     pub(crate) partials: Arc<PartialRegistry>,
     pub(crate) db: Mutex<Connection>,
     pub(crate) group: GroupCommit,
@@ -65,10 +68,18 @@ impl Store {
     pub fn open_with(root: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         let objects = root.join("objects");
         let partial = root.join("partial");
-        for d in [root, &objects, &partial] {
+        let scratch = root.join("scratch");
+        for d in [root, &objects, &partial, &scratch] {
             private_dir(d)?;
         }
         sync_dir(root)?;
+        let cleared = partial::clear_scratch(&scratch)?;
+        if cleared > 0 {
+            tracing::info!(
+                files = cleared,
+                "removed unfinished uploads that cannot be resumed (scratch)"
+            );
+        }
         let partials = Arc::new(PartialRegistry::load(
             &partial,
             options.partial_bytes_per_site,
@@ -78,6 +89,8 @@ impl Store {
             root: root.to_path_buf(),
             objects,
             partial,
+            scratch,
+            scratch_seq: std::sync::atomic::AtomicU64::new(0),
             partials,
             db: Mutex::new(db),
             group: GroupCommit::default(),
@@ -148,6 +161,16 @@ impl Store {
     /// [`StoreOptions::partial_bytes_per_site`] even after its oldest idle ones are removed.
     pub fn open_partial(&self, info: PartialInfo) -> Result<Partial, StoreError> {
         partial::open(&self.partial, info, &self.partials)
+    }
+
+    /// Open a partial that is never resumed: for an upload whose size or study is known only
+    /// at its end (a C-STORE). It is committed like any partial; one left by a crash is
+    /// removed when the store opens.
+    pub fn open_scratch(&self, source_site: &str, sop_uid: &str) -> Result<Partial, StoreError> {
+        let n = self
+            .scratch_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        partial::open_scratch(&self.scratch, source_site, sop_uid, n, &self.partials)
     }
 
     /// Remove unfinished uploads nobody resumed for `max_age`; returns how many.

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
@@ -25,8 +25,8 @@ pub(crate) struct GateHandle {
 
 /// One upload's place in the gate; dropping it ends the upload there (its lease passes on,
 /// its urgency ends).
-pub(crate) struct Ticket<'a> {
-    gate: &'a GateHandle,
+pub(crate) struct Ticket {
+    gate: Arc<GateHandle>,
     pub id: UploadId,
     pub actions: mpsc::UnboundedReceiver<Action>,
 }
@@ -52,13 +52,13 @@ impl GateHandle {
 
     /// Enter the gate: granted at once, or later through the ticket's actions.
     pub(crate) fn offer(
-        &self,
+        self: &Arc<Self>,
         conn: ConnId,
         identity: &str,
         site: &str,
         sop: &str,
         urgency: Urgency,
-    ) -> Result<Ticket<'_>, GateRefusal> {
+    ) -> Result<Ticket, GateRefusal> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         let mut g = self.lock();
@@ -72,7 +72,7 @@ impl GateHandle {
         }
         dispatch(&mut g);
         Ok(Ticket {
-            gate: self,
+            gate: self.clone(),
             id,
             actions: rx,
         })
@@ -119,7 +119,7 @@ fn dispatch(g: &mut Inner) {
     }
 }
 
-impl Drop for Ticket<'_> {
+impl Drop for Ticket {
     fn drop(&mut self) {
         self.gate.end(self.id);
     }

@@ -19,7 +19,7 @@ use tracing::{error, info, warn};
 const BALLAST_MAX: u64 = 64 << 20;
 
 /// See the module docs.
-pub(crate) struct Storage {
+pub struct Storage {
     dir: PathBuf,
     min_free: u64,
     ballast: PathBuf,
@@ -31,7 +31,7 @@ pub(crate) struct Storage {
 }
 
 impl Storage {
-    pub(crate) fn new(dir: &Path, min_free: u64) -> Storage {
+    pub fn new(dir: &Path, min_free: u64) -> Storage {
         let s = Storage {
             dir: dir.to_path_buf(),
             min_free,
@@ -46,17 +46,17 @@ impl Storage {
     }
 
     /// Whether new data may not be written now.
-    pub(crate) fn is_full(&self) -> bool {
+    pub fn is_full(&self) -> bool {
         self.full.load(Ordering::Relaxed)
     }
 
     /// Bytes free at the last check.
-    pub(crate) fn free(&self) -> u64 {
+    pub fn free(&self) -> u64 {
         self.free.load(Ordering::Relaxed)
     }
 
     /// What a refused upload is told.
-    pub(crate) fn refusal_text(&self) -> String {
+    pub fn refusal_text(&self) -> String {
         format!(
             "relay storage full: the relay's disk has {} free and keeps at least {} free (limits.min_free_bytes); new uploads are refused until space returns — nothing acknowledged is lost; the upload is retried (tell the alliance administrator)",
             human(self.free()),
@@ -65,7 +65,7 @@ impl Storage {
     }
 
     /// If `e` is a lack of space, act on it ([`Storage::out_of_space`]); whether it was.
-    pub(crate) fn notice(&self, e: &yilian_store::StoreError) -> bool {
+    pub fn notice(&self, e: &yilian_store::StoreError) -> bool {
         let full = e.is_out_of_space();
         if full {
             self.out_of_space();
@@ -75,7 +75,7 @@ impl Storage {
 
     /// A write failed for lack of space: stop ingest and free the ballast so that deliveries
     /// and the index keep working.
-    pub(crate) fn out_of_space(&self) {
+    pub fn out_of_space(&self) {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         if !self.full.swap(true, Ordering::Relaxed) {
             error!(
@@ -91,7 +91,7 @@ impl Storage {
     }
 
     /// Look at free space (every second): set or clear the full state.
-    pub(crate) fn check(&self) {
+    pub fn check(&self) {
         let Some(free) = free_bytes(&self.dir) else {
             return;
         };
@@ -149,7 +149,7 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     (r == 0).then(|| (st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
-pub(crate) fn human(b: u64) -> String {
+pub fn human(b: u64) -> String {
     const MIB: u64 = 1 << 20;
     if b >= 1 << 30 {
         format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)

@@ -60,10 +60,10 @@ impl Metrics {
 }
 
 /// Decrements a gauge when dropped.
-pub(crate) struct Gauge<'a>(&'a AtomicU64);
+pub struct Gauge<'a>(&'a AtomicU64);
 
 impl<'a> Gauge<'a> {
-    pub(crate) fn up(g: &'a AtomicU64) -> Self {
+    pub fn up(g: &'a AtomicU64) -> Self {
         g.fetch_add(1, Ordering::Relaxed);
         Gauge(g)
     }

@@ -24,14 +24,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use yilian_dicom::{DicomError, Metadata, Walker};
-use yilian_proto::{Hash, Offer, Refusal, RefuseCode};
-use yilian_route::{Priority, RouteInput, Topology};
+use yilian_proto::{Hash, InstanceRef, Refusal, RefuseCode};
+use yilian_route::{RouteInput, Topology};
 use yilian_store::{NewInstance, Partial, PartialInfo, Store};
-use yilian_transport::PeerIdentity;
 
 use crate::hub::{LiveInstance, LiveOutcome};
-use crate::ingest::{refusal, refusal_for, store_refusal};
+use crate::principal::Principal;
+use crate::refusal::{refusal, refusal_for, store_refusal};
 use crate::storage::Storage;
+use crate::upload::UploadSpec;
 
 /// Start kernel write-back after this many unsynced bytes, so a checkpoint's fsync finds
 /// little left to write and does not stall the stream.
@@ -43,7 +44,9 @@ const LINGER: Duration = Duration::from_millis(100);
 
 pub(crate) enum WriterCmd {
     Data(Bytes),
-    Finish(Hash),
+    /// The data ended; the sender's hash of the whole file, if it has one (yilian/1 does,
+    /// C-STORE does not: TCP and the relay's own hash are all there is).
+    Finish(Option<Hash>),
 }
 
 pub(crate) enum WriterEvent {
@@ -51,8 +54,12 @@ pub(crate) enum WriterEvent {
     Opened {
         offset: u64,
     },
-    /// Routing metadata parsed and routed; connected readers may start.
-    Routed(Arc<LiveInstance>),
+    /// Routing metadata parsed and routed (its priority is final); connected readers may
+    /// start on the live instance, if there is one (the size must be known up front).
+    Routed {
+        priority: u8,
+        live: Option<Arc<LiveInstance>>,
+    },
     Checkpoint(u64),
     Verified(Box<Verified>),
     Failed(Refusal),
@@ -72,8 +79,8 @@ pub(crate) struct SpoolWriter {
     pub store: Arc<Store>,
     pub topology: Arc<Topology>,
     pub storage: Arc<Storage>,
-    pub peer: Arc<PeerIdentity>,
-    pub offer: Offer,
+    pub principal: Arc<Principal>,
+    pub spec: Arc<UploadSpec>,
     pub checkpoint_bytes: u64,
     pub checkpoint_interval: Duration,
     pub events: mpsc::UnboundedSender<WriterEvent>,
@@ -164,13 +171,19 @@ impl SpoolWriter {
 
     /// Open (or reopen) the partial, re-validating what a resumed upload already holds.
     fn open(&self) -> Option<Spool> {
-        let info = PartialInfo {
-            source_site: self.peer.site.clone(),
-            study_uid: self.offer.instance.study_uid.clone(),
-            sop_uid: self.offer.instance.sop_uid.clone(),
-            size: self.offer.size,
+        let opened = match (&self.spec.study_uid, self.spec.size) {
+            (Some(study_uid), Some(size)) => self.store.open_partial(PartialInfo {
+                source_site: self.principal.site.clone(),
+                study_uid: study_uid.clone(),
+                sop_uid: self.spec.sop_uid.clone(),
+                size,
+            }),
+            // Size or study unknown until the end (C-STORE): nothing to resume from.
+            _ => self
+                .store
+                .open_scratch(&self.principal.site, &self.spec.sop_uid),
         };
-        let mut partial = match self.store.open_partial(info) {
+        let mut partial = match opened {
             Ok(p) => p,
             Err(e) => return self.fail(store_refusal(&self.storage, &e)),
         };
@@ -198,9 +211,14 @@ impl SpoolWriter {
             since_sync: 0,
             last_sync: Instant::now(),
         };
+        // Bytes the front door made up in front of what it received (DIMSE: the file meta
+        // synthesized from the association) go first, through the same walk and hash.
+        if let (Some(prefix), true) = (&self.spec.prefix, spool.partial.is_empty()) {
+            spool = self.data(spool, prefix.clone())?;
+        }
         // A resumed upload whose header is already here is routed before it is accepted, so
         // that a routine one can be held before it sends anything.
-        if spool.walker.metadata().is_some() {
+        if spool.routed.is_none() && spool.walker.metadata().is_some() {
             spool = self.route(spool)?;
         }
         self.event(WriterEvent::Opened {
@@ -240,7 +258,7 @@ impl SpoolWriter {
         }
         let due = s.since_sync >= self.checkpoint_bytes
             || (s.since_sync > 0 && s.last_sync.elapsed() >= self.checkpoint_interval);
-        if due && s.partial.len() < self.offer.size {
+        if due && self.spec.size.is_some_and(|size| s.partial.len() < size) {
             match s.partial.sync() {
                 Ok(d) => self.event(WriterEvent::Checkpoint(d)),
                 Err(e) => return self.fail(store_refusal(&self.storage, &e)),
@@ -251,9 +269,9 @@ impl SpoolWriter {
         Some(s)
     }
 
-    fn finish(&self, s: Spool, claimed: Hash) {
+    fn finish(&self, s: Spool, claimed: Option<Hash>) {
         let computed = *s.hasher.finalize().as_bytes();
-        if computed != claimed {
+        if claimed.is_some_and(|c| c != computed) {
             self.fail_discard(
                 refusal(
                     RefuseCode::HashMismatch,
@@ -291,19 +309,23 @@ impl SpoolWriter {
 
     /// Check the content against the offer and route it.
     fn decide(&self, meta: &Metadata) -> Result<Routed, Refusal> {
-        if meta.sop_instance_uid != self.offer.instance.sop_uid
-            || meta.study_instance_uid != self.offer.instance.study_uid
+        if meta.sop_instance_uid != self.spec.sop_uid
+            || self
+                .spec
+                .study_uid
+                .as_ref()
+                .is_some_and(|s| *s != meta.study_instance_uid)
         {
             return Err(refusal(
                 RefuseCode::Mismatch,
                 "the file's SOP Instance UID or Study Instance UID differs from what the sender announced",
             ));
         }
-        let requested = Priority::from_u8(self.offer.priority).unwrap_or_default();
+        let requested = self.spec.priority;
         let decision = self
             .topology
             .route(&RouteInput {
-                source_site: &self.peer.site,
+                source_site: &self.principal.site,
                 modality: meta.modality.as_deref(),
                 sop_class_uid: meta.sop_class_uid.as_deref(),
                 body_part: meta.body_part.as_deref(),
@@ -325,8 +347,8 @@ impl SpoolWriter {
                 series_uid: meta.series_instance_uid.clone().unwrap_or_default(),
                 sop_class_uid: meta.sop_class_uid.clone().unwrap_or_default(),
                 modality: meta.modality.clone().unwrap_or_default(),
-                source_site: self.peer.site.clone(),
-                source_identity: self.peer.name.clone(),
+                source_site: self.principal.site.clone(),
+                source_identity: self.principal.name.clone(),
                 priority: decision.priority.as_u8(),
             },
             readers,
@@ -342,19 +364,36 @@ impl SpoolWriter {
             Ok(r) => r,
             Err(r) => return self.fail_discard(r, s.partial),
         };
+        // Cut-through needs the size up front (a reader is told it before the bytes): an
+        // upload of unknown size (C-STORE) reaches readers once stored.
+        let priority = routed.instance.priority;
+        let Some(size) = self.spec.size else {
+            s.routed = Some(routed);
+            self.event(WriterEvent::Routed {
+                priority,
+                live: None,
+            });
+            return Some(s);
+        };
         let file = match std::fs::File::open(s.partial.path()) {
             Ok(f) => f,
             Err(e) => return self.fail(refusal(RefuseCode::Internal, e.to_string())),
         };
         let live = Arc::new(LiveInstance::new(
-            self.offer.instance.clone(),
-            self.offer.size,
+            InstanceRef {
+                study_uid: routed.instance.study_uid.clone(),
+                sop_uid: routed.instance.sop_uid.clone(),
+            },
+            size,
             routed.instance.priority,
             routed.readers.clone(),
             file,
             s.partial.len(),
         ));
-        self.event(WriterEvent::Routed(live.clone()));
+        self.event(WriterEvent::Routed {
+            priority,
+            live: Some(live.clone()),
+        });
         s.routed = Some(routed);
         s.live = Some(live);
         Some(s)
@@ -369,7 +408,7 @@ impl SpoolWriter {
     /// writer stops at its next step, keeping what is durable.
     fn event(&self, ev: WriterEvent) {
         if self.events.send(ev).is_err() {
-            tracing::debug!(sop_uid = %self.offer.instance.sop_uid, "the upload's task is gone");
+            tracing::debug!(sop_uid = %self.spec.sop_uid, "the upload's task is gone");
         }
     }
 

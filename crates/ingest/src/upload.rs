@@ -1,0 +1,480 @@
+//! One upload through the ingest path, whatever its front door.
+//!
+//! ```text
+//! Ingest::begin ──▶ Upload::lease ──▶ Upload::open ──▶ data … data ──▶ finish ──▶ Event::Stored
+//!   (checks)         (gate: one per      (partial open,   (walk, hash,              (hash checked,
+//!                     site + UID)         resume offset)    write, fsync)             fsync, commit)
+//! ```
+//!
+//! The front door moves bytes; everything else happens here: the gate's lease and holds, the
+//! spool writer on the blocking pool, routing as soon as the header is read, cut-through to
+//! connected readers, and the commit. [`Event::Stored`] comes only after the instance's bytes
+//! were hash-verified, fsync'ed and committed: that is when a front door may acknowledge.
+//!
+//! [`Upload::next_event`] and [`Upload::lease`] are cancel-safe: a front door may `select!`
+//! on them together with its own input.
+
+use bytes::Bytes;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+use yilian_proto::{Hash, InstanceFacts, InstanceRef, Refusal, RefuseCode};
+use yilian_route::Priority;
+use yilian_store::{NewInstance, Partial, Stored};
+
+use crate::gate::{Action, ConnId};
+use crate::gate_handle::Ticket;
+use crate::hub::{LiveInstance, LiveOutcome};
+use crate::ingest::{urgency_of, Ingest};
+use crate::metrics::Metrics;
+use crate::principal::Principal;
+use crate::refusal::{conflict, refusal};
+use crate::spool_writer::{SpoolWriter, Verified, WriterCmd, WriterEvent, WRITER_QUEUE};
+
+/// What a front door knows about an instance before its bytes.
+#[derive(Clone, Debug, Default)]
+pub struct UploadSpec {
+    /// SOP Instance UID (yilian/1: the offer's; C-STORE: the command's Affected SOP Instance).
+    pub sop_uid: String,
+    /// Study Instance UID, when known up front (yilian/1). The file must then carry it.
+    pub study_uid: Option<String>,
+    /// The whole file's size, when known up front (yilian/1). An upload with both size and
+    /// study is resumable (its partial survives a broken stream) and reaches connected readers
+    /// while it arrives; one without is stored in a scratch file and reaches them once stored.
+    pub size: Option<u64>,
+    /// The priority requested (the routing rules may raise it).
+    pub priority: Priority,
+    /// Header facts declared before the data (urgent first before the header is read).
+    pub facts: Option<InstanceFacts>,
+    /// The whole file's hash, if the sender knows it up front (an identical instance already
+    /// stored is then acknowledged without its bytes).
+    pub hash: Option<Hash>,
+    /// Bytes in front of the received ones, made up by the front door (C-STORE: the file meta
+    /// information synthesized from the association). Part of the stored file and its hash.
+    pub prefix: Option<Bytes>,
+}
+
+impl UploadSpec {
+    fn resumable(&self) -> bool {
+        self.size.is_some() && self.study_uid.is_some()
+    }
+}
+
+/// Where an opened upload stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opened {
+    /// Write from this offset (non-zero: a resumed upload).
+    At(u64),
+    /// The site already stored this instance with this content: nothing to send.
+    AlreadyStored(Hash),
+}
+
+/// What happened to an upload (see [`Upload::next_event`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Ask the sender to pause (`true`: an urgent upload of its site has the link) or continue.
+    Hold(bool),
+    /// Everything up to this offset is durable (a resumed upload may start here).
+    Checkpoint(u64),
+    /// Verified, durable and committed: acknowledge now. Final.
+    Stored(Hash),
+    /// Refused (the reason says what to do). Final.
+    Refused(Refusal),
+}
+
+struct Writer {
+    cmds: Option<mpsc::Sender<WriterCmd>>,
+    events: mpsc::UnboundedReceiver<WriterEvent>,
+    task: JoinHandle<()>,
+}
+
+/// An upload in progress. End it with [`Upload::close`] (or drop it: the lease then passes on
+/// once its writer has stopped).
+pub struct Upload {
+    ingest: Arc<Ingest>,
+    principal: Arc<Principal>,
+    spec: Arc<UploadSpec>,
+    ticket: Option<Ticket>,
+    writer: Option<Writer>,
+    live: Option<Arc<LiveInstance>>,
+    committing: Option<JoinHandle<Result<Hash, Refusal>>>,
+    holding: bool,
+    granted: bool,
+    /// Verified and handed to the commit, which sets the live instance's outcome.
+    committed: bool,
+}
+
+impl Upload {
+    pub(crate) fn new(
+        ingest: Arc<Ingest>,
+        principal: Arc<Principal>,
+        spec: UploadSpec,
+        ticket: Ticket,
+    ) -> Upload {
+        Upload {
+            ingest,
+            principal,
+            spec: Arc::new(spec),
+            ticket: Some(ticket),
+            writer: None,
+            live: None,
+            committing: None,
+            holding: false,
+            granted: false,
+            committed: false,
+        }
+    }
+
+    /// What the front door declared.
+    pub fn spec(&self) -> &UploadSpec {
+        &self.spec
+    }
+
+    /// Whether the sender is asked to pause now.
+    pub fn is_held(&self) -> bool {
+        self.holding
+    }
+
+    /// Wait for the lease of (site, SOP Instance UID): one upload of an instance at a time.
+    /// Cancel-safe. When it returns, [`Upload::is_held`] already says whether an urgent upload
+    /// of the site has the link (tell the sender before it writes anything).
+    pub async fn lease(&mut self) -> Result<(), Refusal> {
+        let Some(ticket) = self.ticket.as_mut() else {
+            return Err(gate_closed());
+        };
+        while !self.granted {
+            match ticket.actions.recv().await {
+                Some(Action::Grant(_)) => self.granted = true,
+                Some(Action::Hold(_)) => self.holding = true,
+                Some(Action::Resume(_)) => self.holding = false,
+                // Waiting holds no data: nothing to expire or take over yet.
+                Some(Action::Expire(_) | Action::Supersede(_)) => {}
+                None => return Err(gate_closed()),
+            }
+        }
+        // A hold decided together with the grant.
+        while let Ok(a) = ticket.actions.try_recv() {
+            match a {
+                Action::Hold(_) => self.holding = true,
+                Action::Resume(_) => self.holding = false,
+                _ => {}
+            }
+        }
+        if self.holding {
+            info!(sop_uid = %self.spec.sop_uid, "routine upload paused: an urgent upload from the same site has the link");
+        }
+        Ok(())
+    }
+
+    /// Open the upload's partial (after [`Upload::lease`]). A resumable upload of an instance
+    /// the site already stored with the same content (or without a declared hash) is
+    /// [`Opened::AlreadyStored`]; with other content it is refused as a conflict.
+    pub async fn open(&mut self) -> Result<Opened, Refusal> {
+        if self.spec.resumable() {
+            let store = self.ingest.store.clone();
+            let (site, sop) = (self.principal.site.clone(), self.spec.sop_uid.clone());
+            let existing = tokio::task::spawn_blocking(move || store.instance(&site, &sop))
+                .await
+                .map_err(|e| refusal(RefuseCode::Internal, e.to_string()))?;
+            match existing {
+                Ok(Some(rec)) if self.spec.hash.is_none_or(|h| h == rec.hash) => {
+                    Metrics::add(&self.ingest.metrics.instances_deduplicated, 1);
+                    return Ok(Opened::AlreadyStored(rec.hash));
+                }
+                Ok(Some(_)) => return Err(conflict()),
+                Ok(None) => {}
+                Err(e) => return Err(self.ingest.store_refusal(&e)),
+            }
+        }
+        let (cmd_tx, cmd_rx) = mpsc::channel(WRITER_QUEUE);
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let topology = self.ingest.topology();
+        let writer = SpoolWriter {
+            store: self.ingest.store.clone(),
+            topology,
+            storage: self.ingest.storage.clone(),
+            principal: self.principal.clone(),
+            spec: self.spec.clone(),
+            checkpoint_bytes: self.ingest.config.checkpoint_bytes,
+            checkpoint_interval: self.ingest.config.checkpoint_interval,
+            events: ev_tx,
+        };
+        self.writer = Some(Writer {
+            cmds: Some(cmd_tx),
+            events: ev_rx,
+            task: tokio::spawn(writer.run(cmd_rx)),
+        });
+        loop {
+            let Some(ev) = self.writer_event().await else {
+                return Err(refusal(RefuseCode::Internal, "the spool writer stopped"));
+            };
+            match ev {
+                WriterEvent::Opened { offset } => {
+                    if offset > 0 {
+                        info!(sop_uid = %self.spec.sop_uid, offset, "resuming upload");
+                    }
+                    return Ok(Opened::At(offset));
+                }
+                WriterEvent::Routed { priority, live } => self.routed(priority, live),
+                WriterEvent::Failed(r) => return Err(r),
+                WriterEvent::Checkpoint(_) | WriterEvent::Verified(_) => {}
+            }
+        }
+    }
+
+    /// Hand the writer the next bytes (bounded: waits while the writer is behind). `false`
+    /// when the writer takes no more data (it refused the upload): stop reading and take the
+    /// refusal from [`Upload::next_event`].
+    pub async fn data(&mut self, bytes: Bytes) -> bool {
+        let n = bytes.len() as u64;
+        let Some(tx) = self.writer.as_mut().and_then(|w| w.cmds.as_ref()) else {
+            return false;
+        };
+        Metrics::add(&self.ingest.metrics.bytes_in, n);
+        if let Some(t) = &self.ticket {
+            self.ingest.gate.data(t.id);
+        }
+        if tx.send(WriterCmd::Data(bytes)).await.is_err() {
+            self.stop_writing();
+            return false;
+        }
+        true
+    }
+
+    /// Whether the writer still takes data.
+    pub fn wants_data(&self) -> bool {
+        self.writer.as_ref().is_some_and(|w| w.cmds.is_some())
+    }
+
+    /// The data ended; `claimed` is the sender's hash of the whole file, if it has one. The
+    /// outcome follows as [`Event::Stored`] or [`Event::Refused`].
+    pub async fn finish(&mut self, claimed: Option<Hash>) {
+        if let Some(tx) = self.writer.as_ref().and_then(|w| w.cmds.as_ref()) {
+            // A writer that stopped already sent its last event.
+            if tx.send(WriterCmd::Finish(claimed)).await.is_err() {
+                debug!(sop_uid = %self.spec.sop_uid, "the spool writer stopped before the end");
+            }
+        }
+        self.stop_writing();
+    }
+
+    /// The next thing to tell the sender. Cancel-safe.
+    pub async fn next_event(&mut self) -> Event {
+        loop {
+            if let Some(commit) = self.committing.as_mut() {
+                let r = commit.await;
+                self.committing = None;
+                return match r {
+                    Ok(Ok(hash)) => Event::Stored(hash),
+                    Ok(Err(r)) => Event::Refused(r),
+                    Err(e) => Event::Refused(refusal(RefuseCode::Internal, e.to_string())),
+                };
+            }
+            let (Some(ticket), Some(writer)) = (self.ticket.as_mut(), self.writer.as_mut()) else {
+                return Event::Refused(refusal(RefuseCode::Internal, "the upload was not opened"));
+            };
+            tokio::select! {
+                biased;
+                ev = writer.events.recv() => match ev {
+                    None => {
+                        self.fail_live();
+                        return Event::Refused(refusal(RefuseCode::Internal, "the spool writer stopped"));
+                    }
+                    Some(WriterEvent::Routed { priority, live }) => self.routed(priority, live),
+                    Some(WriterEvent::Checkpoint(d)) => return Event::Checkpoint(d),
+                    Some(WriterEvent::Verified(v)) => self.commit(*v),
+                    Some(WriterEvent::Failed(r)) => {
+                        self.fail_live();
+                        return Event::Refused(r);
+                    }
+                    Some(WriterEvent::Opened { .. }) => {}
+                },
+                a = ticket.actions.recv() => match a {
+                    Some(Action::Hold(_)) if !self.holding => {
+                        self.holding = true;
+                        info!(sop_uid = %self.spec.sop_uid, "routine upload paused: an urgent upload from the same site has the link");
+                        return Event::Hold(true);
+                    }
+                    Some(Action::Resume(_)) if self.holding => {
+                        self.holding = false;
+                        info!(sop_uid = %self.spec.sop_uid, "upload continues");
+                        return Event::Hold(false);
+                    }
+                    Some(Action::Expire(_)) => {
+                        self.fail_live();
+                        let idle = self.ingest.gate.config().idle_timeout;
+                        return Event::Refused(refusal(RefuseCode::TimedOut, format!(
+                            "no data for {} s (limits.upload_idle_timeout): the upload was dropped; what arrived is kept and the upload resumes when offered again",
+                            idle.as_secs()
+                        )));
+                    }
+                    Some(Action::Supersede(_)) => {
+                        self.fail_live();
+                        return Event::Refused(refusal(RefuseCode::Superseded,
+                            "another upload of this instance from your site took over while this one's connection was silent; the newer upload resumes where this one stood"));
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.fail_live();
+                        return Event::Refused(gate_closed());
+                    }
+                },
+            }
+        }
+    }
+
+    /// End the upload: its writer stops (what arrived of a resumable upload stays durable),
+    /// it leaves the hub, and its lease passes on.
+    pub async fn close(mut self) {
+        self.stop_writing();
+        if let Some(w) = self.writer.take() {
+            if let Err(e) = w.task.await {
+                warn!(sop_uid = %self.spec.sop_uid, "spool writer failed: {e}");
+            }
+        }
+        if let Some(c) = self.committing.take() {
+            // A commit under way finishes (it is durable or not); nobody is left to tell.
+            if let Err(e) = c.await {
+                warn!(sop_uid = %self.spec.sop_uid, "commit task failed: {e}");
+            }
+        }
+        self.leave_hub();
+        self.ticket.take();
+    }
+
+    fn stop_writing(&mut self) {
+        if let Some(w) = self.writer.as_mut() {
+            w.cmds = None;
+        }
+    }
+
+    async fn writer_event(&mut self) -> Option<WriterEvent> {
+        self.writer.as_mut()?.events.recv().await
+    }
+
+    /// The header is read and routed: its priority is final (declared facts only steer the
+    /// link until then), and connected readers may start on the live instance.
+    fn routed(&mut self, priority: u8, live: Option<Arc<LiveInstance>>) {
+        if let Some(t) = &self.ticket {
+            let p = Priority::from_u8(priority).unwrap_or_default();
+            self.ingest.gate.classify(t.id, urgency_of(Some(p)));
+        }
+        if let Some(l) = live {
+            self.ingest.hub.start_live(l.clone());
+            self.live = Some(l);
+        }
+    }
+
+    fn fail_live(&mut self) {
+        if let Some(l) = &self.live {
+            l.finish(LiveOutcome::Failed);
+        }
+    }
+
+    /// Leave the hub; readers of a live instance that was not stored learn that it failed.
+    fn leave_hub(&mut self) {
+        if !self.committed {
+            self.fail_live();
+        }
+        if let Some(l) = self.live.take() {
+            self.ingest.hub.end_live(&l.instance);
+        }
+    }
+
+    fn commit(&mut self, v: Verified) {
+        let Verified {
+            hash,
+            partial,
+            instance,
+            readers,
+            live,
+        } = v;
+        let live = live.or(self.live.clone());
+        let ingest = self.ingest.clone();
+        self.committed = true;
+        self.committing = Some(tokio::spawn(async move {
+            let r = commit(&ingest, partial, hash, instance, readers).await;
+            if let Some(l) = &live {
+                l.finish(match &r {
+                    Ok(()) => LiveOutcome::Stored(hash),
+                    Err(_) => LiveOutcome::Failed,
+                });
+            }
+            r.map(|()| hash)
+        }));
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        // Not closed: the lease passes on only once the writer has let go of the partial.
+        self.stop_writing();
+        self.leave_hub();
+        let writer = self.writer.take();
+        let ticket = self.ticket.take();
+        if let (Some(w), Ok(rt)) = (writer, tokio::runtime::Handle::try_current()) {
+            rt.spawn(async move {
+                if let Err(e) = w.task.await {
+                    warn!("spool writer failed: {e}");
+                }
+                drop(ticket);
+            });
+        }
+    }
+}
+
+fn gate_closed() -> Refusal {
+    refusal(RefuseCode::Internal, "the relay's upload gate closed")
+}
+
+/// Commit a verified partial; tell connected readers.
+async fn commit(
+    ingest: &Arc<Ingest>,
+    partial: Partial,
+    hash: Hash,
+    instance: NewInstance,
+    readers: Vec<String>,
+) -> Result<(), Refusal> {
+    let store = ingest.store.clone();
+    let r = tokio::task::spawn_blocking(move || store.commit(partial, hash, &instance, &readers))
+        .await
+        .map_err(|e| refusal(RefuseCode::Internal, e.to_string()))?;
+    match r {
+        Ok(Stored::New {
+            record,
+            readers,
+            study_complete,
+        }) => {
+            Metrics::add(&ingest.metrics.instances_stored, 1);
+            info!(
+                sop_uid = %record.sop_uid, study_uid = %record.study_uid, modality = %record.modality,
+                bytes = record.size, from = %record.source_identity, readers = ?readers,
+                "instance stored"
+            );
+            ingest.hub.stored(
+                &InstanceRef {
+                    study_uid: record.study_uid.clone(),
+                    sop_uid: record.sop_uid.clone(),
+                },
+                &readers,
+            );
+            if let Some(instances) = study_complete {
+                info!(study_uid = %record.study_uid, instances, "study complete");
+                ingest.hub.study_progress(&record.study_uid);
+            }
+            Ok(())
+        }
+        Ok(Stored::AlreadyStored(_)) => {
+            Metrics::add(&ingest.metrics.instances_deduplicated, 1);
+            Ok(())
+        }
+        Err(e) => Err(ingest.store_refusal(&e)),
+    }
+}
+
+/// A connection id for the gate, unique in this process.
+pub fn next_conn() -> ConnId {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
