@@ -193,6 +193,17 @@ pub enum DimseError {
         /// The transfer syntax we have.
         transfer_syntax: String,
     },
+    /// The peer accepted the SOP class only in other transfer syntaxes than the data set's
+    /// (transcoding is out of scope: the caller decides).
+    #[error("{sop_class}: the peer accepted {accepted:?}, but the data set is in {have}")]
+    TransferSyntaxNotAccepted {
+        /// The SOP class.
+        sop_class: String,
+        /// The data set's transfer syntax.
+        have: String,
+        /// What the peer accepted for the class.
+        accepted: Vec<String>,
+    },
     /// A response that does not answer our request.
     #[error("unexpected response: {0}")]
     UnexpectedResponse(String),

@@ -56,6 +56,7 @@
 
 mod association;
 pub mod command_set;
+mod conn;
 mod error;
 pub mod message;
 mod negotiation;
