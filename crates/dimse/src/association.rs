@@ -356,7 +356,9 @@ impl Association {
             if let Some(event) = self.events.pop_front() {
                 return Some(event);
             }
-            if self.state == State::Closed {
+            // Closed: nothing more. Awaiting our decision: whatever follows the request waits
+            // until `accept` (a requestor may not send before the AC anyway).
+            if matches!(self.state, State::Closed | State::AwaitingDecision) {
                 return None;
             }
             if !self.items.is_empty() {
