@@ -358,8 +358,10 @@ fn pdus(stream: &[u8]) -> Vec<(u8, usize)> {
 
 #[test]
 fn data_is_fragmented_within_the_peers_max_and_small_pdvs_share_a_pdu() {
-    let mut config = AssociationConfig::default();
-    config.max_pdu_length = 4096;
+    let config = AssociationConfig {
+        max_pdu_length: 4096,
+        ..AssociationConfig::default()
+    };
     let mut scu = request(vec![(CT_IMAGE_STORAGE, vec![EXPLICIT])], vec![]);
     let mut scp = Association::accept_incoming(config);
     pump(&mut scu, &mut scp);
