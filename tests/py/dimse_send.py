@@ -4,8 +4,9 @@
     dimse_send.py HOST PORT CALLING_AE CALLED_AE FILE...  [--abort-after N] [--echo]
 
 One association (contexts for every SOP class / transfer syntax pair found in the files);
-files are sent by path, so pynetdicom streams each file's encoded data set unchanged. Prints one
-JSON object per file: {"path", "status" (int or null), "error" (str or null)}; with --echo, one
+files are sent by path (pynetdicom sends the file's encoded data set, dropping group lengths).
+Prints one JSON object per file: {"path", "sop" (the SOP Instance UID sent: the data set's),
+"status" (int or null), "error" (str or null)}; with --echo, one
 {"echo": status} line first. A file pydicom cannot read (no file meta, truncated) is reported
 with status null. With --abort-after N the association is aborted (A-ABORT) while the N-th file
 (counting from 1) is being sent: pynetdicom sends a part of it, then the abort.
@@ -33,6 +34,7 @@ def main():
     host, port, calling, called = args[0], int(args[1]), args[2], args[3]
     files = args[4:]
     metas = {}
+    sops = {}
     pairs = []
     for f in files:
         try:
@@ -40,6 +42,7 @@ def main():
             meta = ds.file_meta
             pair = (str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID))
             metas[f] = pair
+            sops[f] = str(ds.get("SOPInstanceUID", meta.MediaStorageSOPInstanceUID))
             if pair not in pairs:
                 pairs.append(pair)
         except Exception as e:  # noqa: BLE001 - report any unreadable file
@@ -75,7 +78,7 @@ def main():
             st = assoc.send_c_store(f)
             status = int(st.Status) if "Status" in st else None
             comment = str(st.ErrorComment) if "ErrorComment" in st else None
-            print(json.dumps({"path": f, "status": status, "error": comment}))
+            print(json.dumps({"path": f, "sop": sops[f], "status": status, "error": comment}))
         except Exception as e:  # noqa: BLE001
             print(json.dumps({"path": f, "status": None, "error": str(e)}))
         sys.stdout.flush()

@@ -31,6 +31,15 @@ impl Listener {
         })
     }
 
+    /// From a bound standard listener (bound before the runtime serves, e.g. at start-up so
+    /// that a port in use is an error right away). Must be called within a tokio runtime.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Ok(Listener {
+            inner: TcpListener::from_std(listener)?,
+        })
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()

@@ -57,6 +57,7 @@ pub(crate) enum WriterEvent {
     /// Routing metadata parsed and routed (its priority is final); connected readers may
     /// start on the live instance, if there is one (the size must be known up front).
     Routed {
+        study_uid: String,
         priority: u8,
         live: Option<Arc<LiveInstance>>,
     },
@@ -95,6 +96,8 @@ struct Spool {
     live: Option<Arc<LiveInstance>>,
     since_sync: u64,
     last_sync: Instant,
+    /// Whether a broken stream keeps the partial for a resumed upload.
+    resumable: bool,
 }
 
 struct Routed {
@@ -210,6 +213,7 @@ impl SpoolWriter {
             live: None,
             since_sync: 0,
             last_sync: Instant::now(),
+            resumable: self.spec.resumable(),
         };
         // Bytes the front door made up in front of what it received (DIMSE: the file meta
         // synthesized from the association) go first, through the same walk and hash.
@@ -368,11 +372,12 @@ impl SpoolWriter {
         // upload of unknown size (C-STORE) reaches readers once stored.
         let priority = routed.instance.priority;
         let Some(size) = self.spec.size else {
-            s.routed = Some(routed);
             self.event(WriterEvent::Routed {
+                study_uid: routed.instance.study_uid.clone(),
                 priority,
                 live: None,
             });
+            s.routed = Some(routed);
             return Some(s);
         };
         let file = match std::fs::File::open(s.partial.path()) {
@@ -391,6 +396,7 @@ impl SpoolWriter {
             s.partial.len(),
         ));
         self.event(WriterEvent::Routed {
+            study_uid: routed.instance.study_uid.clone(),
             priority,
             live: Some(live.clone()),
         });
@@ -420,9 +426,17 @@ impl SpoolWriter {
 
 impl Spool {
     /// The stream went away mid-upload: make what arrived durable for the resumed upload
-    /// (an upload that sent nothing leaves nothing behind).
+    /// (an upload that sent nothing leaves nothing behind); an upload that cannot resume
+    /// (a scratch partial) leaves nothing at all.
     fn stream_gone(self) {
         let sop_uid = self.partial.info().sop_uid.clone();
+        if !self.resumable {
+            self.partial.discard();
+            if let Some(l) = self.live {
+                l.finish(LiveOutcome::Failed);
+            }
+            return;
+        }
         if let Err(e) = self.partial.close() {
             tracing::warn!(%sop_uid, "cannot keep the partial upload for resumption: {e}");
         }

@@ -56,7 +56,7 @@ pub struct UploadSpec {
 }
 
 impl UploadSpec {
-    fn resumable(&self) -> bool {
+    pub(crate) fn resumable(&self) -> bool {
         self.size.is_some() && self.study_uid.is_some()
     }
 }
@@ -103,6 +103,8 @@ pub struct Upload {
     granted: bool,
     /// Verified and handed to the commit, which sets the live instance's outcome.
     committed: bool,
+    /// The Study Instance UID read from the header.
+    study_uid: Option<String>,
 }
 
 impl Upload {
@@ -123,12 +125,18 @@ impl Upload {
             holding: false,
             granted: false,
             committed: false,
+            study_uid: None,
         }
     }
 
     /// What the front door declared.
     pub fn spec(&self) -> &UploadSpec {
         &self.spec
+    }
+
+    /// The Study Instance UID, once the header was read (declared or not).
+    pub fn study_uid(&self) -> Option<&str> {
+        self.study_uid.as_deref().or(self.spec.study_uid.as_deref())
     }
 
     /// Whether the sender is asked to pause now.
@@ -216,7 +224,11 @@ impl Upload {
                     }
                     return Ok(Opened::At(offset));
                 }
-                WriterEvent::Routed { priority, live } => self.routed(priority, live),
+                WriterEvent::Routed {
+                    study_uid,
+                    priority,
+                    live,
+                } => self.routed(study_uid, priority, live),
                 WriterEvent::Failed(r) => return Err(r),
                 WriterEvent::Checkpoint(_) | WriterEvent::Verified(_) => {}
             }
@@ -281,7 +293,7 @@ impl Upload {
                         self.fail_live();
                         return Event::Refused(refusal(RefuseCode::Internal, "the spool writer stopped"));
                     }
-                    Some(WriterEvent::Routed { priority, live }) => self.routed(priority, live),
+                    Some(WriterEvent::Routed { study_uid, priority, live }) => self.routed(study_uid, priority, live),
                     Some(WriterEvent::Checkpoint(d)) => return Event::Checkpoint(d),
                     Some(WriterEvent::Verified(v)) => self.commit(*v),
                     Some(WriterEvent::Failed(r)) => {
@@ -355,7 +367,8 @@ impl Upload {
 
     /// The header is read and routed: its priority is final (declared facts only steer the
     /// link until then), and connected readers may start on the live instance.
-    fn routed(&mut self, priority: u8, live: Option<Arc<LiveInstance>>) {
+    fn routed(&mut self, study_uid: String, priority: u8, live: Option<Arc<LiveInstance>>) {
+        self.study_uid = Some(study_uid);
         if let Some(t) = &self.ticket {
             let p = Priority::from_u8(priority).unwrap_or_default();
             self.ingest.gate.classify(t.id, urgency_of(Some(p)));

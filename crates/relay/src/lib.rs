@@ -60,6 +60,7 @@ pub mod config;
 mod connections;
 pub mod delivery;
 mod dev_certs;
+pub mod dimse_door;
 mod manifest;
 pub mod quic_upload;
 pub mod reload;

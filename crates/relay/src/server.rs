@@ -69,12 +69,17 @@ pub enum RelayError {
     ResetKey(std::path::PathBuf, String),
     #[error(transparent)]
     DevCerts(#[from] DevCertsRefused),
+    #[error("cannot listen for DICOM (DIMSE) on {0}: {1}")]
+    Dimse(SocketAddr, std::io::Error),
 }
 
 /// A bound relay. [`Relay::run`] serves until [`Relay::close`].
 pub struct Relay {
     ctx: Arc<Ctx>,
     endpoint: Endpoint,
+    /// The DIMSE listener, when `[dimse] listen` is set.
+    dimse: std::sync::Mutex<Option<std::net::TcpListener>>,
+    dimse_addr: Option<SocketAddr>,
 }
 
 impl Relay {
@@ -116,6 +121,19 @@ impl Relay {
             &config.crls,
         )?;
         crate::reload::warn_out_of_date(&config.crls);
+        let dimse = match config.dimse.listen {
+            Some(addr) => {
+                Some(std::net::TcpListener::bind(addr).map_err(|e| RelayError::Dimse(addr, e))?)
+            }
+            None => None,
+        };
+        let dimse_addr =
+            match &dimse {
+                Some(l) => Some(l.local_addr().map_err(|e| {
+                    RelayError::Dimse(config.dimse.listen.unwrap_or(config.listen), e)
+                })?),
+                None => None,
+            };
         let budget = crate::budget::DeliveryBudget::new(
             config.delivery_buffer_budget,
             config.tuning.send_window,
@@ -129,7 +147,14 @@ impl Relay {
                 budget: Arc::new(budget),
             }),
             endpoint,
+            dimse: std::sync::Mutex::new(dimse),
+            dimse_addr,
         })
+    }
+
+    /// The DIMSE address, when DIMSE is on.
+    pub fn dimse_addr(&self) -> Option<SocketAddr> {
+        self.dimse_addr
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -159,6 +184,21 @@ impl Relay {
             self.ctx.clone(),
             self.endpoint.clone(),
         ));
+        let std_dimse = self.dimse.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let dimse = match std_dimse.map(yilian_dimse::tcp::Listener::from_std) {
+            Some(Ok(listener)) => {
+                let door = Arc::new(crate::dimse_door::DimseDoor::new(
+                    self.ctx.ingest.clone(),
+                    self.ctx.config.dimse.clone(),
+                ));
+                Some(tokio::spawn(door.run(listener)))
+            }
+            Some(Err(e)) => {
+                warn!("DICOM (DIMSE) listener failed: {e}; DIMSE is off");
+                None
+            }
+            None => None,
+        };
         while let Some(incoming) = self.endpoint.accept().await {
             tokio::spawn(admit(self.ctx.clone(), incoming));
         }
@@ -166,6 +206,9 @@ impl Relay {
         ticks.abort();
         sweeps.abort();
         watch.abort();
+        if let Some(d) = dimse {
+            d.abort();
+        }
         self.endpoint.wait_idle().await;
     }
 
