@@ -213,16 +213,7 @@ impl Store {
                     study_uid,
                     sop_uid,
                 },
-                Job::Instance(j) => {
-                    let InstanceJob {
-                        partial,
-                        hash,
-                        inst,
-                        readers,
-                        catalog,
-                    } = *j;
-                    self.plan_instance(i, partial, hash, inst, readers, catalog, &mut batch)
-                }
+                Job::Instance(j) => self.plan_instance(i, *j, &mut batch),
                 Job::Manifest(m) => match self.claim(&m.study_uid, &m.source_site, &mut batch) {
                     Ok(()) => Plan::Manifest(m),
                     Err(e) => Plan::ManifestFailed(e),
@@ -349,16 +340,14 @@ impl Store {
     }
 
     /// Decide what to do with one verified partial.
-    fn plan_instance(
-        &self,
-        i: usize,
-        partial: Partial,
-        hash: Hash,
-        inst: NewInstance,
-        readers: Vec<String>,
-        catalog: Option<Box<Catalog>>,
-        batch: &mut BatchState,
-    ) -> Plan {
+    fn plan_instance(&self, i: usize, job: InstanceJob, batch: &mut BatchState) -> Plan {
+        let InstanceJob {
+            partial,
+            hash,
+            inst,
+            readers,
+            catalog,
+        } = job;
         let key = (inst.source_site.clone(), inst.sop_uid.clone());
         if let Some(&(j, h)) = batch.fresh.get(&key) {
             partial.discard();
