@@ -11,9 +11,12 @@
 //! under ISO 2022 where no G1 set is designated) are decoded, per run, by the first that fits:
 //! 1. **UTF-8**, if the bytes are valid UTF-8 (the check is strong: GBK or Latin-1 text is
 //!    almost never valid UTF-8);
-//! 2. the **site default** ([`TextDecoder::new`]'s `default`, per site or per AE title), e.g.
+//! 2. under ISO 2022, a **declared multi-byte G1 set** the value failed to switch to with an
+//!    escape sequence (`\ISO 2022 IR 58` writers often omit it): GB 2312 (read as GBK) or
+//!    KS X 1001;
+//! 3. the **site default** ([`TextDecoder::new`]'s `default`, per site or per AE title), e.g.
 //!    [`Charset::Gbk`];
-//! 3. **ISO 8859-1** (every byte maps to one character, nothing is lost).
+//! 4. **ISO 8859-1** (every byte maps to one character, nothing is lost).
 //!
 //! A value declared ISO_IR 192 that is not valid UTF-8 is decoded with the site default when
 //! there is one. The result says whether it was guessed ([`Decoded::guessed`]) and whether
@@ -468,7 +471,7 @@ impl TextDecoder {
                 lossless: true,
                 guessed: false,
             },
-            Charset::Ascii => self.guess(bytes),
+            Charset::Ascii => self.guess(bytes, None),
             Charset::Utf8 => match std::str::from_utf8(bytes) {
                 Ok(s) => Decoded {
                     text: s.to_owned(),
@@ -502,9 +505,9 @@ impl TextDecoder {
         }
     }
 
-    /// Bytes the declaration does not cover: UTF-8 if valid, else the site default, else
-    /// Latin-1.
-    fn guess(&self, bytes: &[u8]) -> Decoded {
+    /// Bytes the declaration does not cover: UTF-8 if valid, else `declared` (a multi-byte
+    /// set the value may switch to but did not), else the site default, else Latin-1.
+    fn guess(&self, bytes: &[u8], declared: Option<Charset>) -> Decoded {
         if let Ok(s) = std::str::from_utf8(bytes) {
             return Decoded {
                 text: s.to_owned(),
@@ -512,7 +515,7 @@ impl TextDecoder {
                 guessed: true,
             };
         }
-        let set = match self.default {
+        let set = match declared.or(self.default) {
             Some(Charset::Ascii | Charset::Utf8) | None => Charset::Latin1,
             Some(d) => d,
         };
@@ -602,7 +605,15 @@ impl TextDecoder {
                         .iter()
                         .position(|&c| c == ESC || (c < 0x80 && vr.resets_at(c)))
                         .map_or(bytes.len(), |p| i + p);
-                    let d = self.guess(bytes.get(i..end).unwrap_or_default());
+                    // Writers that declare `\ISO 2022 IR 58` but omit the escape sequence
+                    // are common: the declared multi-byte set comes before the site default.
+                    let declared = self
+                        .scs
+                        .sets()
+                        .iter()
+                        .copied()
+                        .find(|s| matches!(s, Charset::Gb2312 | Charset::KsX1001));
+                    let d = self.guess(bytes.get(i..end).unwrap_or_default(), declared);
                     out.push_str(&d.text);
                     lossless &= d.lossless;
                     guessed = true;
@@ -772,13 +783,16 @@ mod tests {
         let d = dec(Some("\\ISO 2022 IR 58"), None, &v);
         assert_eq!(d.text, "Wang^XiaoDong=王^小东=");
         assert!(d.lossless && !d.guessed);
-        // Without the second escape, the `^` reset G1: the bytes after it are undeclared
-        // (guessed: here with the site default).
+        // Without the second escape, the `^` reset G1: the bytes after it are undeclared,
+        // guessed with the declared multi-byte set (writers often omit the escapes).
         let v = b"\x1b$)A\xcd\xf5^\xd0\xa1\xb6\xab";
-        let d = dec(Some("\\ISO 2022 IR 58"), Some(Charset::Gbk), v);
+        let d = dec(Some("\\ISO 2022 IR 58"), None, v);
         assert_eq!(d.text, "王^小东");
         assert!(d.guessed);
-        let d = dec(Some("\\ISO 2022 IR 58"), None, v);
+        // With only the default repertoire declared: the site default, else Latin-1.
+        let d = dec(Some("ISO 2022 IR 6"), Some(Charset::Gbk), v);
+        assert_eq!(d.text, "王^小东");
+        let d = dec(Some("ISO 2022 IR 6"), None, v);
         assert_eq!(d.text, "王^Ð¡¶«", "Latin-1 without a default");
     }
 
