@@ -29,8 +29,15 @@
 //!
 //! dicom-rs's parsers are pull-based over `std::io::Read`: they would need a blocking reader on
 //! the async receive path, or buffering of whole instances. The walker instead fits the relay's
-//! receive loop directly. dicom-rs (`dicom-object`) serves as the oracle in this crate's tests;
-//! `dicom-encoding` decodes the character sets of the few captured names.
+//! receive loop directly. dicom-rs (`dicom-object`) serves as the oracle in this crate's tests.
+//!
+//! ## Catalog and character sets
+//! Besides routing, the walker captures what C-FIND and QIDO search on ([`Catalog`]: patient,
+//! study, series and instance attributes), all before Pixel Data. Text is decoded per the
+//! Specific Character Set by [`charset`] (every DICOM defined term, ISO 2022 code extensions
+//! such as `\ISO 2022 IR 58`, GB18030, GBK); [`Metadata::catalog_with_default`] decodes again
+//! with a site's default for consoles that write GBK without declaring it. A catalog value
+//! longer than [`Limits::max_attribute_len`] is cut, never a reason to refuse a file.
 //!
 //! ## What is validated
 //! * The 128-byte preamble and the `DICM` marker; the file meta information (explicit VR little
@@ -63,10 +70,12 @@
 //! Pixel Data runs past its end.
 //!
 //! ## Patient data
-//! Names, patient IDs and accession numbers are wrapped in [`Phi`], whose `Debug` and `Display`
-//! print `[redacted]`. Error messages never contain values read from the file (except transfer
-//! syntax UIDs and malformed frame counts).
+//! Names, patient IDs, birth dates, accession numbers, study IDs and referring physicians are
+//! wrapped in [`Phi`], whose `Debug` and `Display` print `[redacted]`. Error messages never
+//! contain values read from the file (except transfer syntax UIDs and malformed frame counts).
 
+mod catalog;
+pub mod charset;
 mod error;
 mod inflate;
 mod inspect;
@@ -78,6 +87,8 @@ mod syntax;
 mod vr;
 mod walker;
 
+pub use catalog::{Catalog, CatalogInstance, CatalogPatient, CatalogSeries, CatalogStudy};
+pub use charset::{Charset, CharsetError, SpecificCharacterSet, TextDecoder, TextVr};
 pub use dicom_core::Tag;
 pub use error::DicomError;
 pub use inspect::{inspect_file, validate_file};

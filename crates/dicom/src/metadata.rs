@@ -2,8 +2,9 @@
 //! build it.
 
 use dicom_core::Tag;
-use dicom_encoding::text::{SpecificCharacterSet, TextCodec};
 
+use crate::catalog::{normalise_date, normalise_time, parse_is, Catalog};
+use crate::charset::{Charset, TextDecoder, TextVr};
 use crate::error::DicomError;
 use crate::phi::Phi;
 
@@ -16,8 +17,8 @@ use crate::phi::Phi;
 ///
 /// Strings are trimmed of their padding: UIDs of trailing NUL/space, code strings of spaces,
 /// other text of trailing spaces. Text is decoded with the instance's Specific Character Set
-/// (its first value, as dicom-rs does; GB18030, GBK, ISO_IR 192 and the ISO 8859 sets are
-/// supported, anything else is read as ISO 8859-1).
+/// (every DICOM defined term, ISO 2022 code extensions included; see [`crate::charset`]),
+/// without a site default: [`Metadata::catalog_with_default`] decodes again with one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Metadata {
     /// Transfer Syntax UID (0002,0010).
@@ -44,6 +45,65 @@ pub struct Metadata {
     pub patient: Patient,
     /// Where the top-level Pixel Data (7FE0,0010) is, once its header has been read.
     pub pixel_data: Option<PixelDataInfo>,
+    /// What C-FIND and QIDO search on, decoded like [`Metadata::patient`] (declared character
+    /// set only). The relay stores [`Metadata::catalog_with_default`] with its site's default.
+    pub catalog: Catalog,
+    /// The text values as in the file, for decoding again with a site default.
+    raw_text: Phi<RawText>,
+}
+
+impl Metadata {
+    /// The catalog with text decoded per the instance's Specific Character Set and, for bytes
+    /// it does not cover (a console writing GBK without declaring it), `default` (the site's
+    /// or AE title's default character set). With `None` this is [`Metadata::catalog`].
+    pub fn catalog_with_default(&self, default: Option<Charset>) -> Catalog {
+        let mut catalog = self.catalog.clone();
+        if default.is_some() {
+            let decoder = TextDecoder::new(self.specific_character_set.as_deref(), default);
+            self.raw_text.expose().decode_into(&decoder, &mut catalog);
+        }
+        catalog
+    }
+}
+
+/// The raw text values of the catalog (patient data among them: kept inside [`Phi`]).
+#[derive(Clone, PartialEq, Eq, Default)]
+struct RawText {
+    values: Vec<(Field, Vec<u8>)>,
+}
+
+impl RawText {
+    /// Decodes every value into `catalog`; records guesses and losses.
+    fn decode_into(&self, decoder: &TextDecoder, catalog: &mut Catalog) {
+        let mut guessed = false;
+        let mut lossy = decoder.error().is_some();
+        for (field, bytes) in &self.values {
+            let Some(vr) = field.text_vr() else { continue };
+            let d = decoder.decode(bytes, vr);
+            guessed |= d.guessed;
+            lossy |= !d.lossless;
+            let text = d.text.trim_end_matches(['\0', ' ']).to_owned();
+            let text = if matches!(vr, TextVr::PN | TextVr::ST | TextVr::LT | TextVr::UT) {
+                text
+            } else {
+                // SH/LO: leading spaces are padding too.
+                text.trim_start_matches(' ').to_owned()
+            };
+            match field {
+                Field::PatientName => catalog.patient.name = Phi::new(text),
+                Field::PatientId => catalog.patient.id = Phi::new(text),
+                Field::IssuerOfPatientId => catalog.patient.issuer_of_id = Phi::new(text),
+                Field::AccessionNumber => catalog.study.accession_number = Phi::new(text),
+                Field::StudyId => catalog.study.id = Phi::new(text),
+                Field::StudyDescription => catalog.study.description = text,
+                Field::ReferringPhysician => catalog.study.referring_physician = Phi::new(text),
+                Field::SeriesDescription => catalog.series.description = text,
+                _ => {}
+            }
+        }
+        catalog.text_guessed = guessed;
+        catalog.text_lossy = lossy;
+    }
 }
 
 /// Patient-identifying attributes. Absent attributes are empty strings.
@@ -77,17 +137,31 @@ pub(crate) enum Field {
     CharacterSet,
     SopClass,
     SopInstance,
+    StudyDate,
+    ContentDate,
+    StudyTime,
     AccessionNumber,
     Modality,
+    ReferringPhysician,
+    StudyDescription,
+    SeriesDescription,
     PatientName,
     PatientId,
+    IssuerOfPatientId,
+    BirthDate,
+    Sex,
     BodyPart,
     StudyUid,
     SeriesUid,
+    StudyId,
+    SeriesNumber,
+    InstanceNumber,
     NumberOfFrames,
+    Rows,
+    Columns,
 }
 
-const FIELD_COUNT: usize = 15;
+const FIELD_COUNT: usize = 30;
 
 /// SOP Class UID of a DICOMDIR (Media Storage Directory Storage).
 const MEDIA_STORAGE_DIRECTORY: &str = "1.2.840.10008.1.3.10";
@@ -110,14 +184,28 @@ impl Field {
             Tag(0x0008, 0x0005) => Some(Field::CharacterSet),
             Tag(0x0008, 0x0016) => Some(Field::SopClass),
             Tag(0x0008, 0x0018) => Some(Field::SopInstance),
+            Tag(0x0008, 0x0020) => Some(Field::StudyDate),
+            Tag(0x0008, 0x0023) => Some(Field::ContentDate),
+            Tag(0x0008, 0x0030) => Some(Field::StudyTime),
             Tag(0x0008, 0x0050) => Some(Field::AccessionNumber),
             Tag(0x0008, 0x0060) => Some(Field::Modality),
+            Tag(0x0008, 0x0090) => Some(Field::ReferringPhysician),
+            Tag(0x0008, 0x1030) => Some(Field::StudyDescription),
+            Tag(0x0008, 0x103E) => Some(Field::SeriesDescription),
             Tag(0x0010, 0x0010) => Some(Field::PatientName),
             Tag(0x0010, 0x0020) => Some(Field::PatientId),
+            Tag(0x0010, 0x0021) => Some(Field::IssuerOfPatientId),
+            Tag(0x0010, 0x0030) => Some(Field::BirthDate),
+            Tag(0x0010, 0x0040) => Some(Field::Sex),
             Tag(0x0018, 0x0015) => Some(Field::BodyPart),
             Tag(0x0020, 0x000D) => Some(Field::StudyUid),
             Tag(0x0020, 0x000E) => Some(Field::SeriesUid),
+            Tag(0x0020, 0x0010) => Some(Field::StudyId),
+            Tag(0x0020, 0x0011) => Some(Field::SeriesNumber),
+            Tag(0x0020, 0x0013) => Some(Field::InstanceNumber),
             Tag(0x0028, 0x0008) => Some(Field::NumberOfFrames),
+            Tag(0x0028, 0x0010) => Some(Field::Rows),
+            Tag(0x0028, 0x0011) => Some(Field::Columns),
             _ => None,
         }
     }
@@ -131,14 +219,28 @@ impl Field {
             Field::CharacterSet => Tag(0x0008, 0x0005),
             Field::SopClass => Tag(0x0008, 0x0016),
             Field::SopInstance => Tag(0x0008, 0x0018),
+            Field::StudyDate => Tag(0x0008, 0x0020),
+            Field::ContentDate => Tag(0x0008, 0x0023),
+            Field::StudyTime => Tag(0x0008, 0x0030),
             Field::AccessionNumber => Tag(0x0008, 0x0050),
             Field::Modality => Tag(0x0008, 0x0060),
+            Field::ReferringPhysician => Tag(0x0008, 0x0090),
+            Field::StudyDescription => Tag(0x0008, 0x1030),
+            Field::SeriesDescription => Tag(0x0008, 0x103E),
             Field::PatientName => Tag(0x0010, 0x0010),
             Field::PatientId => Tag(0x0010, 0x0020),
+            Field::IssuerOfPatientId => Tag(0x0010, 0x0021),
+            Field::BirthDate => Tag(0x0010, 0x0030),
+            Field::Sex => Tag(0x0010, 0x0040),
             Field::BodyPart => Tag(0x0018, 0x0015),
             Field::StudyUid => Tag(0x0020, 0x000D),
             Field::SeriesUid => Tag(0x0020, 0x000E),
+            Field::StudyId => Tag(0x0020, 0x0010),
+            Field::SeriesNumber => Tag(0x0020, 0x0011),
+            Field::InstanceNumber => Tag(0x0020, 0x0013),
             Field::NumberOfFrames => Tag(0x0028, 0x0008),
+            Field::Rows => Tag(0x0028, 0x0010),
+            Field::Columns => Tag(0x0028, 0x0011),
         }
     }
 
@@ -151,15 +253,65 @@ impl Field {
             Field::CharacterSet => "Specific Character Set",
             Field::SopClass => "SOP Class UID",
             Field::SopInstance => "SOP Instance UID",
+            Field::StudyDate => "Study Date",
+            Field::ContentDate => "Content Date",
+            Field::StudyTime => "Study Time",
             Field::AccessionNumber => "Accession Number",
             Field::Modality => "Modality",
+            Field::ReferringPhysician => "Referring Physician's Name",
+            Field::StudyDescription => "Study Description",
+            Field::SeriesDescription => "Series Description",
             Field::PatientName => "Patient's Name",
             Field::PatientId => "Patient ID",
+            Field::IssuerOfPatientId => "Issuer of Patient ID",
+            Field::BirthDate => "Patient's Birth Date",
+            Field::Sex => "Patient's Sex",
             Field::BodyPart => "Body Part Examined",
             Field::StudyUid => "Study Instance UID",
             Field::SeriesUid => "Series Instance UID",
+            Field::StudyId => "Study ID",
+            Field::SeriesNumber => "Series Number",
+            Field::InstanceNumber => "Instance Number",
             Field::NumberOfFrames => "Number of Frames",
+            Field::Rows => "Rows",
+            Field::Columns => "Columns",
         }
+    }
+
+    /// Captured for the catalog only: a value longer than [`crate::Limits::max_attribute_len`]
+    /// is cut there instead of refusing the file.
+    pub(crate) fn is_catalog_only(self) -> bool {
+        matches!(
+            self,
+            Field::StudyDate
+                | Field::ContentDate
+                | Field::StudyTime
+                | Field::ReferringPhysician
+                | Field::StudyDescription
+                | Field::SeriesDescription
+                | Field::IssuerOfPatientId
+                | Field::BirthDate
+                | Field::Sex
+                | Field::StudyId
+                | Field::SeriesNumber
+                | Field::InstanceNumber
+                | Field::Rows
+                | Field::Columns
+        )
+    }
+
+    /// The VR of a text value decoded with the character set.
+    fn text_vr(self) -> Option<TextVr> {
+        Some(match self {
+            Field::PatientName | Field::ReferringPhysician => TextVr::PN,
+            Field::PatientId
+            | Field::IssuerOfPatientId
+            | Field::AccessionNumber
+            | Field::StudyDescription
+            | Field::SeriesDescription => TextVr::LO,
+            Field::StudyId => TextVr::SH,
+            _ => return None,
+        })
     }
 
     /// `Patient's Name (0010,0010)`.
@@ -175,9 +327,10 @@ impl Field {
     }
 }
 
-/// One captured value: its bytes and the offset of its element header.
+/// One captured value: its bytes (at most `cap`) and the offset of its element header.
 struct Value {
     bytes: Vec<u8>,
+    cap: usize,
     offset: u64,
 }
 
@@ -185,24 +338,30 @@ struct Value {
 #[derive(Default)]
 pub(crate) struct Captured {
     values: [Option<Value>; FIELD_COUNT],
+    /// The dataset is Explicit VR Big Endian (for binary values: Rows, Columns).
+    pub(crate) big_endian: bool,
 }
 
 impl Captured {
-    /// Starts capturing `field`, whose element header is at `offset` and whose value is `len`
-    /// bytes (already checked against the limit).
-    pub(crate) fn begin(&mut self, field: Field, offset: u64, len: usize) {
+    /// Starts capturing `field`, whose element header is at `offset`, keeping at most `cap`
+    /// bytes of its value (the limit was checked for attributes that must be whole).
+    pub(crate) fn begin(&mut self, field: Field, offset: u64, cap: usize) {
         if let Some(slot) = self.values.get_mut(field as usize) {
             *slot = Some(Value {
-                bytes: Vec::with_capacity(len),
+                bytes: Vec::with_capacity(cap),
+                cap,
                 offset,
             });
         }
     }
 
-    /// Appends bytes to the value of `field` being captured.
+    /// Appends bytes to the value of `field` being captured (beyond its cap: dropped).
     pub(crate) fn extend(&mut self, field: Field, bytes: &[u8]) {
         if let Some(Some(value)) = self.values.get_mut(field as usize) {
-            value.bytes.extend_from_slice(bytes);
+            let room = value.cap.saturating_sub(value.bytes.len());
+            value
+                .bytes
+                .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
         }
     }
 
@@ -232,33 +391,44 @@ impl Captured {
         (!trimmed.is_empty()).then(|| trimmed.to_owned())
     }
 
-    /// A code string: trimmed of spaces (and stray NULs); `None` if absent or empty.
+    /// A code string (or DA, TM, IS): ASCII, trimmed of spaces (and stray NULs); `None` if
+    /// absent or empty. Bytes outside ASCII become U+FFFD.
     fn code_string(&self, field: Field) -> Option<String> {
-        let text = SpecificCharacterSet::ISO_IR_6
-            .decode(self.bytes(field)?)
-            .unwrap_or_default();
+        let text: String = self
+            .bytes(field)?
+            .iter()
+            .map(|&b| if b < 0x80 { char::from(b) } else { '\u{FFFD}' })
+            .collect();
         let trimmed = text.trim_matches(|c| c == '\0' || c == ' ');
         (!trimmed.is_empty()).then(|| trimmed.to_owned())
     }
 
-    /// Text in the dataset's character set, trimmed of trailing spaces/NULs; empty if absent.
-    fn text(&self, field: Field, charset: &SpecificCharacterSet) -> String {
-        let Some(bytes) = self.bytes(field) else {
-            return String::new();
-        };
-        let text = charset
-            .decode(bytes)
-            .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned());
-        text.trim_end_matches(['\0', ' ']).to_owned()
+    /// A US value (first of several), in the dataset's byte order.
+    fn unsigned_short(&self, field: Field) -> Option<u16> {
+        let b: [u8; 2] = self.bytes(field)?.get(..2)?.try_into().ok()?;
+        Some(if self.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
     }
 
-    /// The character set named by the first value of (0008,0005), as dicom-rs chooses it.
-    fn charset(&self) -> SpecificCharacterSet {
-        self.code_string(Field::CharacterSet)
-            .as_deref()
-            .and_then(|all| all.split('\\').next())
-            .and_then(|first| SpecificCharacterSet::from_code(first.trim()))
-            .unwrap_or_default()
+    /// The raw values of the text attributes the catalog decodes.
+    fn raw_text(&self) -> RawText {
+        let values = [
+            Field::PatientName,
+            Field::PatientId,
+            Field::IssuerOfPatientId,
+            Field::AccessionNumber,
+            Field::StudyId,
+            Field::StudyDescription,
+            Field::ReferringPhysician,
+            Field::SeriesDescription,
+        ]
+        .into_iter()
+        .filter_map(|f| Some((f, self.bytes(f)?.to_vec())))
+        .collect();
+        RawText { values }
     }
 
     /// Checks a just-captured dataset SOP UID against its file meta counterpart.
@@ -305,7 +475,40 @@ impl Captured {
             .ok_or_else(|| Field::StudyUid.missing())?;
         let series_instance_uid = self.uid(Field::SeriesUid);
         let modality = self.code_string(Field::Modality);
-        let charset = self.charset();
+        let specific_character_set = self.code_string(Field::CharacterSet);
+        let decoder = TextDecoder::new(specific_character_set.as_deref(), None);
+        let raw_text = self.raw_text();
+        let mut catalog = Catalog::default();
+        raw_text.decode_into(&decoder, &mut catalog);
+        let date = |f| {
+            self.code_string(f)
+                .map(|s| normalise_date(&s))
+                .unwrap_or_default()
+        };
+        catalog.specific_character_set = specific_character_set.clone().unwrap_or_default();
+        catalog.patient.birth_date = Phi::new(date(Field::BirthDate));
+        catalog.patient.sex = self.code_string(Field::Sex).unwrap_or_default();
+        catalog.study.uid = study_instance_uid.clone();
+        catalog.study.date = date(Field::StudyDate);
+        catalog.study.time = self
+            .code_string(Field::StudyTime)
+            .map(|s| normalise_time(&s))
+            .unwrap_or_default();
+        catalog.series.uid = series_instance_uid.clone().unwrap_or_default();
+        catalog.series.modality = modality.clone().unwrap_or_default();
+        catalog.series.number = self
+            .code_string(Field::SeriesNumber)
+            .and_then(|s| parse_is(&s));
+        catalog.series.body_part = self.code_string(Field::BodyPart).unwrap_or_default();
+        catalog.instance.sop_uid = sop_instance_uid.clone();
+        catalog.instance.sop_class_uid = sop_class_uid.clone().unwrap_or_default();
+        catalog.instance.number = self
+            .code_string(Field::InstanceNumber)
+            .and_then(|s| parse_is(&s));
+        catalog.instance.frames = self.number_of_frames();
+        catalog.instance.rows = self.unsigned_short(Field::Rows);
+        catalog.instance.columns = self.unsigned_short(Field::Columns);
+        catalog.instance.content_date = date(Field::ContentDate);
         Ok(Metadata {
             transfer_syntax,
             sop_class_uid,
@@ -315,13 +518,15 @@ impl Captured {
             modality,
             body_part: self.code_string(Field::BodyPart),
             number_of_frames: self.number_of_frames(),
-            specific_character_set: self.code_string(Field::CharacterSet),
+            specific_character_set,
             patient: Patient {
-                name: Phi::new(self.text(Field::PatientName, &charset)),
-                id: Phi::new(self.text(Field::PatientId, &charset)),
-                accession_number: Phi::new(self.text(Field::AccessionNumber, &charset)),
+                name: catalog.patient.name.clone(),
+                id: catalog.patient.id.clone(),
+                accession_number: catalog.study.accession_number.clone(),
             },
             pixel_data: None,
+            catalog,
+            raw_text: Phi::new(raw_text),
         })
     }
 

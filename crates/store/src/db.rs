@@ -6,6 +6,11 @@
 //! the union of what that site listed (`manifest_entries`), with a running count of what is
 //! still missing so that a completion is known in O(1) per stored instance. Schema 1 (the first
 //! release) is migrated in place on open.
+//!
+//! Schema 3 adds the catalog (`catalog`: one denormalised row per instance with the patient,
+//! study, series and instance attributes C-FIND and QIDO match on; see `catalog.rs`). Schema 2
+//! is migrated in place: every stored instance gets a catalog row with what the index already
+//! knew (UIDs, SOP class, modality) and `complete = 0`.
 
 use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
@@ -13,7 +18,7 @@ use std::path::Path;
 use crate::StoreError;
 
 /// The schema this code writes (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS instances (
@@ -79,6 +84,43 @@ CREATE TABLE IF NOT EXISTS audit (
     outcome TEXT NOT NULL,
     detail TEXT
 );
+CREATE TABLE IF NOT EXISTS catalog (
+    instance_id INTEGER PRIMARY KEY REFERENCES instances(id),
+    patient_name TEXT NOT NULL DEFAULT '',
+    patient_id TEXT NOT NULL DEFAULT '',
+    issuer_of_patient_id TEXT NOT NULL DEFAULT '',
+    patient_birth_date TEXT NOT NULL DEFAULT '',
+    patient_sex TEXT NOT NULL DEFAULT '',
+    study_uid TEXT NOT NULL,
+    study_date TEXT NOT NULL DEFAULT '',
+    study_time TEXT NOT NULL DEFAULT '',
+    accession_number TEXT NOT NULL DEFAULT '',
+    study_id TEXT NOT NULL DEFAULT '',
+    study_description TEXT NOT NULL DEFAULT '',
+    referring_physician TEXT NOT NULL DEFAULT '',
+    series_uid TEXT NOT NULL DEFAULT '',
+    modality TEXT NOT NULL DEFAULT '',
+    series_number INTEGER,
+    series_description TEXT NOT NULL DEFAULT '',
+    body_part TEXT NOT NULL DEFAULT '',
+    sop_uid TEXT NOT NULL,
+    sop_class_uid TEXT NOT NULL DEFAULT '',
+    instance_number INTEGER,
+    frames INTEGER,
+    rows INTEGER,
+    columns INTEGER,
+    content_date TEXT NOT NULL DEFAULT '',
+    specific_character_set TEXT NOT NULL DEFAULT '',
+    text_guessed INTEGER NOT NULL DEFAULT 0,
+    text_lossy INTEGER NOT NULL DEFAULT 0,
+    complete INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS catalog_by_study ON catalog(study_uid);
+CREATE INDEX IF NOT EXISTS catalog_by_series ON catalog(series_uid);
+CREATE INDEX IF NOT EXISTS catalog_by_sop ON catalog(sop_uid);
+CREATE INDEX IF NOT EXISTS catalog_by_patient_id ON catalog(patient_id);
+CREATE INDEX IF NOT EXISTS catalog_by_accession ON catalog(accession_number);
+CREATE INDEX IF NOT EXISTS catalog_by_study_date ON catalog(study_date);
 CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
@@ -132,6 +174,15 @@ DROP TABLE manifests_v1;
 DROP TABLE study_notices_v1;
 "#;
 
+/// Schema 2 → 3: a catalog row for every stored instance, with what schema 2 knew (the rest of
+/// its attributes is only in the object file: `complete = 0`). The table itself comes from
+/// `SCHEMA`. Idempotent.
+const MIGRATE_2_TO_3: &str = r#"
+INSERT OR IGNORE INTO catalog (instance_id, study_uid, series_uid, modality, sop_uid,
+                               sop_class_uid, complete)
+    SELECT id, study_uid, series_uid, modality, sop_uid, sop_class_uid, 0 FROM instances;
+"#;
+
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     // The index holds patient-related metadata: readable by the relay's user only. SQLite
     // creates its -wal and -shm files with the database file's mode.
@@ -153,7 +204,9 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
         (SCHEMA_VERSION, _) | (0, None) => {}
         (0, Some(sql)) if sql.contains("sop_uid TEXT PRIMARY KEY") => {
             migrate_1_to_2(&mut conn)?;
+            migrate_2_to_3(&mut conn)?;
         }
+        (2, _) => migrate_2_to_3(&mut conn)?,
         (v, _) if v > SCHEMA_VERSION => {
             return Err(StoreError::Corrupt(format!(
                 "the index was written by a newer yilian (schema {v}, this one knows {SCHEMA_VERSION}); run that version or a newer one"
@@ -164,7 +217,18 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.execute_batch(SCHEMA)?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    crate::query::register_functions(&conn)?;
     Ok(conn)
+}
+
+fn migrate_2_to_3(conn: &mut Connection) -> Result<(), StoreError> {
+    tracing::info!("migrating the index from schema 2 to 3 (catalog for C-FIND and QIDO)");
+    let tx = conn.transaction()?;
+    tx.execute_batch(SCHEMA)?;
+    tx.execute_batch(MIGRATE_2_TO_3)?;
+    tx.pragma_update(None, "user_version", 3)?;
+    tx.commit()?;
+    Ok(())
 }
 
 fn migrate_1_to_2(conn: &mut Connection) -> Result<(), StoreError> {
@@ -175,7 +239,7 @@ fn migrate_1_to_2(conn: &mut Connection) -> Result<(), StoreError> {
     tx.execute_batch(MIGRATE_1_TO_2)?;
     tx.execute_batch(SCHEMA)?;
     tx.execute_batch(MIGRATE_1_TO_2_COPY)?;
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.pragma_update(None, "user_version", 2)?;
     tx.commit()?;
     conn.pragma_update(None, "legacy_alter_table", "OFF")?;
     Ok(())

@@ -28,6 +28,13 @@ pub enum StoreError {
         wanted: u64,
         cap: u64,
     },
+    /// A catalog query matched more than its limit (`Query::limit`).
+    #[error("the query matches more than {limit} entries: narrow it (by date, patient ID, accession number or modality)")]
+    TooManyMatches { limit: usize },
+    /// A catalog query with a value that cannot match (the message names the key, never the
+    /// value).
+    #[error("invalid query: {0}")]
+    BadQuery(String),
     /// A failure shared by every commit of one group-commit batch.
     #[error("{0}")]
     Batch(std::sync::Arc<StoreError>),

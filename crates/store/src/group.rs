@@ -26,6 +26,7 @@ use crate::partial::Partial;
 use crate::records::{InstanceRecord, NewInstance};
 use crate::store::{sync_dir, Store, Stored};
 use crate::StoreError;
+use yilian_dicom::Catalog;
 use yilian_proto::Hash;
 
 /// One durable change.
@@ -53,6 +54,8 @@ pub(crate) struct InstanceJob {
     pub(crate) hash: Hash,
     pub(crate) inst: NewInstance,
     pub(crate) readers: Vec<String>,
+    /// The catalog attributes (None: only what `inst` says).
+    pub(crate) catalog: Option<Box<Catalog>>,
 }
 
 /// The outcome of one [`Job`].
@@ -210,15 +213,7 @@ impl Store {
                     study_uid,
                     sop_uid,
                 },
-                Job::Instance(j) => {
-                    let InstanceJob {
-                        partial,
-                        hash,
-                        inst,
-                        readers,
-                    } = *j;
-                    self.plan_instance(i, partial, hash, inst, readers, &mut batch)
-                }
+                Job::Instance(j) => self.plan_instance(i, *j, &mut batch),
                 Job::Manifest(m) => match self.claim(&m.study_uid, &m.source_site, &mut batch) {
                     Ok(()) => Plan::Manifest(m),
                     Err(e) => Plan::ManifestFailed(e),
@@ -316,6 +311,7 @@ impl Store {
                     hash,
                     inst,
                     readers,
+                    ..
                 } => {
                     let record = InstanceRecord {
                         id: row.id,
@@ -344,15 +340,14 @@ impl Store {
     }
 
     /// Decide what to do with one verified partial.
-    fn plan_instance(
-        &self,
-        i: usize,
-        partial: Partial,
-        hash: Hash,
-        inst: NewInstance,
-        readers: Vec<String>,
-        batch: &mut BatchState,
-    ) -> Plan {
+    fn plan_instance(&self, i: usize, job: InstanceJob, batch: &mut BatchState) -> Plan {
+        let InstanceJob {
+            partial,
+            hash,
+            inst,
+            readers,
+            catalog,
+        } = job;
         let key = (inst.source_site.clone(), inst.sop_uid.clone());
         if let Some(&(j, h)) = batch.fresh.get(&key) {
             partial.discard();
@@ -388,6 +383,7 @@ impl Store {
                     hash,
                     inst,
                     readers,
+                    catalog,
                 }
             }
         }
@@ -443,6 +439,7 @@ enum Plan {
         hash: Hash,
         inst: NewInstance,
         readers: Vec<String>,
+        catalog: Option<Box<Catalog>>,
     },
     /// Identical to job `j` of the same batch.
     SameAs(usize),
@@ -504,6 +501,7 @@ fn write_rows(tx: &Transaction<'_>, p: &Plan, now: i64) -> Result<Rows, StoreErr
             hash,
             inst,
             readers,
+            catalog,
         } => {
             let size = partial.len();
             claim_study(tx, &inst.study_uid, &inst.source_site, now)?;
@@ -526,6 +524,7 @@ fn write_rows(tx: &Transaction<'_>, p: &Plan, now: i64) -> Result<Rows, StoreErr
                 ],
             )?;
             rows.id = tx.last_insert_rowid();
+            crate::catalog::insert(tx, rows.id, inst, catalog.as_deref())?;
             for reader in readers {
                 tx.execute(
                     "INSERT OR IGNORE INTO outbox (reader, instance_id, priority, enqueued_at)
@@ -659,6 +658,7 @@ mod tests {
             hash: *blake3::hash(bytes).as_bytes(),
             inst: new_instance(site, sop),
             readers: vec!["county-radiology".into()],
+            catalog: None,
         }))
     }
 

@@ -10,7 +10,7 @@
 //! objects/ab/abcdef….dcm   stored instances, content-addressed by BLAKE3, exactly as received
 //! partial/<key>.part       uploads in progress (key = BLAKE3 of source site + SOP Instance UID)
 //! partial/<key>.json       what the partial is (size, UIDs): a resumed upload must match it
-//! index.sqlite             instances, study owners, outboxes, manifests, audit log (WAL)
+//! index.sqlite             instances, catalog, study owners, outboxes, manifests, audit log (WAL)
 //! ```
 //! Folders are 0700 and files 0600: the spool holds patient data.
 //!
@@ -24,6 +24,11 @@
 //!   upload then restarts from zero: slower, never corrupt).
 //! * [`Store::commit`] turns a verified partial into a stored instance and, in the same SQLite
 //!   transaction, puts one outbox entry per reader the instance is routed to.
+//! * [`Store::commit_with_catalog`] also records the instance's catalog attributes (patient,
+//!   study, series, instance: what C-FIND and QIDO match on) in that transaction;
+//!   [`Store::find`] answers C-FIND/QIDO queries per PS3.4 C.2.2.2 and
+//!   [`Store::instances_for`] lists what C-MOVE/C-GET send, both restricted to the instances
+//!   in the asking reader's outbox (see `query.rs` for the matching rules).
 //! * A reader's outbox is delivered in priority order; [`Store::mark_delivered`] is called only
 //!   after the reader acknowledged the instance as verified and durable on its side.
 //! * The audit log is append-only; it records who did what to which study, never patient names.
@@ -31,6 +36,7 @@
 //! The API is blocking (files, SQLite); async callers wrap calls in `spawn_blocking`.
 
 mod audit;
+mod catalog;
 mod db;
 mod error;
 mod fsmode;
@@ -39,6 +45,7 @@ mod manifest;
 mod outbox;
 mod partial;
 mod partials;
+mod query;
 mod records;
 mod store;
 
@@ -49,5 +56,8 @@ pub use group::GroupStats;
 pub use manifest::ManifestStatus;
 pub use outbox::{OutboxItem, QueueDepth};
 pub use partial::{Partial, PartialInfo};
+pub use query::{person_name, wildcard, Found, Key, Match, Query, QueryLevel, DEFAULT_MATCH_LIMIT};
 pub use records::{InstanceRecord, NewInstance};
 pub use store::{Store, StoreOptions, Stored};
+/// The catalog attributes [`Store::commit_with_catalog`] records (from the DICOM walker).
+pub use yilian_dicom::Catalog;

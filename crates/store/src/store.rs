@@ -2,6 +2,7 @@ use rusqlite::{Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use yilian_dicom::Catalog;
 use yilian_proto::Hash;
 
 use crate::audit::{self, AuditAction, AuditEvent, AuditRecord};
@@ -184,8 +185,9 @@ impl Store {
     }
 
     /// Make a verified partial a stored instance: fsync, rename into `objects/`, fsync the
-    /// directory, then one transaction adds the instance, an outbox entry per reader and the
-    /// audit entry. Only after this returns may the upload be acknowledged. Concurrent calls
+    /// directory, then one transaction adds the instance, an outbox entry per reader, a
+    /// catalog row with what `inst` says (UIDs, modality; see [`Store::commit_with_catalog`])
+    /// and the audit entry. Only after this returns may the upload be acknowledged. Concurrent calls
     /// share their fsyncs (group commit, see `group.rs`); each returns only once its own
     /// instance is durable.
     pub fn commit(
@@ -195,11 +197,44 @@ impl Store {
         inst: &NewInstance,
         readers: &[String],
     ) -> Result<Stored, StoreError> {
+        self.commit_job(partial, hash, inst, readers, None)
+    }
+
+    /// [`Store::commit`] that also records the instance's catalog attributes (what C-FIND and
+    /// QIDO match on; [`Store::find`]) in the same transaction. The relay passes
+    /// `meta.catalog_with_default(site_default)` from the walker's metadata. UIDs, SOP class
+    /// and modality are taken from `inst`, the rest from `catalog`.
+    pub fn commit_with_catalog(
+        &self,
+        partial: Partial,
+        hash: Hash,
+        inst: &NewInstance,
+        readers: &[String],
+        catalog: &Catalog,
+    ) -> Result<Stored, StoreError> {
+        self.commit_job(
+            partial,
+            hash,
+            inst,
+            readers,
+            Some(Box::new(catalog.clone())),
+        )
+    }
+
+    fn commit_job(
+        &self,
+        partial: Partial,
+        hash: Hash,
+        inst: &NewInstance,
+        readers: &[String],
+        catalog: Option<Box<Catalog>>,
+    ) -> Result<Stored, StoreError> {
         match self.submit(Job::Instance(Box::new(InstanceJob {
             partial,
             hash,
             inst: inst.clone(),
             readers: readers.to_vec(),
+            catalog,
         }))) {
             Done::Instance(r) => r,
             _ => Err(StoreError::Corrupt("group commit mixed up two jobs".into())),

@@ -116,6 +116,7 @@ impl Parser {
         match syntax::classify(&ts)? {
             DatasetCoding::Plain(encoding) => {
                 self.dataset_encoding = encoding;
+                self.captured.big_endian = encoding == Encoding::ExplicitBig;
                 self.state = State::Header;
             }
             DatasetCoding::Deflated => {

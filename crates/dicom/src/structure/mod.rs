@@ -299,15 +299,20 @@ impl Parser {
         self.state = match capture {
             Some(field) => {
                 let limit = self.limits.max_attribute_len;
-                if h.len > limit {
+                // A catalog attribute that is too long is cut, not refused: routing does not
+                // need it and the file is stored as received.
+                if h.len > limit && !field.is_catalog_only() {
                     return Err(DicomError::TooLarge {
                         offset,
                         what: format!("{} declares {len} bytes", field.describe()),
                         limit: u64::from(limit),
                     });
                 }
-                self.captured
-                    .begin(field, offset, usize::try_from(len).unwrap_or(0));
+                self.captured.begin(
+                    field,
+                    offset,
+                    usize::try_from(len.min(u64::from(limit))).unwrap_or(0),
+                );
                 State::Capture {
                     field,
                     remaining: len,

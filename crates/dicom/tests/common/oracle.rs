@@ -57,11 +57,18 @@ pub fn read(path: &Path) -> Result<Expected, String> {
             .map(|s| norm(&s))
             .and_then(non_empty)
     };
-    let text = |tag: Tag| -> String {
-        obj.get(tag)
+    let text = |tag: Tag, keyword: &str| -> String {
+        let s = obj
+            .get(tag)
             .and_then(as_text)
             .map(|s| s.trim_end_matches(['\0', ' ']).to_owned())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if s.contains('\u{1b}') {
+            // dicom-rs leaves ISO 2022 escape sequences in: pydicom decodes them.
+            super::pydicom::decoded_text(path, keyword)
+        } else {
+            s
+        }
     };
     let meta = obj.meta();
     Ok(Expected {
@@ -76,9 +83,9 @@ pub fn read(path: &Path) -> Result<Expected, String> {
         body_part: get(tags::BODY_PART_EXAMINED),
         number_of_frames: get(tags::NUMBER_OF_FRAMES),
         specific_character_set: get(tags::SPECIFIC_CHARACTER_SET),
-        name: text(tags::PATIENT_NAME),
-        id: text(tags::PATIENT_ID),
-        accession_number: text(tags::ACCESSION_NUMBER),
+        name: text(tags::PATIENT_NAME, "PatientName"),
+        id: text(tags::PATIENT_ID, "PatientID"),
+        accession_number: text(tags::ACCESSION_NUMBER, "AccessionNumber"),
     })
 }
 

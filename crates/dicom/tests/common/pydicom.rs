@@ -1,7 +1,7 @@
 //! Real sample files shipped inside pydicom 3.0.2 (offline). The lookups fail the test, never
 //! skip it, when pydicom is missing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -47,4 +47,19 @@ pub fn all_samples() -> Vec<PathBuf> {
         python(&code).lines().map(PathBuf::from).collect()
     })
     .clone()
+}
+
+/// pydicom's decoding of a text attribute (by keyword) of a file: the oracle for character
+/// sets dicom-rs does not decode (ISO 2022 code extensions with multi-byte sets).
+pub fn decoded_text(path: &Path, keyword: &str) -> String {
+    let code = format!(
+        "{PRELUDE}ds = pydicom.dcmread({path:?}, stop_before_pixels=True)\n\
+         print(str(ds.get({keyword:?}, '') or '').encode('utf-8').hex())",
+        path = path.display().to_string(),
+    );
+    let hex = python(&code);
+    let bytes: Vec<u8> = (0..hex.trim().len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.trim().get(2 * i..2 * i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
