@@ -7,130 +7,11 @@
 
 mod common;
 
+use common::dimse::*;
 use common::*;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
-
-const GUARD: Duration = Duration::from_secs(600);
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A DCMTK tool; fails (never skips) when DCMTK is missing.
-fn dcmtk(tool: &str) -> Command {
-    let path = PathBuf::from("/usr/bin").join(tool);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/test (it installs Debian's dcmtk)",
-        path.display()
-    );
-    let mut c = Command::new(path);
-    // DCMTK leaves Nagle on unless told: the peer, not yilian, would be measured.
-    c.env("TCP_NODELAY", "1");
-    c
-}
-
-struct DimseRelay {
-    relay: RelayProc,
-    port: u16,
-    _tmp: tempfile::TempDir,
-    pki: Pki,
-    root: PathBuf,
-}
-
-fn relay_with_dimse(quiet: &str) -> DimseRelay {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().to_path_buf();
-    let pki = Pki::new(&root.join("pki"));
-    let port = free_tcp_port();
-    let relay = RelayProc::start_with(
-        &root.join("relay"),
-        &pki,
-        &format!("[dimse]\nlisten = \"127.0.0.1:{port}\"\nquiet_period = \"{quiet}\"\n"),
-    );
-    DimseRelay {
-        relay,
-        port,
-        _tmp: tmp,
-        pki,
-        root,
-    }
-}
-
-/// Send with pynetdicom: one JSON object per file.
-fn py_send(
-    r: &DimseRelay,
-    calling: &str,
-    files: &[PathBuf],
-    extra: &[&str],
-) -> Vec<serde_json::Value> {
-    let mut c = Command::new("python3");
-    c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/dimse_send.py"))
-        .args(["127.0.0.1", &r.port.to_string(), calling, "YILIAN"])
-        .args(extra)
-        .args(files);
-    let out = run_guarded(c, GUARD, "pynetdicom send");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-/// Every file under `dir`, recursively, sorted.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .collect();
-    v.sort();
-    v
-}
-
-/// The data set of a Part 10 file: the bytes after its file meta information.
-fn data_set(path: &Path) -> Vec<u8> {
-    let bytes = std::fs::read(path).unwrap();
-    let meta = yilian_dimse::part10::parse_file_meta(&bytes)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes[meta.data_set_offset as usize..].to_vec()
-}
-
-/// The SOP Instance UID in a file's meta.
-fn meta_sop(path: &Path) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
-    yilian_dimse::part10::parse_file_meta(&bytes)
-        .ok()
-        .map(|m| m.sop_instance)
-}
-
-/// Read everything routed to the county's three reading departments: SOP UID → file.
-fn read_county(r: &DimseRelay, tag: &str) -> BTreeMap<String, PathBuf> {
-    let mut got = BTreeMap::new();
-    for reader in ["county-radiology", "county-ultrasound", "county-cardiology"] {
-        let out_dir = r.root.join(format!("{tag}-{reader}"));
-        let out = run_guarded(
-            read_cmd(&r.relay, &r.pki, reader, &out_dir, true),
-            GUARD,
-            "read --once",
-        );
-        assert!(out.status.success(), "{reader}: {}", text(&out));
-        for f in files_under(&out_dir) {
-            if f.extension().is_some_and(|e| e == "dcm") {
-                let sop = f.file_stem().unwrap().to_string_lossy().to_string();
-                got.insert(sop, f);
-            }
-        }
-    }
-    got
-}
 
 #[test]
 fn echoscu_is_answered_and_an_unknown_ae_is_rejected_and_audited() {
@@ -191,38 +72,6 @@ fn echoscu_is_answered_and_an_unknown_ae_is_rejected_and_audited() {
             .any(|(_, outcome, _)| outcome == "called-ae-not-recognized"),
         "{rows:?}"
     );
-}
-
-/// What DCMTK's `storescp` (bit-preserving, every transfer syntax and SOP class) receives when
-/// pynetdicom sends `files` to it: SOP Instance UID → received file. The reference for "the
-/// data set exactly as the SCU sent it" (an SCU may drop group lengths or padding on the way).
-fn storescp_reference(root: &Path, files: &[PathBuf]) -> BTreeMap<String, PathBuf> {
-    let out = root.join("storescp-out");
-    std::fs::create_dir_all(&out).unwrap();
-    let port = free_tcp_port();
-    let mut scp = dcmtk("storescp")
-        .args(["+xa", "-pm", "+B", "+uf", "-od"])
-        .arg(&out)
-        .arg(port.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("storescp listens", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    let mut c = Command::new("python3");
-    c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/dimse_send.py"))
-        .args(["127.0.0.1", &port.to_string(), "REFERENCE", "STORESCP"])
-        .args(files);
-    let sent = run_guarded(c, GUARD, "pynetdicom → storescp");
-    let _ = scp.kill();
-    let _ = scp.wait();
-    assert!(sent.status.success(), "{}", text(&sent));
-    files_under(&out)
-        .into_iter()
-        .filter_map(|f| Some((meta_sop(&f)?, f)))
-        .collect()
 }
 
 /// Every file bundled with pydicom, sent by pynetdicom with its data set as stored: each SOP
@@ -375,7 +224,12 @@ fn storescu_studies_are_complete_after_the_quiet_period() {
 fn an_aborted_association_leaves_nothing_partial() {
     let r = relay_with_dimse("30s");
     let big = pydicom_file("examples_ybr_color.dcm");
-    let res = py_send(&r, "TWA_US1", &[big.clone()], &["--abort-after", "1"]);
+    let res = py_send(
+        &r,
+        "TWA_US1",
+        std::slice::from_ref(&big),
+        &["--abort-after", "1"],
+    );
     assert_eq!(res[0]["error"], "aborted", "{res:?}");
     wait_until(
         "the cut-off instance is gone",
@@ -397,9 +251,9 @@ fn an_aborted_association_leaves_nothing_partial() {
         .unwrap();
     assert_eq!(n, 0, "nothing of the aborted instance is stored");
     // Still serving: the same file, whole, is stored.
-    let res = py_send(&r, "TWA_US1", &[big.clone()], &[]);
+    let res = py_send(&r, "TWA_US1", std::slice::from_ref(&big), &[]);
     assert_eq!(res[0]["status"], 0, "{res:?}");
     let got = read_county(&r, "after-abort");
-    let reference = storescp_reference(&r.root, &[big.clone()]);
+    let reference = storescp_reference(&r.root, std::slice::from_ref(&big));
     assert!(data_set(&got[&sop]) == data_set(&reference[&sop]));
 }

@@ -2,6 +2,7 @@
 //! sender and reader processes on loopback.
 #![allow(dead_code)]
 
+pub mod dimse;
 pub mod hostile;
 
 use std::collections::BTreeMap;

@@ -77,6 +77,7 @@
 mod catalog;
 pub mod charset;
 mod error;
+pub mod identifier;
 mod inflate;
 mod inspect;
 mod metadata;

@@ -23,13 +23,13 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use yilian_dicom::{DicomError, Metadata, Walker};
+use yilian_dicom::{Catalog, DicomError, Metadata, Walker};
 use yilian_proto::{Hash, InstanceRef, Refusal, RefuseCode};
 use yilian_route::{RouteInput, Topology};
 use yilian_store::{NewInstance, Partial, PartialInfo, Store};
 
 use crate::hub::{LiveInstance, LiveOutcome};
-use crate::principal::Principal;
+use crate::principal::{Door, Principal};
 use crate::refusal::{refusal, refusal_for, store_refusal};
 use crate::storage::Storage;
 use crate::upload::UploadSpec;
@@ -73,6 +73,8 @@ pub(crate) struct Verified {
     pub instance: NewInstance,
     pub readers: Vec<String>,
     pub live: Option<Arc<LiveInstance>>,
+    /// Patient / study / series / instance attributes for queries (C-FIND, QIDO).
+    pub catalog: Catalog,
 }
 
 /// What the writer of one upload needs to know; shared by its batches.
@@ -302,12 +304,21 @@ impl SpoolWriter {
                 }
             },
         };
+        // Text the device wrote without declaring its character set is read with the
+        // AE's or the site's default (`charset` in the topology).
+        let ae = match &self.principal.door {
+            Door::Dimse { calling_ae } => Some(calling_ae.as_str()),
+            Door::Quic => None,
+        };
+        let catalog =
+            meta.catalog_with_default(self.topology.default_charset(&self.principal.site, ae));
         self.event(WriterEvent::Verified(Box::new(Verified {
             hash: computed,
             partial: s.partial,
             instance: routed.instance,
             readers: routed.readers,
             live: s.live,
+            catalog,
         })));
     }
 

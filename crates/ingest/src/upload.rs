@@ -19,6 +19,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
+use yilian_dicom::Catalog;
 use yilian_proto::{Hash, InstanceFacts, InstanceRef, Refusal, RefuseCode};
 use yilian_route::Priority;
 use yilian_store::{NewInstance, Partial, Stored};
@@ -402,12 +403,13 @@ impl Upload {
             instance,
             readers,
             live,
+            catalog,
         } = v;
         let live = live.or(self.live.clone());
         let ingest = self.ingest.clone();
         self.committed = true;
         self.committing = Some(tokio::spawn(async move {
-            let r = commit(&ingest, partial, hash, instance, readers).await;
+            let r = commit(&ingest, partial, hash, instance, readers, catalog).await;
             if let Some(l) = &live {
                 l.finish(match &r {
                     Ok(()) => LiveOutcome::Stored(hash),
@@ -448,11 +450,14 @@ async fn commit(
     hash: Hash,
     instance: NewInstance,
     readers: Vec<String>,
+    catalog: Catalog,
 ) -> Result<(), Refusal> {
     let store = ingest.store.clone();
-    let r = tokio::task::spawn_blocking(move || store.commit(partial, hash, &instance, &readers))
-        .await
-        .map_err(|e| refusal(RefuseCode::Internal, e.to_string()))?;
+    let r = tokio::task::spawn_blocking(move || {
+        store.commit_with_catalog(partial, hash, &instance, &readers, &catalog)
+    })
+    .await
+    .map_err(|e| refusal(RefuseCode::Internal, e.to_string()))?;
     match r {
         Ok(Stored::New {
             record,

@@ -51,7 +51,7 @@ impl DimseDoor {
         DimseDoor {
             ingest,
             config,
-            policy: Arc::new(AcceptPolicy::default_storage()),
+            policy: Arc::new(accept_policy()),
             associations: Arc::new(Semaphore::new(MAX_ASSOCIATIONS)),
         }
     }
@@ -172,6 +172,14 @@ impl DimseDoor {
 
 impl ScpHandler for DimseDoor {
     type Sink = DimseSink;
+
+    async fn find<R: yilian_dimse::scp::Responder>(
+        &self,
+        request: &yilian_dimse::scp::FindRequest,
+        responder: &mut R,
+    ) -> yilian_dimse::scp::FindOutcome {
+        crate::dimse_find::find(&self.ingest, &self.config.ae_title, request, responder).await
+    }
 
     async fn admit(
         &self,
@@ -344,6 +352,22 @@ impl StoreSink for DimseSink {
         debug!(sop_uid = %self.up.spec().sop_uid, "C-STORE cut off: nothing of it is kept");
         self.up.close().await;
     }
+}
+
+/// Storage (every SOP class and transfer syntax), verification, and Query/Retrieve (Patient and
+/// Study Root FIND, MOVE, GET) in Explicit or Implicit VR Little Endian.
+fn accept_policy() -> AcceptPolicy {
+    let mut policy = AcceptPolicy::default_storage();
+    for class in yilian_dimse::sop_classes::QUERY_RETRIEVE {
+        policy = policy.with(
+            class.uid,
+            &[
+                yilian_dimse::transfer_syntaxes::EXPLICIT_VR_LITTLE_ENDIAN,
+                yilian_dimse::transfer_syntaxes::IMPLICIT_VR_LITTLE_ENDIAN,
+            ],
+        );
+    }
+    policy
 }
 
 /// The C-STORE status for a refusal, with its reason as Error Comment.

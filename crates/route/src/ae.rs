@@ -27,6 +27,9 @@ pub struct AeTitle {
     pub host: Option<String>,
     /// The port it listens on, for C-MOVE.
     pub port: Option<u16>,
+    /// Character set of text it writes without declaring it (overrides its site's
+    /// `charset`): a DICOM defined term such as "GBK".
+    pub charset: Option<String>,
 }
 
 impl AeTitle {

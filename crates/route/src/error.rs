@@ -278,6 +278,18 @@ pub enum TopologyError {
         name: String,
     },
 
+    /// A `charset` is not a DICOM character set this relay knows.
+    #[error(
+        "{owner} has charset = {term:?}, which is not a DICOM character set yilian knows: use a \
+         defined term such as \"GBK\", \"GB18030\" or \"ISO_IR 192\""
+    )]
+    UnknownCharset {
+        /// `[[site]] "id"` or `[[ae]] "title"`.
+        owner: String,
+        /// The term.
+        term: String,
+    },
+
     /// An `[[ae]]` title is not a valid AE title.
     #[error(
         "[[ae]] title = {title:?} is not a valid AE title: use 1 to 16 printable ASCII \

@@ -44,6 +44,8 @@
 //! departments = ["radiology", "cardiology"]   # optional, [a-z0-9][a-z0-9-]* each
 //! parent = "provincial"                  # optional: default route for this site's instances
 //! default_department = "radiology"       # optional: one of departments
+//! charset = "GBK"                        # optional: text its devices write without declaring
+//!                                        # a character set (DICOM defined term)
 //!
 //! [[identity]]
 //! name = "county-radiology"              # [a-z0-9][a-z0-9-]*, unique; certificate CN
@@ -72,6 +74,7 @@
 //! addresses = ["192.168.10.21"]          # optional allow-list of calling addresses
 //! host = "192.168.10.21"                 # optional, with port: where the relay reaches it
 //! port = 104                             #   (C-MOVE destination)
+//! charset = "GBK"                        # optional: overrides the site's charset
 //! ```
 //!
 //! Unknown keys are rejected so that typos are caught. A present filter list must not be empty

@@ -33,6 +33,11 @@ pub struct Site {
     /// Department that receives instances routed here by default (from a child site).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_department: Option<String>,
+    /// Character set of text this site's devices write without declaring it (no Specific
+    /// Character Set but bytes beyond ASCII, as many consoles in China write GBK): a DICOM
+    /// defined term such as "GBK", "GB18030" or "ISO_IR 192".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charset: Option<String>,
 }
 
 impl Site {

@@ -94,6 +94,23 @@ impl Topology {
         self.ae_index.get(title.trim()).map(|&i| &self.ae_titles[i])
     }
 
+    /// The character set assumed for undeclared non-ASCII text from `site` (or from the AE
+    /// titled `ae`, whose own `charset` comes first).
+    pub fn default_charset(
+        &self,
+        site: &str,
+        ae: Option<&str>,
+    ) -> Option<yilian_dicom::charset::Charset> {
+        let term = ae
+            .and_then(|t| self.ae(t))
+            .and_then(|a| a.charset.as_deref())
+            .or_else(|| self.site(site).and_then(|s| s.charset.as_deref()))?;
+        // Validated when the topology was loaded.
+        yilian_dicom::charset::Charset::from_term(term)
+            .ok()
+            .map(|(c, _)| c)
+    }
+
     /// All `[[ae]]`, in file order.
     pub fn ae_titles(&self) -> impl Iterator<Item = &AeTitle> {
         self.ae_titles.iter()

@@ -23,6 +23,9 @@ pub(crate) fn validate(file: TopologyFile) -> Result<Topology, TopologyError> {
     }
 
     let site_index = check_sites(&file.site)?;
+    for site in &file.site {
+        check_charset(format!("[[site]] {:?}", site.id), site.charset.as_deref())?;
+    }
     check_parents(&file.site, &site_index)?;
     let identity_index = check_identities(&file.identity, &file.site, &site_index)?;
     let rules = check_rules(file.rule, &file.site, &site_index)?;
@@ -42,6 +45,18 @@ pub(crate) fn validate(file: TopologyFile) -> Result<Topology, TopologyError> {
     })
 }
 
+fn check_charset(owner: String, term: Option<&str>) -> Result<(), TopologyError> {
+    match term {
+        Some(t) if yilian_dicom::charset::Charset::from_term(t).is_err() => {
+            Err(TopologyError::UnknownCharset {
+                owner,
+                term: t.to_string(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 fn check_ae_titles(
     aes: &[AeTitle],
     identity_index: &HashMap<String, usize>,
@@ -59,6 +74,7 @@ fn check_ae_titles(
                 identity: ae.identity.clone(),
             });
         }
+        check_charset(format!("[[ae]] {:?}", ae.title), ae.charset.as_deref())?;
         if ae.host.is_some() != ae.port.is_some() {
             return Err(TopologyError::AeHostWithoutPort {
                 title: ae.title.clone(),

@@ -15,6 +15,10 @@ pub enum AuditAction {
     Manifest,
     /// A reader subscribed.
     Subscribe,
+    /// A reader searched the catalog (C-FIND; later QIDO).
+    Query,
+    /// A reader retrieved instances (C-MOVE, C-GET; later WADO).
+    Retrieve,
 }
 
 impl fmt::Display for AuditAction {
@@ -25,6 +29,8 @@ impl fmt::Display for AuditAction {
             AuditAction::Deliver => "deliver",
             AuditAction::Manifest => "manifest",
             AuditAction::Subscribe => "subscribe",
+            AuditAction::Query => "query",
+            AuditAction::Retrieve => "retrieve",
         })
     }
 }
