@@ -60,8 +60,6 @@ pub mod config;
 mod connections;
 pub mod delivery;
 mod dev_certs;
-pub mod dimse_door;
-mod dimse_find;
 mod manifest;
 pub mod quic_upload;
 pub mod reload;

@@ -187,9 +187,14 @@ impl Relay {
         let std_dimse = self.dimse.lock().unwrap_or_else(|p| p.into_inner()).take();
         let dimse = match std_dimse.map(yilian_dimse::tcp::Listener::from_std) {
             Some(Ok(listener)) => {
-                let door = Arc::new(crate::dimse_door::DimseDoor::new(
+                let dimse = &self.ctx.config.dimse;
+                let door = Arc::new(yilian_dimse_door::DimseDoor::new(
                     self.ctx.ingest.clone(),
-                    self.ctx.config.dimse.clone(),
+                    yilian_dimse_door::DoorConfig {
+                        ae_title: dimse.ae_title.clone(),
+                        idle_timeout: dimse.idle_timeout,
+                        callers: yilian_dimse_door::Callers::Topology,
+                    },
                 ));
                 Some(tokio::spawn(door.run(listener)))
             }

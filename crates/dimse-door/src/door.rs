@@ -1,4 +1,4 @@
-//! The DIMSE front door: DICOM consoles (C-ECHO, C-STORE) feed the one ingest path.
+//! The door itself: admission, C-STORE into the ingest path, and the listener loop.
 //!
 //! The protocol is `yilian-dimse`'s (sans-IO association, tokio driver); this file only
 //! decides and translates:
@@ -33,21 +33,46 @@ use yilian_proto::{Refusal, RefuseCode};
 use yilian_route::{Priority, Role, Topology};
 use yilian_store::{AuditAction, AuditEvent};
 
-use crate::config::DimseConfig;
-
 /// Associations served at once, all callers together.
 pub const MAX_ASSOCIATIONS: usize = 256;
 
-/// The DIMSE front door's handler (one per relay, shared by every association).
+/// Who may call, and as whom.
+#[derive(Clone, Debug)]
+pub enum Callers {
+    /// The relay: calling AE titles are the `[[ae]]` of the topology in force, each acting as
+    /// its declared identity (a device stores, a reader's workstation queries).
+    Topology,
+    /// A township gateway: every caller (or only the listed AE titles) stores as the
+    /// gateway's own identity.
+    Fixed {
+        /// The identity every caller acts as (its door is set per association).
+        principal: Principal,
+        /// Calling AE titles allowed; `None`: any.
+        allowed: Option<Vec<String>>,
+    },
+}
+
+/// The door's settings.
+#[derive(Clone, Debug)]
+pub struct DoorConfig {
+    /// Our AE title: what callers must put as called AE title.
+    pub ae_title: String,
+    /// A peer silent this long mid-operation is aborted.
+    pub idle_timeout: std::time::Duration,
+    /// Who may call.
+    pub callers: Callers,
+}
+
+/// The DIMSE front door's handler (one per relay or gateway, shared by every association).
 pub struct DimseDoor {
     ingest: Arc<Ingest>,
-    config: DimseConfig,
+    config: DoorConfig,
     policy: Arc<AcceptPolicy>,
     associations: Arc<Semaphore>,
 }
 
 impl DimseDoor {
-    pub fn new(ingest: Arc<Ingest>, config: DimseConfig) -> DimseDoor {
+    pub fn new(ingest: Arc<Ingest>, config: DoorConfig) -> DimseDoor {
         DimseDoor {
             ingest,
             config,
@@ -112,6 +137,21 @@ impl DimseDoor {
         calling_ae: &str,
         peer: SocketAddr,
     ) -> Result<Principal, String> {
+        if let Callers::Fixed { principal, allowed } = &self.config.callers {
+            if let Some(list) = allowed {
+                if !list.iter().any(|a| a.trim() == calling_ae.trim()) {
+                    return Err(format!(
+                        "calling AE title {calling_ae:?} is not in this gateway's list (--calling-ae)"
+                    ));
+                }
+            }
+            return Ok(Principal {
+                door: Door::Dimse {
+                    calling_ae: calling_ae.trim().to_string(),
+                },
+                ..principal.clone()
+            });
+        }
         let Some(ae) = topology.ae(calling_ae) else {
             return Err(format!(
                 "calling AE title {calling_ae:?} is not declared: add an [[ae]] with this title to the topology"
@@ -178,7 +218,7 @@ impl ScpHandler for DimseDoor {
         request: &yilian_dimse::scp::FindRequest,
         responder: &mut R,
     ) -> yilian_dimse::scp::FindOutcome {
-        crate::dimse_find::find(&self.ingest, &self.config.ae_title, request, responder).await
+        crate::find::find(&self.ingest, &self.config.ae_title, request, responder).await
     }
 
     async fn admit(
