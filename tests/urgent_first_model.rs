@@ -1,5 +1,5 @@
 //! Urgent first, model-checked: the sender's write order (`yilian_client::write_order`) and
-//! the relay's gate (`yilian_relay::gate`: leases, holds, idle expiry, caps), both the real
+//! the relay's gate (`yilian_ingest::gate`: leases, holds, idle expiry, caps), both the real
 //! sans-IO code, driven together over a simulated network and explored over many seeded
 //! interleavings. No sockets, no clock: one run is a few milliseconds.
 //!

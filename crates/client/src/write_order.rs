@@ -12,7 +12,7 @@
 //! not ready, and never blocks the uploads behind it. A line that waited for every earlier
 //! upload would deadlock on a hold: the relay holds a routine upload because an urgent one is
 //! in progress, and the urgent one would wait for the held one's turn. The relay's side of the
-//! same rule is in `yilian_relay::gate`; `tests/urgent_first_model.rs` checks both together
+//! same rule is in `yilian_ingest::gate`; `tests/urgent_first_model.rs` checks both together
 //! over many seeded interleavings.
 //!
 //! [`WriteLine`] is the sans-IO rule; [`WriteOrder`] shares one between a run's uploads and

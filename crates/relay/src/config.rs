@@ -602,6 +602,24 @@ mod tests {
         assert!(congestion.parse::<Congestion>().is_ok(), "{congestion}");
         let limits = file.limits.resolve().expect("its limits are valid");
         assert_eq!(limits, Limits::default(), "README shows the defaults");
+        let dimse = file.dimse.resolve().expect("its [dimse] is valid");
+        assert!(dimse.listen.is_some(), "README shows how to turn DIMSE on");
+        assert_eq!(dimse.ae_title, DimseConfig::default().ae_title);
+        assert_eq!(dimse.quiet_period, DimseConfig::default().quiet_period);
+    }
+
+    #[test]
+    fn dimse_mistakes_are_explained() {
+        let e = error("[dimse]\nae_title = \"A\\\\B\"\n");
+        assert!(e.contains("ae_title"), "{e}");
+        let e = error("[dimse]\nae_title = \"SEVENTEEN_CHARS_X\"\n");
+        assert!(e.contains("ae_title"), "{e}");
+        let e = error("[dimse]\nquiet_period = \"10ms\"\n");
+        assert!(e.contains("quiet_period"), "{e}");
+        assert!(
+            resolve("[dimse]\nport = 104\n").is_err(),
+            "unknown keys are refused"
+        );
     }
 
     #[test]
