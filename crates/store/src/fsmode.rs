@@ -41,10 +41,11 @@ pub(crate) fn private_options() -> OpenOptions {
     o
 }
 
-/// Write `bytes` to `path` atomically and durably: a 0600 temporary file in the same folder,
-/// fsync'ed, renamed over `path`, then the folder fsync'ed. A crash leaves the old content or
-/// the new, never a torn file.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+/// Write `bytes` to `path` whole: a 0600 temporary file in the same folder renamed over
+/// `path`, without fsync. After a crash `path` holds the old content, the new, or (a new file
+/// never synced) nothing or a torn file: only for what a reader can re-derive (a partial's
+/// sidecar before its first checkpoint).
+pub(crate) fn write_replace(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut f = private_options()
@@ -53,15 +54,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
         .truncate(true)
         .open(&tmp)
         .map_err(StoreError::io("create", &tmp))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(StoreError::io("write", &tmp))?;
+    f.write_all(bytes).map_err(StoreError::io("write", &tmp))?;
     drop(f);
-    std::fs::rename(&tmp, path).map_err(StoreError::io("rename", path))?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
-    }
-    Ok(())
+    std::fs::rename(&tmp, path).map_err(StoreError::io("rename", path))
 }
 
 /// fsync a directory so a rename or a new entry in it is durable.

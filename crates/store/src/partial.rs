@@ -1,10 +1,12 @@
 //! Uploads in progress: one file per (source site, SOP Instance UID), resumable.
 //!
 //! A partial is `partial/<key>.part` (the bytes so far) and `partial/<key>.json` (what it is:
-//! a resumed upload must offer the same). The sidecar is written atomically (temporary file,
-//! fsync, rename, folder fsync) when the partial is created, so that a crash never leaves a
-//! torn description and the new entries are durable before any checkpoint of the partial is
-//! acknowledged. Both files are 0600.
+//! a resumed upload must offer the same). The sidecar is written whole to a temporary file and
+//! renamed when the partial is created; it is made durable (sidecar fsync, folder fsync) only at
+//! the partial's first [`sync`](Partial::sync), i.e. before any checkpoint is acknowledged. An
+//! instance that is committed before its first checkpoint (most CT slices) never pays those two
+//! fsyncs, and a crash before a checkpoint loses nothing anyone was told: a missing or torn
+//! sidecar only means the upload starts again from zero. Both files are 0600.
 //!
 //! Every partial is registered in the store's [`PartialRegistry`](crate::partials), which
 //! enforces the per-site byte cap and lets the retention sweep remove abandoned partials; a
@@ -16,7 +18,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::fsmode::{private_options, sync_dir, write_atomic};
+use crate::fsmode::{private_options, sync_dir, write_replace};
 use crate::partials::PartialRegistry;
 use crate::StoreError;
 
@@ -40,6 +42,8 @@ pub struct Partial {
     pub(crate) len: u64,
     pub(crate) durable: u64,
     written_back: u64,
+    /// Whether the sidecar and the folder entries are durable (see the module docs).
+    entries_durable: bool,
     registry: Arc<PartialRegistry>,
 }
 
@@ -105,8 +109,19 @@ impl Partial {
         self.len - self.written_back
     }
 
-    /// fsync the data written so far; returns the durable length.
+    /// fsync the data written so far; returns the durable length. The first call also makes
+    /// the sidecar and the folder entries durable.
     pub fn sync(&mut self) -> Result<u64, StoreError> {
+        if !self.entries_durable {
+            if let Ok(f) = File::open(&self.sidecar) {
+                f.sync_all()
+                    .map_err(StoreError::io("fsync", &self.sidecar))?;
+            }
+            if let Some(d) = self.path.parent() {
+                sync_dir(d)?;
+            }
+            self.entries_durable = true;
+        }
         self.file
             .sync_data()
             .map_err(StoreError::io("fsync", &self.path))?;
@@ -226,6 +241,9 @@ pub(crate) fn open_scratch(
         len: 0,
         durable: 0,
         written_back: 0,
+        // Never resumed: its folder entry need not survive a crash (commit renames it and
+        // makes the objects folder durable).
+        entries_durable: true,
         registry: registry.clone(),
     })
 }
@@ -254,7 +272,7 @@ pub(crate) fn open(
     let sidecar = dir.join(format!("{key}.json"));
     registry.claim(dir, &key, &info)?;
     let opened = open_files(&path, &sidecar, &info);
-    let (file, len) = match opened {
+    let (file, len, entries_durable) = match opened {
         Ok(v) => v,
         Err(e) => {
             registry.release(&key);
@@ -270,15 +288,18 @@ pub(crate) fn open(
         len,
         durable: 0,
         written_back: len,
+        entries_durable,
         registry: registry.clone(),
     })
 }
 
+/// Open (creating or resuming) the partial's files: the file, its length, and whether its
+/// entries are already durable (a resumed partial's are).
 fn open_files(
     path: &std::path::Path,
     sidecar: &std::path::Path,
     info: &PartialInfo,
-) -> Result<(File, u64), StoreError> {
+) -> Result<(File, u64, bool), StoreError> {
     let previous: Option<PartialInfo> = std::fs::read(sidecar)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
@@ -292,8 +313,8 @@ fn open_files(
         .map_err(StoreError::io("open", path))?;
     if !resume {
         let json = serde_json::to_vec(info).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        // Atomic and durable, and the folder fsync also makes the new .part entry durable.
-        write_atomic(sidecar, &json)?;
+        // Whole or absent after a crash; durable at the first sync (see the module docs).
+        write_replace(sidecar, &json)?;
     }
     let mut len = file.metadata().map_err(StoreError::io("stat", path))?.len();
     if len > info.size {
@@ -309,5 +330,5 @@ fn open_files(
             sync_dir(d)?;
         }
     }
-    Ok((file, len))
+    Ok((file, len, resume))
 }
