@@ -134,9 +134,8 @@ fn every_pydicom_file_through_pynetdicom_arrives_byte_identical() {
         "{:?}",
         got.keys().collect::<Vec<_>>()
     );
-    // Nothing half-written is left behind.
-    let scratch = r.relay.data.join("scratch");
-    assert_eq!(files_under(&scratch), Vec::<PathBuf>::new());
+    // Nothing half-written is left behind (the pool of empty files aside).
+    assert_eq!(scratch_with_data(&r), Vec::<PathBuf>::new());
 }
 
 /// DCMTK's storescu sends a CT series and a multi-frame ultrasound; the quiet period makes
@@ -234,7 +233,7 @@ fn an_aborted_association_leaves_nothing_partial() {
     wait_until(
         "the cut-off instance is gone",
         Duration::from_secs(30),
-        || files_under(&r.relay.data.join("scratch")).is_empty(),
+        || scratch_with_data(&r).is_empty(),
     );
     let sop = meta_sop(&big).unwrap();
     let db = rusqlite::Connection::open_with_flags(
@@ -256,4 +255,101 @@ fn an_aborted_association_leaves_nothing_partial() {
     let got = read_county(&r, "after-abort");
     let reference = storescp_reference(&r.root, std::slice::from_ref(&big));
     assert!(data_set(&got[&sop]) == data_set(&reference[&sop]));
+}
+
+/// A relay killed with SIGKILL while a console sends loses none of the instances it
+/// acknowledged: after the restart every one of them is stored (those sealed but not yet
+/// committed are committed at start).
+#[test]
+fn a_kill_9_loses_no_acknowledged_c_store() {
+    let mut r = relay_with_dimse("30s");
+    let dir = r.root.join("ct");
+    let ct = yilian_testkit::ct_series(
+        &dir,
+        &yilian_testkit::StudySpec::new("CT", 41),
+        120,
+        128,
+        128,
+        41,
+    )
+    .unwrap();
+    let log = r.root.join("storescu.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = dcmtk("storescu")
+        .args(["-v", "-aet", "TWA_DR1", "-aec", "YILIAN"])
+        .arg("127.0.0.1")
+        .arg(r.port.to_string())
+        .args(ct.iter().map(|g| &g.path))
+        .stdout(std::process::Stdio::null())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    wait_until(
+        "a few instances are stored",
+        Duration::from_secs(120),
+        || r.relay.log_text().matches("instance stored").count() >= 20,
+    );
+    r.relay.kill9();
+    wait_for_exit(&mut child, GUARD, "storescu after the relay died");
+    // What storescu was told: each "Sending file" followed by a success.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut acknowledged = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if let Some(f) = line.split("Sending file: ").nth(1) {
+            current = Some(f.trim().to_string());
+        } else if line.contains("Received Store Response (Success)") {
+            if let Some(f) = current.take() {
+                acknowledged.push(f);
+            }
+        }
+    }
+    assert!(acknowledged.len() >= 20, "{text}");
+    r.relay.restart();
+    let sops: Vec<String> = acknowledged
+        .iter()
+        .map(|f| {
+            ct.iter()
+                .find(|g| g.path.to_string_lossy() == *f)
+                .unwrap_or_else(|| panic!("{f} is not one of the files sent"))
+                .sop_instance_uid
+                .clone()
+        })
+        .collect();
+    let stored = |s: &str| {
+        let db = rusqlite::Connection::open_with_flags(
+            r.relay.data.join("index.sqlite"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        db.query_row(
+            "SELECT COUNT(*) FROM instances WHERE sop_uid = ?1",
+            [s],
+            |row| row.get::<_, i64>(0),
+        )
+        .unwrap_or(0)
+            == 1
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let missing: Vec<&String> = sops.iter().filter(|s| !stored(s)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acknowledged but not stored after the restart: {missing:?}\nstorescu:\n{}\nrelay:\n{}",
+            text.lines()
+                .filter(|l| !l.starts_with("XMIT"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            r.relay.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And readers get them.
+    let got = read_county(&r, "after-kill");
+    for s in &sops {
+        assert!(got.contains_key(s), "{s} acknowledged but not delivered");
+    }
 }

@@ -90,6 +90,15 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Files with data in the relay's scratch folder (uploads of unknown size in progress, or left
+/// behind); its pool of empty files does not count.
+pub fn scratch_with_data(r: &DimseRelay) -> Vec<PathBuf> {
+    files_under(&r.relay.data.join("scratch"))
+        .into_iter()
+        .filter(|f| std::fs::metadata(f).map(|m| m.len() > 0).unwrap_or(false))
+        .collect()
+}
+
 /// The data set of a Part 10 file: the bytes after its file meta information.
 pub fn data_set(path: &Path) -> Vec<u8> {
     let bytes = std::fs::read(path).unwrap();

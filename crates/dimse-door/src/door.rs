@@ -376,12 +376,8 @@ impl StoreSink for DimseSink {
     async fn finish(mut self) -> StoreOutcome {
         self.up.finish(None).await;
         let outcome = match self.outcome().await {
-            Ok(()) => {
-                if let Some(study) = self.up.study_uid() {
-                    self.ingest.study_activity(&self.principal.site, study);
-                }
-                StoreOutcome::success()
-            }
+            // Its study's quiet period starts again (the ingest path sees to it).
+            Ok(()) => StoreOutcome::success(),
             Err(r) => self.refused(&r).await,
         };
         self.up.close().await;

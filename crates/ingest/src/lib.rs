@@ -54,6 +54,8 @@ pub mod metrics;
 mod principal;
 pub mod quiet;
 mod refusal;
+mod routing;
+pub mod sealed;
 mod spool_writer;
 mod storage;
 mod upload;

@@ -1,10 +1,11 @@
 //! Who is uploading, and through which front door.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use yilian_route::Role;
 
 /// The front door an upload came through.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Door {
     /// yilian/1 over QUIC, identified by the peer's certificate.
     Quic,
@@ -17,7 +18,7 @@ pub enum Door {
 
 /// An authenticated uploader: an identity of the topology (its site is where the upload comes
 /// from, never what the upload claims) and the door it used.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     /// The identity's name (the certificate's CN; for an AE title, the identity it acts as).
     pub name: String,

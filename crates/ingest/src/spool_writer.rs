@@ -25,12 +25,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use yilian_dicom::{Catalog, DicomError, Metadata, Walker};
 use yilian_proto::{Hash, InstanceRef, Refusal, RefuseCode};
-use yilian_route::{RouteInput, Topology};
+use yilian_route::Topology;
 use yilian_store::{NewInstance, Partial, PartialInfo, Store};
 
 use crate::hub::{LiveInstance, LiveOutcome};
 use crate::principal::{Door, Principal};
 use crate::refusal::{refusal, refusal_for, store_refusal};
+use crate::routing::{route_instance, Routed};
 use crate::storage::Storage;
 use crate::upload::UploadSpec;
 
@@ -100,11 +101,6 @@ struct Spool {
     last_sync: Instant,
     /// Whether a broken stream keeps the partial for a resumed upload.
     resumable: bool,
-}
-
-struct Routed {
-    instance: NewInstance,
-    readers: Vec<String>,
 }
 
 impl SpoolWriter {
@@ -324,50 +320,14 @@ impl SpoolWriter {
 
     /// Check the content against the offer and route it.
     fn decide(&self, meta: &Metadata) -> Result<Routed, Refusal> {
-        if meta.sop_instance_uid != self.spec.sop_uid
-            || self
-                .spec
-                .study_uid
-                .as_ref()
-                .is_some_and(|s| *s != meta.study_instance_uid)
-        {
-            return Err(refusal(
-                RefuseCode::Mismatch,
-                "the file's SOP Instance UID or Study Instance UID differs from what the sender announced",
-            ));
-        }
-        let requested = self.spec.priority;
-        let decision = self
-            .topology
-            .route(&RouteInput {
-                source_site: &self.principal.site,
-                modality: meta.modality.as_deref(),
-                sop_class_uid: meta.sop_class_uid.as_deref(),
-                body_part: meta.body_part.as_deref(),
-                requested_priority: requested,
-            })
-            .map_err(|e| refusal(RefuseCode::Unroutable, e.to_string()))?;
-        let mut readers: Vec<String> = Vec::new();
-        for d in &decision.destinations {
-            for r in self.topology.readers_for(d) {
-                if !readers.contains(&r.name) {
-                    readers.push(r.name.clone());
-                }
-            }
-        }
-        Ok(Routed {
-            instance: NewInstance {
-                sop_uid: meta.sop_instance_uid.clone(),
-                study_uid: meta.study_instance_uid.clone(),
-                series_uid: meta.series_instance_uid.clone().unwrap_or_default(),
-                sop_class_uid: meta.sop_class_uid.clone().unwrap_or_default(),
-                modality: meta.modality.clone().unwrap_or_default(),
-                source_site: self.principal.site.clone(),
-                source_identity: self.principal.name.clone(),
-                priority: decision.priority.as_u8(),
-            },
-            readers,
-        })
+        route_instance(
+            &self.topology,
+            &self.principal,
+            &self.spec.sop_uid,
+            self.spec.study_uid.as_deref(),
+            self.spec.priority,
+            meta,
+        )
     }
 
     /// Route the upload now that its header is parsed and make it live for connected readers.

@@ -16,13 +16,13 @@
 
 use bytes::Bytes;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use yilian_dicom::Catalog;
-use yilian_proto::{Hash, InstanceFacts, InstanceRef, Refusal, RefuseCode};
+use yilian_proto::{Hash, InstanceFacts, Refusal, RefuseCode};
 use yilian_route::Priority;
-use yilian_store::{NewInstance, Partial, Stored};
+use yilian_store::{NewInstance, Partial};
 
 use crate::gate::{Action, ConnId};
 use crate::gate_handle::Ticket;
@@ -99,7 +99,9 @@ pub struct Upload {
     ticket: Option<Ticket>,
     writer: Option<Writer>,
     live: Option<Arc<LiveInstance>>,
-    committing: Option<JoinHandle<Result<Hash, Refusal>>>,
+    /// The commit's answer: `Stored` may come before the commit is done (a sealed upload,
+    /// `sealed.rs`), never before the instance is durable.
+    committing: Option<oneshot::Receiver<Result<Hash, Refusal>>>,
     holding: bool,
     granted: bool,
     /// Verified and handed to the commit, which sets the live instance's outcome.
@@ -220,7 +222,7 @@ impl Upload {
             };
             match ev {
                 WriterEvent::Opened { offset } => {
-                    if offset > 0 {
+                    if offset > 0 && self.spec.resumable() {
                         info!(sop_uid = %self.spec.sop_uid, offset, "resuming upload");
                     }
                     return Ok(Opened::At(offset));
@@ -281,7 +283,9 @@ impl Upload {
                 return match r {
                     Ok(Ok(hash)) => Event::Stored(hash),
                     Ok(Err(r)) => Event::Refused(r),
-                    Err(e) => Event::Refused(refusal(RefuseCode::Internal, e.to_string())),
+                    Err(_) => {
+                        Event::Refused(refusal(RefuseCode::Internal, "the commit task failed"))
+                    }
                 };
             }
             let (Some(ticket), Some(writer)) = (self.ticket.as_mut(), self.writer.as_mut()) else {
@@ -348,8 +352,8 @@ impl Upload {
         }
         if let Some(c) = self.committing.take() {
             // A commit under way finishes (it is durable or not); nobody is left to tell.
-            if let Err(e) = c.await {
-                warn!(sop_uid = %self.spec.sop_uid, "commit task failed: {e}");
+            if c.await.is_err() {
+                warn!(sop_uid = %self.spec.sop_uid, "commit task failed");
             }
         }
         self.leave_hub();
@@ -408,16 +412,37 @@ impl Upload {
         let live = live.or(self.live.clone());
         let ingest = self.ingest.clone();
         self.committed = true;
-        self.committing = Some(tokio::spawn(async move {
-            let r = commit(&ingest, partial, hash, instance, readers, catalog).await;
+        let (reply, answer) = oneshot::channel();
+        self.committing = Some(answer);
+        if partial.is_sealable() {
+            // Of unknown size (C-STORE): acknowledged once sealed, committed after.
+            tokio::spawn(crate::sealed::seal_then_commit(crate::sealed::SealJob {
+                ingest,
+                principal: self.principal.clone(),
+                requested: self.spec.priority,
+                partial,
+                hash,
+                instance,
+                readers,
+                catalog,
+                ticket: self.ticket.take(),
+                reply,
+            }));
+            return;
+        }
+        let quiet = self.spec.study_uid.is_none();
+        tokio::spawn(async move {
+            let r = commit(&ingest, partial, hash, instance, readers, catalog, quiet).await;
             if let Some(l) = &live {
                 l.finish(match &r {
                     Ok(()) => LiveOutcome::Stored(hash),
                     Err(_) => LiveOutcome::Failed,
                 });
             }
-            r.map(|()| hash)
-        }));
+            if reply.send(r.map(|()| hash)).is_err() {
+                debug!("the front door no longer waits for this upload's outcome");
+            }
+        });
     }
 }
 
@@ -451,40 +476,18 @@ async fn commit(
     instance: NewInstance,
     readers: Vec<String>,
     catalog: Catalog,
+    quiet: bool,
 ) -> Result<(), Refusal> {
     let store = ingest.store.clone();
+    let inst = instance.clone();
     let r = tokio::task::spawn_blocking(move || {
-        store.commit_with_catalog(partial, hash, &instance, &readers, &catalog)
+        store.commit_with_catalog(partial, hash, &inst, &readers, &catalog)
     })
     .await
     .map_err(|e| refusal(RefuseCode::Internal, e.to_string()))?;
     match r {
-        Ok(Stored::New {
-            record,
-            readers,
-            study_complete,
-        }) => {
-            Metrics::add(&ingest.metrics.instances_stored, 1);
-            info!(
-                sop_uid = %record.sop_uid, study_uid = %record.study_uid, modality = %record.modality,
-                bytes = record.size, from = %record.source_identity, readers = ?readers,
-                "instance stored"
-            );
-            ingest.hub.stored(
-                &InstanceRef {
-                    study_uid: record.study_uid.clone(),
-                    sop_uid: record.sop_uid.clone(),
-                },
-                &readers,
-            );
-            if let Some(instances) = study_complete {
-                info!(study_uid = %record.study_uid, instances, "study complete");
-                ingest.hub.study_progress(&record.study_uid);
-            }
-            Ok(())
-        }
-        Ok(Stored::AlreadyStored(_)) => {
-            Metrics::add(&ingest.metrics.instances_deduplicated, 1);
+        Ok(stored) => {
+            crate::sealed::announce(ingest, &instance, stored, quiet);
             Ok(())
         }
         Err(e) => Err(ingest.store_refusal(&e)),

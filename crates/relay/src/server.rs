@@ -177,6 +177,8 @@ impl Relay {
 
     /// Serve until closed. Reloads the topology and CRL files when they change.
     pub async fn run(&self) {
+        // Uploads acknowledged before a crash but not yet committed (`yilian_ingest::sealed`).
+        yilian_ingest::sealed::recover(&self.ctx.ingest).await;
         let stats = tokio::spawn(log_stats(self.ctx.clone()));
         let ticks = tokio::spawn(tick(self.ctx.clone()));
         let sweeps = tokio::spawn(sweep_partials(self.ctx.clone()));

@@ -313,6 +313,11 @@ impl Store {
                     readers,
                     ..
                 } => {
+                    if partial.sealable && partial.path != self.object_path(&hash) {
+                        // Indexed now: the pooled copy of a sealed upload can go (a crash
+                        // before this leaves a leftover that commits as "already stored").
+                        crate::partial::remove_files(&partial.path, &partial.path);
+                    }
                     let record = InstanceRecord {
                         id: row.id,
                         sop_uid: inst.sop_uid,
@@ -425,8 +430,18 @@ impl Store {
             crate::fsmode::private_dir(&dir)?;
             *created = true;
         }
-        std::fs::rename(&partial.path, &dest).map_err(StoreError::io("rename", &dest))?;
-        crate::partial::remove_files(&partial.sidecar, &partial.sidecar);
+        if partial.sealable {
+            // A sealed upload may already be acknowledged: its pooled file stays (it is what a
+            // restart commits again) until the index holds the instance; a link, not a move.
+            match std::fs::hard_link(&partial.path, &dest) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(StoreError::io("link", &dest)(e)),
+            }
+        } else {
+            std::fs::rename(&partial.path, &dest).map_err(StoreError::io("rename", &dest))?;
+            crate::partial::remove_files(&partial.sidecar, &partial.sidecar);
+        }
         self.partials.forget(&partial.key);
         Ok(dir)
     }

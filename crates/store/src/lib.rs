@@ -47,6 +47,7 @@ mod partial;
 mod partials;
 mod query;
 mod records;
+mod sealed;
 mod store;
 
 pub use audit::{AuditAction, AuditEvent, AuditRecord};

@@ -44,6 +44,8 @@ pub struct Partial {
     written_back: u64,
     /// Whether the sidecar and the folder entries are durable (see the module docs).
     entries_durable: bool,
+    /// A pooled scratch file: it can be sealed (`sealed.rs`).
+    pub(crate) sealable: bool,
     registry: Arc<PartialRegistry>,
 }
 
@@ -107,6 +109,26 @@ impl Partial {
     /// Bytes written since write-back was last started (or the file fsync'ed).
     pub fn not_written_back(&self) -> u64 {
         self.len - self.written_back
+    }
+
+    /// Whether [`Partial::seal`] can make this upload durable before its commit.
+    pub fn is_sealable(&self) -> bool {
+        self.sealable
+    }
+
+    /// Make the complete upload durable with one fsync, `tag` (what committing it again after
+    /// a crash needs) attached; it is committed later, or after a restart from
+    /// [`Store::sealed_leftovers`](crate::Store::sealed_leftovers). Only for a sealable partial.
+    pub fn seal(&mut self, tag: &[u8]) -> Result<(), StoreError> {
+        if !self.sealable {
+            return Err(StoreError::Corrupt(
+                "only a pooled scratch upload can be sealed".into(),
+            ));
+        }
+        crate::sealed::seal(&self.file, &self.path, tag)?;
+        self.durable = self.len;
+        self.written_back = self.len;
+        Ok(())
     }
 
     /// fsync the data written so far; returns the durable length. The first call also makes
@@ -214,19 +236,68 @@ pub(crate) fn key(source_site: &str, sop_uid: &str) -> String {
 /// store opens.
 pub(crate) fn open_scratch(
     dir: &std::path::Path,
+    pool: &crate::sealed::Pool,
     source_site: &str,
     sop_uid: &str,
     n: u64,
     registry: &Arc<PartialRegistry>,
 ) -> Result<Partial, StoreError> {
     let key = format!("{}-{n}", key(source_site, sop_uid));
-    let path = dir.join(format!("{key}.part"));
+    let (path, file, sealable) = match pool.take()? {
+        Some((path, file)) => (path, file, true),
+        None => {
+            let path = dir.join(format!("{key}.part"));
+            let file = private_options()
+                .create_new(true)
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(StoreError::io("create", &path))?;
+            (path, file, false)
+        }
+    };
+    scratch_partial(path, file, key, source_site, sop_uid, 0, sealable, registry)
+}
+
+/// A sealed upload left by a crash, to be committed again (`sealed.rs`).
+pub(crate) fn adopt_sealed(
+    path: &std::path::Path,
+    source_site: &str,
+    sop_uid: &str,
+    registry: &Arc<PartialRegistry>,
+) -> Result<Partial, StoreError> {
     let file = private_options()
-        .create_new(true)
         .read(true)
         .write(true)
-        .open(&path)
-        .map_err(StoreError::io("create", &path))?;
+        .open(path)
+        .map_err(StoreError::io("open", path))?;
+    let len = file.metadata().map_err(StoreError::io("stat", path))?.len();
+    let key = format!("{}-sealed", key(source_site, sop_uid));
+    let mut p = scratch_partial(
+        path.to_path_buf(),
+        file,
+        key,
+        source_site,
+        sop_uid,
+        len,
+        true,
+        registry,
+    )?;
+    p.durable = len;
+    Ok(p)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scratch_partial(
+    path: PathBuf,
+    file: File,
+    key: String,
+    source_site: &str,
+    sop_uid: &str,
+    len: u64,
+    sealable: bool,
+    registry: &Arc<PartialRegistry>,
+) -> Result<Partial, StoreError> {
     Ok(Partial {
         info: PartialInfo {
             source_site: source_site.to_string(),
@@ -238,21 +309,25 @@ pub(crate) fn open_scratch(
         sidecar: path.with_extension("none"),
         path,
         file,
-        len: 0,
+        len,
         durable: 0,
-        written_back: 0,
+        written_back: len,
         // Never resumed: its folder entry need not survive a crash (commit renames it and
-        // makes the objects folder durable).
+        // makes the objects folder durable; a pooled file's entry is durable already).
         entries_durable: true,
+        sealable,
         registry: registry.clone(),
     })
 }
 
-/// Remove every scratch file (at open: none of them can be resumed).
+/// Remove every unpooled scratch file (at open: none of them can be resumed).
 pub(crate) fn clear_scratch(dir: &std::path::Path) -> Result<usize, StoreError> {
     let mut n = 0;
     for entry in std::fs::read_dir(dir).map_err(StoreError::io("list", dir))? {
         let path = entry.map_err(StoreError::io("list", dir))?.path();
+        if path.is_dir() {
+            continue; // the pool (`sealed.rs`)
+        }
         std::fs::remove_file(&path).map_err(StoreError::io("remove", &path))?;
         n += 1;
     }
@@ -289,6 +364,7 @@ pub(crate) fn open(
         durable: 0,
         written_back: len,
         entries_durable,
+        sealable: false,
         registry: registry.clone(),
     })
 }

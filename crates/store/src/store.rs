@@ -24,6 +24,10 @@ pub struct Store {
     /// Partials that are never resumed (`open_scratch`).
     scratch: PathBuf,
     scratch_seq: std::sync::atomic::AtomicU64,
+    /// Empty durable files for uploads of unknown size (`sealed.rs`).
+    pool: crate::sealed::Pool,
+    /// Sealed uploads found at open, not yet committed again.
+    leftovers: Mutex<Vec<(PathBuf, Vec<u8>)>>,
     pub(crate) partials: Arc<PartialRegistry>,
     pub(crate) db: Mutex<Connection>,
     pub(crate) group: GroupCommit,
@@ -81,6 +85,7 @@ impl Store {
                 "removed unfinished uploads that cannot be resumed (scratch)"
             );
         }
+        let (pool, leftovers) = crate::sealed::Pool::open(&scratch.join("ready"))?;
         let partials = Arc::new(PartialRegistry::load(
             &partial,
             options.partial_bytes_per_site,
@@ -92,6 +97,8 @@ impl Store {
             partial,
             scratch,
             scratch_seq: std::sync::atomic::AtomicU64::new(0),
+            pool,
+            leftovers: Mutex::new(leftovers),
             partials,
             db: Mutex::new(db),
             group: GroupCommit::default(),
@@ -171,7 +178,30 @@ impl Store {
         let n = self
             .scratch_seq
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        partial::open_scratch(&self.scratch, source_site, sop_uid, n, &self.partials)
+        partial::open_scratch(
+            &self.scratch,
+            &self.pool,
+            source_site,
+            sop_uid,
+            n,
+            &self.partials,
+        )
+    }
+
+    /// Sealed uploads that were not committed when the store last closed (a crash), with their
+    /// tags: each must be committed again ([`Store::adopt_sealed`]). Returned once.
+    pub fn sealed_leftovers(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        std::mem::take(&mut *self.leftovers.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A sealed upload left by a crash, as a partial to commit again (its bytes are on disk).
+    pub fn adopt_sealed(
+        &self,
+        path: &Path,
+        source_site: &str,
+        sop_uid: &str,
+    ) -> Result<Partial, StoreError> {
+        partial::adopt_sealed(path, source_site, sop_uid, &self.partials)
     }
 
     /// Remove unfinished uploads nobody resumed for `max_age`; returns how many.

@@ -1,0 +1,452 @@
+//! DICOM (DIMSE) ingest: yilian's relay against DCMTK `storescp` (no fsync) and Orthanc (fsync
+//! per file), all fed by DCMTK `storescu`, in one run on one corpus (design §5, issue 15).
+//!
+//! ```text
+//! cargo bench --bench dimse                                  # 300 CT, 20 DX, 1 US; 3 runs
+//! cargo bench --bench dimse -- --ct-slices 300 --dx 20 --us-frames 120 --runs 3
+//! cargo bench --bench dimse -- --quick                       # 60 CT, 4 DX, 1 small US, 1 run
+//! ```
+//! Needs `/usr/bin/storescu`, `/usr/bin/storescp` (Debian `dcmtk`) and `/usr/sbin/Orthanc`
+//! (Debian `orthanc`); every DICOM peer runs with `TCP_NODELAY=1` (DCMTK and Orthanc leave
+//! Nagle on otherwise, and the peer, not the receiver, would be measured).
+//!
+//! Per run, for each receiver (storescp, Orthanc, yilian), on the same files:
+//! * **1 association**: one `storescu` sends the whole corpus (CT series, DX set, multi-frame
+//!   US), timed from its start to its exit: files/s and MB/s.
+//! * **4 associations**: the corpus split in four, four `storescu` at once (storescp runs with
+//!   `--fork` to serve them concurrently).
+//! * **CPU per GB**: the receiver process's user + system CPU (children included, for
+//!   storescp's forks) over the run, per GB received.
+//! * yilian also ingests the same corpus over **QUIC** (`yilian send`), for its CPU per GB.
+//!
+//! yilian answers each C-STORE only once the instance is hash-verified, fsync'ed and committed;
+//! Orthanc fsyncs each file; storescp only writes. Ratios are printed against both.
+//! Scratch folders (on a real disk, never a tmpfs) are removed at the end.
+
+use anyhow::{bail, ensure, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use yilian_testkit::StudySpec;
+
+mod common;
+use common::proc::Proc;
+use common::{scratch_base, Flags};
+
+const USAGE: &str =
+    "cargo bench --bench dimse -- [--ct-slices N] [--dx N] [--us-frames N] [--runs N] [--quick]";
+
+struct Options {
+    ct_slices: usize,
+    dx: usize,
+    us_frames: u32,
+    runs: usize,
+}
+
+fn options() -> Result<Options> {
+    let mut o = Options {
+        ct_slices: 300,
+        dx: 20,
+        us_frames: 120,
+        runs: 3,
+    };
+    let mut f = Flags::new(USAGE);
+    while let Some((flag, inline)) = f.next_flag() {
+        match flag.as_str() {
+            "--ct-slices" => o.ct_slices = f.value(&flag, inline)?.parse()?,
+            "--dx" => o.dx = f.value(&flag, inline)?.parse()?,
+            "--us-frames" => o.us_frames = f.value(&flag, inline)?.parse()?,
+            "--runs" => o.runs = f.value(&flag, inline)?.parse()?,
+            "--quick" => {
+                o = Options {
+                    ct_slices: 60,
+                    dx: 4,
+                    us_frames: 20,
+                    runs: 1,
+                }
+            }
+            "--bench" => {}
+            other => bail!("unknown flag {other}\n{USAGE}"),
+        }
+    }
+    Ok(o)
+}
+
+fn main() -> Result<()> {
+    let o = options()?;
+    for tool in [
+        "/usr/bin/storescu",
+        "/usr/bin/storescp",
+        "/usr/sbin/Orthanc",
+    ] {
+        ensure!(
+            Path::new(tool).exists(),
+            "{tool} is missing: apt-get install dcmtk orthanc"
+        );
+    }
+    let base = scratch_base()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("yilian-bench-dimse")
+        .tempdir_in(&base)?;
+    let corpus = make_corpus(tmp.path(), &o)?;
+    println!(
+        "corpus: {} files, {:.1} MB ({} CT 512×512, {} DX, 1 US of {} frames); scratch on {}",
+        corpus.files,
+        corpus.bytes as f64 / 1e6,
+        o.ct_slices,
+        o.dx,
+        o.us_frames,
+        common::fs_type(tmp.path()).unwrap_or_default()
+    );
+    let mut rows: Vec<Row> = Vec::new();
+    for run in 0..o.runs {
+        for kind in [Kind::Storescp, Kind::Orthanc, Kind::Yilian] {
+            for assocs in [1usize, 4] {
+                let r = measure(tmp.path(), &corpus, kind, assocs, run)
+                    .with_context(|| format!("{} with {assocs} association(s)", kind.name()))?;
+                println!(
+                    "run {run}: {:<9} {assocs} assoc: {:>7.1} files/s {:>7.1} MB/s  CPU {:>5.2} s/GB",
+                    kind.name(),
+                    r.files_per_s,
+                    r.mb_per_s,
+                    r.cpu_per_gb
+                );
+                rows.push(r);
+            }
+        }
+        let q = measure_quic(tmp.path(), &corpus, run)?;
+        println!(
+            "run {run}: yilian QUIC: {:>7.1} files/s {:>7.1} MB/s  CPU {:>5.2} s/GB",
+            q.files_per_s, q.mb_per_s, q.cpu_per_gb
+        );
+        rows.push(q);
+    }
+    summary(&rows);
+    Ok(())
+}
+
+struct Corpus {
+    /// Four folders, the corpus split in four (the 1-association runs send all four).
+    parts: Vec<PathBuf>,
+    files: usize,
+    bytes: u64,
+}
+
+fn make_corpus(dir: &Path, o: &Options) -> Result<Corpus> {
+    let parts: Vec<PathBuf> = (0..4).map(|i| dir.join(format!("corpus/{i}"))).collect();
+    for p in &parts {
+        std::fs::create_dir_all(p)?;
+    }
+    let ct_dir = dir.join("ct-gen");
+    let ct =
+        yilian_testkit::ct_series(&ct_dir, &StudySpec::new("CT", 1), o.ct_slices, 512, 512, 1)?;
+    let mut files = Vec::new();
+    for g in ct {
+        files.push(g.path);
+    }
+    for i in 0..o.dx {
+        let p = dir.join(format!("dx-{i}.dcm"));
+        yilian_testkit::dx_image(
+            &p,
+            &StudySpec::new("DX", 100 + i as u64),
+            2000,
+            2000,
+            100 + i as u64,
+        )?;
+        files.push(p);
+    }
+    let us = dir.join("us.dcm");
+    yilian_testkit::us_multiframe(&us, &StudySpec::new("US", 7), o.us_frames, 480, 640, 7)?;
+    files.push(us);
+    let mut bytes = 0;
+    for (i, f) in files.iter().enumerate() {
+        bytes += std::fs::metadata(f)?.len();
+        let to = parts[i % 4].join(format!("{i:05}.dcm"));
+        std::fs::rename(f, &to)?;
+    }
+    Ok(Corpus {
+        parts,
+        files: files.len(),
+        bytes,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Storescp,
+    Orthanc,
+    Yilian,
+    Quic,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Storescp => "storescp",
+            Kind::Orthanc => "Orthanc",
+            Kind::Yilian => "yilian",
+            Kind::Quic => "yilianQUIC",
+        }
+    }
+}
+
+struct Row {
+    kind: Kind,
+    assocs: usize,
+    files_per_s: f64,
+    mb_per_s: f64,
+    cpu_per_gb: f64,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn wait_port(port: u16, p: &mut Proc) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(s) = p.try_wait()? {
+            bail!("{} exited ({s}) before listening\n{}", p.name, p.log_tail());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{} never listened\n{}",
+            p.name,
+            p.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// User + system CPU seconds of `pid`, children it reaped included.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, a)| a)
+        .context("unexpected /proc stat")?;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let mut ticks = 0u64;
+    for i in 11..=14 {
+        ticks += f.get(i).context("short /proc stat")?.parse::<u64>()?;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok(ticks as f64 / hz)
+}
+
+fn yilian_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_yilian"))
+}
+
+/// Start a receiver; returns it, its port and its called AE title.
+fn start(dir: &Path, kind: Kind, assocs: usize) -> Result<(Proc, u16, &'static str)> {
+    let port = free_port()?;
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out)?;
+    let log = dir.join("receiver.log");
+    let (mut p, ae) = match kind {
+        Kind::Storescp => {
+            let mut c = Command::new("/usr/bin/storescp");
+            c.env("TCP_NODELAY", "1")
+                .args(["+xa", "-pm", "-od"])
+                .arg(&out);
+            if assocs > 1 {
+                c.arg("--fork");
+            }
+            c.arg(port.to_string());
+            (Proc::spawn("storescp", c, &log)?, "STORESCP")
+        }
+        Kind::Orthanc => {
+            let http = free_port()?;
+            let config = dir.join("orthanc.json");
+            std::fs::write(
+                &config,
+                format!(
+                    r#"{{ "Name": "bench", "StorageDirectory": {:?}, "IndexDirectory": {:?},
+  "DicomAet": "ORTHANC", "DicomPort": {port}, "HttpPort": {http}, "RemoteAccessAllowed": false,
+  "DicomCheckCalledAet": false, "UnknownSopClassAccepted": true, "StorageCompression": false,
+  "SyncStorageArea": true, "DicomAlwaysAllowStore": true, "DicomAlwaysAllowEcho": true,
+  "Plugins": [], "HttpServerEnabled": true, "AuthenticationEnabled": false }}"#,
+                    out.display().to_string(),
+                    out.join("index").display().to_string()
+                ),
+            )?;
+            let mut c = Command::new("/usr/sbin/Orthanc");
+            c.env("TCP_NODELAY", "1").arg(&config);
+            (Proc::spawn("Orthanc", c, &log)?, "ORTHANC")
+        }
+        Kind::Yilian | Kind::Quic => {
+            let quic = free_port()?;
+            let config = dir.join("relay.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "listen = \"127.0.0.1:{quic}\"\ndata_dir = {:?}\n[dimse]\nlisten = \"127.0.0.1:{port}\"\n",
+                    out.display().to_string()
+                ),
+            )?;
+            let mut c = Command::new(yilian_bin());
+            c.env("RUST_LOG", "warn")
+                .args(["serve", "--config"])
+                .arg(&config);
+            (Proc::spawn("yilian", c, &log)?, "YILIAN")
+        }
+    };
+    wait_port(port, &mut p)?;
+    Ok((p, port, ae))
+}
+
+fn measure(scratch: &Path, corpus: &Corpus, kind: Kind, assocs: usize, run: usize) -> Result<Row> {
+    let dir = scratch.join(format!("{}-{assocs}-{run}", kind.name()));
+    std::fs::create_dir_all(&dir)?;
+    let (mut receiver, port, ae) = start(&dir, kind, assocs)?;
+    let cpu0 = cpu_seconds(receiver.pid())?;
+    let t0 = Instant::now();
+    let groups: Vec<Vec<&PathBuf>> = if assocs == 1 {
+        vec![corpus.parts.iter().collect()]
+    } else {
+        corpus.parts.iter().map(|p| vec![p]).collect()
+    };
+    let mut senders = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        let mut c = Command::new("/usr/bin/storescu");
+        c.env("TCP_NODELAY", "1")
+            .args(["-aet", "TWA_DR1", "-aec", ae, "+sd", "+r"])
+            .arg("127.0.0.1")
+            .arg(port.to_string())
+            .args(g.iter());
+        senders.push(Proc::spawn(
+            &format!("storescu {i}"),
+            c,
+            &dir.join(format!("storescu-{i}.log")),
+        )?);
+    }
+    for s in &mut senders {
+        let status = loop {
+            if let Some(st) = s.try_wait()? {
+                break st;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        ensure!(status.success(), "storescu failed\n{}", s.log_tail());
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(receiver.pid())? - cpu0;
+    receiver.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Row {
+        kind,
+        assocs,
+        files_per_s: corpus.files as f64 / secs,
+        mb_per_s: corpus.bytes as f64 / 1e6 / secs,
+        cpu_per_gb: cpu / (corpus.bytes as f64 / 1e9),
+    })
+}
+
+/// The same corpus over QUIC (`yilian send`), for the relay's CPU per GB.
+fn measure_quic(scratch: &Path, corpus: &Corpus, run: usize) -> Result<Row> {
+    let dir = scratch.join(format!("quic-{run}"));
+    std::fs::create_dir_all(&dir)?;
+    let (mut relay, _, _) = start(&dir, Kind::Quic, 1)?;
+    let config = std::fs::read_to_string(dir.join("relay.toml"))?;
+    let quic = config
+        .lines()
+        .next()
+        .and_then(|l| l.split('"').nth(1))
+        .context("relay.toml")?
+        .to_string();
+    let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs-dev");
+    let cpu0 = cpu_seconds(relay.pid())?;
+    let t0 = Instant::now();
+    let mut c = Command::new(yilian_bin());
+    c.env("RUST_LOG", "warn")
+        .args(["send", "--relay", &quic, "--cert"])
+        .arg(certs.join("township-a-device.pem"))
+        .arg("--key")
+        .arg(certs.join("township-a-device.key"))
+        .args(corpus.parts.iter());
+    let mut send = Proc::spawn("yilian send", c, &dir.join("send.log"))?;
+    let status = loop {
+        if let Some(st) = send.try_wait()? {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    ensure!(status.success(), "send failed\n{}", send.log_tail());
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(relay.pid())? - cpu0;
+    relay.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Row {
+        kind: Kind::Quic,
+        assocs: 1,
+        files_per_s: corpus.files as f64 / secs,
+        mb_per_s: corpus.bytes as f64 / 1e6 / secs,
+        cpu_per_gb: cpu / (corpus.bytes as f64 / 1e9),
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+fn summary(rows: &[Row]) {
+    let med = |kind: Kind, assocs: usize, f: fn(&Row) -> f64| {
+        median(
+            rows.iter()
+                .filter(|r| r.kind == kind && r.assocs == assocs)
+                .map(f)
+                .collect(),
+        )
+    };
+    println!("\nmedians (files/s | MB/s | receiver CPU s/GB):");
+    println!("| receiver | associations | files/s | MB/s | CPU s/GB |\n|---|---|---|---|---|");
+    for kind in [Kind::Storescp, Kind::Orthanc, Kind::Yilian] {
+        for assocs in [1, 4] {
+            println!(
+                "| {} | {assocs} | {:.1} | {:.1} | {:.2} |",
+                kind.name(),
+                med(kind, assocs, |r| r.files_per_s),
+                med(kind, assocs, |r| r.mb_per_s),
+                med(kind, assocs, |r| r.cpu_per_gb)
+            );
+        }
+    }
+    println!(
+        "| yilian over QUIC (send) | 1 | {:.1} | {:.1} | {:.2} |",
+        med(Kind::Quic, 1, |r| r.files_per_s),
+        med(Kind::Quic, 1, |r| r.mb_per_s),
+        med(Kind::Quic, 1, |r| r.cpu_per_gb)
+    );
+    let fps = |k, a| med(k, a, |r| r.files_per_s);
+    let cpu = |k, a| med(k, a, |r| r.cpu_per_gb);
+    println!("\nratios (targets, design §5):");
+    println!(
+        "  1 assoc, yilian / Orthanc files/s:        {:.2}  (≥ 2.5)",
+        fps(Kind::Yilian, 1) / fps(Kind::Orthanc, 1)
+    );
+    println!(
+        "  4 assoc, yilian / storescp files/s:       {:.2}  (≥ 1.0)",
+        fps(Kind::Yilian, 4) / fps(Kind::Storescp, 4)
+    );
+    println!(
+        "  4 assoc, yilian / Orthanc files/s:        {:.2}  (≥ 4.0)",
+        fps(Kind::Yilian, 4) / fps(Kind::Orthanc, 4)
+    );
+    println!(
+        "  CPU/GB, yilian DIMSE / storescp (1 assoc): {:.2}  (≤ 1.5)",
+        cpu(Kind::Yilian, 1) / cpu(Kind::Storescp, 1)
+    );
+    println!(
+        "  CPU/GB, yilian QUIC / storescp (1 assoc):  {:.2}  (≤ 2.0)",
+        cpu(Kind::Quic, 1) / cpu(Kind::Storescp, 1)
+    );
+}

@@ -1,0 +1,357 @@
+//! Acknowledge after one fsync, commit after: uploads of unknown size (C-STORE) written into
+//! the store's pool of pre-created files (`yilian_store`'s `sealed.rs`).
+//!
+//! ```text
+//! verified ──▶ checks (same UID stored? study owned by another site?) ──▶ seal (tag + fsync)
+//!          ──▶ Event::Stored (the front door acknowledges) ──▶ commit (group commit), lease held
+//! ```
+//!
+//! The checks that a commit could still refuse for good are made before the seal, against
+//! the index; the upload's lease of (site, SOP Instance UID) is held until the commit is done,
+//! so no other upload of that instance can slip in between. A commit that fails after the
+//! acknowledgement (a full disk) is tried again with backoff; the sealed file stays on disk
+//! meanwhile, and a crash before the commit leaves it in the pool, where [`recover`] finds it
+//! at the next start and commits it. Nothing acknowledged is lost either way.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+use yilian_dicom::{Catalog, Walker};
+use yilian_proto::{Hash, InstanceRef, Refusal, RefuseCode};
+use yilian_route::Priority;
+use yilian_store::{AuditAction, AuditEvent, NewInstance, Partial, StoreError, Stored};
+
+use crate::gate_handle::Ticket;
+use crate::ingest::Ingest;
+use crate::metrics::Metrics;
+use crate::principal::Principal;
+use crate::refusal::{conflict, refusal, refusal_for};
+use crate::routing::route_instance;
+
+/// What committing a sealed upload again after a crash needs (in the file's attribute).
+#[derive(Serialize, Deserialize)]
+struct Tag {
+    principal: Principal,
+    priority: u8,
+}
+
+/// A verified upload of unknown size, to seal and commit.
+pub(crate) struct SealJob {
+    pub ingest: Arc<Ingest>,
+    pub principal: Arc<Principal>,
+    pub requested: Priority,
+    pub partial: Partial,
+    pub hash: Hash,
+    pub instance: NewInstance,
+    pub readers: Vec<String>,
+    pub catalog: Catalog,
+    /// The lease, held until the commit is done.
+    pub ticket: Option<Ticket>,
+    /// The acknowledgement (or the refusal).
+    pub reply: oneshot::Sender<Result<Hash, Refusal>>,
+}
+
+/// Check, seal, acknowledge, then commit.
+pub(crate) async fn seal_then_commit(job: SealJob) {
+    let SealJob {
+        ingest,
+        principal,
+        requested,
+        partial,
+        hash,
+        instance,
+        readers,
+        catalog,
+        ticket,
+        reply,
+    } = job;
+    let answer = |r: Result<Hash, Refusal>| {
+        if reply.send(r).is_err() {
+            // The association died meanwhile: the instance is handled all the same.
+            tracing::debug!("the front door no longer waits for this upload's outcome");
+        }
+    };
+    let store = ingest.store.clone();
+    let (site, sop, study) = (
+        instance.source_site.clone(),
+        instance.sop_uid.clone(),
+        instance.study_uid.clone(),
+    );
+    let tag = Tag {
+        principal: (*principal).clone(),
+        priority: requested.as_u8(),
+    };
+    let tag = match serde_json::to_vec(&tag) {
+        Ok(t) => t,
+        Err(e) => {
+            partial.discard();
+            return answer(Err(refusal(RefuseCode::Internal, e.to_string())));
+        }
+    };
+    // The checks a commit could refuse for good, then the seal.
+    let sealed = tokio::task::spawn_blocking(move || -> Result<Option<Partial>, StoreError> {
+        let mut partial = partial;
+        match store.instance(&site, &sop) {
+            Ok(Some(rec)) if rec.hash == hash => {
+                partial.discard();
+                return Ok(None);
+            }
+            Ok(Some(_)) => {
+                partial.discard();
+                return Err(StoreError::Conflict { sop_uid: sop });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                partial.discard();
+                return Err(e);
+            }
+        }
+        match store.study_owner(&study) {
+            Ok(Some(owner)) if owner != site => {
+                partial.discard();
+                return Err(StoreError::StudyOwned {
+                    study_uid: study,
+                    owner,
+                });
+            }
+            Ok(_) => {}
+            Err(e) => {
+                partial.discard();
+                return Err(e);
+            }
+        }
+        if let Err(e) = partial.seal(&tag) {
+            partial.discard();
+            return Err(e);
+        }
+        Ok(Some(partial))
+    })
+    .await;
+    let partial = match sealed {
+        Ok(Ok(Some(p))) => p,
+        Ok(Ok(None)) => {
+            Metrics::add(&ingest.metrics.instances_deduplicated, 1);
+            return answer(Ok(hash));
+        }
+        Ok(Err(StoreError::Conflict { .. })) => return answer(Err(conflict())),
+        Ok(Err(e)) => return answer(Err(ingest.store_refusal(&e))),
+        Err(e) => return answer(Err(refusal(RefuseCode::Internal, e.to_string()))),
+    };
+    // Durable: acknowledge, then commit while the lease is held.
+    let path = partial.path().to_path_buf();
+    answer(Ok(hash));
+    commit_sealed(
+        &ingest, &principal, partial, &path, hash, instance, readers, catalog,
+    )
+    .await;
+    drop(ticket);
+}
+
+/// Commit a sealed upload; a failure is tried again with backoff (the file stays sealed).
+#[allow(clippy::too_many_arguments)]
+async fn commit_sealed(
+    ingest: &Arc<Ingest>,
+    principal: &Principal,
+    partial: Partial,
+    path: &Path,
+    hash: Hash,
+    instance: NewInstance,
+    readers: Vec<String>,
+    catalog: Catalog,
+) {
+    let mut partial = Some(partial);
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let p = match partial.take() {
+            Some(p) => p,
+            // After a failed attempt: the file is where the commit left it (still in the
+            // pool, or already renamed to its content address).
+            None => {
+                let store = ingest.store.clone();
+                let (path, object) = (path.to_path_buf(), store.object_path(&hash));
+                let (site, sop) = (instance.source_site.clone(), instance.sop_uid.clone());
+                let adopted = tokio::task::spawn_blocking(move || {
+                    let at = if path.exists() { path } else { object };
+                    store.adopt_sealed(&at, &site, &sop)
+                })
+                .await;
+                match adopted {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(e)) => {
+                        error!(sop_uid = %instance.sop_uid, "an acknowledged instance cannot be found again to commit it: {e}");
+                        return;
+                    }
+                    Err(e) => {
+                        error!(sop_uid = %instance.sop_uid, "committing an acknowledged instance failed: {e}");
+                        return;
+                    }
+                }
+            }
+        };
+        let store = ingest.store.clone();
+        let (inst, rs, cat) = (instance.clone(), readers.clone(), catalog.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            store.commit_with_catalog(p, hash, &inst, &rs, &cat)
+        })
+        .await;
+        match r {
+            Ok(Ok(stored)) => {
+                announce(ingest, &instance, stored, true);
+                return;
+            }
+            Ok(Err(e @ (StoreError::Conflict { .. } | StoreError::StudyOwned { .. }))) => {
+                // Only a race the checks before the seal could not see; the file stays sealed
+                // (reported again at the next start) so nothing acknowledged is thrown away.
+                error!(sop_uid = %instance.sop_uid, "an acknowledged instance cannot be committed: {e}; its file stays at {}", path.display());
+                ingest
+                    .audit(AuditEvent {
+                        actor: principal.actor(),
+                        site: Some(principal.site.clone()),
+                        action: AuditAction::Receive,
+                        study_uid: Some(instance.study_uid.clone()),
+                        sop_uid: Some(instance.sop_uid.clone()),
+                        outcome: "commit-refused".into(),
+                        detail: Some(e.to_string()),
+                    })
+                    .await;
+                return;
+            }
+            Ok(Err(e)) => {
+                ingest.storage.notice(&e);
+                warn!(sop_uid = %instance.sop_uid, "committing an acknowledged instance failed: {e}; trying again in {} s", backoff.as_secs());
+            }
+            Err(e) => {
+                warn!(sop_uid = %instance.sop_uid, "committing an acknowledged instance failed: {e}")
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// After a commit: counters, the log, connected readers, a completed study; `quiet`: the
+/// upload came without a manifest (C-STORE), so its study's quiet period starts again.
+pub(crate) fn announce(ingest: &Ingest, instance: &NewInstance, stored: Stored, quiet: bool) {
+    match stored {
+        Stored::New {
+            record,
+            readers,
+            study_complete,
+        } => {
+            Metrics::add(&ingest.metrics.instances_stored, 1);
+            info!(
+                sop_uid = %record.sop_uid, study_uid = %record.study_uid, modality = %record.modality,
+                bytes = record.size, from = %record.source_identity, readers = ?readers,
+                "instance stored"
+            );
+            ingest.hub.stored(
+                &InstanceRef {
+                    study_uid: record.study_uid.clone(),
+                    sop_uid: record.sop_uid.clone(),
+                },
+                &readers,
+            );
+            if let Some(instances) = study_complete {
+                info!(study_uid = %record.study_uid, instances, "study complete");
+                ingest.hub.study_progress(&record.study_uid);
+            }
+        }
+        Stored::AlreadyStored(_) => Metrics::add(&ingest.metrics.instances_deduplicated, 1),
+    }
+    if quiet {
+        ingest.study_activity(&instance.source_site, &instance.study_uid);
+    }
+}
+
+/// Commit again the sealed uploads a crash left in the pool (call once at start).
+pub async fn recover(ingest: &Arc<Ingest>) -> usize {
+    let leftovers = ingest.store.sealed_leftovers();
+    let n = leftovers.len();
+    for (path, tag) in leftovers {
+        if let Err(e) = recover_one(ingest, &path, &tag).await {
+            error!(path = %path.display(), "an acknowledged upload found at start cannot be committed: {}", e.reason);
+        }
+    }
+    if n > 0 {
+        info!(
+            instances = n,
+            "committed uploads acknowledged before the last stop"
+        );
+    }
+    n
+}
+
+async fn recover_one(ingest: &Arc<Ingest>, path: &Path, tag: &[u8]) -> Result<(), Refusal> {
+    let tag: Tag = serde_json::from_slice(tag)
+        .map_err(|e| refusal(RefuseCode::Internal, format!("unreadable tag: {e}")))?;
+    let principal = tag.principal;
+    let requested = Priority::from_u8(tag.priority).unwrap_or_default();
+    let p = path.to_path_buf();
+    let topology = ingest.topology();
+    let ae = match &principal.door {
+        crate::principal::Door::Dimse { calling_ae } => Some(calling_ae.clone()),
+        crate::principal::Door::Quic => None,
+    };
+    let charset = topology.default_charset(&principal.site, ae.as_deref());
+    let principal2 = principal.clone();
+    let read = tokio::task::spawn_blocking(move || read_whole(&p))
+        .await
+        .map_err(|e| refusal(RefuseCode::Internal, e.to_string()))??;
+    let (meta, hash) = read;
+    let routed = route_instance(
+        &topology,
+        &principal2,
+        &meta.sop_instance_uid,
+        None,
+        requested,
+        &meta,
+    )?;
+    let catalog = meta.catalog_with_default(charset);
+    let store = ingest.store.clone();
+    let (p, site, sop) = (
+        path.to_path_buf(),
+        principal.site.clone(),
+        meta.sop_instance_uid.clone(),
+    );
+    let partial = tokio::task::spawn_blocking(move || store.adopt_sealed(&p, &site, &sop))
+        .await
+        .map_err(|e| refusal(RefuseCode::Internal, e.to_string()))?
+        .map_err(|e| ingest.store_refusal(&e))?;
+    commit_sealed(
+        ingest,
+        &principal,
+        partial,
+        path,
+        hash,
+        routed.instance,
+        routed.readers,
+        catalog,
+    )
+    .await;
+    Ok(())
+}
+
+/// Walk and hash a whole sealed file.
+fn read_whole(path: &PathBuf) -> Result<(yilian_dicom::Metadata, Hash), Refusal> {
+    use std::io::Read;
+    let mut f =
+        std::fs::File::open(path).map_err(|e| refusal(RefuseCode::Internal, e.to_string()))?;
+    let mut walker = Walker::new(Default::default());
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| refusal(RefuseCode::Internal, e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        walker.feed(&buf[..n]).map_err(|e| refusal_for(&e))?;
+        hasher.update(&buf[..n]);
+    }
+    let meta = walker.finish().map_err(|e| refusal_for(&e))?;
+    Ok((meta, *hasher.finalize().as_bytes()))
+}

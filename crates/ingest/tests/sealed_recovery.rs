@@ -1,0 +1,114 @@
+//! An upload of unknown size is acknowledged once sealed (one fsync), before its commit. If the
+//! relay dies in between, the next start commits it: nothing acknowledged is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+use yilian_ingest::{Door, GateConfig, Ingest, IngestConfig, Principal};
+use yilian_route::{Role, Topology};
+use yilian_store::Store;
+
+fn config() -> IngestConfig {
+    IngestConfig {
+        max_instance_bytes: 1 << 30,
+        checkpoint_bytes: 16 << 20,
+        checkpoint_interval: Duration::from_secs(1),
+        gate: GateConfig::default(),
+        min_free_bytes: 0,
+        quiet_period: Duration::from_secs(30),
+    }
+}
+
+#[tokio::test]
+async fn a_sealed_upload_left_by_a_crash_is_committed_at_the_next_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let fixture = yilian_testkit::ct_series(
+        &tmp.path().join("ct"),
+        &yilian_testkit::StudySpec::new("CT", 5),
+        1,
+        16,
+        16,
+        5,
+    )
+    .unwrap()
+    .remove(0);
+    let bytes = std::fs::read(&fixture.path).unwrap();
+    let principal = Principal {
+        name: "township-a-device".into(),
+        site: "township-a".into(),
+        role: Role::Device,
+        department: None,
+        door: Door::Dimse {
+            calling_ae: "TWA_DR1".into(),
+        },
+    };
+    {
+        // Written and sealed; then the process dies before the commit.
+        let store = Store::open(&data).unwrap();
+        let mut partial = store
+            .open_scratch("township-a", &fixture.sop_instance_uid)
+            .unwrap();
+        assert!(
+            partial.is_sealable(),
+            "the pool needs user extended attributes"
+        );
+        partial.write(&bytes).unwrap();
+        let tag = serde_json::json!({ "principal": principal, "priority": 0 });
+        partial.seal(&serde_json::to_vec(&tag).unwrap()).unwrap();
+        std::mem::forget(partial);
+    }
+    let store = Arc::new(Store::open(&data).unwrap());
+    assert!(store
+        .instance("township-a", &fixture.sop_instance_uid)
+        .unwrap()
+        .is_none());
+    let ingest = Arc::new(Ingest::new(
+        store.clone(),
+        Arc::new(Topology::example()),
+        config(),
+    ));
+    assert_eq!(yilian_ingest::sealed::recover(&ingest).await, 1);
+    let rec = store
+        .instance("township-a", &fixture.sop_instance_uid)
+        .unwrap()
+        .expect("committed at start");
+    assert_eq!(rec.hash, fixture.blake3);
+    assert_eq!(
+        std::fs::read(store.object_path(&rec.hash)).unwrap(),
+        bytes,
+        "stored exactly"
+    );
+    // Routed like any upload: county radiology has it waiting.
+    let pending = store
+        .pending_one(
+            "county-radiology",
+            &fixture.study_instance_uid,
+            &fixture.sop_instance_uid,
+        )
+        .unwrap();
+    assert!(pending.is_some());
+    // And only once: a second start finds nothing left.
+    drop(ingest);
+    let store2 = Store::open(&data).unwrap();
+    assert!(store2.sealed_leftovers().is_empty());
+}
+
+#[tokio::test]
+async fn an_unsealed_file_in_the_pool_is_an_upload_cut_off_and_is_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    {
+        let store = Store::open(&data).unwrap();
+        let mut partial = store.open_scratch("township-a", "1.2.3.4").unwrap();
+        partial.write(b"half an instance").unwrap();
+        std::mem::forget(partial);
+    }
+    let store = Store::open(&data).unwrap();
+    assert!(store.sealed_leftovers().is_empty());
+    let with_data: Vec<_> = std::fs::read_dir(data.join("scratch/ready"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+        .collect();
+    assert!(with_data.is_empty(), "{with_data:?}");
+}

@@ -1,0 +1,238 @@
+//! Sealed uploads: durable with one fsync, before they are committed.
+//!
+//! A C-STORE waits for its answer before the console sends the next instance, so one
+//! association's rate is one over the time from the last byte to "durable". A commit costs
+//! three journal commits on ext4 (the file's data, the rename into `objects/`, the SQLite WAL);
+//! sealing costs one:
+//!
+//! * uploads of unknown size write into **pooled** files: `scratch/ready/<n>`, created empty in
+//!   batches whose folder entries were made durable together (one folder fsync per batch);
+//! * at the end of a verified upload the file is **sealed**: what the relay needs to commit it
+//!   again (who sent it, as an opaque tag) goes into an extended attribute, then one `fsync`
+//!   makes data, size and attribute durable. The upload may be acknowledged now;
+//! * the commit follows (group commit: rename into `objects/`, index, outbox, audit);
+//! * at start, a sealed file still in the pool is one whose commit did not happen (a crash, a
+//!   kill -9): [`Store::sealed_leftovers`] lists them with their tags, and the ingest path
+//!   commits them again ([`Store::adopt_sealed`]). An unsealed file with data is an upload cut
+//!   off mid-way: removed. Empty ones stay in the pool.
+//!
+//! Without extended attributes (a filesystem that refuses `user.*` attributes) there is no
+//! pool: uploads of unknown size are committed before they are acknowledged, as before.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::fsmode::{private_options, sync_dir};
+use crate::StoreError;
+
+/// The extended attribute holding a sealed upload's tag.
+const ATTR: &str = "user.yilian.sealed";
+/// Files created per refill of the pool (one folder fsync each).
+const BATCH: usize = 32;
+
+/// A sealed upload found in the pool at start: its file and its tag.
+pub(crate) type Leftover = (PathBuf, Vec<u8>);
+
+/// The pool of empty, durable scratch files.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    dir: PathBuf,
+    free: Mutex<VecDeque<PathBuf>>,
+    next: Mutex<u64>,
+    /// Whether the filesystem keeps our extended attributes (no pool otherwise).
+    pub(crate) enabled: bool,
+}
+
+impl Pool {
+    /// Open the pool in `dir`: empty files are kept, sealed ones returned as leftovers,
+    /// anything else (an upload cut off mid-way) removed.
+    pub(crate) fn open(dir: &Path) -> Result<(Pool, Vec<Leftover>), StoreError> {
+        crate::fsmode::private_dir(dir)?;
+        let enabled = xattrs_work(dir);
+        let mut free = VecDeque::new();
+        let mut leftovers = Vec::new();
+        let mut next = 0u64;
+        let mut removed = 0usize;
+        for entry in std::fs::read_dir(dir).map_err(StoreError::io("list", dir))? {
+            let path = entry.map_err(StoreError::io("list", dir))?.path();
+            if let Some(n) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                next = next.max(n + 1);
+            }
+            let len = std::fs::metadata(&path)
+                .map_err(StoreError::io("stat", &path))?
+                .len();
+            match read_tag(&path) {
+                Some(tag) if len > 0 => leftovers.push((path, tag)),
+                _ if len == 0 && enabled => free.push_back(path),
+                _ => {
+                    std::fs::remove_file(&path).map_err(StoreError::io("remove", &path))?;
+                    removed += 1;
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(
+                files = removed,
+                "removed uploads cut off before they were complete"
+            );
+        }
+        leftovers.sort();
+        Ok((
+            Pool {
+                dir: dir.to_path_buf(),
+                free: Mutex::new(free),
+                next: Mutex::new(next),
+                enabled,
+            },
+            leftovers,
+        ))
+    }
+
+    /// An empty pooled file, open for writing; `None` without a pool.
+    pub(crate) fn take(&self) -> Result<Option<(PathBuf, File)>, StoreError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        loop {
+            let popped = self
+                .free
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front();
+            match popped {
+                Some(path) => {
+                    match private_options().read(true).write(true).open(&path) {
+                        Ok(f) => return Ok(Some((path, f))),
+                        // Gone (removed by hand?): take the next.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(StoreError::io("open", &path)(e)),
+                    }
+                }
+                None => self.refill()?,
+            }
+        }
+    }
+
+    /// Create a batch of empty files and make their folder entries durable.
+    fn refill(&self) -> Result<(), StoreError> {
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        // Another thread may have refilled while we waited.
+        if !self
+            .free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+        {
+            return Ok(());
+        }
+        let mut made = Vec::with_capacity(BATCH);
+        for _ in 0..BATCH {
+            let path = self.dir.join(next.to_string());
+            *next += 1;
+            private_options()
+                .create_new(true)
+                .write(true)
+                .open(&path)
+                .map_err(StoreError::io("create", &path))?;
+            made.push(path);
+        }
+        sync_dir(&self.dir)?;
+        self.free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(made);
+        Ok(())
+    }
+}
+
+/// Seal `file` (at `path`): its tag in an extended attribute, then one fsync for data, size
+/// and attribute.
+pub(crate) fn seal(file: &File, path: &Path, tag: &[u8]) -> Result<(), StoreError> {
+    set_tag(file, tag).map_err(StoreError::io("tag", path))?;
+    file.sync_all().map_err(StoreError::io("fsync", path))
+}
+
+#[cfg(target_os = "linux")]
+fn set_tag(file: &File, tag: &[u8]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let name = std::ffi::CString::new(ATTR).map_err(std::io::Error::other)?;
+    // SAFETY: valid fd, NUL-terminated name, pointer and length of a live slice.
+    let r = unsafe {
+        libc::fsetxattr(
+            file.as_raw_fd(),
+            name.as_ptr(),
+            tag.as_ptr().cast(),
+            tag.len(),
+            0,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_tag(_file: &File, _tag: &[u8]) -> std::io::Result<()> {
+    Err(std::io::Error::other(
+        "extended attributes are not supported here",
+    ))
+}
+
+/// The tag of a sealed file, if it has one.
+#[cfg(target_os = "linux")]
+pub(crate) fn read_tag(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let name = std::ffi::CString::new(ATTR).ok()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    // SAFETY: NUL-terminated strings and a live buffer of the given length.
+    let n = unsafe {
+        libc::getxattr(
+            p.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(buf)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn read_tag(_path: &Path) -> Option<Vec<u8>> {
+    None
+}
+
+/// Whether `user.*` extended attributes can be set and read back in `dir`.
+fn xattrs_work(dir: &Path) -> bool {
+    let probe = dir.join(".xattr-probe");
+    let ok = (|| -> Option<bool> {
+        let f = private_options()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&probe)
+            .ok()?;
+        set_tag(&f, b"probe").ok()?;
+        Some(read_tag(&probe).as_deref() == Some(b"probe"))
+    })()
+    .unwrap_or(false);
+    if let Err(e) = std::fs::remove_file(&probe) {
+        tracing::debug!("removing the extended attribute probe: {e}");
+    }
+    if !ok {
+        tracing::warn!(dir = %dir.display(), "this filesystem does not keep extended attributes: C-STOREs are committed before they are acknowledged (slower)");
+    }
+    ok
+}
