@@ -58,6 +58,7 @@ mod association;
 pub mod command_set;
 mod conn;
 mod error;
+pub mod identifier;
 pub mod message;
 mod negotiation;
 pub(crate) mod outbox;

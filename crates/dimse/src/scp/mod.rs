@@ -26,10 +26,13 @@
 //!   here: the sink owns its I/O.
 
 mod handler;
+mod retrieve;
 
+pub use crate::scu::StoreOptions;
 pub use handler::{
-    Admitted, FindOutcome, FindRequest, Interrupted, Outcome, Responder, ScpHandler, StoreFailure,
-    StoreOutcome, StoreRequest, StoreSink,
+    Admitted, Counted, FindOutcome, FindRequest, GetRequest, GetSession, Interrupted, MoveProgress,
+    MoveRequest, NotSent, Outcome, Responder, RetrieveOutcome, ScpHandler, StoreFailure,
+    StoreOutcome, StoreRequest, StoreSink, SubOperation,
 };
 
 use crate::association::{AbortSource, Aborted, Association, AssociationConfig, Event};
@@ -98,6 +101,10 @@ pub struct AssociationSummary {
     pub stores_aborted: u32,
     /// C-FIND requests answered.
     pub finds: u32,
+    /// C-GET requests answered.
+    pub gets: u32,
+    /// C-MOVE requests answered.
+    pub moves: u32,
     /// How it ended.
     pub ended: Ended,
 }
@@ -118,11 +125,22 @@ enum Current<S> {
         rq: crate::message::FindRq,
         identifier: BytesMut,
     },
+    /// An identifier being collected for a C-GET or C-MOVE.
+    Retrieve {
+        context_id: u8,
+        rq: RetrieveRq,
+        identifier: BytesMut,
+    },
     /// A data set to discard, then this response.
     Discard {
         context_id: u8,
         response: Option<Message>,
     },
+}
+
+enum RetrieveRq {
+    Get(crate::message::GetRq),
+    Move(crate::message::MoveRq),
 }
 
 /// Serve one association on `io` (already accepted; see [`crate::tcp`]).
@@ -149,6 +167,8 @@ where
         store_failures: 0,
         stores_aborted: 0,
         finds: 0,
+        gets: 0,
+        moves: 0,
         ended: Ended::Released,
     };
     let first = conn
@@ -388,15 +408,17 @@ where
             };
         }
         Message::GetRq(rq) => {
-            *current = Current::Discard {
+            *current = Current::Retrieve {
                 context_id,
-                response: Some(Message::GetRsp(not_supported(rq.message_id, rq.sop_class))),
+                rq: RetrieveRq::Get(rq),
+                identifier: BytesMut::new(),
             };
         }
         Message::MoveRq(rq) => {
-            *current = Current::Discard {
+            *current = Current::Retrieve {
                 context_id,
-                response: Some(Message::MoveRsp(not_supported(rq.message_id, rq.sop_class))),
+                rq: RetrieveRq::Move(rq),
+                identifier: BytesMut::new(),
             };
         }
         Message::CancelRq(_) => {} // nothing of ours is in progress
@@ -410,17 +432,6 @@ where
     }
     let _ = config;
     Ok(())
-}
-
-fn not_supported(id: u16, sop_class: String) -> RetrieveRsp {
-    RetrieveRsp {
-        responding_to: id,
-        sop_class: Some(sop_class),
-        status: Status::SOP_CLASS_NOT_SUPPORTED,
-        counts: Default::default(),
-        has_identifier: false,
-        error_comment: None,
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -509,6 +520,69 @@ where
                 identifier.freeze(),
             )
             .await?;
+        }
+        Current::Retrieve { identifier, .. } => {
+            if identifier.len() + bytes.len() > config.max_identifier_length {
+                return Err(DimseError::Protocol(ProtocolError::CommandTooLarge {
+                    max: config.max_identifier_length,
+                }));
+            }
+            identifier.extend_from_slice(&bytes);
+            if !last {
+                return Ok(());
+            }
+            let Current::Retrieve {
+                context_id,
+                rq,
+                identifier,
+            } = std::mem::replace(current, Current::Idle)
+            else {
+                return Ok(());
+            };
+            let transfer_syntax = conn
+                .assoc
+                .context(context_id)
+                .and_then(|c| c.transfer_syntax())
+                .unwrap_or_default()
+                .to_string();
+            let identifier = identifier.freeze();
+            let request = match rq {
+                RetrieveRq::Get(rq) => {
+                    summary.gets += 1;
+                    retrieve::Request::Get(GetRequest {
+                        sop_class: rq.sop_class,
+                        transfer_syntax: transfer_syntax.clone(),
+                        identifier,
+                        calling_ae: summary.calling_ae.clone(),
+                        peer,
+                        priority: rq.priority,
+                        message_id: rq.message_id,
+                    })
+                }
+                RetrieveRq::Move(rq) => {
+                    summary.moves += 1;
+                    retrieve::Request::Move(MoveRequest {
+                        sop_class: rq.sop_class,
+                        transfer_syntax: transfer_syntax.clone(),
+                        identifier,
+                        calling_ae: summary.calling_ae.clone(),
+                        peer,
+                        priority: rq.priority,
+                        message_id: rq.message_id,
+                        destination: rq.destination,
+                    })
+                }
+            };
+            let done = retrieve::retrieve(
+                conn,
+                handler,
+                config.stall_timeout,
+                context_id,
+                transfer_syntax,
+                request,
+            )
+            .await?;
+            tracing::debug!(status = %done.status, "retrieval answered");
         }
         Current::Discard { .. } => {
             if !last {
