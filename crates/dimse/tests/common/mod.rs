@@ -167,7 +167,7 @@ impl ScpHandler for TestHandler {
         request: &AssociateRequest,
         _peer: SocketAddr,
     ) -> Result<Admitted, Reject> {
-        if request.called_ae != "YILIAN" {
+        if request.called_ae != "YILIAN" && request.called_ae != "DEST" {
             return Err(Reject::called_ae_not_recognized());
         }
         if !self.known.contains(&request.calling_ae) {
@@ -398,6 +398,7 @@ impl TestScp {
                 "GETSCU".into(),
                 "MOVESCU".into(),
                 "TLSSCU".into(),
+                "YILIAN".into(),
             ],
             seen: seen.clone(),
             policy: Arc::new(Self::policy()),
