@@ -12,8 +12,15 @@
 //!   [`StoreSink::abort`].
 //! * **C-FIND**: the identifier (capped at [`ScpConfig::max_identifier_length`]) is collected,
 //!   then [`ScpHandler::find`] streams matches through a [`Responder`] (one pending response
-//!   per match, C-CANCEL noticed between them). C-MOVE and C-GET are answered 0x0122 (SOP
-//!   class not supported) for now; see [`ScpHandler`] for their design.
+//!   per match, C-CANCEL noticed between them).
+//! * **C-GET / C-MOVE**: the identifier is collected the same way, then [`ScpHandler::get`]
+//!   sends C-STORE sub-operations on this association through a [`GetSession`], or
+//!   [`ScpHandler::move_to`] sends them on its own association and reports through a
+//!   [`MoveProgress`]; the driver sends pending responses with the sub-operation counts,
+//!   notices C-CANCEL, and sends the final response (status derived from the counts, Failed
+//!   SOP Instance UID List). While a retrieval runs, only C-CANCEL (and, for C-GET, the
+//!   C-STORE-RSPs) may arrive; anything else aborts. Handlers without these hooks answer
+//!   0x0122 (SOP class not supported).
 //! * **Bad commands**: a command set that does not decode as group-0000 elements is an
 //!   A-ABORT (the stream cannot be trusted). A request that decodes but lacks a required field
 //!   (or an unsupported command such as N-ACTION) is *answered*: its data set, if any, is
@@ -21,9 +28,10 @@
 //!   operation" for unsupported commands), so one odd message does not cost the peer its
 //!   association. A bad command without a Message ID cannot be answered: A-ABORT.
 //! * **Timeouts**: waiting for the next command [`ScpConfig::idle_timeout`]; while a command
-//!   or data set is in flight, and for every write, [`ScpConfig::stall_timeout`]. Either ends
-//!   in A-ABORT (and `abort` of an open sink). Only the sink's own awaits are not bounded
-//!   here: the sink owns its I/O.
+//!   or data set is in flight, for every write, and for the C-STORE-RSP of a C-GET
+//!   sub-operation, [`ScpConfig::stall_timeout`]. Either ends in A-ABORT (and `abort` of an
+//!   open sink). Only the sink's and the retrieval hooks' own awaits are not bounded here:
+//!   they own their I/O (reading instances, a C-MOVE's sub-association).
 
 mod handler;
 mod retrieve;
@@ -225,7 +233,12 @@ where
             Ok(summary)
         }
         Err(e) => {
-            if matches!(e, DimseError::Timeout { .. } | DimseError::Protocol(_)) {
+            if matches!(
+                e,
+                DimseError::Timeout { .. }
+                    | DimseError::Protocol(_)
+                    | DimseError::UnexpectedResponse(_)
+            ) {
                 conn.abort(config.stall_timeout).await;
             }
             Err(e)
