@@ -84,6 +84,21 @@ async fn getscu_retrieves_identical_data_sets() {
         .arg(scp.addr.port().to_string());
     let (ok, log) = output(c).await;
     assert!(ok, "getscu failed: {log}");
+    // A pending C-GET-RSP between sub-operations, then success with the counts.
+    assert_eq!(
+        log.matches("Received C-GET Response (Pending)").count(),
+        2,
+        "{log}"
+    );
+    assert!(log.contains("Received C-GET Response (Success)"), "{log}");
+    assert!(
+        log.contains("Number of Completed Suboperations : 3"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Number of Failed Suboperations    : 0"),
+        "{log}"
+    );
     for original in &originals {
         let uid = sop_instance(original);
         let got = received(out_dir.path(), &uid)

@@ -114,6 +114,9 @@ struct Door {
     refused: Mutex<Vec<String>>,
 }
 
+/// The test server's handshake timeout.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
 async fn tls_scp(config: Arc<rustls::ServerConfig>, door: Arc<Door>) -> TestScp {
     let listener = tcp::Listener::bind("127.0.0.1:0").await.expect("bind");
     TestScp::serve_with(
@@ -134,8 +137,7 @@ async fn tls_scp(config: Arc<rustls::ServerConfig>, door: Arc<Door>) -> TestScp 
                         config.clone(),
                     );
                     tokio::spawn(async move {
-                        let stream = match tls::accept(stream, config, Duration::from_secs(5)).await
-                        {
+                        let stream = match tls::accept(stream, config, HANDSHAKE_TIMEOUT).await {
                             Ok(s) => s,
                             Err(e) => {
                                 door.refused.lock().unwrap().push(e.to_string());
@@ -279,6 +281,14 @@ async fn clients_without_an_alliance_certificate_are_refused_in_the_handshake() 
         "no association began"
     );
     assert!(scp.stored().is_empty());
+    // A peer that connects and says nothing is dropped after the handshake timeout.
+    let silent = tcp::connect(scp.addr).await.unwrap();
+    let refused = wait_refused(&door, 3).await;
+    assert!(
+        refused.len() == 3 && refused[2].contains("did not finish within"),
+        "{refused:?}"
+    );
+    drop(silent);
     // The server verifies us as well: a client that does not trust the server's CA gives up.
     let other = ca("Yet another CA");
     let distrustful = tls::client_config(
