@@ -4,7 +4,7 @@
 
 use crate::association::{Association, Event};
 use crate::error::DimseError;
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::time::Duration;
@@ -124,6 +124,55 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         Ok(events)
     }
 
+    /// The size of the pieces a data set is read in: one PDV filling the peer's maximum PDU
+    /// (256 KiB when it set no limit; at most 1 MiB).
+    pub(crate) fn piece_size(&self) -> usize {
+        let peer_max = self
+            .assoc
+            .negotiated()
+            .map(|n| n.peer_max_pdu_length)
+            .unwrap_or(0);
+        if peer_max == 0 {
+            256 * 1024
+        } else {
+            (peer_max as usize)
+                .saturating_sub(crate::pdu::PDV_HEADER)
+                .clamp(1, 1 << 20)
+        }
+    }
+
+    /// Send the data set announced by the command just queued on `context_id`: `first` (read
+    /// before the command was sent, so that an unreadable source costs nothing), then the rest
+    /// of `data`, one piece read ahead to know which is last; flushed piece by piece, so memory
+    /// stays at two pieces. A read error midway aborts the association (a data set cannot be
+    /// cut short): [`DimseError::DataCutShort`].
+    pub(crate) async fn send_data_set<R: AsyncRead + Unpin>(
+        &mut self,
+        context_id: u8,
+        first: BytesMut,
+        data: &mut R,
+        piece: usize,
+        timeout: Duration,
+    ) -> Result<(), DimseError> {
+        let mut current = first;
+        loop {
+            let next = match read_piece(data, piece).await {
+                Ok(next) => next,
+                Err(e) => {
+                    self.abort(timeout).await;
+                    return Err(DimseError::DataCutShort(e));
+                }
+            };
+            let last = next.is_empty();
+            self.assoc.send_data(context_id, current.freeze(), last)?;
+            self.flush(timeout).await?;
+            if last {
+                return Ok(());
+            }
+            current = next;
+        }
+    }
+
     /// Abort and try (briefly) to tell the peer.
     pub(crate) async fn abort(&mut self, timeout: Duration) {
         self.assoc.abort();
@@ -137,4 +186,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         let _ = tokio::time::timeout(timeout, self.io.shutdown()).await;
         Ok(())
     }
+}
+
+/// Read up to `size` bytes (fewer only at the end).
+pub(crate) async fn read_piece<R: AsyncRead + Unpin>(
+    data: &mut R,
+    size: usize,
+) -> std::io::Result<BytesMut> {
+    let mut buf = BytesMut::with_capacity(size);
+    while buf.len() < size {
+        if data.read_buf(&mut buf).await? == 0 {
+            break;
+        }
+    }
+    Ok(buf)
 }

@@ -204,6 +204,14 @@ pub enum DimseError {
         /// What the peer accepted for the class.
         accepted: Vec<String>,
     },
+    /// The data set to send could not be read; nothing of it was sent (the association is
+    /// still usable).
+    #[error("the data set to send could not be read: {0}")]
+    DataUnreadable(std::io::Error),
+    /// Reading the data set failed after part of it was sent: a data set cannot be cut
+    /// short in DIMSE, so the association was aborted.
+    #[error("reading the data set failed midway (association aborted): {0}")]
+    DataCutShort(std::io::Error),
     /// A response that does not answer our request.
     #[error("unexpected response: {0}")]
     UnexpectedResponse(String),

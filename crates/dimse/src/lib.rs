@@ -1,7 +1,8 @@
 //! # DICOM Upper Layer + DIMSE for yilian
 //!
-//! The DICOM front door of the relay: C-ECHO and C-STORE as SCP (C-FIND through a handler
-//! hook, C-MOVE/C-GET designed, see [`scp`]), and a storage SCU for egress. Built like
+//! The DICOM front door of the relay: C-ECHO and C-STORE as SCP, C-FIND, C-GET and C-MOVE
+//! through handler hooks (see [`scp`]), a storage SCU for egress, and DICOM TLS ([`tls`]).
+//! Built like
 //! `quinn`: a **sans-IO core** that knows the protocol and nothing about sockets or clocks,
 //! and a **thin tokio driver** that moves bytes and keeps time.
 //!
@@ -40,12 +41,44 @@
 //! storing data as the peer holds it.
 //!
 //! ## The driver
-//! [`scp::serve`] runs one association on any `AsyncRead + AsyncWrite` stream (TCP, later
-//! TLS) for an [`scp::ScpHandler`]: C-ECHO answered by the driver, C-STORE data handed to the
+//! [`scp::serve`] runs one association on any `AsyncRead + AsyncWrite` stream (TCP, or TLS
+//! from [`tls`]) for an [`scp::ScpHandler`]: C-ECHO answered by the driver, C-STORE data handed to the
 //! handler's [`scp::StoreSink`] PDV by PDV (the socket is not read while the sink is busy), the
 //! C-STORE-RSP sent only once the sink's `finish` says the instance is durable. Every await on
 //! the socket is bounded by a timeout. [`scu::StoreScu`] is the client side. [`part10`] reads
 //! and writes the Part 10 file framing (File Meta Information) by hand.
+//!
+//! ## Retrieval: C-GET and C-MOVE
+//! The handler gets the request's identifier as bytes in the context's transfer syntax (as for
+//! C-FIND) and resolves it to instances itself (the relay: its catalog and the reader's
+//! authorisation); each instance is then *streamed* from an `AsyncRead`, never held whole.
+//!
+//! * **C-GET** ([`scp::ScpHandler::get`], [`scp::GetSession`]): `session.store(class,
+//!   instance, syntax, reader)` sends a C-STORE-RQ sub-operation **on the same association**,
+//!   on an accepted context for that class in exactly that syntax on which the requestor took
+//!   the SCP role (SCP/SCU Role Selection; [`AcceptPolicy::default_storage`] grants it), streams
+//!   the data set in PDUs within the requestor's maximum, waits for the C-STORE-RSP and returns
+//!   its status. No such context: the sub-operation is not sent and counts as failed, with the
+//!   reason ([`scp::NotSent`]); the association goes on. Between sub-operations the driver
+//!   sends pending C-GET-RSPs (0xFF00, remaining/completed/failed/warning).
+//! * **C-MOVE** ([`scp::ScpHandler::move_to`], [`scp::MoveProgress`]): the handler resolves the
+//!   Move Destination (unknown: 0xA801), opens its own [`scu::StoreScu`] association there,
+//!   stores with [`scp::MoveRequest::store_options`] (Move Originator AE Title and Message ID)
+//!   and reports each result; each report becomes a pending C-MOVE-RSP.
+//! * **C-CANCEL** is noticed between sub-operations and while waiting for a C-STORE-RSP; the
+//!   current sub-operation finishes, the next is refused ([`scp::Interrupted::Cancelled`]),
+//!   and the final response is Cancel (0xFE00) with the counts and what remains.
+//! * **The final response** carries the counts and a status derived from them (success;
+//!   0xB000 if any failed or warned; 0xA702 if all failed), or the handler's own failure, and,
+//!   when some failed, the Failed SOP Instance UID List (0008,0058) as its identifier
+//!   ([`identifier`]).
+//!
+//! ## DICOM TLS
+//! [`tls`] wraps accepted or connected streams with rustls (ring): the server requires a
+//! client certificate from the given CA (mutual TLS, refused in the handshake otherwise, within
+//! a timeout), the client presents one; configurations come as rustls configs or PEM files.
+//! The driver and the SCU run over the TLS stream unchanged; [`tls::peer_certificates`] gives
+//! the verified chain for the caller to map to an identity.
 //!
 //! ## Errors
 //! What the peer did wrong: [`ProtocolError`] (abort) and [`CommandError`] (answered with a
@@ -58,6 +91,7 @@ mod association;
 pub mod command_set;
 mod conn;
 mod error;
+pub mod identifier;
 pub mod message;
 mod negotiation;
 pub(crate) mod outbox;
@@ -68,6 +102,7 @@ pub mod scu;
 pub mod sop_classes;
 pub mod status;
 pub mod tcp;
+pub mod tls;
 pub mod transfer_syntaxes;
 
 pub use association::{

@@ -184,6 +184,36 @@ pub struct SubOperations {
     pub warning: Option<u16>,
 }
 
+impl SubOperations {
+    /// The counts of a pending response: every count, remaining included (PS3.4 C.4.2.3.1,
+    /// C.4.3.3.1: Number of Remaining Sub-operations is required while pending).
+    pub fn pending(remaining: u16, completed: u16, failed: u16, warning: u16) -> Self {
+        SubOperations {
+            remaining: Some(remaining),
+            completed: Some(completed),
+            failed: Some(failed),
+            warning: Some(warning),
+        }
+    }
+
+    /// The counts of a final response: completed, failed and warning; remaining only for a
+    /// Cancel (the sub-operations that were not started), absent otherwise.
+    pub fn final_counts(
+        status: Status,
+        remaining: u16,
+        completed: u16,
+        failed: u16,
+        warning: u16,
+    ) -> Self {
+        SubOperations {
+            remaining: (status == Status::CANCEL).then_some(remaining),
+            completed: Some(completed),
+            failed: Some(failed),
+            warning: Some(warning),
+        }
+    }
+}
+
 /// C-GET-RSP or C-MOVE-RSP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrieveRsp {

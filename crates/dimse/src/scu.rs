@@ -10,7 +10,7 @@
 //! caller's business), before anything is sent.
 
 use crate::association::{Aborted, Association, AssociationConfig, Event, Request};
-use crate::conn::Conn;
+use crate::conn::{read_piece, Conn};
 use crate::error::DimseError;
 use crate::message::{EchoRq, Message, Priority, StoreRq};
 use crate::negotiation::Negotiated;
@@ -19,9 +19,8 @@ use crate::status::Status;
 use crate::transfer_syntaxes::{
     is_uncompressed_little_endian, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
 };
-use bytes::BytesMut;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Who we are, whom we call, and how long anything may take.
 #[derive(Debug, Clone)]
@@ -78,6 +77,17 @@ pub fn storage_contexts(pairs: &[(&str, &str)]) -> Vec<(String, Vec<String>)> {
         }
     }
     contexts
+}
+
+/// Options of one C-STORE.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Priority (0000,0700).
+    pub priority: Priority,
+    /// Move Originator Application Entity Title (0000,1030) and Move Originator Message ID
+    /// (0000,1031): set on the C-STOREs of a C-MOVE (the C-MOVE requestor's AE title and its
+    /// C-MOVE-RQ's Message ID).
+    pub move_originator: Option<(String, u16)>,
 }
 
 /// The result of one C-STORE.
@@ -184,6 +194,31 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send> StoreScu<IO> {
         sop_class: &str,
         sop_instance: &str,
         transfer_syntax: &str,
+        data: R,
+    ) -> Result<StoreResult, DimseError> {
+        self.store_with(
+            sop_class,
+            sop_instance,
+            transfer_syntax,
+            &StoreOptions::default(),
+            data,
+        )
+        .await
+    }
+
+    /// C-STORE with options: priority, and Move Originator AE Title / Message ID for the
+    /// sub-operations of a C-MOVE (see [`crate::scp::MoveRequest::store_options`]).
+    ///
+    /// Errors that leave the association usable (nothing was sent): [`DimseError::NoContext`],
+    /// [`DimseError::TransferSyntaxNotAccepted`], [`DimseError::DataUnreadable`]. A read error
+    /// after part of the data set was sent aborts the association
+    /// ([`DimseError::DataCutShort`]).
+    pub async fn store_with<R: AsyncRead + Unpin>(
+        &mut self,
+        sop_class: &str,
+        sop_instance: &str,
+        transfer_syntax: &str,
+        options: &StoreOptions,
         mut data: R,
     ) -> Result<StoreResult, DimseError> {
         let context_id = self
@@ -203,44 +238,29 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send> StoreScu<IO> {
                 accepted,
             });
         };
+        let piece = self.conn.piece_size();
+        let first = read_piece(&mut data, piece)
+            .await
+            .map_err(DimseError::DataUnreadable)?;
         let id = self.message_id();
+        let (move_originator_ae, move_originator_message_id) = match &options.move_originator {
+            Some((ae, id)) => (Some(ae.clone()), Some(*id)),
+            None => (None, None),
+        };
         self.conn.assoc.send_message(
             context_id,
             &Message::StoreRq(StoreRq {
                 message_id: id,
                 sop_class: sop_class.to_string(),
                 sop_instance: sop_instance.to_string(),
-                priority: Priority::Medium,
-                move_originator_ae: None,
-                move_originator_message_id: None,
+                priority: options.priority,
+                move_originator_ae,
+                move_originator_message_id,
             }),
         )?;
-        // One PDV per PDU, each filling the peer's maximum; one piece read ahead to know
-        // which is last.
-        let peer_max = self
-            .negotiated()
-            .map(|n| n.peer_max_pdu_length)
-            .unwrap_or(0);
-        let piece = if peer_max == 0 {
-            256 * 1024
-        } else {
-            (peer_max as usize)
-                .saturating_sub(crate::pdu::PDV_HEADER)
-                .clamp(1, 1 << 20)
-        };
-        let mut current = read_piece(&mut data, piece).await?;
-        loop {
-            let next = read_piece(&mut data, piece).await?;
-            let last = next.is_empty();
-            self.conn
-                .assoc
-                .send_data(context_id, current.freeze(), last)?;
-            self.conn.flush(self.timeout).await?;
-            if last {
-                break;
-            }
-            current = next;
-        }
+        self.conn
+            .send_data_set(context_id, first, &mut data, piece, self.timeout)
+            .await?;
         match self.response().await? {
             Message::StoreRsp(r) if r.responding_to == id => Ok(StoreResult {
                 status: r.status,
@@ -290,18 +310,4 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send> StoreScu<IO> {
     pub async fn abort(mut self) {
         self.conn.abort(self.timeout).await;
     }
-}
-
-/// Read up to `size` bytes (fewer only at the end).
-async fn read_piece<R: AsyncRead + Unpin>(
-    data: &mut R,
-    size: usize,
-) -> Result<BytesMut, DimseError> {
-    let mut buf = BytesMut::with_capacity(size);
-    while buf.len() < size {
-        if data.read_buf(&mut buf).await? == 0 {
-            break;
-        }
-    }
-    Ok(buf)
 }

@@ -730,3 +730,112 @@ fn mutated_and_random_input_never_panics() {
         let _ = events(&mut est);
     }
 }
+
+#[test]
+fn retrieve_responses_carry_sub_operation_counts() {
+    let pending = RetrieveRsp {
+        responding_to: 7,
+        sop_class: Some(sop_classes::STUDY_ROOT_QR_GET.into()),
+        status: Status::PENDING,
+        counts: SubOperations::pending(3, 1, 1, 0),
+        has_identifier: false,
+        error_comment: None,
+    };
+    let bytes = Message::GetRsp(pending.clone()).encode();
+    let set = CommandSet::decode(&bytes).unwrap();
+    assert_eq!(set.us(element::COMMAND_FIELD).unwrap(), Some(0x8010));
+    assert_eq!(set.us(element::REMAINING_SUBOPERATIONS).unwrap(), Some(3));
+    assert_eq!(set.us(element::COMPLETED_SUBOPERATIONS).unwrap(), Some(1));
+    assert_eq!(set.us(element::FAILED_SUBOPERATIONS).unwrap(), Some(1));
+    assert_eq!(set.us(element::WARNING_SUBOPERATIONS).unwrap(), Some(0));
+    assert_eq!(set.us(element::STATUS).unwrap(), Some(0xFF00));
+    assert_eq!(
+        set.us(element::COMMAND_DATA_SET_TYPE).unwrap(),
+        Some(0x0101)
+    );
+    assert_eq!(Message::decode(&bytes).unwrap(), Message::GetRsp(pending));
+
+    // Final warning with the Failed SOP Instance UID List: no remaining count, a data set.
+    let last = RetrieveRsp {
+        responding_to: 7,
+        sop_class: Some(sop_classes::STUDY_ROOT_QR_MOVE.into()),
+        status: Status::SUBOPERATIONS_FAILED,
+        counts: SubOperations::final_counts(Status::SUBOPERATIONS_FAILED, 0, 2, 1, 0),
+        has_identifier: true,
+        error_comment: None,
+    };
+    let bytes = Message::MoveRsp(last.clone()).encode();
+    let set = CommandSet::decode(&bytes).unwrap();
+    assert_eq!(set.us(element::COMMAND_FIELD).unwrap(), Some(0x8021));
+    assert_eq!(set.us(element::REMAINING_SUBOPERATIONS).unwrap(), None);
+    assert_eq!(set.us(element::COMPLETED_SUBOPERATIONS).unwrap(), Some(2));
+    assert_eq!(set.us(element::FAILED_SUBOPERATIONS).unwrap(), Some(1));
+    assert_ne!(
+        set.us(element::COMMAND_DATA_SET_TYPE).unwrap(),
+        Some(0x0101)
+    );
+    assert_eq!(Message::decode(&bytes).unwrap(), Message::MoveRsp(last));
+
+    // Cancel keeps the remaining count (what was not started).
+    let cancel = SubOperations::final_counts(Status::CANCEL, 4, 1, 0, 0);
+    assert_eq!(cancel.remaining, Some(4));
+    assert_eq!(
+        SubOperations::final_counts(Status::SUCCESS, 4, 1, 0, 0).remaining,
+        None
+    );
+}
+
+#[test]
+fn failed_sop_instance_uid_list_encodings() {
+    use yilian_dimse::identifier::{
+        failed_sop_instance_uid_list as encode, parse_failed_sop_instance_uid_list as parse,
+        MAX_LIST_LENGTH,
+    };
+    use yilian_dimse::transfer_syntaxes::{
+        DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN,
+    };
+    let uids = vec!["1.2.3".to_string(), "1.2.45".to_string()];
+    // "1.2.3\1.2.45" is 12 bytes: even, no padding.
+    let (implicit, n) = encode(&uids, IMPLICIT).unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(
+        &implicit[..],
+        b"\x08\x00\x58\x00\x0c\x00\x00\x001.2.3\\1.2.45"
+    );
+    let (explicit, _) = encode(&uids, EXPLICIT).unwrap();
+    assert_eq!(&explicit[..], b"\x08\x00\x58\x00UI\x0c\x001.2.3\\1.2.45");
+    let (big, _) = encode(&uids, EXPLICIT_VR_BIG_ENDIAN).unwrap();
+    assert_eq!(&big[..], b"\x00\x08\x00\x58UI\x00\x0c1.2.3\\1.2.45");
+    // Encapsulated syntaxes encode data sets as Explicit VR LE.
+    assert_eq!(encode(&uids, JPEG_BASELINE).unwrap().0, explicit);
+    for (bytes, ts) in [
+        (&implicit, IMPLICIT),
+        (&explicit, EXPLICIT),
+        (&big, EXPLICIT_VR_BIG_ENDIAN),
+    ] {
+        assert_eq!(parse(bytes, ts).unwrap(), uids);
+    }
+    // Odd lengths are padded with NUL (UI), which the parser drops.
+    let one = vec!["1.2.3".to_string()];
+    let (odd, _) = encode(&one, EXPLICIT).unwrap();
+    assert_eq!(&odd[6..8], &6u16.to_le_bytes());
+    assert_eq!(odd.last(), Some(&0));
+    assert_eq!(parse(&odd, EXPLICIT).unwrap(), one);
+    // The list is found after other elements (here QueryRetrieveLevel, CS).
+    let mut with_other = b"\x08\x00\x52\x00CS\x06\x00STUDY ".to_vec();
+    with_other.extend_from_slice(&explicit);
+    assert_eq!(parse(&with_other, EXPLICIT).unwrap(), uids);
+    // Nothing to say, or a syntax we do not write: no identifier.
+    assert!(encode(&[], EXPLICIT).is_none());
+    assert!(encode(&uids, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN).is_none());
+    // Capped at what a UI element holds: later UIDs are left out.
+    let many: Vec<String> = (0..3000)
+        .map(|i| format!("1.2.826.0.1.3680043.2.1125.{i:010}"))
+        .collect();
+    let (capped, n) = encode(&many, EXPLICIT).unwrap();
+    assert!(n < many.len() && n > 1000, "{n}");
+    assert!(capped.len() - 8 <= MAX_LIST_LENGTH);
+    assert_eq!(parse(&capped, EXPLICIT).unwrap(), many[..n].to_vec());
+    // Truncated input is not a list.
+    assert!(parse(&explicit[..10], EXPLICIT).is_none());
+}

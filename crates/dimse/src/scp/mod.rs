@@ -12,8 +12,15 @@
 //!   [`StoreSink::abort`].
 //! * **C-FIND**: the identifier (capped at [`ScpConfig::max_identifier_length`]) is collected,
 //!   then [`ScpHandler::find`] streams matches through a [`Responder`] (one pending response
-//!   per match, C-CANCEL noticed between them). C-MOVE and C-GET are answered 0x0122 (SOP
-//!   class not supported) for now; see [`ScpHandler`] for their design.
+//!   per match, C-CANCEL noticed between them).
+//! * **C-GET / C-MOVE**: the identifier is collected the same way, then [`ScpHandler::get`]
+//!   sends C-STORE sub-operations on this association through a [`GetSession`], or
+//!   [`ScpHandler::move_to`] sends them on its own association and reports through a
+//!   [`MoveProgress`]; the driver sends pending responses with the sub-operation counts,
+//!   notices C-CANCEL, and sends the final response (status derived from the counts, Failed
+//!   SOP Instance UID List). While a retrieval runs, only C-CANCEL (and, for C-GET, the
+//!   C-STORE-RSPs) may arrive; anything else aborts. Handlers without these hooks answer
+//!   0x0122 (SOP class not supported).
 //! * **Bad commands**: a command set that does not decode as group-0000 elements is an
 //!   A-ABORT (the stream cannot be trusted). A request that decodes but lacks a required field
 //!   (or an unsupported command such as N-ACTION) is *answered*: its data set, if any, is
@@ -21,15 +28,19 @@
 //!   operation" for unsupported commands), so one odd message does not cost the peer its
 //!   association. A bad command without a Message ID cannot be answered: A-ABORT.
 //! * **Timeouts**: waiting for the next command [`ScpConfig::idle_timeout`]; while a command
-//!   or data set is in flight, and for every write, [`ScpConfig::stall_timeout`]. Either ends
-//!   in A-ABORT (and `abort` of an open sink). Only the sink's own awaits are not bounded
-//!   here: the sink owns its I/O.
+//!   or data set is in flight, for every write, and for the C-STORE-RSP of a C-GET
+//!   sub-operation, [`ScpConfig::stall_timeout`]. Either ends in A-ABORT (and `abort` of an
+//!   open sink). Only the sink's and the retrieval hooks' own awaits are not bounded here:
+//!   they own their I/O (reading instances, a C-MOVE's sub-association).
 
 mod handler;
+mod retrieve;
 
+pub use crate::scu::StoreOptions;
 pub use handler::{
-    Admitted, FindOutcome, FindRequest, Interrupted, Outcome, Responder, ScpHandler, StoreFailure,
-    StoreOutcome, StoreRequest, StoreSink,
+    Admitted, Counted, FindOutcome, FindRequest, GetRequest, GetSession, Interrupted, MoveProgress,
+    MoveRequest, NotSent, Outcome, Responder, RetrieveOutcome, ScpHandler, StoreFailure,
+    StoreOutcome, StoreRequest, StoreSink, SubOperation,
 };
 
 use crate::association::{AbortSource, Aborted, Association, AssociationConfig, Event};
@@ -98,6 +109,10 @@ pub struct AssociationSummary {
     pub stores_aborted: u32,
     /// C-FIND requests answered.
     pub finds: u32,
+    /// C-GET requests answered.
+    pub gets: u32,
+    /// C-MOVE requests answered.
+    pub moves: u32,
     /// How it ended.
     pub ended: Ended,
 }
@@ -118,11 +133,22 @@ enum Current<S> {
         rq: crate::message::FindRq,
         identifier: BytesMut,
     },
+    /// An identifier being collected for a C-GET or C-MOVE.
+    Retrieve {
+        context_id: u8,
+        rq: RetrieveRq,
+        identifier: BytesMut,
+    },
     /// A data set to discard, then this response.
     Discard {
         context_id: u8,
         response: Option<Message>,
     },
+}
+
+enum RetrieveRq {
+    Get(crate::message::GetRq),
+    Move(crate::message::MoveRq),
 }
 
 /// Serve one association on `io` (already accepted; see [`crate::tcp`]).
@@ -149,6 +175,8 @@ where
         store_failures: 0,
         stores_aborted: 0,
         finds: 0,
+        gets: 0,
+        moves: 0,
         ended: Ended::Released,
     };
     let first = conn
@@ -205,7 +233,12 @@ where
             Ok(summary)
         }
         Err(e) => {
-            if matches!(e, DimseError::Timeout { .. } | DimseError::Protocol(_)) {
+            if matches!(
+                e,
+                DimseError::Timeout { .. }
+                    | DimseError::Protocol(_)
+                    | DimseError::UnexpectedResponse(_)
+            ) {
                 conn.abort(config.stall_timeout).await;
             }
             Err(e)
@@ -388,15 +421,17 @@ where
             };
         }
         Message::GetRq(rq) => {
-            *current = Current::Discard {
+            *current = Current::Retrieve {
                 context_id,
-                response: Some(Message::GetRsp(not_supported(rq.message_id, rq.sop_class))),
+                rq: RetrieveRq::Get(rq),
+                identifier: BytesMut::new(),
             };
         }
         Message::MoveRq(rq) => {
-            *current = Current::Discard {
+            *current = Current::Retrieve {
                 context_id,
-                response: Some(Message::MoveRsp(not_supported(rq.message_id, rq.sop_class))),
+                rq: RetrieveRq::Move(rq),
+                identifier: BytesMut::new(),
             };
         }
         Message::CancelRq(_) => {} // nothing of ours is in progress
@@ -410,17 +445,6 @@ where
     }
     let _ = config;
     Ok(())
-}
-
-fn not_supported(id: u16, sop_class: String) -> RetrieveRsp {
-    RetrieveRsp {
-        responding_to: id,
-        sop_class: Some(sop_class),
-        status: Status::SOP_CLASS_NOT_SUPPORTED,
-        counts: Default::default(),
-        has_identifier: false,
-        error_comment: None,
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -509,6 +533,69 @@ where
                 identifier.freeze(),
             )
             .await?;
+        }
+        Current::Retrieve { identifier, .. } => {
+            if identifier.len() + bytes.len() > config.max_identifier_length {
+                return Err(DimseError::Protocol(ProtocolError::CommandTooLarge {
+                    max: config.max_identifier_length,
+                }));
+            }
+            identifier.extend_from_slice(&bytes);
+            if !last {
+                return Ok(());
+            }
+            let Current::Retrieve {
+                context_id,
+                rq,
+                identifier,
+            } = std::mem::replace(current, Current::Idle)
+            else {
+                return Ok(());
+            };
+            let transfer_syntax = conn
+                .assoc
+                .context(context_id)
+                .and_then(|c| c.transfer_syntax())
+                .unwrap_or_default()
+                .to_string();
+            let identifier = identifier.freeze();
+            let request = match rq {
+                RetrieveRq::Get(rq) => {
+                    summary.gets += 1;
+                    retrieve::Request::Get(GetRequest {
+                        sop_class: rq.sop_class,
+                        transfer_syntax: transfer_syntax.clone(),
+                        identifier,
+                        calling_ae: summary.calling_ae.clone(),
+                        peer,
+                        priority: rq.priority,
+                        message_id: rq.message_id,
+                    })
+                }
+                RetrieveRq::Move(rq) => {
+                    summary.moves += 1;
+                    retrieve::Request::Move(MoveRequest {
+                        sop_class: rq.sop_class,
+                        transfer_syntax: transfer_syntax.clone(),
+                        identifier,
+                        calling_ae: summary.calling_ae.clone(),
+                        peer,
+                        priority: rq.priority,
+                        message_id: rq.message_id,
+                        destination: rq.destination,
+                    })
+                }
+            };
+            let done = retrieve::retrieve(
+                conn,
+                handler,
+                config.stall_timeout,
+                context_id,
+                transfer_syntax,
+                request,
+            )
+            .await?;
+            tracing::debug!(status = %done.status, "retrieval answered");
         }
         Current::Discard { .. } => {
             if !last {

@@ -10,9 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
 use yilian_dimse::scp::{
-    self, Admitted, AssociationSummary, FindOutcome, FindRequest, Outcome, Responder, ScpConfig,
-    ScpHandler, StoreOutcome, StoreRequest, StoreSink,
+    self, Admitted, AssociationSummary, FindOutcome, FindRequest, GetRequest, GetSession,
+    MoveProgress, MoveRequest, NotSent, Outcome, Responder, RetrieveOutcome, ScpConfig, ScpHandler,
+    StoreOutcome, StoreRequest, StoreSink, SubOperation,
 };
+use yilian_dimse::scu::{storage_contexts, ScuConfig, StoreScu};
+use yilian_dimse::sop_classes::{STUDY_ROOT_QR_FIND, STUDY_ROOT_QR_GET, STUDY_ROOT_QR_MOVE};
+use yilian_dimse::transfer_syntaxes::{EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN};
 use yilian_dimse::{part10, tcp, AcceptPolicy, AssociateRequest, DimseError, Reject, Status};
 
 /// A DCMTK tool, or a failing test that says how to get it.
@@ -87,6 +91,19 @@ pub struct Seen {
     pub aborted_sinks: AtomicUsize,
     pub summaries: Mutex<Vec<Result<AssociationSummary, String>>>,
     pub finds: AtomicUsize,
+    /// Final outcomes the C-GET/C-MOVE handler returned, and each sub-operation result.
+    pub retrievals: Mutex<Vec<(String, SubOperation)>>,
+}
+
+/// What the test SCP serves to C-GET and C-MOVE (whatever the identifier says), and where
+/// C-MOVE destinations are.
+#[derive(Default, Clone)]
+pub struct Library {
+    pub files: Vec<PathBuf>,
+    /// Move Destination AE title → address.
+    pub destinations: Vec<(String, SocketAddr)>,
+    /// Wait this long before each sub-operation (to let a C-CANCEL arrive mid-way).
+    pub delay: std::time::Duration,
 }
 
 pub struct TestHandler {
@@ -94,7 +111,20 @@ pub struct TestHandler {
     pub known: Vec<String>,
     pub seen: Arc<Seen>,
     pub policy: Arc<AcceptPolicy>,
+    pub library: Library,
     counter: AtomicUsize,
+}
+
+/// Open a Part 10 file positioned at its data set: (sop class, sop instance, transfer syntax,
+/// reader).
+async fn open_instance(path: &Path) -> std::io::Result<(String, String, String, tokio::fs::File)> {
+    use tokio::io::AsyncSeekExt;
+    let meta = part10::read_file_meta(path)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    let mut f = tokio::fs::File::open(path).await?;
+    f.seek(std::io::SeekFrom::Start(meta.data_set_offset))
+        .await?;
+    Ok((meta.sop_class, meta.sop_instance, meta.transfer_syntax, f))
 }
 
 pub struct FileSink {
@@ -137,7 +167,7 @@ impl ScpHandler for TestHandler {
         request: &AssociateRequest,
         _peer: SocketAddr,
     ) -> Result<Admitted, Reject> {
-        if request.called_ae != "YILIAN" {
+        if request.called_ae != "YILIAN" && request.called_ae != "DEST" {
             return Err(Reject::called_ae_not_recognized());
         }
         if !self.known.contains(&request.calling_ae) {
@@ -184,6 +214,121 @@ impl ScpHandler for TestHandler {
         }
         Outcome::success()
     }
+
+    async fn get<S: GetSession>(&self, request: &GetRequest, session: &mut S) -> RetrieveOutcome {
+        assert!(
+            !request.identifier.is_empty(),
+            "an identifier was handed over"
+        );
+        session.expect(self.library.files.len());
+        for path in &self.library.files {
+            tokio::time::sleep(self.library.delay).await;
+            let (class, instance, ts, file) = match open_instance(path).await {
+                Ok(x) => x,
+                Err(e) => {
+                    let uid = path.display().to_string();
+                    if session
+                        .skip(&uid, NotSent::Unreadable(e.to_string()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            match session.store(&class, &instance, &ts, file).await {
+                Ok(result) => self
+                    .seen
+                    .retrievals
+                    .lock()
+                    .unwrap()
+                    .push((instance, result)),
+                Err(_) => break,
+            }
+        }
+        Outcome::success()
+    }
+
+    async fn move_to<P: MoveProgress>(
+        &self,
+        request: &MoveRequest,
+        progress: &mut P,
+    ) -> RetrieveOutcome {
+        let Some((_, addr)) = self
+            .library
+            .destinations
+            .iter()
+            .find(|(ae, _)| *ae == request.destination)
+        else {
+            return Outcome::with(Status::MOVE_DESTINATION_UNKNOWN, "unknown move destination");
+        };
+        progress.expect(self.library.files.len());
+        let metas: Vec<_> = self
+            .library
+            .files
+            .iter()
+            .filter_map(|f| part10::read_file_meta(f).ok())
+            .collect();
+        let pairs: Vec<(&str, &str)> = metas
+            .iter()
+            .map(|m| (m.sop_class.as_str(), m.transfer_syntax.as_str()))
+            .collect();
+        let connected = match tcp::connect(addr).await {
+            Ok(stream) => StoreScu::connect(
+                stream,
+                &ScuConfig::new("YILIAN", &request.destination),
+                storage_contexts(&pairs),
+            )
+            .await
+            .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let mut scu = match connected {
+            Ok(scu) => scu,
+            Err(e) => {
+                for m in &metas {
+                    let failed = SubOperation::NotSent(NotSent::Other(e.clone()));
+                    if progress.report(&m.sop_instance, failed).await.is_err() {
+                        break;
+                    }
+                }
+                return Outcome::success();
+            }
+        };
+        let options = request.store_options();
+        for path in &self.library.files {
+            tokio::time::sleep(self.library.delay).await;
+            let (class, instance, ts, file) = match open_instance(path).await {
+                Ok(x) => x,
+                Err(e) => {
+                    let failed = SubOperation::NotSent(NotSent::Unreadable(e.to_string()));
+                    if progress
+                        .report(&path.display().to_string(), failed)
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let stored = scu.store_with(&class, &instance, &ts, &options, file).await;
+            let result = SubOperation::from_store(&stored).unwrap_or_else(|| {
+                SubOperation::NotSent(NotSent::Other(format!("{:?}", stored.err())))
+            });
+            self.seen
+                .retrievals
+                .lock()
+                .unwrap()
+                .push((instance.clone(), result.clone()));
+            if progress.report(&instance, result).await.is_err() {
+                break;
+            }
+        }
+        let _ = scu.release().await;
+        Outcome::success()
+    }
 }
 
 /// A running test SCP.
@@ -195,6 +340,52 @@ pub struct TestScp {
 
 impl TestScp {
     pub async fn start(config: ScpConfig) -> TestScp {
+        Self::with_library(config, Library::default()).await
+    }
+
+    /// The SCP's policy: storage (requestors may take the SCP role, for C-GET) and the Study
+    /// Root Q/R classes.
+    pub fn policy() -> AcceptPolicy {
+        let uncompressed = [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN];
+        AcceptPolicy::default_storage()
+            .with(STUDY_ROOT_QR_FIND, &uncompressed)
+            .with(STUDY_ROOT_QR_GET, &uncompressed)
+            .with(STUDY_ROOT_QR_MOVE, &uncompressed)
+    }
+
+    pub async fn with_library(config: ScpConfig, library: Library) -> TestScp {
+        let listener = tcp::Listener::bind("127.0.0.1:0").await.expect("bind");
+        Self::serve_with(config, library, move |h, config, seen| async move {
+            let addr = listener.local_addr().expect("addr");
+            tokio::spawn(async move {
+                loop {
+                    let Ok((stream, peer)) = listener.accept().await else {
+                        continue;
+                    };
+                    let handler = h.clone();
+                    let config = config.clone();
+                    let seen = seen.clone();
+                    tokio::spawn(async move {
+                        let result = scp::serve(stream, peer, &*handler, &config).await;
+                        seen.summaries
+                            .lock()
+                            .unwrap()
+                            .push(result.map_err(|e: DimseError| e.to_string()));
+                    });
+                }
+            });
+            addr
+        })
+        .await
+    }
+
+    /// Build the handler and let `listen` run the accept loop (plain TCP, TLS…); it returns
+    /// the address.
+    pub async fn serve_with<F, Fut>(config: ScpConfig, library: Library, listen: F) -> TestScp
+    where
+        F: FnOnce(Arc<TestHandler>, Arc<ScpConfig>, Arc<Seen>) -> Fut,
+        Fut: std::future::Future<Output = SocketAddr>,
+    {
         let dir = tempfile::tempdir().expect("temp dir");
         let seen = Arc::new(Seen::default());
         let handler = Arc::new(TestHandler {
@@ -204,38 +395,17 @@ impl TestScp {
                 "ECHOSCU".into(),
                 "PYNETDICOM".into(),
                 "YILIAN_SCU".into(),
+                "GETSCU".into(),
+                "MOVESCU".into(),
+                "TLSSCU".into(),
+                "YILIAN".into(),
             ],
             seen: seen.clone(),
-            policy: Arc::new(AcceptPolicy::default_storage().with(
-                yilian_dimse::sop_classes::STUDY_ROOT_QR_FIND,
-                &[
-                    yilian_dimse::transfer_syntaxes::EXPLICIT_VR_LITTLE_ENDIAN,
-                    yilian_dimse::transfer_syntaxes::IMPLICIT_VR_LITTLE_ENDIAN,
-                ],
-            )),
+            policy: Arc::new(Self::policy()),
+            library,
             counter: AtomicUsize::new(0),
         });
-        let listener = tcp::Listener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let config = Arc::new(config);
-        let seen2 = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, peer)) = listener.accept().await else {
-                    continue;
-                };
-                let handler = handler.clone();
-                let config = config.clone();
-                let seen = seen2.clone();
-                tokio::spawn(async move {
-                    let result = scp::serve(stream, peer, &*handler, &config).await;
-                    seen.summaries
-                        .lock()
-                        .unwrap()
-                        .push(result.map_err(|e: DimseError| e.to_string()));
-                });
-            }
-        });
+        let addr = listen(handler, Arc::new(config), seen.clone()).await;
         TestScp { addr, seen, dir }
     }
 
