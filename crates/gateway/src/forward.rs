@@ -572,6 +572,7 @@ impl Forwarder {
     async fn start_manifests(&self, st: &mut State, runs: &mut JoinSet<ManifestsDone>) {
         let studies: Vec<String> = std::mem::take(&mut st.due).into_iter().collect();
         let site = self.site.clone();
+        let all = studies.clone();
         let listed = self
             .blocking(move |store| {
                 let mut m = BTreeMap::new();
@@ -592,8 +593,12 @@ impl Forwarder {
                 }
                 m
             })
-            .await
-            .unwrap_or_default();
+            .await;
+        let Some(listed) = listed else {
+            st.due.extend(all);
+            st.manifest_not_before = Some(Instant::now() + Duration::from_secs(1));
+            return;
+        };
         let mut send = BTreeMap::new();
         for (study, sops) in listed {
             match sops {
@@ -607,6 +612,7 @@ impl Forwarder {
                 Err(e) => {
                     warn!(study_uid = %study, "cannot list the study's instances: {e}");
                     st.due.insert(study);
+                    st.manifest_not_before = Some(Instant::now() + Duration::from_secs(1));
                 }
             }
         }
@@ -628,7 +634,10 @@ impl Forwarder {
         let reports = match result {
             Ok(r) => r,
             Err(e) => {
-                let delay = st.manifest_backoff.next_delay().min(RETRY_MAX);
+                let delay = match &e {
+                    ClientError::Refused(_) => REFUSED_RETRY,
+                    _ => st.manifest_backoff.next_delay().min(RETRY_MAX),
+                };
                 warn!(
                     studies = sent.len(),
                     "study manifests not sent ({e}); trying again in {:.1} s",
