@@ -948,6 +948,7 @@ async fn send_files(relay: &str, pki: &Pki, paths: &[PathBuf]) -> Result<()> {
         client: client_config(relay, pki.tls(DEVICE)?),
         priority: 0,
         concurrency: 4,
+        manifests: true,
     };
     let report = yilian_client::send(paths, &opts, Arc::new(NoProgress)).await?;
     for f in &report.files {

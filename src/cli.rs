@@ -80,6 +80,36 @@ enum Command {
     /// With --once, exit status 0 only when every instance waiting for this reader was stored;
     /// otherwise 1, naming the instances that were not and why.
     Read(ReadArgs),
+    /// Run a township gateway: a DICOM receiver (C-STORE SCP) for the consoles on the township
+    /// LAN that keeps every image durably and forwards it over QUIC to the county relay.
+    ///
+    /// On each DR, CT or ultrasound console, add a DICOM destination (storage SCP) with this
+    /// machine's address, the port of --dimse-listen (11112) and the AE title of --ae-title
+    /// (YILIAN_GW); the console's own AE title is its calling AE title (limit who may send with
+    /// --calling-ae). The console gets "success" for an image only once the gateway holds it
+    /// durably (hash-verified, fsync'ed, committed in --data), the same promise the relay makes.
+    ///
+    /// Everything is forwarded to the county relay as this gateway's certificate: a device
+    /// certificate of the township (e.g. township-a-device), so the images come from its site
+    /// and the county relay's routing rules send them on (radiology, ultrasound; stroke CT
+    /// first). When the WAN link is down the gateway keeps accepting images; they wait in
+    /// --data and go, resuming partly sent ones, as soon as the relay can be reached again,
+    /// also after a restart of the gateway. A study counts as complete once no image of it
+    /// arrived for --quiet-period; the county's readers are then told so.
+    ///
+    /// An image the county relay refuses for good (another image with the same SOP Instance
+    /// UID, broken DICOM, a study of another site) is logged as an error with its UID and
+    /// reason, audited, kept in --data and not sent again. SIGTERM or Ctrl-C: no new
+    /// associations, the images in progress finish, then the gateway stops. Logs go to stderr
+    /// (RUST_LOG=debug for more) and never name patients.
+    ///
+    /// Example (development certificates; never for patient data):
+    ///
+    ///   yilian gateway --relay county-relay.example:4433 \
+    ///       --cert certs-dev/township-a-device.pem --key certs-dev/township-a-device.key \
+    ///       --dimse-listen 0.0.0.0:11112 --calling-ae TWA_DR1 --calling-ae TWA_US1
+    #[command(verbatim_doc_comment)]
+    Gateway(GatewayArgs),
     /// Certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -162,6 +192,46 @@ struct ReadArgs {
     once: bool,
 }
 
+#[derive(Args, Debug)]
+struct GatewayArgs {
+    /// The county relay, HOST:PORT (e.g. county-relay.example:4433).
+    #[arg(long, value_name = "HOST:PORT")]
+    relay: String,
+    /// This gateway's certificate (PEM): a device certificate of the township, issued by the
+    /// alliance CA. Its site is where every image comes from.
+    #[arg(long, value_name = "FILE")]
+    cert: PathBuf,
+    /// This gateway's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The alliance CA certificate (PEM). Default: the embedded development CA.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// TCP address of the DICOM receiver. The default listens on this machine only (safe
+    /// for trying it out: DICOM has no passwords, and any AE may call unless --calling-ae
+    /// says otherwise); give the township LAN address or 0.0.0.0:11112 for the consoles.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:11112")]
+    dimse_listen: SocketAddr,
+    /// The gateway's AE title: what the consoles put as called (destination) AE title.
+    #[arg(long, value_name = "AE", default_value = yilian_gateway::DEFAULT_AE_TITLE)]
+    ae_title: String,
+    /// A console's AE title allowed to send (repeat for each console). When given, any other
+    /// calling AE title is rejected ("calling AE title not recognized") and audited; without
+    /// it, any AE title may send.
+    #[arg(long, value_name = "AE")]
+    calling_ae: Vec<String>,
+    /// Data directory: the spool of received images, its index and audit log.
+    #[arg(long, value_name = "DIR", default_value = "yilian-gateway-data")]
+    data: PathBuf,
+    /// A study is complete once no image of it arrived for this long (C-STORE has no "study
+    /// done"); then the county's readers are told. At least 1s.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    quiet_period: Duration,
+    /// Congestion controller on the WAN link: bdp (default), bbr, cubic or newreno.
+    #[arg(long, value_name = "NAME")]
+    congestion: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 enum CertsCommand {
     /// Generate a DEVELOPMENT CA and a certificate for every identity of a topology
@@ -191,6 +261,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(a) => serve(a).await,
         Command::Send(a) => send(a).await,
         Command::Read(a) => read(a).await,
+        Command::Gateway(a) => gateway(a).await,
         Command::Certs(CertsCommand::Dev { out, topology }) => certs_dev(&out, topology.as_deref()),
     }
 }
@@ -289,6 +360,33 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
+    init_logging("info");
+    let peer = PeerArgs {
+        relay: a.relay.clone(),
+        cert: a.cert.clone(),
+        key: a.key.clone(),
+        ca: a.ca.clone(),
+        // The forwarder retries for as long as it runs; this bounds one attempt only.
+        give_up_after: yilian_gateway::forward::GIVE_UP_AFTER,
+        congestion: a.congestion.clone(),
+    };
+    let mut config = yilian_gateway::GatewayConfig::new(client_config(&peer)?, a.data.clone());
+    config.dimse_listen = a.dimse_listen;
+    config.ae_title = a.ae_title.clone();
+    config.calling_aes = (!a.calling_ae.is_empty()).then(|| a.calling_ae.clone());
+    config.quiet_period = a.quiet_period;
+    let gateway = yilian_gateway::Gateway::bind(config).with_context(|| {
+        format!(
+            "starting the gateway on {} with data in {}",
+            a.dimse_listen,
+            a.data.display()
+        )
+    })?;
+    gateway.run(shutdown_signal()).await;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn client_config(p: &PeerArgs) -> Result<ClientConfig> {
     let tls = match &p.ca {
         Some(ca) => TlsFiles {
@@ -329,6 +427,7 @@ async fn send(a: SendArgs) -> Result<ExitCode> {
         client: client_config(&a.peer)?,
         priority: u8::from(a.urgent),
         concurrency: a.concurrency,
+        manifests: true,
     };
     let bar = Arc::new(Bar::new());
     let report = yilian_client::send(&a.paths, &opts, bar.clone()).await;

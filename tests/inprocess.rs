@@ -177,6 +177,7 @@ async fn an_upload_whose_bytes_all_arrived_before_a_crash_completes_on_resume() 
         client: relay.client(&pki, "township-a-device"),
         priority: 0,
         concurrency: 2,
+        manifests: true,
     };
     let report = tokio::time::timeout(
         Duration::from_secs(60),
@@ -414,6 +415,7 @@ async fn a_failed_audit_write_is_counted_and_the_relay_keeps_serving() {
         client: relay.client(&pki, "township-a-device"),
         priority: 0,
         concurrency: 1,
+        manifests: true,
     };
     let report = yilian_client::send(&[dir], &opts, Arc::new(yilian_client::NoProgress))
         .await

@@ -11,6 +11,10 @@
 //!   file that resumes at its length, verified against the relay's hash and fsync'ed before it
 //!   is acknowledged.
 //!
+//! * [`send_manifests`]: tell the relay which instances make each study, on its own (the
+//!   township gateway forwards instances as they arrive and a study's manifest once it went
+//!   quiet).
+//!
 //! Both report through [`Progress`], which the CLI turns into progress bars.
 
 mod connect;
@@ -30,6 +34,7 @@ pub mod write_order;
 pub use connect::{Backoff, ClientConfig};
 pub use error::ClientError;
 pub use failures::{DeliveryFailure, FailureSide};
+pub use manifest::send_manifests;
 pub use progress::{NoProgress, Progress};
 pub use read::{read, ReadOptions, ReadReport};
 pub use send::{

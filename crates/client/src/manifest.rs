@@ -13,8 +13,13 @@
 //! never told it is complete.
 
 use std::collections::{BTreeMap, HashSet};
-use yilian_proto::{encode_manifest, FrameDecoder, ManifestAnswer, ManifestOutcome, ManifestReply};
+use yilian_proto::{
+    encode_manifest, FrameDecoder, ManifestAnswer, ManifestOutcome, ManifestReply, RefuseCode,
+};
 use yilian_transport::priority;
+
+use crate::connect::{self, ClientConfig, Handover};
+use crate::{ClientError, Progress, StudyReport};
 
 /// The instances of each study, by Study Instance UID.
 pub(crate) type Studies = BTreeMap<String, Vec<String>>;
@@ -71,6 +76,55 @@ pub(crate) async fn send_one(
             Ok(None) => return Err("the relay ended its answer early".into()),
             Err(e) => return Err(e.to_string()),
         }
+    }
+}
+
+/// Send the manifests of `studies` (Study Instance UID → its SOP Instance UIDs) on their own,
+/// without uploading anything: for a sender whose instances went earlier, or go separately
+/// (the township gateway: it forwards instances as they arrive and a study's manifest once
+/// the study went quiet). Connects like `send` (retrying an unreachable relay until
+/// `give_up_after`); `Err` only if the relay could not be reached or refused us. Each
+/// study's report says whether its manifest was delivered (`manifest_delivered`) and, when the
+/// relay refused it, its code (`refused`); a manifest not delivered for a link failure can be
+/// sent again (manifests add up at the relay: sending one twice changes nothing).
+pub async fn send_manifests(
+    client: &ClientConfig,
+    studies: &BTreeMap<String, Vec<String>>,
+    progress: &dyn Progress,
+) -> Result<Vec<StudyReport>, ClientError> {
+    if studies.is_empty() {
+        return Ok(Vec::new());
+    }
+    let endpoint = connect::endpoint(client)?;
+    let conn = connect::connect(&endpoint, client, progress, Handover::Confirmed).await?;
+    let mut answers = send_all(conn.clone(), studies.clone()).await;
+    if let Some(reason) = conn.close_reason().filter(connect::refused_for_good) {
+        return Err(ClientError::Refused(yilian_transport::explain(&reason)));
+    }
+    connect::close(&endpoint, &conn, b"done").await;
+    let none = HashSet::new();
+    Ok(studies
+        .iter()
+        .map(|(study_uid, sops)| {
+            let answer = answers
+                .remove(study_uid)
+                .unwrap_or_else(|| Err("no answer from the relay".into()));
+            StudyReport {
+                study_uid: study_uid.clone(),
+                instances: sops.len(),
+                status: status(&answer, &none),
+                manifest_delivered: delivered(&answer),
+                refused: refused(&answer),
+            }
+        })
+        .collect())
+}
+
+/// The relay's code when it refused the manifest.
+pub(crate) fn refused(answer: &Result<ManifestOutcome, String>) -> Option<RefuseCode> {
+    match answer {
+        Ok(ManifestOutcome::Refused(r)) => Some(r.code),
+        _ => None,
     }
 }
 

@@ -24,6 +24,11 @@ pub struct SendOptions {
     pub priority: u8,
     /// Instances in flight at once.
     pub concurrency: usize,
+    /// Send each study's manifest (the list of its instances in this run) so the relay can tell
+    /// readers when the study is complete. `yilian send` does (`true`): a run is a study. The
+    /// township gateway does not: it forwards instances as they arrive and sends a study's
+    /// manifest on its own ([`crate::send_manifests`]) once the study went quiet.
+    pub manifests: bool,
 }
 
 /// How one file ended.
@@ -58,6 +63,10 @@ pub struct FileReport {
     pub size: u64,
     #[serde(flatten)]
     pub outcome: FileOutcome,
+    /// When the file failed because the relay refused it: the relay's code (whether trying
+    /// again can help: [`RefuseCode::is_retryable`]). Not in the JSON report.
+    #[serde(skip)]
+    pub refused: Option<RefuseCode>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -69,6 +78,10 @@ pub struct StudyReport {
     /// Whether the relay received and accepted the study's manifest (without it, its readers
     /// are never told the study is complete).
     pub manifest_delivered: bool,
+    /// When the relay refused the manifest: its code (e.g. unauthorized: the study belongs to
+    /// another site). Not in the JSON report.
+    #[serde(skip)]
+    pub refused: Option<RefuseCode>,
 }
 
 /// Everything `send` did.
@@ -180,6 +193,8 @@ struct Shared {
     /// Woken when an upload ends (a job waiting for its UID may go).
     queue_changed: Notify,
     results: Mutex<Vec<Option<FileOutcome>>>,
+    /// The relay's code for each file it refused.
+    refusals: Mutex<Vec<Option<RefuseCode>>>,
     paths: Vec<PathBuf>,
     /// The files of this run by SOP Instance UID, where more than one has it.
     same_uid: HashMap<String, Vec<usize>>,
@@ -314,6 +329,7 @@ pub async fn send(
                     outcome: FileOutcome::Failed {
                         reason: "not sent".into(),
                     },
+                    refused: None,
                 });
                 jobs.push_back(Job {
                     index,
@@ -345,6 +361,7 @@ pub async fn send(
                     study_uid: None,
                     size,
                     outcome,
+                    refused: None,
                 });
             }
             Err(e) => {
@@ -356,6 +373,7 @@ pub async fn send(
                     study_uid: None,
                     size,
                     outcome: FileOutcome::Failed { reason },
+                    refused: None,
                 });
             }
         }
@@ -384,6 +402,9 @@ pub async fn send(
         connect::Handover::Pipelined,
     )
     .await?;
+    if !opts.manifests {
+        studies.clear();
+    }
     let mut early_manifests = AbortOnDrop(tokio::spawn(manifest::send_all(
         first.clone(),
         studies.clone(),
@@ -391,6 +412,7 @@ pub async fn send(
     let workers = opts.concurrency.clamp(1, 64).min(jobs.len());
     let shared = Arc::new(Shared {
         results: Mutex::new(vec![None; report.files.len()]),
+        refusals: Mutex::new(vec![None; report.files.len()]),
         paths: report.files.iter().map(|f| f.path.clone()).collect(),
         same_uid: by_uid,
         queue: Mutex::new(Queue {
@@ -429,6 +451,10 @@ pub async fn send(
         if let Some(o) = r {
             report.files[i].outcome = o;
         }
+    }
+    let refusals = std::mem::take(&mut *shared.refusals.lock().unwrap_or_else(|p| p.into_inner()));
+    for (i, code) in refusals.into_iter().enumerate() {
+        report.files[i].refused = code;
     }
     if let Some(e) = fatal {
         if report.files.iter().all(|f| !f.outcome.is_ok()) {
@@ -477,6 +503,7 @@ pub async fn send(
             instances: sops.len(),
             status: manifest::status(&answer, &acknowledged),
             manifest_delivered: manifest::delivered(&answer),
+            refused: manifest::refused(&answer),
             study_uid,
         });
     }
@@ -566,23 +593,28 @@ async fn worker(
             &shared.bytes_sent,
         )
         .await;
+        // The outcome, and the relay's code when it refused the file.
         let outcome = match result {
             Ok(FileOutcome::Failed { reason }) => {
                 // The relay holds another instance under this UID.
                 backoff.reset();
-                Some(FileOutcome::Failed {
-                    reason: shared.conflict(&job, &reason),
-                })
+                Some((
+                    FileOutcome::Failed {
+                        reason: shared.conflict(&job, &reason),
+                    },
+                    Some(RefuseCode::Conflict),
+                ))
             }
             Ok(o) => {
                 backoff.reset();
-                Some(o)
+                Some((o, None))
             }
-            Err(UploadError::Refused(r)) if r.code == RefuseCode::Conflict => {
-                Some(FileOutcome::Failed {
+            Err(UploadError::Refused(r)) if r.code == RefuseCode::Conflict => Some((
+                FileOutcome::Failed {
                     reason: shared.conflict(&job, &format!("refused by the relay: {}", r.reason)),
-                })
-            }
+                },
+                Some(r.code),
+            )),
             // The relay's disk is full, or this identity has too many uploads there: it
             // heals with time (ingest resumes by itself once space returns), so wait and
             // offer again, like for a link that is down.
@@ -591,9 +623,12 @@ async fn worker(
             {
                 let delay = backoff.next_delay();
                 if Instant::now() + delay > shared.give_up_at(opts) {
-                    Some(FileOutcome::Failed {
-                        reason: format!("refused by the relay: {}", r.reason),
-                    })
+                    Some((
+                        FileOutcome::Failed {
+                            reason: format!("refused by the relay: {}", r.reason),
+                        },
+                        Some(r.code),
+                    ))
                 } else {
                     progress.status(&format!(
                         "{}; retrying in {:.1} s",
@@ -613,10 +648,13 @@ async fn worker(
                 progress.status(&format!("{}: {r}; trying again", job.path.display()));
                 None
             }
-            Err(UploadError::Refused(r)) => Some(FileOutcome::Failed {
-                reason: format!("refused by the relay: {}", r.reason),
-            }),
-            Err(UploadError::Local(reason)) => Some(FileOutcome::Failed { reason }),
+            Err(UploadError::Refused(r)) => Some((
+                FileOutcome::Failed {
+                    reason: format!("refused by the relay: {}", r.reason),
+                },
+                Some(r.code),
+            )),
+            Err(UploadError::Local(reason)) => Some((FileOutcome::Failed { reason }, None)),
             // Paused for an urgent upload: offer again at once (the relay holds us).
             Err(UploadError::Yielded) => None,
             Err(UploadError::Link(e)) => {
@@ -647,7 +685,12 @@ async fn worker(
             }
         };
         match outcome {
-            Some(o) => shared.settle(&job, o, progress),
+            Some((o, code)) => {
+                if code.is_some() {
+                    shared.refusals.lock().unwrap_or_else(|p| p.into_inner())[job.index] = code;
+                }
+                shared.settle(&job, o, progress)
+            }
             None => shared.requeue(job),
         }
     }
