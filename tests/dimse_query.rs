@@ -187,3 +187,149 @@ fn workstations_find_exactly_their_readers_studies_with_names_right() {
         "{rows:?}"
     );
 }
+
+/// Workstations retrieve their studies: C-MOVE to a storage SCP of their own reader (DCMTK
+/// `storescp` here) and C-GET; never another reader's study, never to another reader's AE.
+#[test]
+fn workstations_retrieve_exactly_their_readers_studies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let pki = Pki::new(&root.join("pki"));
+    // The workstation's own storage SCP (C-MOVE destination).
+    let ws_dir = root.join("workstation");
+    std::fs::create_dir_all(&ws_dir).unwrap();
+    let ws_port = free_tcp_port();
+    let mut ws = dcmtk("storescp")
+        .args(["+xa", "-pm", "+B", "+uf", "-od"])
+        .arg(&ws_dir)
+        .arg(ws_port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "storescp listens",
+        std::time::Duration::from_secs(20),
+        || std::net::TcpStream::connect(("127.0.0.1", ws_port)).is_ok(),
+    );
+    let topology = root.join("topology.toml");
+    std::fs::write(
+        &topology,
+        format!(
+            "{}\n[[ae]]\ntitle = \"CTY_RAD1_WS\"\nidentity = \"county-radiology\"\nhost = \"127.0.0.1\"\nport = {ws_port}\n\n[[ae]]\ntitle = \"CTY_US1_WS\"\nidentity = \"county-ultrasound\"\nhost = \"127.0.0.1\"\nport = {ws_port}\n",
+            yilian_route::Topology::example_toml()
+        ),
+    )
+    .unwrap();
+    let port = free_tcp_port();
+    let relay = RelayProc::start_config(&root.join("relay"), |quic, data| {
+        format!(
+            "listen = \"127.0.0.1:{quic}\"\ndata_dir = {data:?}\ntopology = {topology:?}\n\n{}\n[dimse]\nlisten = \"127.0.0.1:{port}\"\n",
+            tls_section(&pki)
+        )
+    });
+    let r = DimseRelay {
+        relay,
+        port,
+        _tmp: tmp,
+        pki,
+        root: root.clone(),
+    };
+    let ct_dir = root.join("ct");
+    let ct = yilian_testkit::ct_series(
+        &ct_dir,
+        &yilian_testkit::StudySpec::new("CT", 50),
+        3,
+        32,
+        32,
+        50,
+    )
+    .unwrap();
+    let us = pydicom_file("examples_ybr_color.dcm");
+    storescu(&r, "TWA_DR1", &[&ct_dir]);
+    storescu(&r, "TWA_US1", &[&us]);
+    let ct_study = ct[0].study_instance_uid.clone();
+    let us_study = "1.2.840.114340.3.8251017118051.1.20160503.120850.2171".to_string();
+    let movescu = |dest: &str, study: &str| {
+        let mut c = dcmtk("movescu");
+        c.args([
+            "-v", "-S", "-aet", "CTY_RAD1", "-aec", "YILIAN", "-aem", dest,
+        ])
+        .args(["-k", "QueryRetrieveLevel=STUDY"])
+        .args(["-k", &format!("StudyInstanceUID={study}")])
+        .arg("127.0.0.1")
+        .arg(r.port.to_string());
+        let out = run_guarded(c, GUARD, "movescu");
+        format!("{}\n--- relay:\n{}", text(&out), r.relay.log_text())
+    };
+
+    // C-MOVE of the CT study to the workstation: all three slices, data sets unchanged.
+    let log = movescu("CTY_RAD1_WS", &ct_study);
+    assert!(
+        log.contains("Received Final Move Response (Success)"),
+        "{log}"
+    );
+    let moved: std::collections::BTreeMap<String, PathBuf> = files_under(&ws_dir)
+        .into_iter()
+        .filter_map(|f| Some((meta_sop(&f)?, f)))
+        .collect();
+    assert_eq!(moved.len(), 3, "{log}");
+    for g in &ct {
+        assert!(data_set(&moved[&g.sop_instance_uid]) == data_set(&g.path));
+    }
+    // The ultrasound study is not routed to radiology: nothing moves.
+    let log = movescu("CTY_RAD1_WS", &us_study);
+    assert_eq!(files_under(&ws_dir).len(), 3, "{log}");
+    // Never to another reader's AE.
+    let log = movescu("CTY_US1_WS", &ct_study);
+    assert!(
+        log.contains("Received Final Move Response (Refused: MoveDestinationUnknown)"),
+        "{log}"
+    );
+    assert_eq!(files_under(&ws_dir).len(), 3, "{log}");
+
+    // C-GET of the CT study, on the same association.
+    let got_dir = root.join("got");
+    std::fs::create_dir_all(&got_dir).unwrap();
+    let mut c = dcmtk("getscu");
+    c.args(["-v", "-S", "-aet", "CTY_RAD1", "-aec", "YILIAN", "-od"])
+        .arg(&got_dir)
+        .args(["-k", "QueryRetrieveLevel=STUDY"])
+        .args(["-k", &format!("StudyInstanceUID={ct_study}")])
+        .arg("127.0.0.1")
+        .arg(r.port.to_string());
+    let out = run_guarded(c, GUARD, "getscu");
+    let got: std::collections::BTreeMap<String, PathBuf> = files_under(&got_dir)
+        .into_iter()
+        .filter_map(|f| Some((meta_sop(&f)?, f)))
+        .collect();
+    assert_eq!(got.len(), 3, "{}", text(&out));
+    for g in &ct {
+        assert!(data_set(&got[&g.sop_instance_uid]) == data_set(&g.path));
+    }
+    // A console cannot retrieve.
+    let mut c = dcmtk("getscu");
+    c.args(["-v", "-S", "-aet", "TWA_DR1", "-aec", "YILIAN", "-od"])
+        .arg(&got_dir)
+        .args(["-k", "QueryRetrieveLevel=STUDY"])
+        .args(["-k", &format!("StudyInstanceUID={ct_study}")])
+        .arg("127.0.0.1")
+        .arg(r.port.to_string());
+    let out = run_guarded(c, GUARD, "getscu as a console");
+    assert_eq!(files_under(&got_dir).len(), 3, "{}", text(&out));
+    let rows = audit_rows(&r.relay.data, "retrieve");
+    assert!(
+        rows.iter()
+            .any(|(actor, _, d)| actor == "county-radiology (AE CTY_RAD1)"
+                && d.as_deref().is_some_and(
+                    |d| d.starts_with("C-MOVE STUDY level to CTY_RAD1_WS: 3 instances, 3 sent")
+                )),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().any(|(_, outcome, _)| outcome == "refused"),
+        "{rows:?}"
+    );
+    let _ = ws.kill();
+    let _ = ws.wait();
+}

@@ -221,6 +221,22 @@ impl ScpHandler for DimseDoor {
         crate::find::find(&self.ingest, &self.config.ae_title, request, responder).await
     }
 
+    async fn get<S: yilian_dimse::scp::GetSession>(
+        &self,
+        request: &yilian_dimse::scp::GetRequest,
+        session: &mut S,
+    ) -> yilian_dimse::scp::RetrieveOutcome {
+        crate::retrieve::get(&self.ingest, request, session).await
+    }
+
+    async fn move_to<P: yilian_dimse::scp::MoveProgress>(
+        &self,
+        request: &yilian_dimse::scp::MoveRequest,
+        progress: &mut P,
+    ) -> yilian_dimse::scp::RetrieveOutcome {
+        crate::retrieve::move_to(&self.ingest, &self.config.ae_title, request, progress).await
+    }
+
     async fn admit(
         &self,
         request: &AssociateRequest,

@@ -92,6 +92,8 @@ pub(crate) struct ParsedQuery {
     pub query: Query,
     /// Keys asked for, in request order (for the audit: names, never values).
     pub keys: Vec<Key>,
+    /// The values given, decoded (C-MOVE / C-GET read the unique keys from here).
+    pub values: Vec<(Key, String)>,
 }
 
 /// Parse a Q/R identifier into the store's query.
@@ -106,6 +108,7 @@ pub(crate) fn parse_query(bytes: &[u8], transfer_syntax: &str) -> Result<ParsedQ
     let mut level = None;
     let mut query = Query::new();
     let mut keys = Vec::new();
+    let mut values = Vec::new();
     for el in &elements {
         if el.tag == LEVEL {
             let code = String::from_utf8_lossy(identifier::text(&el.value)).into_owned();
@@ -130,6 +133,9 @@ pub(crate) fn parse_query(bytes: &[u8], transfer_syntax: &str) -> Result<ParsedQ
             }
             _ => String::from_utf8_lossy(identifier::text(&el.value)).into_owned(),
         };
+        if !value.is_empty() {
+            values.push((key, value.clone()));
+        }
         query = if value.is_empty() {
             query.returning(key)
         } else {
@@ -137,7 +143,12 @@ pub(crate) fn parse_query(bytes: &[u8], transfer_syntax: &str) -> Result<ParsedQ
         };
     }
     let level = level.ok_or("the identifier has no Query/Retrieve Level (0008,0052)")?;
-    Ok(ParsedQuery { level, query, keys })
+    Ok(ParsedQuery {
+        level,
+        query,
+        keys,
+        values,
+    })
 }
 
 /// Encode one match as an answer identifier.
@@ -187,7 +198,7 @@ fn encode_match(
     identifier::encode(&elements, explicit)
 }
 
-fn level_code(level: QueryLevel) -> &'static str {
+pub(crate) fn level_code(level: QueryLevel) -> &'static str {
     match level {
         QueryLevel::Patient => "PATIENT",
         QueryLevel::Study => "STUDY",

@@ -10,6 +10,7 @@
 //!                           └── admission: called AE = ours; calling AE → identity (topology
 //!                               [[ae]], or the gateway's fixed identity); unknown AE rejected
 //!  workstation ──C-FIND──▶ find.rs: reader of the AE → catalog among the reader's outbox
+//!  workstation ──C-GET / C-MOVE──▶ retrieve.rs: the same restriction; sent as stored
 //! ```
 //!
 //! The same door serves the relay ([`Callers::Topology`]) and the township gateway
@@ -18,5 +19,6 @@
 
 mod door;
 mod find;
+mod retrieve;
 
 pub use door::{outcome_for, Callers, DimseDoor, DimseSink, DoorConfig, MAX_ASSOCIATIONS};
