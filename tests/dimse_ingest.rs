@@ -375,7 +375,12 @@ fn storescu_studies_are_complete_after_the_quiet_period() {
 fn an_aborted_association_leaves_nothing_partial() {
     let r = relay_with_dimse("30s");
     let big = pydicom_file("examples_ybr_color.dcm");
-    let res = py_send(&r, "TWA_US1", &[big.clone()], &["--abort-after", "1"]);
+    let res = py_send(
+        &r,
+        "TWA_US1",
+        std::slice::from_ref(&big),
+        &["--abort-after", "1"],
+    );
     assert_eq!(res[0]["error"], "aborted", "{res:?}");
     wait_until(
         "the cut-off instance is gone",
@@ -397,9 +402,9 @@ fn an_aborted_association_leaves_nothing_partial() {
         .unwrap();
     assert_eq!(n, 0, "nothing of the aborted instance is stored");
     // Still serving: the same file, whole, is stored.
-    let res = py_send(&r, "TWA_US1", &[big.clone()], &[]);
+    let res = py_send(&r, "TWA_US1", std::slice::from_ref(&big), &[]);
     assert_eq!(res[0]["status"], 0, "{res:?}");
     let got = read_county(&r, "after-abort");
-    let reference = storescp_reference(&r.root, &[big.clone()]);
+    let reference = storescp_reference(&r.root, std::slice::from_ref(&big));
     assert!(data_set(&got[&sop]) == data_set(&reference[&sop]));
 }

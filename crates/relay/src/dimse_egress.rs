@@ -178,10 +178,10 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
             false
         });
         for (title, peer) in wanted {
-            if !workers.contains_key(&title) {
+            workers.entry(title).or_insert_with(|| {
                 let handle = tasks.spawn(worker(ctx.clone(), peer.clone()));
-                workers.insert(title, (peer, handle));
-            }
+                (peer, handle)
+            });
         }
         seen = Some(topology);
     }
@@ -352,7 +352,8 @@ async fn worker(ctx: Arc<Ctx>, peer: Peer) {
         let far = now + Duration::from_secs(3600);
         let wake = [
             retry.next_due(),
-            health.retry_at.filter(|_| !queue.is_empty()),
+            // Only a future instant: when lanes are busy, a past one would spin.
+            health.retry_at.filter(|t| *t > now && !queue.is_empty()),
             idle.then_some(last_scan + RESCAN),
         ]
         .into_iter()
@@ -554,7 +555,7 @@ async fn handle(
                     "peer-unreachable"
                 };
                 audit_peer(ctx, peer, outcome, format!("{where_}: {e}")).await;
-            } else if health.failures % 10 == 0 {
+            } else if health.failures.is_multiple_of(10) {
                 warn!(
                     ae,
                     failures = health.failures,
