@@ -56,11 +56,12 @@ fn wait_listening(port: u16) {
 }
 
 /// DCMTK storescp as the county PACS: bit-preserving, unique file names (a duplicate
-/// delivery shows as a second file).
+/// delivery shows as a second file), several associations at once.
 fn storescp(port: u16, out: &Path) -> PeerProc {
     std::fs::create_dir_all(out).unwrap();
     let child = dcmtk("storescp")
-        .args(["-aet", PACS_AE, "+xa", "-pm", "+B", "+uf", "-od"])
+        // --fork: one process per association, as a PACS serves several at once.
+        .args(["-aet", PACS_AE, "--fork", "+xa", "-pm", "+B", "+uf", "-od"])
         .arg(out)
         .arg(port.to_string())
         .stdout(Stdio::null())

@@ -714,7 +714,7 @@ fn contexts_for(pairs: &[(String, String)]) -> Vec<(String, Vec<String>)> {
         .collect();
     let mut out = Vec::new();
     for (class, syntaxes) in storage_contexts(&refs) {
-        if syntaxes.len() > 1 {
+        if syntaxes.len() > 1 && class != yilian_dimse::sop_classes::VERIFICATION {
             out.push((class.clone(), vec![syntaxes[0].clone()]));
         }
         out.push((class, syntaxes));
@@ -935,6 +935,7 @@ mod tests {
             (ct.clone(), IMPLICIT_VR_LITTLE_ENDIAN.to_string()),
             (us.clone(), jpeg.clone()),
         ]);
+        assert_eq!(c[0].0, yilian_dimse::sop_classes::VERIFICATION);
         let names: Vec<(String, Vec<String>)> = c.into_iter().skip(1).collect();
         assert_eq!(
             names,
