@@ -55,6 +55,8 @@
 //! quiet_period = "30s"             # a study with no new instance from a device for this long
 //!                                  # is complete (C-STORE has no "study done")
 //! idle_timeout = "60s"             # a peer silent this long mid-association is aborted
+//! egress_associations = 4          # associations in parallel to each push AE ([[ae]] with
+//!                                  # push = true: the relay C-STOREs its reader's outbox to it)
 //!
 //! [log]
 //! stats_interval = "30s"           # counters and queue depths in the log
@@ -116,6 +118,7 @@ pub struct DimseSection {
     pub quiet_period: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub idle_timeout: Option<Duration>,
+    pub egress_associations: Option<usize>,
 }
 
 /// The DIMSE front door, resolved (`[dimse]`).
@@ -131,7 +134,12 @@ pub struct DimseConfig {
     pub quiet_period: Duration,
     /// A peer silent this long mid-association is aborted.
     pub idle_timeout: Duration,
+    /// Associations in parallel to each push AE (DIMSE egress).
+    pub egress_associations: usize,
 }
+
+/// Most associations in parallel to one push AE.
+pub const MAX_EGRESS_ASSOCIATIONS: usize = 32;
 
 impl Default for DimseConfig {
     fn default() -> Self {
@@ -141,6 +149,7 @@ impl Default for DimseConfig {
             ae_title: "YILIAN".into(),
             quiet_period: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
+            egress_associations: 4,
         }
     }
 }
@@ -154,7 +163,14 @@ impl DimseSection {
             ae_title: self.ae_title.unwrap_or(d.ae_title),
             quiet_period: self.quiet_period.unwrap_or(d.quiet_period),
             idle_timeout: self.idle_timeout.unwrap_or(d.idle_timeout),
+            egress_associations: self.egress_associations.unwrap_or(d.egress_associations),
         };
+        if !(1..=MAX_EGRESS_ASSOCIATIONS).contains(&c.egress_associations) {
+            return Err(ConfigError::Dimse(format!(
+                "dimse.egress_associations = {} must be between 1 and {MAX_EGRESS_ASSOCIATIONS} (associations in parallel to each push AE; PACS often cap calls per AE)",
+                c.egress_associations
+            )));
+        }
         if !yilian_route::is_valid_ae_title(&c.ae_title) {
             return Err(ConfigError::Dimse(format!(
                 "dimse.ae_title = {:?} is not a valid AE title: 1 to 16 printable ASCII characters without backslash",
@@ -634,6 +650,17 @@ mod tests {
             resolve("[transport]\nwindow = 5\n").is_err(),
             "unknown keys are refused"
         );
+    }
+
+    #[test]
+    fn dimse_egress_associations_default_to_four_and_are_checked() {
+        assert_eq!(resolve("").unwrap().dimse.egress_associations, 4);
+        let c = resolve("[dimse]\negress_associations = 2\n").unwrap();
+        assert_eq!(c.dimse.egress_associations, 2);
+        let e = error("[dimse]\negress_associations = 0\n");
+        assert!(e.contains("dimse.egress_associations"), "{e}");
+        let e = error("[dimse]\negress_associations = 1000\n");
+        assert!(e.contains("between 1 and"), "{e}");
     }
 
     #[test]

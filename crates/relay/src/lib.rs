@@ -53,6 +53,11 @@
 //!   backlog notice. The connected readers share one budget for delivery buffers
 //!   (`budget.rs`: each reader connection's QUIC send window is budget / readers), so memory
 //!   does not grow with fan-out.
+//! * **DIMSE egress** ([`dimse_egress`]): a reader identity of the topology may be a DICOM
+//!   peer (`[[ae]]` with `push = true`, host, port): one worker per such AE drains that
+//!   reader's outbox by C-STORE over a few associations in parallel, in the stored transfer
+//!   syntax, retrying what may pass later and recording (not retrying) what the peer refuses
+//!   for good.
 
 mod audit;
 mod budget;
@@ -60,6 +65,7 @@ pub mod config;
 mod connections;
 pub mod delivery;
 mod dev_certs;
+pub mod dimse_egress;
 mod manifest;
 pub mod quic_upload;
 pub mod reload;

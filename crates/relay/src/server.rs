@@ -31,6 +31,9 @@ pub mod close {
     pub const REVOKED: u32 = 5;
     /// The peer's identity already has `limits.connections_per_identity` connections open.
     pub const TOO_MANY: u32 = 6;
+    /// The reader identity is a push AE's (`[[ae]] push = true`): the DIMSE egress delivers
+    /// its outbox, it cannot subscribe.
+    pub const PUSH_READER: u32 = 7;
 }
 
 /// How long a new stream may take to send its first frame.
@@ -186,6 +189,8 @@ impl Relay {
             self.ctx.clone(),
             self.endpoint.clone(),
         ));
+        // Push AEs of the topology in force (reloads add and remove them).
+        let egress = tokio::spawn(crate::dimse_egress::run(self.ctx.clone()));
         let std_dimse = self.dimse.lock().unwrap_or_else(|p| p.into_inner()).take();
         let dimse = match std_dimse.map(yilian_dimse::tcp::Listener::from_std) {
             Some(Ok(listener)) => {
@@ -213,6 +218,7 @@ impl Relay {
         ticks.abort();
         sweeps.abort();
         watch.abort();
+        egress.abort();
         if let Some(d) = dimse {
             d.abort();
         }
@@ -524,7 +530,30 @@ async fn serve_stream(
         Request::Offer(offer) => upload(ctx, conn_id, peer, send, recv, offer, dec).await,
         Request::Manifest(m) => manifest(&ctx, &peer, &mut send, recv, m, dec).await,
         Request::Subscribe(sub) => {
-            if peer.role == Role::Reader {
+            let pushed = ctx
+                .topology()
+                .push_ae_for(&peer.name)
+                .map(|ae| ae.title.clone());
+            if let Some(title) = pushed {
+                // One outbox, one deliverer: the DIMSE egress drains it. Closing the connection
+                // (a final close code) tells `read` to stop with the reason instead of retrying.
+                let reason = format!(
+                    "{} is delivered by DIMSE to AE {title} ([[ae]] push = true in the topology) and cannot subscribe over QUIC; remove push from that AE to read with this identity",
+                    peer.name
+                );
+                warn!(peer = %peer.name, "subscription refused: {reason}");
+                audit(
+                    &ctx,
+                    &peer,
+                    AuditAction::Subscribe,
+                    None,
+                    None,
+                    "push-ae",
+                    Some(format!("AE {title}")),
+                )
+                .await;
+                conn.close(VarInt::from_u32(close::PUSH_READER), reason.as_bytes());
+            } else if peer.role == Role::Reader {
                 reader_session(ctx, conn, peer, send, recv, sub).await;
             } else {
                 let r = Refusal {

@@ -7,6 +7,11 @@
 //! identity (its C-STOREs come from that identity's site) or a **reader** identity (a reading
 //! workstation: its queries and retrievals see what is routed to that reader). `host` and
 //! `port` say where the relay reaches the AE (a C-MOVE destination).
+//!
+//! With `push = true` the AE is a **DIMSE peer the relay delivers to** (a county PACS, a
+//! reading workstation that only listens): it must act as a reader identity and give `host`
+//! and `port`. Whatever is routed to that reader lands in its outbox as for any reader, and the
+//! relay's DIMSE egress drains it by C-STORE to `host:port`, called AE = `title`.
 
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -30,6 +35,9 @@ pub struct AeTitle {
     /// Character set of text it writes without declaring it (overrides its site's
     /// `charset`): a DICOM defined term such as "GBK".
     pub charset: Option<String>,
+    /// The relay pushes what is routed to its (reader) identity to it by C-STORE.
+    #[serde(default)]
+    pub push: bool,
 }
 
 impl AeTitle {

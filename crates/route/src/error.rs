@@ -326,6 +326,47 @@ pub enum TopologyError {
         title: String,
     },
 
+    /// An `[[ae]]` with `push = true` lacks host and port.
+    #[error(
+        "[[ae]] {title:?} has push = true but no host and port: the relay must know where to \
+         send (give host = \"…\" and port = …, where the peer's DICOM service listens), or \
+         remove push"
+    )]
+    PushWithoutEndpoint {
+        /// The AE title.
+        title: String,
+    },
+
+    /// An `[[ae]]` with `push = true` acts as an identity that is not a reader.
+    #[error(
+        "[[ae]] {title:?} has push = true but acts as identity {identity:?}, a {role}: the relay \
+         pushes what is routed to a reader, so a push AE must act as an identity with role = \
+         \"reader\" (declare one for the peer, e.g. at the site and department it serves)"
+    )]
+    PushNotReader {
+        /// The AE title.
+        title: String,
+        /// Its identity.
+        identity: String,
+        /// That identity's role.
+        role: crate::Role,
+    },
+
+    /// Two `[[ae]]` with `push = true` act as the same reader identity.
+    #[error(
+        "[[ae]] {first:?} and {second:?} both have push = true for identity {identity:?}: one \
+         reader's outbox can be pushed to one peer only; declare a reader identity per peer \
+         (routing rules can send to both)"
+    )]
+    DuplicatePushReader {
+        /// The identity.
+        identity: String,
+        /// The first AE title pushing to it.
+        first: String,
+        /// The second.
+        second: String,
+    },
+
     /// A `[[revoked]]` serial is not a certificate serial number.
     #[error(
         "[[revoked]] number {index} has serial = {value:?}, which is not a certificate serial: \

@@ -116,6 +116,18 @@ impl Topology {
         self.ae_titles.iter()
     }
 
+    /// The `[[ae]]` with `push = true`: DIMSE peers the relay delivers to by C-STORE, each
+    /// draining its reader identity's outbox. Validated: each has host and port, acts as a
+    /// reader, and no two push to the same reader.
+    pub fn push_aes(&self) -> impl Iterator<Item = &AeTitle> {
+        self.ae_titles.iter().filter(|a| a.push)
+    }
+
+    /// The push `[[ae]]` that drains `reader`'s outbox, if any.
+    pub fn push_ae_for(&self, reader: &str) -> Option<&AeTitle> {
+        self.push_aes().find(|a| a.identity == reader)
+    }
+
     /// All identities, in file order.
     pub fn identities(&self) -> impl Iterator<Item = &Identity> {
         self.identities.iter()

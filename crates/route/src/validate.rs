@@ -30,7 +30,7 @@ pub(crate) fn validate(file: TopologyFile) -> Result<Topology, TopologyError> {
     let identity_index = check_identities(&file.identity, &file.site, &site_index)?;
     let rules = check_rules(file.rule, &file.site, &site_index)?;
     let revocations = check_revocations(file.revoked, &identity_index)?;
-    let ae_index = check_ae_titles(&file.ae, &identity_index)?;
+    let ae_index = check_ae_titles(&file.ae, &file.identity, &identity_index)?;
 
     Ok(Topology {
         alliance_name,
@@ -59,9 +59,12 @@ fn check_charset(owner: String, term: Option<&str>) -> Result<(), TopologyError>
 
 fn check_ae_titles(
     aes: &[AeTitle],
+    identities: &[Identity],
     identity_index: &HashMap<String, usize>,
 ) -> Result<HashMap<String, usize>, TopologyError> {
     let mut index = HashMap::with_capacity(aes.len());
+    // Push AEs by the reader identity they drain: one peer per reader outbox.
+    let mut pushed: HashMap<&str, &str> = HashMap::new();
     for (i, ae) in aes.iter().enumerate() {
         if !is_valid_ae_title(&ae.title) {
             return Err(TopologyError::InvalidAeTitle {
@@ -84,6 +87,31 @@ fn check_ae_titles(
             return Err(TopologyError::DuplicateAeTitle {
                 title: ae.title.clone(),
             });
+        }
+        if ae.push {
+            if ae.endpoint().is_none() {
+                return Err(TopologyError::PushWithoutEndpoint {
+                    title: ae.title.clone(),
+                });
+            }
+            let role = identity_index
+                .get(&ae.identity)
+                .map(|&j| identities[j].role)
+                .unwrap_or(Role::Device);
+            if role != Role::Reader {
+                return Err(TopologyError::PushNotReader {
+                    title: ae.title.clone(),
+                    identity: ae.identity.clone(),
+                    role,
+                });
+            }
+            if let Some(first) = pushed.insert(&ae.identity, &ae.title) {
+                return Err(TopologyError::DuplicatePushReader {
+                    identity: ae.identity.clone(),
+                    first: first.to_string(),
+                    second: ae.title.clone(),
+                });
+            }
         }
     }
     Ok(index)

@@ -487,3 +487,72 @@ fn rule_filter_values_are_trimmed() {
         Some(&["1.2.3".to_string()][..])
     );
 }
+
+// ---- [[ae]] push (DIMSE egress) -------------------------------------------------------------
+
+const PUSH_IDS: &str = r#"
+[[identity]]
+name = "county-pacs"
+site = "county"
+role = "reader"
+department = "radiology"
+
+[[identity]]
+name = "town-device"
+site = "town"
+role = "device"
+"#;
+
+#[test]
+fn a_push_ae_is_a_reader_with_an_endpoint() {
+    let t = Topology::from_toml_str(&with(&format!(
+        "{PUSH_IDS}\n[[ae]]\ntitle = \"PACS\"\nidentity = \"county-pacs\"\nhost = \"10.0.0.5\"\nport = 104\npush = true\n\n[[ae]]\ntitle = \"TOWN_DR\"\nidentity = \"town-device\"\n"
+    )))
+    .unwrap();
+    let push: Vec<&str> = t.push_aes().map(|a| a.title.as_str()).collect();
+    assert_eq!(push, ["PACS"]);
+    assert_eq!(
+        t.push_ae_for("county-pacs").unwrap().endpoint(),
+        Some(("10.0.0.5", 104))
+    );
+    assert!(t.push_ae_for("town-device").is_none());
+    assert!(!t.ae("TOWN_DR").unwrap().push, "push defaults to false");
+}
+
+#[test]
+fn push_without_host_and_port() {
+    let (err, msg) = error_of(&with(&format!(
+        "{PUSH_IDS}\n[[ae]]\ntitle = \"PACS\"\nidentity = \"county-pacs\"\npush = true\n"
+    )));
+    assert!(
+        matches!(&err, TopologyError::PushWithoutEndpoint { title } if title == "PACS"),
+        "{err:?}"
+    );
+    assert_names(&msg, &["\"PACS\"", "host", "port"]);
+}
+
+#[test]
+fn push_to_a_device_identity() {
+    let (err, msg) = error_of(&with(&format!(
+        "{PUSH_IDS}\n[[ae]]\ntitle = \"TOWN_DR\"\nidentity = \"town-device\"\nhost = \"h\"\nport = 104\npush = true\n"
+    )));
+    assert!(
+        matches!(&err, TopologyError::PushNotReader { title, identity, role }
+            if title == "TOWN_DR" && identity == "town-device" && *role == Role::Device),
+        "{err:?}"
+    );
+    assert_names(&msg, &["\"TOWN_DR\"", "\"town-device\"", "reader"]);
+}
+
+#[test]
+fn two_push_aes_for_one_reader() {
+    let (err, msg) = error_of(&with(&format!(
+        "{PUSH_IDS}\n[[ae]]\ntitle = \"PACS\"\nidentity = \"county-pacs\"\nhost = \"h\"\nport = 104\npush = true\n\n[[ae]]\ntitle = \"PACS2\"\nidentity = \"county-pacs\"\nhost = \"h2\"\nport = 104\npush = true\n"
+    )));
+    assert!(
+        matches!(&err, TopologyError::DuplicatePushReader { identity, first, second }
+            if identity == "county-pacs" && first == "PACS" && second == "PACS2"),
+        "{err:?}"
+    );
+    assert_names(&msg, &["\"PACS\"", "\"PACS2\"", "\"county-pacs\""]);
+}

@@ -11,6 +11,12 @@
 //! study, series and instance attributes C-FIND and QIDO match on; see `catalog.rs`). Schema 2
 //! is migrated in place: every stored instance gets a catalog row with what the index already
 //! knew (UIDs, SOP class, modality) and `complete = 0`.
+//!
+//! Schema 4 records failed delivery attempts on the outbox (`attempts`, `last_status`,
+//! `last_reason`, `failed_at`): a DIMSE peer that refuses an instance for good (e.g. status
+//! 0xA900) takes the entry out of the pending queue (`failed_at` set) with its status and reason
+//! kept; transient failures only count and remember the last status. Schema 3 is migrated in
+//! place (the columns are added; existing entries have no failures).
 
 use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
@@ -18,7 +24,7 @@ use std::path::Path;
 use crate::StoreError;
 
 /// The schema this code writes (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS instances (
@@ -49,6 +55,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     priority INTEGER NOT NULL,
     enqueued_at INTEGER NOT NULL,
     delivered_at INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_status INTEGER,
+    last_reason TEXT,
+    failed_at INTEGER,
     UNIQUE(reader, instance_id)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(reader, delivered_at, priority DESC, seq);
@@ -205,8 +215,13 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
         (0, Some(sql)) if sql.contains("sop_uid TEXT PRIMARY KEY") => {
             migrate_1_to_2(&mut conn)?;
             migrate_2_to_3(&mut conn)?;
+            migrate_3_to_4(&mut conn)?;
         }
-        (2, _) => migrate_2_to_3(&mut conn)?,
+        (2, _) => {
+            migrate_2_to_3(&mut conn)?;
+            migrate_3_to_4(&mut conn)?;
+        }
+        (3, _) => migrate_3_to_4(&mut conn)?,
         (v, _) if v > SCHEMA_VERSION => {
             return Err(StoreError::Corrupt(format!(
                 "the index was written by a newer yilian (schema {v}, this one knows {SCHEMA_VERSION}); run that version or a newer one"
@@ -219,6 +234,31 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     crate::query::register_functions(&conn)?;
     Ok(conn)
+}
+
+/// Schema 3 → 4: the outbox's failure columns. A table created by a newer `SCHEMA` during an
+/// earlier step of the same migration already has them: only missing columns are added.
+fn migrate_3_to_4(conn: &mut Connection) -> Result<(), StoreError> {
+    tracing::info!("migrating the index from schema 3 to 4 (failed deliveries on the outbox)");
+    let tx = conn.transaction()?;
+    let have: Vec<String> = {
+        let mut st = tx.prepare("SELECT name FROM pragma_table_info('outbox')")?;
+        let names = st.query_map([], |r| r.get::<_, String>(0))?;
+        names.collect::<Result<_, _>>()?
+    };
+    for (column, decl) in [
+        ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+        ("last_status", "INTEGER"),
+        ("last_reason", "TEXT"),
+        ("failed_at", "INTEGER"),
+    ] {
+        if !have.iter().any(|h| h == column) {
+            tx.execute_batch(&format!("ALTER TABLE outbox ADD COLUMN {column} {decl};"))?;
+        }
+    }
+    tx.pragma_update(None, "user_version", 4)?;
+    tx.commit()?;
+    Ok(())
 }
 
 fn migrate_2_to_3(conn: &mut Connection) -> Result<(), StoreError> {

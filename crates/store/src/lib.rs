@@ -55,7 +55,7 @@ pub use error::{io_out_of_space, StoreError};
 pub use fsmode::{DIR_MODE, FILE_MODE};
 pub use group::GroupStats;
 pub use manifest::ManifestStatus;
-pub use outbox::{OutboxItem, QueueDepth};
+pub use outbox::{DeliveryFailure, FailedItem, OutboxItem, QueueDepth};
 pub use partial::{Partial, PartialInfo};
 pub use query::{person_name, wildcard, Found, Key, Match, Query, QueryLevel, DEFAULT_MATCH_LIMIT};
 pub use records::{InstanceRecord, NewInstance};

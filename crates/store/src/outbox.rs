@@ -1,4 +1,10 @@
 //! Per-reader persistent outboxes, delivered in priority order.
+//!
+//! An entry is **pending** until it is delivered ([`Store::mark_delivered`]) or failed for good
+//! ([`Store::record_failure`] with a permanent failure: a DIMSE peer refused the instance, e.g.
+//! status 0xA900). A failed entry leaves the pending queue (and the queue depths) but keeps its
+//! last status and reason ([`Store::failed_for`]); [`Store::retry_failed`] puts it back.
+//! Transient failures only count attempts and remember the last status and reason.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -13,6 +19,14 @@ const PENDING: &str = "SELECT i.sop_uid, i.study_uid, i.series_uid, i.sop_class_
         i.id, o.seq, o.priority
     FROM outbox o JOIN instances i ON i.id = o.instance_id";
 
+/// [`PENDING`] plus the failure columns: attempts (14), last status (15), last reason (16),
+/// failed at (17).
+const PENDING_FAILED: &str =
+    "SELECT i.sop_uid, i.study_uid, i.series_uid, i.sop_class_uid, i.modality,
+        i.source_site, i.source_identity, i.size, i.hash, i.priority, i.stored_at,
+        i.id, o.seq, o.priority, o.attempts, o.last_status, o.last_reason, o.failed_at
+    FROM outbox o JOIN instances i ON i.id = o.instance_id";
+
 /// One instance waiting for a reader.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxItem {
@@ -20,6 +34,31 @@ pub struct OutboxItem {
     pub reader: String,
     pub priority: u8,
     pub instance: InstanceRecord,
+}
+
+/// Why one delivery attempt failed, as [`Store::record_failure`] records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryFailure {
+    /// The peer's status (e.g. a DIMSE status such as 0xA900), if it answered with one.
+    pub status: Option<u16>,
+    /// In words for an administrator (who refused, why; never patient data).
+    pub reason: String,
+    /// Refused for good: the entry leaves the pending queue (kept as failed).
+    pub permanent: bool,
+}
+
+/// An outbox entry that failed for good: what was refused, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedItem {
+    pub seq: i64,
+    pub reader: String,
+    pub instance: InstanceRecord,
+    /// Attempts recorded (transient failures and the final one).
+    pub attempts: u32,
+    pub last_status: Option<u16>,
+    pub last_reason: String,
+    /// When it failed for good (ms since the Unix epoch).
+    pub failed_at_ms: i64,
 }
 
 /// Pending entries per reader.
@@ -35,7 +74,7 @@ impl Store {
     pub fn pending_for(&self, reader: &str) -> Result<Vec<OutboxItem>, StoreError> {
         let db = self.db();
         let mut st = db.prepare_cached(&format!(
-            "{PENDING} WHERE o.reader = ?1 AND o.delivered_at IS NULL
+            "{PENDING} WHERE o.reader = ?1 AND o.delivered_at IS NULL AND o.failed_at IS NULL
              ORDER BY o.priority DESC, o.seq"
         ))?;
         let rows = st.query_map([reader], |r| {
@@ -64,7 +103,7 @@ impl Store {
         let db = self.db();
         let mut st = db.prepare_cached(&format!(
             "{PENDING} WHERE o.reader = ?1 AND i.study_uid = ?2 AND i.sop_uid = ?3
-                 AND o.delivered_at IS NULL"
+                 AND o.delivered_at IS NULL AND o.failed_at IS NULL"
         ))?;
         let row = st
             .query_row(params![reader, study_uid, sop_uid], |r| {
@@ -93,7 +132,7 @@ impl Store {
         let n: i64 = self.db().query_row(
             "SELECT COUNT(*) FROM outbox o JOIN instances i ON i.id = o.instance_id
              WHERE o.reader = ?1 AND i.study_uid = ?2 AND i.sop_uid = ?3
-                 AND o.delivered_at IS NULL",
+                 AND o.delivered_at IS NULL AND o.failed_at IS NULL",
             params![reader, study_uid, sop_uid],
             |r| r.get(0),
         )?;
@@ -119,13 +158,114 @@ impl Store {
         }
     }
 
+    /// Record a failed delivery attempt of the pending instance `(study_uid, sop_uid)` to
+    /// `reader`, and audit it (action `deliver`, outcome `refused` when permanent, else
+    /// `retry`; the reason as detail) in the same transaction. A permanent failure takes the
+    /// entry out of the pending queue. Returns false (and records nothing) when no such entry
+    /// is pending.
+    pub fn record_failure(
+        &self,
+        reader: &str,
+        study_uid: &str,
+        sop_uid: &str,
+        failure: &DeliveryFailure,
+    ) -> Result<bool, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let now = crate::db::now();
+        let changed = tx.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_status = ?4, last_reason = ?5,
+                 failed_at = CASE WHEN ?6 THEN ?7 ELSE NULL END
+             WHERE reader = ?1 AND delivered_at IS NULL AND failed_at IS NULL AND instance_id IN
+                 (SELECT id FROM instances WHERE study_uid = ?2 AND sop_uid = ?3)",
+            params![
+                reader,
+                study_uid,
+                sop_uid,
+                failure.status,
+                failure.reason,
+                failure.permanent,
+                now
+            ],
+        )?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        crate::audit::insert(
+            &tx,
+            &crate::AuditEvent {
+                actor: reader.to_string(),
+                site: None,
+                action: crate::AuditAction::Deliver,
+                study_uid: Some(study_uid.to_string()),
+                sop_uid: Some(sop_uid.to_string()),
+                outcome: if failure.permanent {
+                    "refused"
+                } else {
+                    "retry"
+                }
+                .into(),
+                detail: Some(failure.reason.clone()),
+            },
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// The entries of `reader` that failed for good, oldest failure first.
+    pub fn failed_for(&self, reader: &str) -> Result<Vec<FailedItem>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare_cached(&format!(
+            "{PENDING_FAILED} WHERE o.reader = ?1 AND o.delivered_at IS NULL
+                 AND o.failed_at IS NOT NULL
+             ORDER BY o.failed_at, o.seq"
+        ))?;
+        let rows = st.query_map([reader], |r| {
+            Ok((
+                row_to_record(r)?,
+                r.get::<_, i64>(12)?,
+                r.get::<_, u32>(14)?,
+                r.get::<_, Option<u16>>(15)?,
+                r.get::<_, Option<String>>(16)?,
+                r.get::<_, i64>(17)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (rec, seq, attempts, last_status, last_reason, failed_at_ms) = row?;
+            out.push(FailedItem {
+                seq,
+                reader: reader.to_string(),
+                instance: rec?,
+                attempts,
+                last_status,
+                last_reason: last_reason.unwrap_or_default(),
+                failed_at_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Put `reader`'s failed entries back into its pending queue (after the administrator
+    /// fixed what the peer refused); `sop_uid` limits it to one instance. The attempt count and
+    /// last status stay. Returns how many entries are pending again.
+    pub fn retry_failed(&self, reader: &str, sop_uid: Option<&str>) -> Result<usize, StoreError> {
+        let n = self.db().execute(
+            "UPDATE outbox SET failed_at = NULL
+             WHERE reader = ?1 AND delivered_at IS NULL AND failed_at IS NOT NULL
+                 AND (?2 IS NULL OR instance_id IN (SELECT id FROM instances WHERE sop_uid = ?2))",
+            params![reader, sop_uid],
+        )?;
+        Ok(n)
+    }
+
     /// Pending instances and bytes per reader (readers with nothing pending are omitted).
     pub fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
         let db = self.db();
         let mut st = db.prepare_cached(
             "SELECT o.reader, COUNT(*), COALESCE(SUM(i.size), 0)
              FROM outbox o JOIN instances i ON i.id = o.instance_id
-             WHERE o.delivered_at IS NULL GROUP BY o.reader ORDER BY o.reader",
+             WHERE o.delivered_at IS NULL AND o.failed_at IS NULL GROUP BY o.reader ORDER BY o.reader",
         )?;
         let rows = st.query_map([], |r| {
             Ok(QueueDepth {

@@ -512,7 +512,7 @@ fn schema_2_is_migrated() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4, "migrated through schema 3 to the current one");
     let incomplete: i64 = db
         .query_row("SELECT COUNT(*) FROM catalog WHERE complete = 0", [], |r| {
             r.get(0)
@@ -520,5 +520,5 @@ fn schema_2_is_migrated() {
         .unwrap();
     assert_eq!(incomplete, 2);
     drop(db);
-    Store::open(dir.path()).expect("reopens at schema 3");
+    Store::open(dir.path()).expect("reopens at the current schema");
 }
