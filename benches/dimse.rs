@@ -18,6 +18,10 @@
 //! * **CPU per GB**: the receiver process's user + system CPU (children included, for
 //!   storescp's forks) over the run, per GB received.
 //! * yilian also ingests the same corpus over **QUIC** (`yilian send`), for its CPU per GB.
+//! * **SCU egress**: the corpus, ingested beforehand and routed to a push AE (`[[ae]] push =
+//!   true`), is delivered by the relay's C-STORE egress to a DCMTK `storescp --fork`, timed from
+//!   the relay's start until storescp holds every file; against one `storescu` sending the same
+//!   files to the same kind of `storescp`.
 //!
 //! yilian answers each C-STORE only once the instance is hash-verified, fsync'ed and committed;
 //! Orthanc fsyncs each file; storescp only writes. Ratios are printed against both.
@@ -27,6 +31,7 @@ use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use yilian_route::Topology;
 use yilian_testkit::StudySpec;
 
 mod common;
@@ -120,6 +125,13 @@ fn main() -> Result<()> {
             q.files_per_s, q.mb_per_s, q.cpu_per_gb
         );
         rows.push(q);
+        let (egress, reference) = measure_egress(tmp.path(), &corpus, run)?;
+        println!(
+            "run {run}: egress: yilian SCU {:>7.1} files/s, storescu {:>7.1} files/s",
+            egress.files_per_s, reference.files_per_s
+        );
+        rows.push(egress);
+        rows.push(reference);
     }
     summary(&rows);
     Ok(())
@@ -177,6 +189,10 @@ enum Kind {
     Orthanc,
     Yilian,
     Quic,
+    /// The relay's C-STORE egress to storescp.
+    Egress,
+    /// storescu to storescp (the egress reference).
+    StorescuEgress,
 }
 
 impl Kind {
@@ -186,6 +202,8 @@ impl Kind {
             Kind::Orthanc => "Orthanc",
             Kind::Yilian => "yilian",
             Kind::Quic => "yilianQUIC",
+            Kind::Egress => "yilianSCU",
+            Kind::StorescuEgress => "storescu",
         }
     }
 }
@@ -279,7 +297,7 @@ fn start(dir: &Path, kind: Kind, assocs: usize) -> Result<(Proc, u16, &'static s
             c.env("TCP_NODELAY", "1").arg(&config);
             (Proc::spawn("Orthanc", c, &log)?, "ORTHANC")
         }
-        Kind::Yilian | Kind::Quic => {
+        Kind::Yilian | Kind::Quic | Kind::Egress | Kind::StorescuEgress => {
             let quic = free_port()?;
             let config = dir.join("relay.toml");
             std::fs::write(
@@ -390,6 +408,164 @@ fn measure_quic(scratch: &Path, corpus: &Corpus, run: usize) -> Result<Row> {
     })
 }
 
+/// Files with data under `dir`.
+fn count_files(dir: &Path) -> usize {
+    walk(dir).len()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else if e.metadata().map(|m| m.len() > 0).unwrap_or(false) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Start `storescp --fork` writing into `out`.
+fn storescp(out: &Path, log: &Path) -> Result<(Proc, u16)> {
+    std::fs::create_dir_all(out)?;
+    let port = free_port()?;
+    let mut c = Command::new("/usr/bin/storescp");
+    c.env("TCP_NODELAY", "1")
+        .args(["+xa", "-pm", "--fork", "-od"])
+        .arg(out)
+        .arg(port.to_string());
+    let mut p = Proc::spawn("storescp", c, log)?;
+    wait_port(port, &mut p)?;
+    Ok((p, port))
+}
+
+fn wait_files(dir: &Path, n: usize, what: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while count_files(dir) < n {
+        ensure!(
+            Instant::now() < deadline,
+            "{what}: only {} of {n} files arrived",
+            count_files(dir)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// The relay's C-STORE egress against one storescu, both to storescp.
+fn measure_egress(scratch: &Path, corpus: &Corpus, run: usize) -> Result<(Row, Row)> {
+    let dir = scratch.join(format!("egress-{run}"));
+    std::fs::create_dir_all(&dir)?;
+    // Reference: storescu → storescp.
+    let (mut scp, port) = storescp(&dir.join("ref-out"), &dir.join("ref-storescp.log"))?;
+    let t0 = Instant::now();
+    let mut c = Command::new("/usr/bin/storescu");
+    c.env("TCP_NODELAY", "1")
+        .args([
+            "-aet",
+            "BENCH",
+            "-aec",
+            "STORESCP",
+            "+sd",
+            "+r",
+            "127.0.0.1",
+        ])
+        .arg(port.to_string())
+        .args(corpus.parts.iter());
+    let mut sender = Proc::spawn("storescu", c, &dir.join("ref-storescu.log"))?;
+    let status = loop {
+        if let Some(st) = sender.try_wait()? {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    ensure!(status.success(), "storescu failed\n{}", sender.log_tail());
+    let reference_secs = t0.elapsed().as_secs_f64();
+    scp.kill();
+    // yilian: ingest routed to a reader whose push AE is added afterwards.
+    let (mut scp, port) = storescp(&dir.join("out"), &dir.join("storescp.log"))?;
+    let base = Topology::example_toml();
+    let reader = "[[identity]]\nname = \"county-pacs\"\nsite = \"county\"\nrole = \"reader\"\ndepartment = \"radiology\"\n";
+    let topo = dir.join("topology.toml");
+    std::fs::write(&topo, format!("{base}\n{reader}"))?;
+    let relay_dir = dir.join("relay");
+    std::fs::create_dir_all(&relay_dir)?;
+    let (mut relay, dimse_port, _) = start_with_topology(&relay_dir, &topo)?;
+    let mut c = Command::new("/usr/bin/storescu");
+    c.env("TCP_NODELAY", "1")
+        .args([
+            "-aet",
+            "TWA_DR1",
+            "-aec",
+            "YILIAN",
+            "+sd",
+            "+r",
+            "127.0.0.1",
+        ])
+        .arg(dimse_port.to_string())
+        .args(corpus.parts.iter());
+    let mut sender = Proc::spawn("storescu → yilian", c, &dir.join("ingest.log"))?;
+    let status = loop {
+        if let Some(st) = sender.try_wait()? {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    ensure!(
+        status.success(),
+        "storescu → yilian failed\n{}",
+        sender.log_tail()
+    );
+    relay.kill();
+    std::fs::write(
+        &topo,
+        format!("{base}\n{reader}\n[[ae]]\ntitle = \"COUNTY_PACS\"\nidentity = \"county-pacs\"\nhost = \"127.0.0.1\"\nport = {port}\npush = true\n"),
+    )?;
+    let t0 = Instant::now();
+    let (mut relay, _, _) = start_with_topology(&relay_dir, &topo)?;
+    wait_files(&dir.join("out"), corpus.files, "egress")?;
+    let secs = t0.elapsed().as_secs_f64();
+    relay.kill();
+    scp.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+    let row = |kind, secs: f64| Row {
+        kind,
+        assocs: 1,
+        files_per_s: corpus.files as f64 / secs,
+        mb_per_s: corpus.bytes as f64 / 1e6 / secs,
+        cpu_per_gb: f64::NAN,
+    };
+    Ok((
+        row(Kind::Egress, secs),
+        row(Kind::StorescuEgress, reference_secs),
+    ))
+}
+
+/// A relay on `topology` (DIMSE on), in `dir` (its data kept across restarts).
+fn start_with_topology(dir: &Path, topology: &Path) -> Result<(Proc, u16, u16)> {
+    let port = free_port()?;
+    let quic = free_port()?;
+    let config = dir.join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{quic}\"\ndata_dir = {:?}\ntopology = {:?}\n[dimse]\nlisten = \"127.0.0.1:{port}\"\n",
+            dir.join("data").display().to_string(),
+            topology.display().to_string()
+        ),
+    )?;
+    let mut c = Command::new(yilian_bin());
+    c.env("RUST_LOG", "warn")
+        .args(["serve", "--config"])
+        .arg(&config);
+    let mut p = Proc::spawn("yilian", c, &dir.join("relay.log"))?;
+    wait_port(port, &mut p)?;
+    Ok((p, port, quic))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     if v.is_empty() {
@@ -448,5 +624,11 @@ fn summary(rows: &[Row]) {
     println!(
         "  CPU/GB, yilian QUIC / storescp (1 assoc):  {:.2}  (≤ 2.0)",
         cpu(Kind::Quic, 1) / cpu(Kind::Storescp, 1)
+    );
+    println!(
+        "  SCU egress, yilian / storescu files/s:     {:.2}  (≥ 1.5)   [{:.1} vs {:.1} files/s]",
+        fps(Kind::Egress, 1) / fps(Kind::StorescuEgress, 1),
+        fps(Kind::Egress, 1),
+        fps(Kind::StorescuEgress, 1)
     );
 }

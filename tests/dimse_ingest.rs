@@ -353,3 +353,52 @@ fn a_kill_9_loses_no_acknowledged_c_store() {
         assert!(got.contains_key(s), "{s} acknowledged but not delivered");
     }
 }
+
+/// The quiet period survives a restart: a study sent just before the relay stopped is
+/// complete once quiet after it starts again.
+#[test]
+fn a_restart_during_the_quiet_period_still_completes_the_study() {
+    let mut r = relay_with_dimse("3s");
+    let dir = r.root.join("ct");
+    yilian_testkit::ct_series(
+        &dir,
+        &yilian_testkit::StudySpec::new("CT", 61),
+        4,
+        32,
+        32,
+        61,
+    )
+    .unwrap();
+    let mut c = dcmtk("storescu");
+    c.args(["-aet", "TWA_DR1", "-aec", "YILIAN", "+sd"])
+        .arg("127.0.0.1")
+        .arg(r.port.to_string())
+        .arg(&dir);
+    let out = run_guarded(c, GUARD, "storescu");
+    assert!(out.status.success(), "{}", text(&out));
+    r.relay.kill9();
+    let complete = |r: &DimseRelay| {
+        let db = rusqlite::Connection::open_with_flags(
+            r.relay.data.join("index.sqlite"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        db.query_row(
+            "SELECT COUNT(*) FROM manifests WHERE complete_at IS NOT NULL",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .unwrap_or(0)
+    };
+    assert_eq!(complete(&r), 0, "killed before the quiet period passed");
+    r.relay.restart();
+    wait_until(
+        "the study is complete after the restart",
+        Duration::from_secs(60),
+        || complete(&r) == 1,
+    );
+    assert!(r
+        .relay
+        .log_text()
+        .contains("studies without a manifest wait for their quiet period again"));
+}

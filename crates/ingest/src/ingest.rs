@@ -4,11 +4,11 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
-use yilian_proto::{valid_uid, Refusal, RefuseCode};
-use yilian_route::{Priority, RouteInput, Topology};
+use yilian_proto::{Refusal, RefuseCode};
+use yilian_route::Topology;
 use yilian_store::{AuditAction, AuditEvent, ManifestStatus, Store, StoreError};
 
-use crate::gate::{ConnId, GateConfig, Urgency};
+use crate::gate::GateConfig;
 use crate::gate_handle::GateHandle;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -16,7 +16,6 @@ use crate::principal::Principal;
 use crate::quiet::QuietStudies;
 use crate::refusal::{refusal, store_refusal};
 use crate::storage::Storage;
-use crate::upload::{Upload, UploadSpec};
 
 /// Limits and tuning of ingest (from the relay's `[limits]` and checkpoint settings).
 #[derive(Clone, Debug)]
@@ -105,6 +104,32 @@ impl Ingest {
             .touch(site, study, Instant::now());
     }
 
+    /// At start: studies stored without a manifest before the last stop wait for their quiet
+    /// period again, counted from their last instance (the timers live in memory).
+    pub async fn rearm_quiet_studies(&self) {
+        let store = self.store.clone();
+        let found = tokio::task::spawn_blocking(move || store.studies_without_manifest()).await;
+        let studies = match found {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return warn!("cannot list studies waiting for their quiet period: {e}"),
+            Err(e) => return warn!("listing studies waiting for their quiet period failed: {e}"),
+        };
+        let now = Instant::now();
+        let mut quiet = self.quiet.lock().unwrap_or_else(|p| p.into_inner());
+        for (site, study, ago_ms) in &studies {
+            let last = now
+                .checked_sub(Duration::from_millis(*ago_ms))
+                .unwrap_or(now);
+            quiet.touch(site, study, last);
+        }
+        if !studies.is_empty() {
+            info!(
+                studies = studies.len(),
+                "studies without a manifest wait for their quiet period again"
+            );
+        }
+    }
+
     /// The quiet period of `study` passed: what `site` stored of it becomes its manifest.
     async fn complete_quiet_study(&self, site: &str, study: &str) {
         let store = self.store.clone();
@@ -146,64 +171,6 @@ impl Ingest {
     /// The gate's settings.
     pub fn gate_config(&self) -> GateConfig {
         self.gate.config()
-    }
-
-    /// Start an upload: check who uploads and what, then enter the gate. The upload still
-    /// waits for its lease ([`Upload::lease`]).
-    ///
-    /// `conn` identifies the principal's connection (the gate lets a waiting upload take a
-    /// lease over from an upload whose connection has gone silent).
-    pub async fn begin(
-        self: &Arc<Self>,
-        principal: Arc<Principal>,
-        spec: UploadSpec,
-        conn: ConnId,
-    ) -> Result<Upload, Refusal> {
-        let max = self.config.max_instance_bytes;
-        if !principal.may_upload() {
-            return Err(refusal(
-                RefuseCode::Unauthorized,
-                format!(
-                    "{} is a {} identity and may not upload; use a device certificate",
-                    principal.name, principal.role
-                ),
-            ));
-        }
-        if let Some(size) = spec.size.filter(|&s| s > max) {
-            return Err(refusal(
-                RefuseCode::TooLarge,
-                format!(
-                    "instance of {size} bytes exceeds this relay's limit of {max} bytes (limits.max_instance_bytes)"
-                ),
-            ));
-        }
-        if !valid_uid(&spec.sop_uid) || spec.study_uid.as_deref().is_some_and(|s| !valid_uid(s)) {
-            return Err(refusal(
-                RefuseCode::Malformed,
-                "the instance's UIDs are not valid DICOM UIDs (digits and dots, at most 64 characters)",
-            ));
-        }
-        if self.storage.is_full() {
-            return Err(refusal(
-                RefuseCode::StorageFull,
-                self.storage.refusal_text(),
-            ));
-        }
-        if let Some(study) = &spec.study_uid {
-            self.check_study_owner(&principal.site, study).await?;
-        }
-        let urgency = urgency_of(self.declared_priority(&principal.site, &spec));
-        let ticket = self
-            .gate
-            .offer(
-                conn,
-                &principal.name,
-                &principal.site,
-                &spec.sop_uid,
-                urgency,
-            )
-            .map_err(|e| refusal(RefuseCode::Busy, e.to_string()))?;
-        Ok(Upload::new(self.clone(), principal, spec, ticket))
     }
 
     /// Refused if another site sent `study_uid` first.
@@ -254,32 +221,5 @@ impl Ingest {
     /// dropped silently (`audit.rs`).
     pub async fn audit(&self, ev: AuditEvent) {
         crate::audit::write(&self.store, &self.storage, &self.metrics, ev).await;
-    }
-
-    /// The priority the declared header facts route to (with the requested priority), or the
-    /// requested priority alone when it is urgent; `None` when nothing tells yet.
-    fn declared_priority(&self, site: &str, spec: &UploadSpec) -> Option<Priority> {
-        let requested = spec.priority;
-        let from_facts = spec.facts.as_ref().and_then(|f| {
-            self.topology()
-                .route(&RouteInput {
-                    source_site: site,
-                    modality: f.modality.as_deref(),
-                    sop_class_uid: f.sop_class_uid.as_deref(),
-                    body_part: f.body_part.as_deref(),
-                    requested_priority: requested,
-                })
-                .ok()
-                .map(|d| d.priority)
-        });
-        from_facts.or((requested >= Priority::Urgent).then_some(requested))
-    }
-}
-
-pub(crate) fn urgency_of(p: Option<Priority>) -> Urgency {
-    match p {
-        None => Urgency::Unknown,
-        Some(p) if p >= Priority::Urgent => Urgency::Urgent,
-        Some(_) => Urgency::Routine,
     }
 }

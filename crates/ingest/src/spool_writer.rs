@@ -32,8 +32,8 @@ use crate::hub::{LiveInstance, LiveOutcome};
 use crate::principal::{Door, Principal};
 use crate::refusal::{refusal, refusal_for, store_refusal};
 use crate::routing::{route_instance, Routed};
+use crate::spec::UploadSpec;
 use crate::storage::Storage;
-use crate::upload::UploadSpec;
 
 /// Start kernel write-back after this many unsynced bytes, so a checkpoint's fsync finds
 /// little left to write and does not stall the stream.

@@ -20,47 +20,19 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use yilian_dicom::Catalog;
-use yilian_proto::{Hash, InstanceFacts, Refusal, RefuseCode};
-use yilian_route::Priority;
+use yilian_proto::{valid_uid, Hash, Refusal, RefuseCode};
+use yilian_route::{Priority, RouteInput};
 use yilian_store::{NewInstance, Partial};
 
-use crate::gate::{Action, ConnId};
+use crate::gate::{Action, ConnId, Urgency};
 use crate::gate_handle::Ticket;
 use crate::hub::{LiveInstance, LiveOutcome};
-use crate::ingest::{urgency_of, Ingest};
+use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::principal::Principal;
 use crate::refusal::{conflict, refusal};
+use crate::spec::UploadSpec;
 use crate::spool_writer::{SpoolWriter, Verified, WriterCmd, WriterEvent, WRITER_QUEUE};
-
-/// What a front door knows about an instance before its bytes.
-#[derive(Clone, Debug, Default)]
-pub struct UploadSpec {
-    /// SOP Instance UID (yilian/1: the offer's; C-STORE: the command's Affected SOP Instance).
-    pub sop_uid: String,
-    /// Study Instance UID, when known up front (yilian/1). The file must then carry it.
-    pub study_uid: Option<String>,
-    /// The whole file's size, when known up front (yilian/1). An upload with both size and
-    /// study is resumable (its partial survives a broken stream) and reaches connected readers
-    /// while it arrives; one without is stored in a scratch file and reaches them once stored.
-    pub size: Option<u64>,
-    /// The priority requested (the routing rules may raise it).
-    pub priority: Priority,
-    /// Header facts declared before the data (urgent first before the header is read).
-    pub facts: Option<InstanceFacts>,
-    /// The whole file's hash, if the sender knows it up front (an identical instance already
-    /// stored is then acknowledged without its bytes).
-    pub hash: Option<Hash>,
-    /// Bytes in front of the received ones, made up by the front door (C-STORE: the file meta
-    /// information synthesized from the association). Part of the stored file and its hash.
-    pub prefix: Option<Bytes>,
-}
-
-impl UploadSpec {
-    pub(crate) fn resumable(&self) -> bool {
-        self.size.is_some() && self.study_uid.is_some()
-    }
-}
 
 /// Where an opened upload stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -498,4 +470,92 @@ async fn commit(
 pub fn next_conn() -> ConnId {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// How an upload starts, whatever its front door.
+impl Ingest {
+    /// Start an upload: check who uploads and what, then enter the gate. The upload still
+    /// waits for its lease ([`Upload::lease`]).
+    ///
+    /// `conn` identifies the principal's connection (the gate lets a waiting upload take a
+    /// lease over from an upload whose connection has gone silent).
+    pub async fn begin(
+        self: &Arc<Self>,
+        principal: Arc<Principal>,
+        spec: UploadSpec,
+        conn: ConnId,
+    ) -> Result<Upload, Refusal> {
+        let max = self.config.max_instance_bytes;
+        if !principal.may_upload() {
+            return Err(refusal(
+                RefuseCode::Unauthorized,
+                format!(
+                    "{} is a {} identity and may not upload; use a device certificate",
+                    principal.name, principal.role
+                ),
+            ));
+        }
+        if let Some(size) = spec.size.filter(|&s| s > max) {
+            return Err(refusal(
+                RefuseCode::TooLarge,
+                format!(
+                    "instance of {size} bytes exceeds this relay's limit of {max} bytes (limits.max_instance_bytes)"
+                ),
+            ));
+        }
+        if !valid_uid(&spec.sop_uid) || spec.study_uid.as_deref().is_some_and(|s| !valid_uid(s)) {
+            return Err(refusal(
+                RefuseCode::Malformed,
+                "the instance's UIDs are not valid DICOM UIDs (digits and dots, at most 64 characters)",
+            ));
+        }
+        if self.storage.is_full() {
+            return Err(refusal(
+                RefuseCode::StorageFull,
+                self.storage.refusal_text(),
+            ));
+        }
+        if let Some(study) = &spec.study_uid {
+            self.check_study_owner(&principal.site, study).await?;
+        }
+        let urgency = urgency_of(self.declared_priority(&principal.site, &spec));
+        let ticket = self
+            .gate
+            .offer(
+                conn,
+                &principal.name,
+                &principal.site,
+                &spec.sop_uid,
+                urgency,
+            )
+            .map_err(|e| refusal(RefuseCode::Busy, e.to_string()))?;
+        Ok(Upload::new(self.clone(), principal, spec, ticket))
+    }
+
+    /// The priority the declared header facts route to (with the requested priority), or the
+    /// requested priority alone when it is urgent; `None` when nothing tells yet.
+    fn declared_priority(&self, site: &str, spec: &UploadSpec) -> Option<Priority> {
+        let requested = spec.priority;
+        let from_facts = spec.facts.as_ref().and_then(|f| {
+            self.topology()
+                .route(&RouteInput {
+                    source_site: site,
+                    modality: f.modality.as_deref(),
+                    sop_class_uid: f.sop_class_uid.as_deref(),
+                    body_part: f.body_part.as_deref(),
+                    requested_priority: requested,
+                })
+                .ok()
+                .map(|d| d.priority)
+        });
+        from_facts.or((requested >= Priority::Urgent).then_some(requested))
+    }
+}
+
+pub(crate) fn urgency_of(p: Option<Priority>) -> Urgency {
+    match p {
+        None => Urgency::Unknown,
+        Some(p) if p >= Priority::Urgent => Urgency::Urgent,
+        Some(_) => Urgency::Routine,
+    }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use yilian_store::{AuditAction, AuditEvent};
 use yilian_transport::PeerIdentity;
 
-use crate::server::Ctx;
+use crate::ctx::Ctx;
 
 /// Append an audit entry for something `peer` did.
 pub(crate) async fn record(

@@ -32,7 +32,7 @@ pub(crate) struct LiveConnection<C> {
 
 /// Why a connection is refused or closed.
 pub(crate) struct Close {
-    /// Application close code (`server::close`).
+    /// Application close code (`close.rs`).
     pub code: u32,
     /// What the peer reads.
     pub reason: String,

@@ -28,9 +28,9 @@ use yilian_transport::{priority, PeerIdentity};
 
 use crate::audit::record as audit;
 use crate::budget::FILE_READS_PER_READER;
+use crate::ctx::Ctx;
 use crate::quic_upload::CHUNK;
 use crate::retry::{backoff, RetryQueue};
-use crate::server::Ctx;
 use yilian_ingest::hub::{Job, LiveInstance, LiveOutcome};
 use yilian_ingest::{Gauge, Metrics};
 

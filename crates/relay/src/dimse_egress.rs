@@ -60,8 +60,8 @@ use yilian_proto::Hash;
 use yilian_route::AeTitle;
 use yilian_store::{AuditAction, AuditEvent, DeliveryFailure, OutboxItem};
 
+use crate::ctx::Ctx;
 use crate::retry::{backoff, RetryQueue};
-use crate::server::Ctx;
 
 /// How often the supervisor looks for a new topology.
 const TOPOLOGY_POLL: Duration = Duration::from_secs(1);

@@ -61,14 +61,17 @@
 
 mod audit;
 mod budget;
+pub mod close;
 pub mod config;
 mod connections;
+mod ctx;
 pub mod delivery;
 mod dev_certs;
 pub mod dimse_egress;
 mod manifest;
 pub mod quic_upload;
 pub mod reload;
+mod reload_state;
 mod retry;
 mod revocation;
 pub mod server;

@@ -19,7 +19,7 @@ use yilian_proto::{
 use yilian_store::{AuditAction, ManifestStatus};
 use yilian_transport::{PeerIdentity, Role};
 
-use crate::server::Ctx;
+use crate::ctx::Ctx;
 use yilian_ingest::refusal;
 
 /// How long the parts of one manifest may take to arrive.

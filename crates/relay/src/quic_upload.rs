@@ -21,7 +21,7 @@ use yilian_proto::{
 use yilian_route::Priority;
 use yilian_transport::PeerIdentity;
 
-use crate::server::Ctx;
+use crate::ctx::Ctx;
 
 /// Read buffer granularity: chunks handed to the writer and to live readers.
 pub const CHUNK: usize = 256 * 1024;

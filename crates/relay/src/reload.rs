@@ -14,17 +14,17 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use quinn::Endpoint;
 use tracing::{error, info, warn};
 use yilian_route::{Topology, TopologyError};
 use yilian_transport::{CrlError, Crls, TransportError};
 
-use crate::config::RelayConfig;
+use crate::ctx::Ctx;
+use crate::reload_state::stamps;
 use crate::revocation::close_no_longer_admitted;
-use crate::server::Ctx;
 
 /// How often the watched files are checked for changes.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -86,55 +86,6 @@ pub fn log_reload(trigger: &str, outcome: &Result<ReloadSummary, ReloadError>) {
         Err(e) => error!(
             "reload ({trigger}) failed; still running with the previous topology and revocation lists: {e}"
         ),
-    }
-}
-
-/// Identity of a file's content, cheaply: modification time, size, inode (`None`: missing).
-type Stamp = Option<(SystemTime, u64, u64)>;
-
-fn stamps(files: &[PathBuf]) -> Vec<Stamp> {
-    use std::os::unix::fs::MetadataExt;
-    files
-        .iter()
-        .map(|f| {
-            let m = std::fs::metadata(f).ok()?;
-            Some((m.modified().ok()?, m.len(), m.ino()))
-        })
-        .collect()
-}
-
-/// What a reload replaces (the topology; the CRLs live in the endpoint's TLS configuration),
-/// shared by every task of the relay.
-pub(crate) struct Reloadable {
-    /// The topology file (if any), then the CRL files.
-    files: Vec<PathBuf>,
-    /// Their stamps when last read.
-    read: Mutex<Vec<Stamp>>,
-    /// Reloads (SIGHUP, polling) run one at a time.
-    one_at_a_time: tokio::sync::Mutex<()>,
-}
-
-impl Reloadable {
-    pub fn new(config: &RelayConfig) -> Reloadable {
-        let files: Vec<PathBuf> = config
-            .topology_path
-            .iter()
-            .chain(&config.crl_paths)
-            .cloned()
-            .collect();
-        Reloadable {
-            read: Mutex::new(stamps(&files)),
-            files,
-            one_at_a_time: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    fn read_stamps(&self) -> Vec<Stamp> {
-        self.read.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn set_read_stamps(&self, s: Vec<Stamp>) {
-        *self.read.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }
 }
 

@@ -20,8 +20,9 @@ use yilian_store::AuditAction;
 use yilian_transport::{CertSerial, Crls, PeerIdentity};
 
 use crate::audit::record as audit;
+use crate::close;
 use crate::connections::Close;
-use crate::server::{close, Ctx};
+use crate::ctx::Ctx;
 
 /// The message a peer whose certificate was revoked reads.
 pub(crate) fn revoked_reason(name: &str, reason: &str) -> String {

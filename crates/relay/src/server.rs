@@ -14,52 +14,19 @@ use yilian_transport::{explain_handshake_failure, peer_identity, peer_serial, Pe
 
 use crate::audit::record as audit;
 use crate::config::RelayConfig;
-use crate::connections::Connections;
+use crate::ctx::Ctx;
 use crate::delivery::reader_session;
 use crate::dev_certs::DevCertsRefused;
 use crate::manifest::manifest;
 use crate::quic_upload::upload;
-use crate::reload::{ReloadError, ReloadSummary, Reloadable};
+use crate::reload::{ReloadError, ReloadSummary};
+use crate::reload_state::Reloadable;
 use yilian_ingest::{GateConfig, Ingest, IngestConfig, Metrics};
 
-/// Application close codes the relay uses (the reason text says more). Clients retry only
-/// after `SHUTDOWN` (a restart is worth waiting for); the others are final.
-pub mod close {
-    pub const UNKNOWN_IDENTITY: u32 = 1;
-    pub const SHUTDOWN: u32 = 4;
-    /// The peer's certificate was revoked (deny list or CRL), at admission or while connected.
-    pub const REVOKED: u32 = 5;
-    /// The peer's identity already has `limits.connections_per_identity` connections open.
-    pub const TOO_MANY: u32 = 6;
-    /// The reader identity is a push AE's (`[[ae]] push = true`): the DIMSE egress delivers
-    /// its outbox, it cannot subscribe.
-    pub const PUSH_READER: u32 = 7;
-}
+pub use crate::close;
 
 /// How long a new stream may take to send its first frame.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Shared state of a running relay.
-pub(crate) struct Ctx {
-    /// As resolved at start. Its `topology` is the one at start: use [`Ctx::topology`].
-    pub config: RelayConfig,
-    /// The one ingest path (store, gate, hub, free space, metrics, the topology in force),
-    /// shared with every other front door.
-    pub ingest: Arc<Ingest>,
-    /// What a reload replaces.
-    pub current: Reloadable,
-    /// Admitted connections.
-    pub connections: Arc<Connections>,
-    /// The relay-wide budget of delivery buffers (`budget.rs`).
-    pub budget: Arc<crate::budget::DeliveryBudget>,
-}
-
-impl Ctx {
-    /// The topology in force now (reloaded on SIGHUP or when its file changes).
-    pub fn topology(&self) -> Arc<Topology> {
-        self.ingest.topology()
-    }
-}
 
 /// Errors starting the relay.
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +149,8 @@ impl Relay {
     pub async fn run(&self) {
         // Uploads acknowledged before a crash but not yet committed (`yilian_ingest::sealed`).
         yilian_ingest::sealed::recover(&self.ctx.ingest).await;
+        // Studies sent without a manifest before the last stop (their quiet period restarts).
+        self.ctx.ingest.rearm_quiet_studies().await;
         let stats = tokio::spawn(log_stats(self.ctx.clone()));
         let ticks = tokio::spawn(tick(self.ctx.clone()));
         let sweeps = tokio::spawn(sweep_partials(self.ctx.clone()));

@@ -45,6 +45,32 @@ impl Store {
         self.manifest_status(study_uid)
     }
 
+    /// Studies with stored instances but no manifest at all (sent by C-STORE and not yet
+    /// quiet, or whose sender never declared one), with the site that sent them and how long
+    /// ago (milliseconds) their last instance was stored: the quiet periods to re-arm at start.
+    pub fn studies_without_manifest(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let now = crate::db::now();
+        let db = self.db();
+        let mut st = db.prepare_cached(
+            "SELECT source_site, study_uid, MAX(stored_at) FROM instances
+             WHERE study_uid NOT IN (SELECT study_uid FROM manifests)
+             GROUP BY source_site, study_uid",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (site, study, at) = row?;
+            out.push((site, study, now.saturating_sub(at).max(0) as u64));
+        }
+        Ok(out)
+    }
+
     /// The status of a study.
     pub fn manifest_status(&self, study_uid: &str) -> Result<ManifestStatus, StoreError> {
         let db = self.db();

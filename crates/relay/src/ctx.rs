@@ -1,0 +1,32 @@
+//! The state every task of a running relay shares. Modules that serve connections depend on
+//! this; it depends on none of them (no module cycle through the server).
+
+use std::sync::Arc;
+use yilian_ingest::Ingest;
+use yilian_route::Topology;
+
+use crate::config::RelayConfig;
+use crate::connections::Connections;
+use crate::reload_state::Reloadable;
+
+/// Shared state of a running relay.
+pub(crate) struct Ctx {
+    /// As resolved at start. Its `topology` is the one at start: use [`Ctx::topology`].
+    pub config: RelayConfig,
+    /// The one ingest path (store, gate, hub, free space, metrics, the topology in force),
+    /// shared with every other front door.
+    pub ingest: Arc<Ingest>,
+    /// What a reload replaces.
+    pub current: Reloadable,
+    /// Admitted connections.
+    pub connections: Arc<Connections>,
+    /// The relay-wide budget of delivery buffers (`budget.rs`).
+    pub budget: Arc<crate::budget::DeliveryBudget>,
+}
+
+impl Ctx {
+    /// The topology in force now (reloaded on SIGHUP or when its file changes).
+    pub fn topology(&self) -> Arc<Topology> {
+        self.ingest.topology()
+    }
+}
