@@ -140,6 +140,8 @@ fn main() -> Result<()> {
 struct Corpus {
     /// Four folders, the corpus split in four (the 1-association runs send all four).
     parts: Vec<PathBuf>,
+    /// The ultrasound file (routed to ultrasound, not to the radiology PACS of the egress run).
+    us: PathBuf,
     files: usize,
     bytes: u64,
 }
@@ -171,13 +173,16 @@ fn make_corpus(dir: &Path, o: &Options) -> Result<Corpus> {
     yilian_testkit::us_multiframe(&us, &StudySpec::new("US", 7), o.us_frames, 480, 640, 7)?;
     files.push(us);
     let mut bytes = 0;
+    let mut us_at = PathBuf::new();
     for (i, f) in files.iter().enumerate() {
         bytes += std::fs::metadata(f)?.len();
         let to = parts[i % 4].join(format!("{i:05}.dcm"));
         std::fs::rename(f, &to)?;
+        us_at = to;
     }
     Ok(Corpus {
         parts,
+        us: us_at,
         files: files.len(),
         bytes,
     })
@@ -455,10 +460,21 @@ fn wait_files(dir: &Path, n: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The relay's C-STORE egress against one storescu, both to storescp.
+/// The relay's C-STORE egress against one storescu, both to storescp, on the corpus without
+/// its ultrasound (the PACS of this run reads radiology).
 fn measure_egress(scratch: &Path, corpus: &Corpus, run: usize) -> Result<(Row, Row)> {
     let dir = scratch.join(format!("egress-{run}"));
     std::fs::create_dir_all(&dir)?;
+    let files: Vec<PathBuf> = corpus
+        .parts
+        .iter()
+        .flat_map(|p| walk(p))
+        .filter(|f| *f != corpus.us)
+        .collect();
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
     // Reference: storescu → storescp.
     let (mut scp, port) = storescp(&dir.join("ref-out"), &dir.join("ref-storescp.log"))?;
     let t0 = Instant::now();
@@ -526,7 +542,7 @@ fn measure_egress(scratch: &Path, corpus: &Corpus, run: usize) -> Result<(Row, R
     )?;
     let t0 = Instant::now();
     let (mut relay, _, _) = start_with_topology(&relay_dir, &topo)?;
-    wait_files(&dir.join("out"), corpus.files, "egress")?;
+    wait_files(&dir.join("out"), files.len(), "egress")?;
     let secs = t0.elapsed().as_secs_f64();
     relay.kill();
     scp.kill();
@@ -534,8 +550,8 @@ fn measure_egress(scratch: &Path, corpus: &Corpus, run: usize) -> Result<(Row, R
     let row = |kind, secs: f64| Row {
         kind,
         assocs: 1,
-        files_per_s: corpus.files as f64 / secs,
-        mb_per_s: corpus.bytes as f64 / 1e6 / secs,
+        files_per_s: files.len() as f64 / secs,
+        mb_per_s: bytes as f64 / 1e6 / secs,
         cpu_per_gb: f64::NAN,
     };
     Ok((

@@ -199,14 +199,16 @@ fn workstations_retrieve_exactly_their_readers_studies() {
     let ws_dir = root.join("workstation");
     std::fs::create_dir_all(&ws_dir).unwrap();
     let ws_port = free_tcp_port();
-    let mut ws = dcmtk("storescp")
-        .args(["+xa", "-pm", "+B", "+uf", "-od"])
-        .arg(&ws_dir)
-        .arg(ws_port.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let _ws = KillOnDrop(
+        dcmtk("storescp")
+            .args(["+xa", "-pm", "+B", "+uf", "-od"])
+            .arg(&ws_dir)
+            .arg(ws_port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_until(
         "storescp listens",
         std::time::Duration::from_secs(20),
@@ -330,6 +332,4 @@ fn workstations_retrieve_exactly_their_readers_studies() {
         rows.iter().any(|(_, outcome, _)| outcome == "refused"),
         "{rows:?}"
     );
-    let _ = ws.kill();
-    let _ = ws.wait();
 }

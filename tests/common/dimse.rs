@@ -139,18 +139,30 @@ pub fn read_county(r: &DimseRelay, tag: &str) -> BTreeMap<String, PathBuf> {
 /// What DCMTK's `storescp` (bit-preserving, every transfer syntax and SOP class) receives when
 /// pynetdicom sends `files` to it: SOP Instance UID → received file. The reference for "the
 /// data set exactly as the SCU sent it" (an SCU may drop group lengths or padding on the way).
+/// A child process killed when dropped (a test that fails leaves no peer running).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn storescp_reference(root: &Path, files: &[PathBuf]) -> BTreeMap<String, PathBuf> {
     let out = root.join("storescp-out");
     std::fs::create_dir_all(&out).unwrap();
     let port = free_tcp_port();
-    let mut scp = dcmtk("storescp")
-        .args(["+xa", "-pm", "+B", "+uf", "-od"])
-        .arg(&out)
-        .arg(port.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let _scp = KillOnDrop(
+        dcmtk("storescp")
+            .args(["+xa", "-pm", "+B", "+uf", "-od"])
+            .arg(&out)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_until("storescp listens", Duration::from_secs(20), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
@@ -159,8 +171,6 @@ pub fn storescp_reference(root: &Path, files: &[PathBuf]) -> BTreeMap<String, Pa
         .args(["127.0.0.1", &port.to_string(), "REFERENCE", "STORESCP"])
         .args(files);
     let sent = run_guarded(c, GUARD, "pynetdicom → storescp");
-    let _ = scp.kill();
-    let _ = scp.wait();
     assert!(sent.status.success(), "{}", text(&sent));
     files_under(&out)
         .into_iter()

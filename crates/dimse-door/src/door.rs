@@ -81,6 +81,21 @@ impl DimseDoor {
         }
     }
 
+    /// Who may call.
+    pub fn callers(&self) -> &Callers {
+        &self.config.callers
+    }
+
+    /// The ingest path it feeds.
+    pub fn ingest(&self) -> &Arc<Ingest> {
+        &self.ingest
+    }
+
+    /// The association slots (shared by the plain and the TLS port).
+    pub(crate) fn associations(&self) -> Arc<Semaphore> {
+        self.associations.clone()
+    }
+
     /// The driver's settings.
     pub fn scp_config(&self) -> ScpConfig {
         ScpConfig {
@@ -183,7 +198,7 @@ impl DimseDoor {
         })
     }
 
-    async fn audit_association(
+    pub(crate) async fn audit_association(
         &self,
         request: &AssociateRequest,
         peer: SocketAddr,

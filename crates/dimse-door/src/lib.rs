@@ -13,6 +13,9 @@
 //!  workstation ──C-GET / C-MOVE──▶ retrieve.rs: the same restriction; sent as stored
 //! ```
 //!
+//! DICOM TLS (`tls.rs`) is the same door behind mutual TLS with the alliance certificates; a
+//! certificate may only call as the AE titles of its own identity.
+//!
 //! The same door serves the relay ([`Callers::Topology`]) and the township gateway
 //! ([`Callers::Fixed`]): only admission differs. See `door.rs` for the statuses a console gets
 //! and `find.rs` for matching and character sets.
@@ -20,5 +23,7 @@
 mod door;
 mod find;
 mod retrieve;
+mod tls;
 
 pub use door::{outcome_for, Callers, DimseDoor, DimseSink, DoorConfig, MAX_ASSOCIATIONS};
+pub use tls::server_config as tls_server_config;

@@ -41,6 +41,8 @@ pub enum RelayError {
     DevCerts(#[from] DevCertsRefused),
     #[error("cannot listen for DICOM (DIMSE) on {0}: {1}")]
     Dimse(SocketAddr, std::io::Error),
+    #[error("cannot serve DICOM TLS on {0}: the [tls] certificates do not load: {1}")]
+    DimseTls(SocketAddr, String),
 }
 
 /// A bound relay. [`Relay::run`] serves until [`Relay::close`].
@@ -50,6 +52,8 @@ pub struct Relay {
     /// The DIMSE listener, when `[dimse] listen` is set.
     dimse: std::sync::Mutex<Option<std::net::TcpListener>>,
     dimse_addr: Option<SocketAddr>,
+    /// The DICOM TLS listener and its configuration, when `[dimse] tls_listen` is set.
+    dimse_tls: std::sync::Mutex<Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>>,
 }
 
 impl Relay {
@@ -104,6 +108,20 @@ impl Relay {
                 })?),
                 None => None,
             };
+        let dimse_tls = match config.dimse.tls_listen {
+            Some(addr) => {
+                let tls = yilian_dimse_door::tls_server_config(
+                    &config.tls.cert,
+                    &config.tls.key,
+                    &config.tls.ca,
+                )
+                .map_err(|e| RelayError::DimseTls(addr, e))?;
+                let l =
+                    std::net::TcpListener::bind(addr).map_err(|e| RelayError::Dimse(addr, e))?;
+                Some((l, tls))
+            }
+            None => None,
+        };
         let budget = crate::budget::DeliveryBudget::new(
             config.delivery_buffer_budget,
             config.tuning.send_window,
@@ -119,6 +137,7 @@ impl Relay {
             endpoint,
             dimse: std::sync::Mutex::new(dimse),
             dimse_addr,
+            dimse_tls: std::sync::Mutex::new(dimse_tls),
         })
     }
 
@@ -160,26 +179,34 @@ impl Relay {
         ));
         // Push AEs of the topology in force (reloads add and remove them).
         let egress = tokio::spawn(crate::dimse_egress::run(self.ctx.clone()));
-        let std_dimse = self.dimse.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let dimse = match std_dimse.map(yilian_dimse::tcp::Listener::from_std) {
-            Some(Ok(listener)) => {
-                let dimse = &self.ctx.config.dimse;
-                let door = Arc::new(yilian_dimse_door::DimseDoor::new(
-                    self.ctx.ingest.clone(),
-                    yilian_dimse_door::DoorConfig {
-                        ae_title: dimse.ae_title.clone(),
-                        idle_timeout: dimse.idle_timeout,
-                        callers: yilian_dimse_door::Callers::Topology,
-                    },
-                ));
-                Some(tokio::spawn(door.run(listener)))
+        let dimse = &self.ctx.config.dimse;
+        // One door for the plain and the TLS port (they share the association slots).
+        let door = Arc::new(yilian_dimse_door::DimseDoor::new(
+            self.ctx.ingest.clone(),
+            yilian_dimse_door::DoorConfig {
+                ae_title: dimse.ae_title.clone(),
+                idle_timeout: dimse.idle_timeout,
+                callers: yilian_dimse_door::Callers::Topology,
+            },
+        ));
+        let mut doors = Vec::new();
+        let plain = self.dimse.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match plain.map(yilian_dimse::tcp::Listener::from_std) {
+            Some(Ok(listener)) => doors.push(tokio::spawn(door.clone().run(listener))),
+            Some(Err(e)) => warn!("DICOM (DIMSE) listener failed: {e}; DIMSE is off"),
+            None => {}
+        }
+        let tls = self
+            .dimse_tls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((l, config)) = tls {
+            match yilian_dimse::tcp::Listener::from_std(l) {
+                Ok(listener) => doors.push(tokio::spawn(door.clone().run_tls(listener, config))),
+                Err(e) => warn!("DICOM TLS listener failed: {e}; DICOM TLS is off"),
             }
-            Some(Err(e)) => {
-                warn!("DICOM (DIMSE) listener failed: {e}; DIMSE is off");
-                None
-            }
-            None => None,
-        };
+        }
         while let Some(incoming) = self.endpoint.accept().await {
             tokio::spawn(admit(self.ctx.clone(), incoming));
         }
@@ -188,7 +215,7 @@ impl Relay {
         sweeps.abort();
         watch.abort();
         egress.abort();
-        if let Some(d) = dimse {
+        for d in doors {
             d.abort();
         }
         self.endpoint.wait_idle().await;

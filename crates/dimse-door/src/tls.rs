@@ -1,0 +1,149 @@
+//! DICOM TLS: the same door behind mutual TLS with the alliance certificates.
+//!
+//! Every peer presents a certificate from the alliance CA (the handshake refuses anyone
+//! else). Its identity (`urn:yilian:peer:…`) must be the identity its calling AE title acts as
+//! in the topology: a stolen AE title is not enough, and a certificate cannot speak for
+//! another identity's AE. The deny list (`[[revoked]]` by name) applies as on the plain port.
+
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tracing::{debug, info, warn};
+use yilian_dimse::scp::{Admitted, ScpHandler, StoreOutcome, StoreRequest};
+use yilian_dimse::{AssociateRequest, Reject};
+use yilian_transport::identity_from_cert;
+
+use crate::door::{Callers, DimseDoor, DimseSink};
+
+/// The TLS server configuration from PEM text: our chain and key; clients must chain to `ca`.
+pub fn server_config(cert: &str, key: &str, ca: &str) -> Result<Arc<ServerConfig>, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("certificate: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| format!("key: {e}"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+        let c = c.map_err(|e| format!("CA: {e}"))?;
+        roots.add(c).map_err(|e| format!("CA: {e}"))?;
+    }
+    yilian_dimse::tls::server_config(roots, chain, key).map_err(|e| e.to_string())
+}
+
+/// One TLS connection's handler: the door, with the certificate's identity.
+struct Bound {
+    door: Arc<DimseDoor>,
+    identity: String,
+}
+
+impl ScpHandler for Bound {
+    type Sink = DimseSink;
+
+    async fn admit(
+        &self,
+        request: &AssociateRequest,
+        peer: SocketAddr,
+    ) -> Result<Admitted, Reject> {
+        if matches!(self.door.callers(), Callers::Topology) {
+            let topology = self.door.ingest().topology();
+            let acts_as = topology.ae(&request.calling_ae).map(|a| a.identity.clone());
+            if acts_as.as_deref() != Some(self.identity.as_str()) {
+                let why = format!(
+                    "the certificate of {} may not call as AE {:?} (that AE acts as {})",
+                    self.identity,
+                    request.calling_ae,
+                    acts_as.unwrap_or_else(|| "nobody: it is not declared".into())
+                );
+                warn!(%peer, "DICOM TLS association rejected: {why}");
+                self.door
+                    .audit_association(request, peer, "certificate-mismatch", why)
+                    .await;
+                return Err(Reject::calling_ae_not_recognized());
+            }
+        }
+        self.door.admit(request, peer).await
+    }
+
+    async fn begin_store(&self, request: &StoreRequest) -> Result<DimseSink, StoreOutcome> {
+        self.door.begin_store(request).await
+    }
+
+    async fn find<R: yilian_dimse::scp::Responder>(
+        &self,
+        request: &yilian_dimse::scp::FindRequest,
+        responder: &mut R,
+    ) -> yilian_dimse::scp::FindOutcome {
+        self.door.find(request, responder).await
+    }
+
+    async fn get<S: yilian_dimse::scp::GetSession>(
+        &self,
+        request: &yilian_dimse::scp::GetRequest,
+        session: &mut S,
+    ) -> yilian_dimse::scp::RetrieveOutcome {
+        self.door.get(request, session).await
+    }
+
+    async fn move_to<P: yilian_dimse::scp::MoveProgress>(
+        &self,
+        request: &yilian_dimse::scp::MoveRequest,
+        progress: &mut P,
+    ) -> yilian_dimse::scp::RetrieveOutcome {
+        self.door.move_to(request, progress).await
+    }
+}
+
+impl DimseDoor {
+    /// Serve DICOM TLS on `listener` until the task is dropped.
+    pub async fn run_tls(
+        self: Arc<Self>,
+        listener: yilian_dimse::tcp::Listener,
+        config: Arc<ServerConfig>,
+    ) {
+        let scp = Arc::new(self.scp_config());
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!("DICOM TLS accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let (door, scp, config) = (self.clone(), scp.clone(), config.clone());
+            tokio::spawn(async move {
+                let tls = match yilian_dimse::tls::accept(
+                    stream,
+                    config,
+                    yilian_dimse::tls::DEFAULT_HANDSHAKE_TIMEOUT,
+                )
+                .await
+                {
+                    Ok(t) => t,
+                    Err(e) => return warn!(%peer, "DICOM TLS handshake failed: {e}"),
+                };
+                let identity = yilian_dimse::tls::peer_certificates(&tls)
+                    .and_then(|c| c.first())
+                    .map(identity_from_cert);
+                let identity = match identity {
+                    Some(Ok(id)) => id.name,
+                    Some(Err(e)) => {
+                        return warn!(%peer, "DICOM TLS: the certificate names no alliance identity: {e}")
+                    }
+                    None => return warn!(%peer, "DICOM TLS: no client certificate"),
+                };
+                let Ok(_permit) = door.associations().try_acquire_owned() else {
+                    return warn!(%peer, "DICOM TLS: too many associations at once; dropping");
+                };
+                let bound = Bound { door, identity };
+                match yilian_dimse::scp::serve(tls, peer, &bound, &scp).await {
+                    Ok(s) => {
+                        info!(%peer, identity = %bound.identity, calling_ae = %s.calling_ae, stored = s.stored, "DICOM TLS association ended")
+                    }
+                    Err(e) => debug!(%peer, "DICOM TLS association failed: {e}"),
+                }
+            });
+        }
+    }
+}

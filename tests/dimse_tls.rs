@@ -1,0 +1,101 @@
+//! DICOM TLS on the relay's second port: mutual TLS with the alliance certificates, and a
+//! certificate may only call as the AE titles of its own identity. DCMTK `storescu +tls` is the
+//! peer (Debian's DCMTK is built with OpenSSL).
+
+mod common;
+
+use common::dimse::*;
+use common::*;
+
+fn relay_with_tls() -> (DimseRelay, u16) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let pki = Pki::new(&root.join("pki"));
+    let (port, tls_port) = (free_tcp_port(), free_tcp_port());
+    let relay = RelayProc::start_with(
+        &root.join("relay"),
+        &pki,
+        &format!("[dimse]\nlisten = \"127.0.0.1:{port}\"\ntls_listen = \"127.0.0.1:{tls_port}\"\n"),
+    );
+    (
+        DimseRelay {
+            relay,
+            port,
+            _tmp: tmp,
+            pki,
+            root,
+        },
+        tls_port,
+    )
+}
+
+fn storescu_tls(
+    r: &DimseRelay,
+    port: u16,
+    identity: &str,
+    ae: &str,
+    file: &std::path::Path,
+) -> std::process::Output {
+    let mut c = dcmtk("storescu");
+    c.arg("+tls")
+        .arg(r.pki.key(identity))
+        .arg(r.pki.cert(identity))
+        .arg("+cf")
+        .arg(r.pki.ca_path())
+        .args(["-aet", ae, "-aec", "YILIAN"])
+        .arg("127.0.0.1")
+        .arg(port.to_string())
+        .arg(file);
+    run_guarded(c, GUARD, "storescu +tls")
+}
+
+#[test]
+fn dicom_tls_admits_a_certificate_only_for_its_own_ae_titles() {
+    let (r, tls_port) = relay_with_tls();
+    let file = pydicom_file("CT_small.dcm");
+    // The township device's certificate, calling as its console's AE: stored.
+    let out = storescu_tls(&r, tls_port, "township-a-device", "TWA_DR1", &file);
+    assert!(out.status.success(), "{}", text(&out));
+    let sop = meta_sop(&file).unwrap();
+    let db = rusqlite::Connection::open_with_flags(
+        r.relay.data.join("index.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let n: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM instances WHERE sop_uid = ?1",
+            [&sop],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    // Another identity's certificate cannot call as that console.
+    let out = storescu_tls(&r, tls_port, "township-b-device", "TWA_DR1", &file);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("Calling AE Title Not Recognized"),
+        "{}",
+        text(&out)
+    );
+    let rows = audit_rows(&r.relay.data, "connect");
+    assert!(
+        rows.iter()
+            .any(|(_, outcome, d)| outcome == "certificate-mismatch"
+                && d.as_deref()
+                    .is_some_and(|d| d.contains("township-b-device"))),
+        "{rows:?}"
+    );
+    // Plain DICOM to the TLS port does not even associate.
+    let mut c = dcmtk("echoscu");
+    c.args(["-aet", "TWA_DR1", "-aec", "YILIAN", "127.0.0.1"])
+        .arg(tls_port.to_string());
+    let out = run_guarded(c, GUARD, "plain echoscu to the TLS port");
+    assert!(!out.status.success(), "{}", text(&out));
+    // The plain port still works alongside.
+    let mut c = dcmtk("echoscu");
+    c.args(["-aet", "TWA_DR1", "-aec", "YILIAN", "127.0.0.1"])
+        .arg(r.port.to_string());
+    let out = run_guarded(c, GUARD, "echoscu on the plain port");
+    assert!(out.status.success(), "{}", text(&out));
+}
