@@ -16,38 +16,13 @@ use std::time::Duration;
 #[test]
 fn echoscu_is_answered_and_an_unknown_ae_is_rejected_and_audited() {
     let r = relay_with_dimse("30s");
-    let port = r.port.to_string();
-    let ok = run_guarded(
-        {
-            let mut c = dcmtk("echoscu");
-            c.args(["-aet", "TWA_DR1", "-aec", "YILIAN", "127.0.0.1", &port]);
-            c
-        },
-        GUARD,
-        "echoscu as TWA_DR1",
-    );
+    let ok = echoscu(&r, "TWA_DR1", "YILIAN");
     assert!(ok.status.success(), "{}", text(&ok));
-    let unknown = run_guarded(
-        {
-            let mut c = dcmtk("echoscu");
-            c.args(["-aet", "NOBODY", "-aec", "YILIAN", "127.0.0.1", &port]);
-            c
-        },
-        GUARD,
-        "echoscu as an unknown AE",
-    );
+    let unknown = echoscu(&r, "NOBODY", "YILIAN");
     assert!(!unknown.status.success());
     let t = text(&unknown);
     assert!(t.contains("Calling AE Title Not Recognized"), "{t}");
-    let wrong_called = run_guarded(
-        {
-            let mut c = dcmtk("echoscu");
-            c.args(["-aet", "TWA_DR1", "-aec", "NOT_US", "127.0.0.1", &port]);
-            c
-        },
-        GUARD,
-        "echoscu to the wrong called AE",
-    );
+    let wrong_called = echoscu(&r, "TWA_DR1", "NOT_US");
     assert!(!wrong_called.status.success());
     assert!(
         text(&wrong_called).contains("Called AE Title Not Recognized"),
@@ -182,19 +157,7 @@ fn storescu_studies_are_complete_after_the_quiet_period() {
     assert!(out.status.success(), "{}", text(&out));
     // Complete once quiet (2 s); read after that.
     wait_until("the studies are complete", Duration::from_secs(60), || {
-        let db = rusqlite::Connection::open_with_flags(
-            r.relay.data.join("index.sqlite"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        let n: i64 = db
-            .query_row(
-                "SELECT COUNT(*) FROM manifests WHERE complete_at IS NOT NULL",
-                [],
-                |row| row.get(0),
-            )
-            .unwrap_or(0);
-        n >= 2
+        complete_studies(&r.relay.data) >= 2
     });
     let got = read_county(&r, "quiet");
     for g in &ct {
@@ -236,19 +199,11 @@ fn an_aborted_association_leaves_nothing_partial() {
         || scratch_with_data(&r).is_empty(),
     );
     let sop = meta_sop(&big).unwrap();
-    let db = rusqlite::Connection::open_with_flags(
-        r.relay.data.join("index.sqlite"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let n: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM instances WHERE sop_uid = ?1",
-            [&sop],
-            |row| row.get(0),
-        )
-        .unwrap();
-    assert_eq!(n, 0, "nothing of the aborted instance is stored");
+    assert_eq!(
+        stored_count(&r.relay.data, &sop),
+        0,
+        "nothing of the aborted instance is stored"
+    );
     // Still serving: the same file, whole, is stored.
     let res = py_send(&r, "TWA_US1", std::slice::from_ref(&big), &[]);
     assert_eq!(res[0]["status"], 0, "{res:?}");
@@ -316,20 +271,7 @@ fn a_kill_9_loses_no_acknowledged_c_store() {
                 .clone()
         })
         .collect();
-    let stored = |s: &str| {
-        let db = rusqlite::Connection::open_with_flags(
-            r.relay.data.join("index.sqlite"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        db.query_row(
-            "SELECT COUNT(*) FROM instances WHERE sop_uid = ?1",
-            [s],
-            |row| row.get::<_, i64>(0),
-        )
-        .unwrap_or(0)
-            == 1
-    };
+    let stored = |s: &str| stored_count(&r.relay.data, s) == 1;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let missing: Vec<&String> = sops.iter().filter(|s| !stored(s)).collect();
@@ -377,19 +319,7 @@ fn a_restart_during_the_quiet_period_still_completes_the_study() {
     let out = run_guarded(c, GUARD, "storescu");
     assert!(out.status.success(), "{}", text(&out));
     r.relay.kill9();
-    let complete = |r: &DimseRelay| {
-        let db = rusqlite::Connection::open_with_flags(
-            r.relay.data.join("index.sqlite"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        db.query_row(
-            "SELECT COUNT(*) FROM manifests WHERE complete_at IS NOT NULL",
-            [],
-            |row| row.get::<_, i64>(0),
-        )
-        .unwrap_or(0)
-    };
+    let complete = |r: &DimseRelay| complete_studies(&r.relay.data);
     assert_eq!(complete(&r), 0, "killed before the quiet period passed");
     r.relay.restart();
     wait_until(

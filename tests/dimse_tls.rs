@@ -8,25 +8,9 @@ use common::dimse::*;
 use common::*;
 
 fn relay_with_tls() -> (DimseRelay, u16) {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().to_path_buf();
-    let pki = Pki::new(&root.join("pki"));
-    let (port, tls_port) = (free_tcp_port(), free_tcp_port());
-    let relay = RelayProc::start_with(
-        &root.join("relay"),
-        &pki,
-        &format!("[dimse]\nlisten = \"127.0.0.1:{port}\"\ntls_listen = \"127.0.0.1:{tls_port}\"\n"),
-    );
-    (
-        DimseRelay {
-            relay,
-            port,
-            _tmp: tmp,
-            pki,
-            root,
-        },
-        tls_port,
-    )
+    let tls_port = free_tcp_port();
+    let r = relay_with_dimse_config(&format!("tls_listen = \"127.0.0.1:{tls_port}\"\n"));
+    (r, tls_port)
 }
 
 fn storescu_tls(
@@ -57,19 +41,7 @@ fn dicom_tls_admits_a_certificate_only_for_its_own_ae_titles() {
     let out = storescu_tls(&r, tls_port, "township-a-device", "TWA_DR1", &file);
     assert!(out.status.success(), "{}", text(&out));
     let sop = meta_sop(&file).unwrap();
-    let db = rusqlite::Connection::open_with_flags(
-        r.relay.data.join("index.sqlite"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let n: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM instances WHERE sop_uid = ?1",
-            [&sop],
-            |row| row.get(0),
-        )
-        .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(stored_count(&r.relay.data, &sop), 1);
     // Another identity's certificate cannot call as that console.
     let out = storescu_tls(&r, tls_port, "township-b-device", "TWA_DR1", &file);
     assert!(!out.status.success());
@@ -93,9 +65,6 @@ fn dicom_tls_admits_a_certificate_only_for_its_own_ae_titles() {
     let out = run_guarded(c, GUARD, "plain echoscu to the TLS port");
     assert!(!out.status.success(), "{}", text(&out));
     // The plain port still works alongside.
-    let mut c = dcmtk("echoscu");
-    c.args(["-aet", "TWA_DR1", "-aec", "YILIAN", "127.0.0.1"])
-        .arg(r.port.to_string());
-    let out = run_guarded(c, GUARD, "echoscu on the plain port");
+    let out = echoscu(&r, "TWA_DR1", "YILIAN");
     assert!(out.status.success(), "{}", text(&out));
 }

@@ -41,6 +41,11 @@ pub struct DimseRelay {
 }
 
 pub fn relay_with_dimse(quiet: &str) -> DimseRelay {
+    relay_with_dimse_config(&format!("quiet_period = \"{quiet}\"\n"))
+}
+
+/// A relay with `[dimse] listen` on a free port and `more` lines in its `[dimse]` section.
+pub fn relay_with_dimse_config(more: &str) -> DimseRelay {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
     let pki = Pki::new(&root.join("pki"));
@@ -48,7 +53,7 @@ pub fn relay_with_dimse(quiet: &str) -> DimseRelay {
     let relay = RelayProc::start_with(
         &root.join("relay"),
         &pki,
-        &format!("[dimse]\nlisten = \"127.0.0.1:{port}\"\nquiet_period = \"{quiet}\"\n"),
+        &format!("[dimse]\nlisten = \"127.0.0.1:{port}\"\n{more}"),
     );
     DimseRelay {
         relay,
@@ -88,6 +93,45 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// How many instances with this SOP Instance UID the relay's index holds (read-only, while it
+/// runs).
+pub fn stored_count(data: &Path, sop: &str) -> i64 {
+    let db = rusqlite::Connection::open_with_flags(
+        data.join("index.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    db.query_row(
+        "SELECT COUNT(*) FROM instances WHERE sop_uid = ?1",
+        [sop],
+        |row| row.get(0),
+    )
+    .unwrap_or(0)
+}
+
+/// How many studies the relay holds as complete.
+pub fn complete_studies(data: &Path) -> i64 {
+    let db = rusqlite::Connection::open_with_flags(
+        data.join("index.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    db.query_row(
+        "SELECT COUNT(*) FROM manifests WHERE complete_at IS NOT NULL",
+        [],
+        |row| row.get(0),
+    )
+    .unwrap_or(0)
+}
+
+/// An echoscu from `calling` to `called` at the relay's DIMSE port.
+pub fn echoscu(r: &DimseRelay, calling: &str, called: &str) -> std::process::Output {
+    let mut c = dcmtk("echoscu");
+    c.args(["-aet", calling, "-aec", called, "127.0.0.1"])
+        .arg(r.port.to_string());
+    run_guarded(c, GUARD, "echoscu")
 }
 
 /// Files with data in the relay's scratch folder (uploads of unknown size in progress, or left

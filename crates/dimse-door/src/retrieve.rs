@@ -117,11 +117,23 @@ async fn select(
     })
 }
 
-/// The data set of a stored file, positioned after its file meta.
-async fn data_set(path: &std::path::Path, offset: u64) -> std::io::Result<tokio::fs::File> {
-    let mut f = tokio::fs::File::open(path).await?;
-    f.seek(std::io::SeekFrom::Start(offset)).await?;
-    Ok(f)
+/// An item's file meta and its data set (the file positioned after its meta), or why it
+/// cannot be sent.
+async fn open_item(item: &Item) -> Result<(&part10::FileMeta, tokio::fs::File), NotSent> {
+    let meta = item
+        .meta
+        .as_ref()
+        .ok_or_else(|| NotSent::Unreadable("the stored copy cannot be read".into()))?;
+    let opened = async {
+        let mut f = tokio::fs::File::open(&item.path).await?;
+        f.seek(std::io::SeekFrom::Start(meta.data_set_offset))
+            .await?;
+        Ok::<_, std::io::Error>(f)
+    };
+    let file = opened
+        .await
+        .map_err(|e| NotSent::Unreadable(e.to_string()))?;
+    Ok((meta, file))
 }
 
 async fn audit(ingest: &Ingest, calling_ae: &str, sel: &Selection, what: String, outcome: &str) {
@@ -158,23 +170,11 @@ pub(crate) async fn get<S: GetSession>(
     session.expect(sel.items.len());
     let (mut sent, mut failed) = (0usize, 0usize);
     for item in &sel.items {
-        let Some(meta) = &item.meta else {
-            failed += 1;
-            let why = NotSent::Unreadable("the stored copy cannot be read".into());
-            if session.skip(&item.sop_instance, why).await.is_err() {
-                break;
-            }
-            continue;
-        };
-        let data = match data_set(&item.path, meta.data_set_offset).await {
-            Ok(d) => d,
-            Err(e) => {
+        let (meta, data) = match open_item(item).await {
+            Ok(x) => x,
+            Err(why) => {
                 failed += 1;
-                if session
-                    .skip(&item.sop_instance, NotSent::Unreadable(e.to_string()))
-                    .await
-                    .is_err()
-                {
+                if session.skip(&item.sop_instance, why).await.is_err() {
                     break;
                 }
                 continue;
@@ -303,35 +303,30 @@ pub(crate) async fn move_to<P: MoveProgress>(
     let (mut sent, mut failed) = (0usize, 0usize);
     let mut broken = None;
     for item in &sel.items {
-        let result = match &item.meta {
-            None => {
-                SubOperation::NotSent(NotSent::Unreadable("the stored copy cannot be read".into()))
-            }
-            Some(meta) => match data_set(&item.path, meta.data_set_offset).await {
-                Err(e) => SubOperation::NotSent(NotSent::Unreadable(e.to_string())),
-                Ok(data) => {
-                    let r = scu
-                        .store_with(
-                            &meta.sop_class,
-                            &item.sop_instance,
-                            &meta.transfer_syntax,
-                            &options,
-                            data,
-                        )
-                        .await;
-                    match SubOperation::from_store(&r) {
-                        Some(sub) => sub,
-                        None => {
-                            let why = match r {
-                                Err(e) => e.to_string(),
-                                Ok(_) => "the destination went away".into(),
-                            };
-                            broken = Some(why.clone());
-                            SubOperation::NotSent(NotSent::Other(why))
-                        }
+        let result = match open_item(item).await {
+            Err(why) => SubOperation::NotSent(why),
+            Ok((meta, data)) => {
+                let r = scu
+                    .store_with(
+                        &meta.sop_class,
+                        &item.sop_instance,
+                        &meta.transfer_syntax,
+                        &options,
+                        data,
+                    )
+                    .await;
+                match SubOperation::from_store(&r) {
+                    Some(sub) => sub,
+                    None => {
+                        let why = match r {
+                            Err(e) => e.to_string(),
+                            Ok(_) => "the destination went away".into(),
+                        };
+                        broken = Some(why.clone());
+                        SubOperation::NotSent(NotSent::Other(why))
                     }
                 }
-            },
+            }
         };
         match &result {
             SubOperation::Answered(o) if o.status.is_done() => sent += 1,
