@@ -7,47 +7,19 @@
 
 mod common;
 
+use common::dimse::{dcmtk, free_tcp_port, KillOnDrop};
 use common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const GUARD: Duration = Duration::from_secs(600);
 const PACS: &str = "county-pacs";
 const PACS_AE: &str = "COUNTY_PACS";
 
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A DCMTK tool; fails (never skips) when DCMTK is missing.
-fn dcmtk(tool: &str) -> Command {
-    let path = PathBuf::from("/usr/bin").join(tool);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/test (it installs Debian's dcmtk)",
-        path.display()
-    );
-    let mut c = Command::new(path);
-    // DCMTK leaves Nagle on unless told: the peer, not yilian, would be measured.
-    c.env("TCP_NODELAY", "1");
-    c
-}
-
 /// A peer process, killed when dropped.
-struct PeerProc(Child);
-
-impl Drop for PeerProc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+type PeerProc = KillOnDrop;
 
 fn wait_listening(port: u16) {
     wait_until("the peer listens", Duration::from_secs(30), || {
@@ -69,7 +41,7 @@ fn storescp(port: u16, out: &Path) -> PeerProc {
         .spawn()
         .unwrap();
     wait_listening(port);
-    PeerProc(child)
+    KillOnDrop(child)
 }
 
 /// The pynetdicom SCP answering `status` (hex) for `refuse`, success otherwise; every C-STORE
@@ -84,7 +56,7 @@ fn refusing_scp(port: u16, log: &Path, refuse: &str, status: &str) -> PeerProc {
         .spawn()
         .unwrap();
     wait_listening(port);
-    PeerProc(child)
+    KillOnDrop(child)
 }
 
 /// A relay whose topology is the example plus the push AE `COUNTY_PACS` (reader identity
