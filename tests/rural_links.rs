@@ -579,8 +579,13 @@ fn concurrent_uploads_cross_the_link_in_order_smallest_first() {
         .map(|(b, _)| b)
         .sum();
     assert_eq!(complete, 1, "{at_first_store:?}");
-    assert_eq!(
-        at_first_store[4].0, 0,
+    // The write order applies among accepted uploads: the relay answers the offers
+    // concurrently, and an upload still waiting for its answer never holds back one already
+    // accepted (issue 14: it may wait for a lease for a long time). So if the largest upload's
+    // Accept arrives a moment before the smaller ones', it may send a few packets in between —
+    // never more than that moment's worth (here at most 256 KiB, 50 ms of this link).
+    assert!(
+        at_first_store[4].0 <= 256 * 1024,
         "the largest file, first by name, waits for the smaller ones: {at_first_store:?}"
     );
     assert!(
