@@ -332,3 +332,106 @@ fn a_restart_during_the_quiet_period_still_completes_the_study() {
         .log_text()
         .contains("studies without a manifest wait for their quiet period again"));
 }
+
+/// A large multi-frame instance streams through the DIMSE door with flat memory: the relay's
+/// peak RSS grows by far less than the instance (P-DATA fragments go to the spool writer as
+/// they arrive, with backpressure).
+#[test]
+fn a_large_c_store_streams_with_flat_memory() {
+    let r = relay_with_dimse("30s");
+    let big = r.root.join("large.dcm");
+    let g = yilian_testkit::large_instance(
+        &big,
+        &yilian_testkit::StudySpec::new("US", 71),
+        512 << 20,
+        71,
+    )
+    .unwrap();
+    let peak = |pid: u32| -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    };
+    let pid = r.relay.pid();
+    // Warm up the path (pools, threads) with a small instance first.
+    let small = pydicom_file("CT_small.dcm");
+    let mut c = dcmtk("storescu");
+    c.args(["-aet", "TWA_US1", "-aec", "YILIAN"])
+        .arg("127.0.0.1")
+        .arg(r.port.to_string())
+        .arg(&small);
+    assert!(run_guarded(c, GUARD, "storescu warm-up").status.success());
+    let before = peak(pid);
+    let mut c = dcmtk("storescu");
+    c.args(["-aet", "TWA_US1", "-aec", "YILIAN"])
+        .arg("127.0.0.1")
+        .arg(r.port.to_string())
+        .arg(&big);
+    let out = run_guarded(c, GUARD, "storescu of 512 MiB");
+    assert!(out.status.success(), "{}", text(&out));
+    let growth = peak(pid).saturating_sub(before);
+    eprintln!(
+        "relay peak RSS: {} MiB before, +{} MiB for the instance",
+        before >> 20,
+        growth >> 20
+    );
+    assert_eq!(stored_count(&r.relay.data, &g.sop_instance_uid), 1);
+    assert!(
+        growth < 64 << 20,
+        "the relay's peak RSS grew by {} MiB for a {} MiB instance",
+        growth >> 20,
+        g.size >> 20
+    );
+}
+
+/// An `[[ae]]` with an address allow-list may call only from those addresses.
+#[test]
+fn an_ae_calling_from_an_address_not_listed_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let pki = Pki::new(&root.join("pki"));
+    let topology = root.join("topology.toml");
+    std::fs::write(
+        &topology,
+        format!(
+            "{}\n[[ae]]\ntitle = \"TWA_CT2\"\nidentity = \"township-a-device\"\naddresses = [\"10.9.9.9\"]\n\n[[ae]]\ntitle = \"TWA_CT3\"\nidentity = \"township-a-device\"\naddresses = [\"127.0.0.1\"]\n",
+            yilian_route::Topology::example_toml()
+        ),
+    )
+    .unwrap();
+    let port = free_tcp_port();
+    let relay = RelayProc::start_config(&root.join("relay"), |quic, data| {
+        format!(
+            "listen = \"127.0.0.1:{quic}\"\ndata_dir = {data:?}\ntopology = {topology:?}\n\n{}\n[dimse]\nlisten = \"127.0.0.1:{port}\"\n",
+            tls_section(&pki)
+        )
+    });
+    let r = DimseRelay {
+        relay,
+        port,
+        _tmp: tmp,
+        pki,
+        root,
+    };
+    let out = echoscu(&r, "TWA_CT2", "YILIAN");
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("Calling AE Title Not Recognized"),
+        "{}",
+        text(&out)
+    );
+    let rows = audit_rows(&r.relay.data, "connect");
+    assert!(
+        rows.iter()
+            .any(|(_, outcome, d)| outcome == "calling-ae-not-recognized"
+                && d.as_deref()
+                    .is_some_and(|d| d.contains("may not call from 127.0.0.1"))),
+        "{rows:?}"
+    );
+    assert!(echoscu(&r, "TWA_CT3", "YILIAN").status.success());
+}

@@ -155,6 +155,11 @@ impl RelayProc {
         r
     }
 
+    /// The relay process's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("relay not running").id()
+    }
+
     /// Send SIGHUP (reload the topology and CRL files).
     pub fn hangup(&self) {
         let pid = self.child.as_ref().expect("relay not running").id();
