@@ -4,6 +4,8 @@
 
 mod common;
 
+use rustls::pki_types::pem::PemObject;
+
 use common::dimse::*;
 use common::*;
 
@@ -67,4 +69,53 @@ fn dicom_tls_admits_a_certificate_only_for_its_own_ae_titles() {
     // The plain port still works alongside.
     let out = echoscu(&r, "TWA_DR1", "YILIAN");
     assert!(out.status.success(), "{}", text(&out));
+}
+
+/// A certificate the alliance CA revoked in its CRL (`[tls] crl`) is refused by DICOM TLS in
+/// the handshake, as by QUIC.
+#[test]
+fn dicom_tls_refuses_a_certificate_revoked_in_the_crl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let pki = Pki::new(&root.join("pki"));
+    let crl = root.join("alliance.crl");
+    let serial = yilian_transport::certificate_serial(
+        &rustls::pki_types::CertificateDer::from_pem_file(pki.cert("township-a-device")).unwrap(),
+    )
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let pem = pki
+        .ca
+        .revocation_list(
+            &[serial],
+            1,
+            now - time::Duration::hours(1),
+            now + time::Duration::days(7),
+        )
+        .unwrap();
+    std::fs::write(&crl, pem).unwrap();
+    let (port, tls_port) = (free_tcp_port(), free_tcp_port());
+    let relay = RelayProc::start_with(
+        &root.join("relay"),
+        &pki,
+        &format!(
+            "crl = [{crl:?}]\n\n[dimse]\nlisten = \"127.0.0.1:{port}\"\ntls_listen = \"127.0.0.1:{tls_port}\"\n"
+        ),
+    );
+    let r = DimseRelay {
+        relay,
+        port,
+        _tmp: tmp,
+        pki,
+        root,
+    };
+    let file = pydicom_file("CT_small.dcm");
+    let out = storescu_tls(&r, tls_port, "township-a-device", "TWA_DR1", &file);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(stored_count(&r.relay.data, &meta_sop(&file).unwrap()), 0);
+    assert!(
+        r.relay.log_text().contains("DICOM TLS handshake failed"),
+        "refused in the handshake:\n{}",
+        r.relay.log_text()
+    );
 }

@@ -26,4 +26,3 @@ mod retrieve;
 mod tls;
 
 pub use door::{outcome_for, Callers, DimseDoor, DimseSink, DoorConfig, MAX_ASSOCIATIONS};
-pub use tls::server_config as tls_server_config;

@@ -3,11 +3,11 @@
 //! Every peer presents a certificate from the alliance CA (the handshake refuses anyone
 //! else). Its identity (`urn:yilian:peer:…`) must be the identity its calling AE title acts as
 //! in the topology: a stolen AE title is not enough, and a certificate cannot speak for
-//! another identity's AE. The deny list (`[[revoked]]` by name) applies as on the plain port.
+//! another identity's AE. The deny list (`[[revoked]]` by name) applies as on the plain port;
+//! the server configuration (the relay builds it with the alliance CA's CRLs, as for QUIC)
+//! refuses revoked certificates in the handshake.
 
 use rustls::ServerConfig;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tracing::{debug, info, warn};
@@ -16,20 +16,6 @@ use yilian_dimse::{AssociateRequest, Reject};
 use yilian_transport::identity_from_cert;
 
 use crate::door::{Callers, DimseDoor, DimseSink};
-
-/// The TLS server configuration from PEM text: our chain and key; clients must chain to `ca`.
-pub fn server_config(cert: &str, key: &str, ca: &str) -> Result<Arc<ServerConfig>, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("certificate: {e}"))?;
-    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| format!("key: {e}"))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
-        let c = c.map_err(|e| format!("CA: {e}"))?;
-        roots.add(c).map_err(|e| format!("CA: {e}"))?;
-    }
-    yilian_dimse::tls::server_config(roots, chain, key).map_err(|e| e.to_string())
-}
 
 /// One TLS connection's handler: the door, with the certificate's identity.
 struct Bound {

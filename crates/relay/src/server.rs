@@ -110,12 +110,12 @@ impl Relay {
             };
         let dimse_tls = match config.dimse.tls_listen {
             Some(addr) => {
-                let tls = yilian_dimse_door::tls_server_config(
-                    &config.tls.cert,
-                    &config.tls.key,
-                    &config.tls.ca,
-                )
-                .map_err(|e| RelayError::DimseTls(addr, e))?;
+                // The alliance CA and its CRLs, as for QUIC (no ALPN: DICOM TLS has none).
+                let mut tls =
+                    yilian_transport::server_tls_config_with_crls(&config.tls, &config.crls)
+                        .map_err(|e| RelayError::DimseTls(addr, e.to_string()))?;
+                tls.alpn_protocols.clear();
+                let tls = Arc::new(tls);
                 let l =
                     std::net::TcpListener::bind(addr).map_err(|e| RelayError::Dimse(addr, e))?;
                 Some((l, tls))
