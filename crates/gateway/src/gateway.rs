@@ -161,6 +161,8 @@ impl Gateway {
     /// progress finish (up to [`DRAIN_TIMEOUT`]) and stop forwarding (what was not forwarded
     /// stays spooled and goes after the next start, resuming where the relay stands).
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
+        // C-STOREs acknowledged before the last stop but not yet committed (sealed).
+        yilian_ingest::sealed::recover(&self.ingest).await;
         let std_listener = self
             .listener
             .lock()
