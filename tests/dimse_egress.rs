@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::dimse::{dcmtk, free_tcp_port, KillOnDrop};
+use common::dimse::{dcmtk, free_tcp_port, wait_listening, KillOnDrop};
 use common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,12 +20,6 @@ const PACS_AE: &str = "COUNTY_PACS";
 
 /// A peer process, killed when dropped.
 type PeerProc = KillOnDrop;
-
-fn wait_listening(port: u16) {
-    wait_until("the peer listens", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-}
 
 /// DCMTK storescp as the county PACS: bit-preserving, unique file names (a duplicate
 /// delivery shows as a second file), several associations at once.

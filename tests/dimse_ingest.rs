@@ -392,46 +392,16 @@ fn a_large_c_store_streams_with_flat_memory() {
 /// An `[[ae]]` with an address allow-list may call only from those addresses.
 #[test]
 fn an_ae_calling_from_an_address_not_listed_is_rejected() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().to_path_buf();
-    let pki = Pki::new(&root.join("pki"));
-    let topology = root.join("topology.toml");
-    std::fs::write(
-        &topology,
-        format!(
-            "{}\n[[ae]]\ntitle = \"TWA_CT2\"\nidentity = \"township-a-device\"\naddresses = [\"10.9.9.9\"]\n\n[[ae]]\ntitle = \"TWA_CT3\"\nidentity = \"township-a-device\"\naddresses = [\"127.0.0.1\"]\n",
-            yilian_route::Topology::example_toml()
-        ),
-    )
-    .unwrap();
-    let port = free_tcp_port();
-    let relay = RelayProc::start_config(&root.join("relay"), |quic, data| {
-        format!(
-            "listen = \"127.0.0.1:{quic}\"\ndata_dir = {data:?}\ntopology = {topology:?}\n\n{}\n[dimse]\nlisten = \"127.0.0.1:{port}\"\n",
-            tls_section(&pki)
-        )
-    });
-    let r = DimseRelay {
-        relay,
-        port,
-        _tmp: tmp,
-        pki,
-        root,
-    };
-    let out = echoscu(&r, "TWA_CT2", "YILIAN");
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("Calling AE Title Not Recognized"),
-        "{}",
-        text(&out)
+    let r = relay_with_topology(
+        tempfile::tempdir().unwrap(),
+        "[[ae]]\ntitle = \"TWA_CT2\"\nidentity = \"township-a-device\"\naddresses = [\"10.9.9.9\"]\n\n[[ae]]\ntitle = \"TWA_CT3\"\nidentity = \"township-a-device\"\naddresses = [\"127.0.0.1\"]\n",
     );
-    let rows = audit_rows(&r.relay.data, "connect");
-    assert!(
-        rows.iter()
-            .any(|(_, outcome, d)| outcome == "calling-ae-not-recognized"
-                && d.as_deref()
-                    .is_some_and(|d| d.contains("may not call from 127.0.0.1"))),
-        "{rows:?}"
+    let out = echoscu(&r, "TWA_CT2", "YILIAN");
+    assert_rejected_and_audited(
+        &out,
+        &r,
+        "calling-ae-not-recognized",
+        "may not call from 127.0.0.1",
     );
     assert!(echoscu(&r, "TWA_CT3", "YILIAN").status.success());
 }

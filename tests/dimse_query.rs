@@ -194,49 +194,15 @@ fn workstations_find_exactly_their_readers_studies_with_names_right() {
 fn workstations_retrieve_exactly_their_readers_studies() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
-    let pki = Pki::new(&root.join("pki"));
     // The workstation's own storage SCP (C-MOVE destination).
     let ws_dir = root.join("workstation");
-    std::fs::create_dir_all(&ws_dir).unwrap();
-    let ws_port = free_tcp_port();
-    let _ws = KillOnDrop(
-        dcmtk("storescp")
-            .args(["+xa", "-pm", "+B", "+uf", "-od"])
-            .arg(&ws_dir)
-            .arg(ws_port.to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until(
-        "storescp listens",
-        std::time::Duration::from_secs(20),
-        || std::net::TcpStream::connect(("127.0.0.1", ws_port)).is_ok(),
-    );
-    let topology = root.join("topology.toml");
-    std::fs::write(
-        &topology,
-        format!(
-            "{}\n[[ae]]\ntitle = \"CTY_RAD1_WS\"\nidentity = \"county-radiology\"\nhost = \"127.0.0.1\"\nport = {ws_port}\n\n[[ae]]\ntitle = \"CTY_US1_WS\"\nidentity = \"county-ultrasound\"\nhost = \"127.0.0.1\"\nport = {ws_port}\n",
-            yilian_route::Topology::example_toml()
+    let (_ws, ws_port) = storescp(&ws_dir, &[]);
+    let r = relay_with_topology(
+        tmp,
+        &format!(
+            "[[ae]]\ntitle = \"CTY_RAD1_WS\"\nidentity = \"county-radiology\"\nhost = \"127.0.0.1\"\nport = {ws_port}\n\n[[ae]]\ntitle = \"CTY_US1_WS\"\nidentity = \"county-ultrasound\"\nhost = \"127.0.0.1\"\nport = {ws_port}\n"
         ),
-    )
-    .unwrap();
-    let port = free_tcp_port();
-    let relay = RelayProc::start_config(&root.join("relay"), |quic, data| {
-        format!(
-            "listen = \"127.0.0.1:{quic}\"\ndata_dir = {data:?}\ntopology = {topology:?}\n\n{}\n[dimse]\nlisten = \"127.0.0.1:{port}\"\n",
-            tls_section(&pki)
-        )
-    });
-    let r = DimseRelay {
-        relay,
-        port,
-        _tmp: tmp,
-        pki,
-        root: root.clone(),
-    };
+    );
     let ct_dir = root.join("ct");
     let ct = yilian_testkit::ct_series(
         &ct_dir,

@@ -46,20 +46,7 @@ fn dicom_tls_admits_a_certificate_only_for_its_own_ae_titles() {
     assert_eq!(stored_count(&r.relay.data, &sop), 1);
     // Another identity's certificate cannot call as that console.
     let out = storescu_tls(&r, tls_port, "township-b-device", "TWA_DR1", &file);
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("Calling AE Title Not Recognized"),
-        "{}",
-        text(&out)
-    );
-    let rows = audit_rows(&r.relay.data, "connect");
-    assert!(
-        rows.iter()
-            .any(|(_, outcome, d)| outcome == "certificate-mismatch"
-                && d.as_deref()
-                    .is_some_and(|d| d.contains("township-b-device"))),
-        "{rows:?}"
-    );
+    assert_rejected_and_audited(&out, &r, "certificate-mismatch", "township-b-device");
     // Plain DICOM to the TLS port does not even associate.
     let mut c = dcmtk("echoscu");
     c.args(["-aet", "TWA_DR1", "-aec", "YILIAN", "127.0.0.1"])

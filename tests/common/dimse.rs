@@ -183,6 +183,81 @@ pub fn read_county(r: &DimseRelay, tag: &str) -> BTreeMap<String, PathBuf> {
 /// What DCMTK's `storescp` (bit-preserving, every transfer syntax and SOP class) receives when
 /// pynetdicom sends `files` to it: SOP Instance UID → received file. The reference for "the
 /// data set exactly as the SCU sent it" (an SCU may drop group lengths or padding on the way).
+/// Wait until something listens on `port` (loopback).
+pub fn wait_listening(port: u16) {
+    wait_until("the peer listens", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+}
+
+/// DCMTK `storescp` writing exactly what it receives (`+xa -pm +B +uf`, plus `extra`) into
+/// `out`, on a free port; killed when dropped.
+pub fn storescp(out: &Path, extra: &[&str]) -> (KillOnDrop, u16) {
+    std::fs::create_dir_all(out).unwrap();
+    let port = free_tcp_port();
+    let child = dcmtk("storescp")
+        .args(extra)
+        .args(["+xa", "-pm", "+B", "+uf", "-od"])
+        .arg(out)
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let scp = KillOnDrop(child);
+    wait_listening(port);
+    (scp, port)
+}
+
+/// A relay with DIMSE on, in `tmp`, whose topology is the example one plus `more` (extra
+/// `[[ae]]` tables, say).
+pub fn relay_with_topology(tmp: tempfile::TempDir, more: &str) -> DimseRelay {
+    let root = tmp.path().to_path_buf();
+    let pki = Pki::new(&root.join("pki"));
+    let topology = root.join("topology.toml");
+    std::fs::write(
+        &topology,
+        format!("{}\n{more}", yilian_route::Topology::example_toml()),
+    )
+    .unwrap();
+    let port = free_tcp_port();
+    let relay = RelayProc::start_config(&root.join("relay"), |quic, data| {
+        format!(
+            "listen = \"127.0.0.1:{quic}\"\ndata_dir = {data:?}\ntopology = {topology:?}\n\n{}\n[dimse]\nlisten = \"127.0.0.1:{port}\"\n",
+            tls_section(&pki)
+        )
+    });
+    DimseRelay {
+        relay,
+        port,
+        _tmp: tmp,
+        pki,
+        root,
+    }
+}
+
+/// The association was rejected as "calling AE title not recognized", and the relay audited
+/// the connection with `outcome` and a detail containing `detail`.
+pub fn assert_rejected_and_audited(
+    out: &std::process::Output,
+    r: &DimseRelay,
+    outcome: &str,
+    detail: &str,
+) {
+    assert!(!out.status.success(), "{}", text(out));
+    assert!(
+        text(out).contains("Calling AE Title Not Recognized"),
+        "{}",
+        text(out)
+    );
+    let rows = audit_rows(&r.relay.data, "connect");
+    assert!(
+        rows.iter()
+            .any(|(_, o, d)| o == outcome && d.as_deref().is_some_and(|d| d.contains(detail))),
+        "{rows:?}"
+    );
+}
+
 /// A child process killed when dropped (a test that fails leaves no peer running).
 pub struct KillOnDrop(pub std::process::Child);
 
@@ -195,21 +270,7 @@ impl Drop for KillOnDrop {
 
 pub fn storescp_reference(root: &Path, files: &[PathBuf]) -> BTreeMap<String, PathBuf> {
     let out = root.join("storescp-out");
-    std::fs::create_dir_all(&out).unwrap();
-    let port = free_tcp_port();
-    let _scp = KillOnDrop(
-        dcmtk("storescp")
-            .args(["+xa", "-pm", "+B", "+uf", "-od"])
-            .arg(&out)
-            .arg(port.to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("storescp listens", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let (_scp, port) = storescp(&out, &[]);
     let mut c = Command::new("python3");
     c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/dimse_send.py"))
         .args(["127.0.0.1", &port.to_string(), "REFERENCE", "STORESCP"])

@@ -349,6 +349,18 @@ impl Association {
         }
     }
 
+    /// The input buffer, with room for `reserve` more bytes, for a driver that reads straight
+    /// into it (`AsyncReadExt::read_buf`) instead of copying through [`Association::handle_input`]:
+    /// data set fragments are then slices of the very bytes read from the socket. Bytes read
+    /// into it after the association closed are ignored like those given to `handle_input`.
+    pub fn input_buffer(&mut self, reserve: usize) -> &mut BytesMut {
+        if self.state == State::Closed {
+            self.input.clear();
+        }
+        self.input.reserve(reserve);
+        &mut self.input
+    }
+
     /// The next event, decoding input only as far as needed. `None`: feed more input (or, if
     /// closed, nothing more will happen).
     pub fn poll_event(&mut self) -> Option<Event> {

@@ -16,7 +16,6 @@ const READ_SIZE: usize = 64 * 1024;
 pub(crate) struct Conn<IO> {
     pub(crate) io: IO,
     pub(crate) assoc: Association,
-    buf: Box<[u8]>,
     out: VecDeque<Bytes>,
 }
 
@@ -25,7 +24,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         Conn {
             io,
             assoc,
-            buf: vec![0; READ_SIZE].into_boxed_slice(),
             out: VecDeque::new(),
         }
     }
@@ -86,7 +84,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             if self.assoc.is_closed() {
                 return Ok(None);
             }
-            let n = tokio::time::timeout(timeout, self.io.read(&mut self.buf))
+            // Straight into the association's input: no copy of the bytes on the way.
+            let input = self.assoc.input_buffer(READ_SIZE);
+            let n = tokio::time::timeout(timeout, self.io.read_buf(input))
                 .await
                 .map_err(|_| DimseError::Timeout {
                     waiting_for,
@@ -95,7 +95,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             if n == 0 {
                 return Err(DimseError::ConnectionClosed);
             }
-            self.assoc.handle_input(&self.buf[..n]);
         }
     }
 
@@ -111,12 +110,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         }
         // `timeout` polls the read once before looking at the (elapsed) deadline; a read
         // dropped while pending loses nothing.
-        if let Ok(read) = tokio::time::timeout(Duration::ZERO, self.io.read(&mut self.buf)).await {
+        let input = self.assoc.input_buffer(READ_SIZE);
+        if let Ok(read) = tokio::time::timeout(Duration::ZERO, self.io.read_buf(input)).await {
             let n = read?;
             if n == 0 {
                 return Err(DimseError::ConnectionClosed);
             }
-            self.assoc.handle_input(&self.buf[..n]);
             while let Some(e) = self.assoc.poll_event() {
                 events.push(e);
             }

@@ -504,13 +504,7 @@ where
             conn.assoc.send_message(context_id, &rsp)?;
         }
         Current::Find { identifier, .. } => {
-            if identifier.len() + bytes.len() > config.max_identifier_length {
-                return Err(DimseError::Protocol(ProtocolError::CommandTooLarge {
-                    max: config.max_identifier_length,
-                }));
-            }
-            identifier.extend_from_slice(&bytes);
-            if !last {
+            if !collect_identifier(identifier, &bytes, last, config.max_identifier_length)? {
                 return Ok(());
             }
             let Current::Find {
@@ -535,13 +529,7 @@ where
             .await?;
         }
         Current::Retrieve { identifier, .. } => {
-            if identifier.len() + bytes.len() > config.max_identifier_length {
-                return Err(DimseError::Protocol(ProtocolError::CommandTooLarge {
-                    max: config.max_identifier_length,
-                }));
-            }
-            identifier.extend_from_slice(&bytes);
-            if !last {
+            if !collect_identifier(identifier, &bytes, last, config.max_identifier_length)? {
                 return Ok(());
             }
             let Current::Retrieve {
@@ -746,4 +734,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send> Responder for FindResponder<'_, 
             None => Ok(()),
         }
     }
+}
+
+/// Add a fragment to a C-FIND / C-MOVE / C-GET identifier (capped at `max` bytes); `true`
+/// once its last fragment is in.
+fn collect_identifier(
+    identifier: &mut bytes::BytesMut,
+    fragment: &[u8],
+    last: bool,
+    max: usize,
+) -> Result<bool, DimseError> {
+    if identifier.len() + fragment.len() > max {
+        return Err(DimseError::Protocol(ProtocolError::CommandTooLarge { max }));
+    }
+    identifier.extend_from_slice(fragment);
+    Ok(last)
 }
