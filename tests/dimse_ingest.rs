@@ -380,7 +380,7 @@ fn a_large_c_store_streams_with_flat_memory() {
         before >> 20,
         growth >> 20
     );
-    assert_eq!(stored_count(&r.relay.data, &g.sop_instance_uid), 1);
+    assert_eq!(committed_count(&r.relay.data, &g.sop_instance_uid), 1);
     assert!(
         growth < 64 << 20,
         "the relay's peak RSS grew by {} MiB for a {} MiB instance",

@@ -11,6 +11,7 @@ use common::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 /// A CT slice whose patient name is GBK with no Specific Character Set, as many consoles in
 /// China write (made from a generated slice: the declaration removed, the name re-encoded).
@@ -51,6 +52,12 @@ fn storescu(r: &DimseRelay, ae: &str, files: &[&Path]) {
         .args(files);
     let out = run_guarded(c, GUARD, "storescu");
     assert!(out.status.success(), "{}", text(&out));
+    // Acknowledged once sealed; queries see an instance once it is committed, a moment later.
+    wait_until(
+        "the acknowledged instances are committed",
+        Duration::from_secs(30),
+        || scratch_with_data(r).is_empty(),
+    );
 }
 
 /// `findscu` (study root) as `ae` with `keys`; the answers as (Study Instance UID, Patient's

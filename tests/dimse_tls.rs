@@ -43,7 +43,7 @@ fn dicom_tls_admits_a_certificate_only_for_its_own_ae_titles() {
     let out = storescu_tls(&r, tls_port, "township-a-device", "TWA_DR1", &file);
     assert!(out.status.success(), "{}", text(&out));
     let sop = meta_sop(&file).unwrap();
-    assert_eq!(stored_count(&r.relay.data, &sop), 1);
+    assert_eq!(committed_count(&r.relay.data, &sop), 1);
     // Another identity's certificate cannot call as that console.
     let out = storescu_tls(&r, tls_port, "township-b-device", "TWA_DR1", &file);
     assert_rejected_and_audited(&out, &r, "certificate-mismatch", "township-b-device");

@@ -310,8 +310,12 @@ fn while_the_relay_is_down_the_gateway_accepts_and_forwards_everything_when_it_r
     assert!(out.status.success(), "{}", text(&out));
     let out = storescu(gw.port, "TWA_US1", &["-xy"], &[&us]);
     assert!(out.status.success(), "{}", text(&out));
-    // Acknowledged means held: all of it is in the gateway's spool, none of it forwarded.
-    assert_eq!(gw.held(), 13);
+    // Acknowledged means held: all of it is in the gateway's spool (sealed, then committed a
+    // moment later), none of it forwarded.
+    assert_eq!(gw.held() + gw.sealed(), 13);
+    wait_until("the gateway commits all", Duration::from_secs(30), || {
+        gw.held() == 13
+    });
     assert_eq!(gw.waiting(), 13);
     // The quiet period passes while the link is down: the manifests wait too.
     std::thread::sleep(Duration::from_secs(4));
@@ -472,7 +476,11 @@ fn only_listed_calling_aes_may_send_and_sigterm_stops_cleanly() {
     assert_eq!(gw.held(), 0);
     let stored = storescu(gw.port, "TWA_US1", &["+sd", "-R"], &[&root.join("ct-13")]);
     assert!(stored.status.success(), "{}", text(&stored));
-    assert_eq!(gw.held(), 2);
+    // Acknowledged means durable: sealed at least, and committed a moment later.
+    assert_eq!(gw.held() + gw.sealed(), 2);
+    wait_until("the gateway commits both", Duration::from_secs(30), || {
+        gw.held() == 2
+    });
     let rows = audit_rows(&gw.data, "connect");
     assert!(
         rows.iter()

@@ -111,6 +111,20 @@ pub fn stored_count(data: &Path, sop: &str) -> i64 {
     .unwrap_or(0)
 }
 
+/// How many instances with this SOP Instance UID the relay's index holds, once it holds one
+/// (or after 30 s). A C-STORE is acknowledged when its instance is sealed (durable) and
+/// committed to the index a moment later.
+pub fn committed_count(data: &Path, sop: &str) -> i64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let n = stored_count(data, sop);
+        if n > 0 || std::time::Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// How many studies the relay holds as complete.
 pub fn complete_studies(data: &Path) -> i64 {
     let db = rusqlite::Connection::open_with_flags(

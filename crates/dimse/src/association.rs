@@ -16,7 +16,8 @@ use crate::negotiation::{
 use crate::outbox::Outbox;
 use crate::pdu::{self, clean, Pdv, PDU_HEADER, P_DATA_TF};
 use crate::transfer_syntaxes::IMPLICIT_VR_LITTLE_ENDIAN;
-use bytes::{Bytes, BytesMut};
+use bytes::buf::Limit;
+use bytes::{BufMut, Bytes, BytesMut};
 use dicom_ul::pdu as ul;
 use std::collections::VecDeque;
 use std::fmt;
@@ -349,16 +350,39 @@ impl Association {
         }
     }
 
-    /// The input buffer, with room for `reserve` more bytes, for a driver that reads straight
-    /// into it (`AsyncReadExt::read_buf`) instead of copying through [`Association::handle_input`]:
-    /// data set fragments are then slices of the very bytes read from the socket. Bytes read
-    /// into it after the association closed are ignored like those given to `handle_input`.
-    pub fn input_buffer(&mut self, reserve: usize) -> &mut BytesMut {
+    /// The input buffer, for a driver that reads straight into it (`AsyncReadExt::read_buf`)
+    /// instead of copying through [`Association::handle_input`]. The read is limited so that it
+    /// never crosses the end of the PDU under way: first its 6-byte header, then exactly the
+    /// rest of it, into room reserved for the whole PDU. A PDU's bytes are thus never moved
+    /// once read (no buffer grows under them), and data set fragments are slices of the very
+    /// bytes read from the socket. Bytes read after the association closed are ignored like
+    /// those given to `handle_input`.
+    pub fn input_buffer(&mut self) -> Limit<&mut BytesMut> {
         if self.state == State::Closed {
             self.input.clear();
         }
-        self.input.reserve(reserve);
-        &mut self.input
+        let have = self.input.len();
+        let want = match pdu::peek_header(&self.input) {
+            // A PDU larger than allowed has already failed the association (`poll_event`).
+            Some((_, length)) => (PDU_HEADER + length as usize).saturating_sub(have),
+            None => PDU_HEADER.saturating_sub(have),
+        };
+        // Nothing of this PDU left to read (input waiting for a decision): read on anyway.
+        let want = if want == 0 { FALLBACK_READ } else { want };
+        self.make_room(want);
+        (&mut self.input).limit(want)
+    }
+
+    /// Room for `more` bytes after the input, without moving what it holds when that is more
+    /// than a header: a buffer too small is replaced by one of the right size (copying the
+    /// few bytes it held), never grown by `realloc` (which would copy all of its capacity).
+    fn make_room(&mut self, more: usize) {
+        if self.input.capacity() - self.input.len() >= more {
+            return;
+        }
+        let mut fresh = BytesMut::with_capacity(self.input.len() + more);
+        fresh.extend_from_slice(&self.input);
+        self.input = fresh;
     }
 
     /// The next event, decoding input only as far as needed. `None`: feed more input (or, if
@@ -391,8 +415,8 @@ impl Association {
             }
             let whole = PDU_HEADER + length as usize;
             if self.input.len() < whole {
-                // Reserve only up to the (capped) PDU size announced.
-                self.input.reserve(whole - self.input.len());
+                // Room only up to the (capped) PDU size announced.
+                self.make_room(whole - self.input.len());
                 return None;
             }
             let pdu_bytes = self.input.split_to(whole).freeze();
@@ -894,6 +918,8 @@ impl Association {
 /// What we assume when a peer does not say its maximum PDU length (it must; 16 KiB is what
 /// the oldest implementations used).
 const FALLBACK_PEER_MAX: u32 = 16 * 1024;
+/// A read when the input already holds the PDU under way (it waits for a decision).
+const FALLBACK_READ: usize = 64 * 1024;
 
 fn check_ae(ae: &str) -> Result<(), UsageError> {
     let ok = !ae.trim().is_empty()

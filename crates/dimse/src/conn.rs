@@ -1,6 +1,6 @@
 //! The driver's half of an association: an [`Association`] and the stream it runs on. Every
 //! await on the stream is bounded by a timeout; the stream is read only when the state machine
-//! has no event left, so what is buffered stays below one PDU plus one read.
+//! has no event left, so what is buffered stays below one PDU.
 
 use crate::association::{Association, Event};
 use crate::error::DimseError;
@@ -9,9 +9,6 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-/// Bytes asked of the stream per read.
-const READ_SIZE: usize = 64 * 1024;
 
 pub(crate) struct Conn<IO> {
     pub(crate) io: IO,
@@ -85,8 +82,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
                 return Ok(None);
             }
             // Straight into the association's input: no copy of the bytes on the way.
-            let input = self.assoc.input_buffer(READ_SIZE);
-            let n = tokio::time::timeout(timeout, self.io.read_buf(input))
+            let mut input = self.assoc.input_buffer();
+            let n = tokio::time::timeout(timeout, self.io.read_buf(&mut input))
                 .await
                 .map_err(|_| DimseError::Timeout {
                     waiting_for,
@@ -110,8 +107,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         }
         // `timeout` polls the read once before looking at the (elapsed) deadline; a read
         // dropped while pending loses nothing.
-        let input = self.assoc.input_buffer(READ_SIZE);
-        if let Ok(read) = tokio::time::timeout(Duration::ZERO, self.io.read_buf(input)).await {
+        let mut input = self.assoc.input_buffer();
+        if let Ok(read) = tokio::time::timeout(Duration::ZERO, self.io.read_buf(&mut input)).await {
             let n = read?;
             if n == 0 {
                 return Err(DimseError::ConnectionClosed);

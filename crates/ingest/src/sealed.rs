@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! verified ──▶ checks (same UID stored? study owned by another site?) ──▶ seal (tag + fsync)
+//!   (all on the spool writer's thread: `check_and_seal`)
 //!          ──▶ Event::Stored (the front door acknowledges) ──▶ commit (group commit), lease held
 //! ```
 //!
@@ -17,19 +18,19 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 use yilian_dicom::{Catalog, Walker};
 use yilian_proto::{Hash, InstanceRef, Refusal, RefuseCode};
 use yilian_route::Priority;
-use yilian_store::{AuditAction, AuditEvent, NewInstance, Partial, StoreError, Stored};
+use yilian_store::{AuditAction, AuditEvent, NewInstance, Partial, Store, StoreError, Stored};
 
 use crate::gate_handle::Ticket;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::principal::Principal;
-use crate::refusal::{conflict, refusal, refusal_for};
+use crate::refusal::{refusal, refusal_for};
 use crate::routing::route_instance;
+use crate::spool_writer::Verified;
 
 /// What committing a sealed upload again after a crash needs (in the file's attribute).
 #[derive(Serialize, Deserialize)]
@@ -38,111 +39,120 @@ struct Tag {
     priority: u8,
 }
 
-/// A verified upload of unknown size, to seal and commit.
-pub(crate) struct SealJob {
+/// What sealing a verified upload came to.
+pub(crate) enum Sealing {
+    /// Durable: acknowledge, then commit.
+    Sealed(Partial),
+    /// The site already holds this very instance: acknowledge, nothing to commit.
+    AlreadyStored,
+}
+
+/// The checks a commit could still refuse for good (the same UID stored with other content,
+/// the study owned by another site), then the seal (tag + one fsync). Runs on the spool
+/// writer's thread right after the upload is verified: no hand-off between the last byte and
+/// the acknowledgement.
+pub(crate) fn check_and_seal(
+    store: &Store,
+    principal: &Principal,
+    requested: Priority,
+    mut partial: Partial,
+    hash: Hash,
+    instance: &NewInstance,
+) -> Result<Sealing, StoreError> {
+    let (site, sop, study) = (
+        &instance.source_site,
+        &instance.sop_uid,
+        &instance.study_uid,
+    );
+    let checked = match store.instance(site, sop) {
+        Ok(Some(rec)) if rec.hash == hash => Ok(Some(Sealing::AlreadyStored)),
+        Ok(Some(_)) => Err(StoreError::Conflict {
+            sop_uid: sop.clone(),
+        }),
+        Ok(None) => match store.study_owner(study) {
+            Ok(Some(owner)) if owner != *site => Err(StoreError::StudyOwned {
+                study_uid: study.clone(),
+                owner,
+            }),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(None) => {}
+        Ok(Some(done)) => {
+            partial.discard();
+            return Ok(done);
+        }
+        Err(e) => {
+            partial.discard();
+            return Err(e);
+        }
+    }
+    let tag = Tag {
+        principal: principal.clone(),
+        priority: requested.as_u8(),
+    };
+    let sealed = serde_json::to_vec(&tag)
+        .map_err(|e| StoreError::Corrupt(format!("the upload's tag: {e}")))
+        .and_then(|tag| partial.seal(&tag));
+    match sealed {
+        Ok(()) => Ok(Sealing::Sealed(partial)),
+        Err(e) => {
+            partial.discard();
+            Err(e)
+        }
+    }
+}
+
+/// A sealed (durable, acknowledged) upload to commit.
+pub(crate) struct CommitJob {
     pub ingest: Arc<Ingest>,
     pub principal: Arc<Principal>,
-    pub requested: Priority,
     pub partial: Partial,
     pub hash: Hash,
     pub instance: NewInstance,
     pub readers: Vec<String>,
     pub catalog: Catalog,
-    /// The lease, held until the commit is done.
+    /// The lease of (site, SOP Instance UID), held until the commit is done.
     pub ticket: Option<Ticket>,
-    /// The acknowledgement (or the refusal).
-    pub reply: oneshot::Sender<Result<Hash, Refusal>>,
 }
 
-/// Check, seal, acknowledge, then commit.
-pub(crate) async fn seal_then_commit(job: SealJob) {
-    let SealJob {
+impl CommitJob {
+    /// The commit of a verified and sealed upload.
+    pub(crate) fn of(
+        ingest: Arc<Ingest>,
+        principal: Arc<Principal>,
+        v: Verified,
+        ticket: Option<Ticket>,
+    ) -> CommitJob {
+        CommitJob {
+            ingest,
+            principal,
+            partial: v.partial,
+            hash: v.hash,
+            instance: v.instance,
+            readers: v.readers,
+            catalog: v.catalog,
+            ticket,
+        }
+    }
+}
+
+/// Commit a sealed upload, then let its lease go.
+pub(crate) async fn commit_after_seal(job: CommitJob) {
+    let CommitJob {
         ingest,
         principal,
-        requested,
         partial,
         hash,
         instance,
         readers,
         catalog,
         ticket,
-        reply,
     } = job;
-    let answer = |r: Result<Hash, Refusal>| {
-        if reply.send(r).is_err() {
-            // The association died meanwhile: the instance is handled all the same.
-            tracing::debug!("the front door no longer waits for this upload's outcome");
-        }
-    };
-    let store = ingest.store.clone();
-    let (site, sop, study) = (
-        instance.source_site.clone(),
-        instance.sop_uid.clone(),
-        instance.study_uid.clone(),
-    );
-    let tag = Tag {
-        principal: (*principal).clone(),
-        priority: requested.as_u8(),
-    };
-    let tag = match serde_json::to_vec(&tag) {
-        Ok(t) => t,
-        Err(e) => {
-            partial.discard();
-            return answer(Err(refusal(RefuseCode::Internal, e.to_string())));
-        }
-    };
-    // The checks a commit could refuse for good, then the seal.
-    let sealed = tokio::task::spawn_blocking(move || -> Result<Option<Partial>, StoreError> {
-        let mut partial = partial;
-        match store.instance(&site, &sop) {
-            Ok(Some(rec)) if rec.hash == hash => {
-                partial.discard();
-                return Ok(None);
-            }
-            Ok(Some(_)) => {
-                partial.discard();
-                return Err(StoreError::Conflict { sop_uid: sop });
-            }
-            Ok(None) => {}
-            Err(e) => {
-                partial.discard();
-                return Err(e);
-            }
-        }
-        match store.study_owner(&study) {
-            Ok(Some(owner)) if owner != site => {
-                partial.discard();
-                return Err(StoreError::StudyOwned {
-                    study_uid: study,
-                    owner,
-                });
-            }
-            Ok(_) => {}
-            Err(e) => {
-                partial.discard();
-                return Err(e);
-            }
-        }
-        if let Err(e) = partial.seal(&tag) {
-            partial.discard();
-            return Err(e);
-        }
-        Ok(Some(partial))
-    })
-    .await;
-    let partial = match sealed {
-        Ok(Ok(Some(p))) => p,
-        Ok(Ok(None)) => {
-            Metrics::add(&ingest.metrics.instances_deduplicated, 1);
-            return answer(Ok(hash));
-        }
-        Ok(Err(StoreError::Conflict { .. })) => return answer(Err(conflict())),
-        Ok(Err(e)) => return answer(Err(ingest.store_refusal(&e))),
-        Err(e) => return answer(Err(refusal(RefuseCode::Internal, e.to_string()))),
-    };
-    // Durable: acknowledge, then commit while the lease is held.
     let path = partial.path().to_path_buf();
-    answer(Ok(hash));
     commit_sealed(
         &ingest, &principal, partial, &path, hash, instance, readers, catalog,
     )

@@ -32,6 +32,7 @@ use crate::hub::{LiveInstance, LiveOutcome};
 use crate::principal::{Door, Principal};
 use crate::refusal::{refusal, refusal_for, store_refusal};
 use crate::routing::{route_instance, Routed};
+use crate::sealed::{check_and_seal, Sealing};
 use crate::spec::UploadSpec;
 use crate::storage::Storage;
 
@@ -64,6 +65,8 @@ pub(crate) enum WriterEvent {
     },
     Checkpoint(u64),
     Verified(Box<Verified>),
+    /// Verified, and the site already holds this very instance: nothing to commit.
+    AlreadyStored(Hash),
     Failed(Refusal),
 }
 
@@ -71,6 +74,8 @@ pub(crate) enum WriterEvent {
 pub(crate) struct Verified {
     pub hash: Hash,
     pub partial: Partial,
+    /// Already sealed (durable): acknowledge now, commit after.
+    pub sealed: bool,
     pub instance: NewInstance,
     pub readers: Vec<String>,
     pub live: Option<Arc<LiveInstance>>,
@@ -308,9 +313,34 @@ impl SpoolWriter {
         };
         let catalog =
             meta.catalog_with_default(self.topology.default_charset(&self.principal.site, ae));
+        let mut partial = s.partial;
+        // Of unknown size (C-STORE): checked and sealed right here, to be acknowledged at once
+        // and committed after (`sealed.rs`).
+        let sealed = partial.is_sealable();
+        if sealed {
+            match check_and_seal(
+                &self.store,
+                &self.principal,
+                self.spec.priority,
+                partial,
+                computed,
+                &routed.instance,
+            ) {
+                Ok(Sealing::Sealed(p)) => partial = p,
+                Ok(Sealing::AlreadyStored) => {
+                    self.event(WriterEvent::AlreadyStored(computed));
+                    return;
+                }
+                Err(e) => {
+                    self.fail(store_refusal(&self.storage, &e));
+                    return;
+                }
+            }
+        }
         self.event(WriterEvent::Verified(Box::new(Verified {
             hash: computed,
-            partial: s.partial,
+            partial,
+            sealed,
             instance: routed.instance,
             readers: routed.readers,
             live: s.live,

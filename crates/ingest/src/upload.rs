@@ -31,6 +31,7 @@ use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::principal::Principal;
 use crate::refusal::{conflict, refusal};
+use crate::sealed::{commit_after_seal, CommitJob};
 use crate::spec::UploadSpec;
 use crate::spool_writer::{SpoolWriter, Verified, WriterCmd, WriterEvent, WRITER_QUEUE};
 
@@ -71,8 +72,8 @@ pub struct Upload {
     ticket: Option<Ticket>,
     writer: Option<Writer>,
     live: Option<Arc<LiveInstance>>,
-    /// The commit's answer: `Stored` may come before the commit is done (a sealed upload,
-    /// `sealed.rs`), never before the instance is durable.
+    /// The commit's answer, for an upload committed before it is acknowledged (a sealed
+    /// upload is acknowledged at once and committed after: `sealed.rs`).
     committing: Option<oneshot::Receiver<Result<Hash, Refusal>>>,
     holding: bool,
     granted: bool,
@@ -205,7 +206,9 @@ impl Upload {
                     live,
                 } => self.routed(study_uid, priority, live),
                 WriterEvent::Failed(r) => return Err(r),
-                WriterEvent::Checkpoint(_) | WriterEvent::Verified(_) => {}
+                WriterEvent::Checkpoint(_)
+                | WriterEvent::Verified(_)
+                | WriterEvent::AlreadyStored(_) => {}
             }
         }
     }
@@ -272,7 +275,16 @@ impl Upload {
                     }
                     Some(WriterEvent::Routed { study_uid, priority, live }) => self.routed(study_uid, priority, live),
                     Some(WriterEvent::Checkpoint(d)) => return Event::Checkpoint(d),
-                    Some(WriterEvent::Verified(v)) => self.commit(*v),
+                    Some(WriterEvent::Verified(v)) => {
+                        if let Some(acknowledge) = self.commit(*v) {
+                            return acknowledge;
+                        }
+                    }
+                    Some(WriterEvent::AlreadyStored(hash)) => {
+                        self.committed = true;
+                        Metrics::add(&self.ingest.metrics.instances_deduplicated, 1);
+                        return Event::Stored(hash);
+                    }
                     Some(WriterEvent::Failed(r)) => {
                         self.fail_live();
                         return Event::Refused(r);
@@ -317,11 +329,10 @@ impl Upload {
     /// it leaves the hub, and its lease passes on.
     pub async fn close(mut self) {
         self.stop_writing();
-        if let Some(w) = self.writer.take() {
-            if let Err(e) = w.task.await {
-                warn!(sop_uid = %self.spec.sop_uid, "spool writer failed: {e}");
-            }
-        }
+        let unanswered = match self.writer.take() {
+            Some(w) => w.stopped(&self.spec.sop_uid).await,
+            None => None,
+        };
         if let Some(c) = self.committing.take() {
             // A commit under way finishes (it is durable or not); nobody is left to tell.
             if c.await.is_err() {
@@ -329,7 +340,15 @@ impl Upload {
             }
         }
         self.leave_hub();
-        self.ticket.take();
+        let ticket = self.ticket.take();
+        if let Some(v) = unanswered {
+            tokio::spawn(commit_after_seal(CommitJob::of(
+                self.ingest.clone(),
+                self.principal.clone(),
+                v,
+                ticket,
+            )));
+        }
     }
 
     fn stop_writing(&mut self) {
@@ -372,7 +391,22 @@ impl Upload {
         }
     }
 
-    fn commit(&mut self, v: Verified) {
+    /// Commit a verified upload. A sealed one is durable already: the answer is `Stored` at
+    /// once, and its commit follows with the lease held. Otherwise the answer comes from
+    /// the commit ([`Upload::next_event`]).
+    fn commit(&mut self, v: Verified) -> Option<Event> {
+        self.committed = true;
+        if v.sealed {
+            let hash = v.hash;
+            let job = CommitJob::of(
+                self.ingest.clone(),
+                self.principal.clone(),
+                v,
+                self.ticket.take(),
+            );
+            tokio::spawn(commit_after_seal(job));
+            return Some(Event::Stored(hash));
+        }
         let Verified {
             hash,
             partial,
@@ -380,28 +414,12 @@ impl Upload {
             readers,
             live,
             catalog,
+            ..
         } = v;
         let live = live.or(self.live.clone());
         let ingest = self.ingest.clone();
-        self.committed = true;
         let (reply, answer) = oneshot::channel();
         self.committing = Some(answer);
-        if partial.is_sealable() {
-            // Of unknown size (C-STORE): acknowledged once sealed, committed after.
-            tokio::spawn(crate::sealed::seal_then_commit(crate::sealed::SealJob {
-                ingest,
-                principal: self.principal.clone(),
-                requested: self.spec.priority,
-                partial,
-                hash,
-                instance,
-                readers,
-                catalog,
-                ticket: self.ticket.take(),
-                reply,
-            }));
-            return;
-        }
         let quiet = self.spec.study_uid.is_none();
         tokio::spawn(async move {
             let r = commit(&ingest, partial, hash, instance, readers, catalog, quiet).await;
@@ -415,6 +433,7 @@ impl Upload {
                 debug!("the front door no longer waits for this upload's outcome");
             }
         });
+        None
     }
 }
 
@@ -425,14 +444,40 @@ impl Drop for Upload {
         self.leave_hub();
         let writer = self.writer.take();
         let ticket = self.ticket.take();
-        if let (Some(w), Ok(rt)) = (writer, tokio::runtime::Handle::try_current()) {
-            rt.spawn(async move {
-                if let Err(e) = w.task.await {
-                    warn!("spool writer failed: {e}");
-                }
-                drop(ticket);
-            });
+        let (Some(w), Ok(rt)) = (writer, tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let (ingest, principal, sop_uid) = (
+            self.ingest.clone(),
+            self.principal.clone(),
+            self.spec.sop_uid.clone(),
+        );
+        rt.spawn(async move {
+            match w.stopped(&sop_uid).await {
+                // Sealed as the front door let go: durable, so committed (lease held until
+                // then) rather than left for the next start.
+                Some(v) => commit_after_seal(CommitJob::of(ingest, principal, v, ticket)).await,
+                None => drop(ticket),
+            }
+        });
+    }
+}
+
+impl Writer {
+    /// Wait for the writer to stop; a sealed upload among its unread events is returned (it
+    /// is durable and must be committed), anything else is dropped.
+    async fn stopped(mut self, sop_uid: &str) -> Option<Verified> {
+        if let Err(e) = (&mut self.task).await {
+            warn!(%sop_uid, "spool writer failed: {e}");
         }
+        while let Ok(ev) = self.events.try_recv() {
+            if let WriterEvent::Verified(v) = ev {
+                if v.sealed {
+                    return Some(*v);
+                }
+            }
+        }
+        None
     }
 }
 

@@ -1,22 +1,13 @@
 //! An upload of unknown size is acknowledged once sealed (one fsync), before its commit. If the
 //! relay dies in between, the next start commits it: nothing acknowledged is lost.
 
-use std::sync::Arc;
-use std::time::Duration;
-use yilian_ingest::{Door, GateConfig, Ingest, IngestConfig, Principal};
-use yilian_route::{Role, Topology};
-use yilian_store::Store;
+mod common;
 
-fn config() -> IngestConfig {
-    IngestConfig {
-        max_instance_bytes: 1 << 30,
-        checkpoint_bytes: 16 << 20,
-        checkpoint_interval: Duration::from_secs(1),
-        gate: GateConfig::default(),
-        min_free_bytes: 0,
-        quiet_period: Duration::from_secs(30),
-    }
-}
+use common::{config, console};
+use std::sync::Arc;
+use yilian_ingest::Ingest;
+use yilian_route::Topology;
+use yilian_store::Store;
 
 #[tokio::test]
 async fn a_sealed_upload_left_by_a_crash_is_committed_at_the_next_start() {
@@ -33,15 +24,7 @@ async fn a_sealed_upload_left_by_a_crash_is_committed_at_the_next_start() {
     .unwrap()
     .remove(0);
     let bytes = std::fs::read(&fixture.path).unwrap();
-    let principal = Principal {
-        name: "township-a-device".into(),
-        site: "township-a".into(),
-        role: Role::Device,
-        department: None,
-        door: Door::Dimse {
-            calling_ae: "TWA_DR1".into(),
-        },
-    };
+    let principal = console();
     {
         // Written and sealed; then the process dies before the commit.
         let store = Store::open(&data).unwrap();

@@ -157,8 +157,11 @@ impl Partial {
         &self,
         mut f: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
+        if self.len == 0 {
+            return Ok(());
+        }
         let mut file = File::open(&self.path).map_err(StoreError::io("open", &self.path))?;
-        let mut buf = vec![0u8; 1 << 20];
+        let mut buf = vec![0u8; self.len.min(1 << 20) as usize];
         let mut left = self.len;
         while left > 0 {
             let want = (buf.len() as u64).min(left) as usize;

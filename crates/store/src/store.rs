@@ -62,6 +62,24 @@ pub enum Stored {
     AlreadyStored(InstanceRecord),
 }
 
+/// Create the 256 folders of `objects/` (`00` … `ff`) that do not exist yet, and make them
+/// durable: a store creates them once, so no commit pays for a new folder (a new inode, and
+/// an fsync of `objects/`) on the path to an acknowledgement.
+fn fan_out(objects: &Path) -> Result<(), StoreError> {
+    let mut created = false;
+    for b in 0..=255u8 {
+        let dir = objects.join(hex::encode([b]));
+        if !dir.is_dir() {
+            private_dir(&dir)?;
+            created = true;
+        }
+    }
+    if created {
+        sync_dir(objects)?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Open (creating if needed) the spool under `root`, with default limits.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
@@ -78,6 +96,7 @@ impl Store {
             private_dir(d)?;
         }
         sync_dir(root)?;
+        fan_out(&objects)?;
         let cleared = partial::clear_scratch(&scratch)?;
         if cleared > 0 {
             tracing::info!(
