@@ -59,36 +59,57 @@ fn dicom_tls_admits_a_certificate_only_for_its_own_ae_titles() {
 }
 
 /// A certificate the alliance CA revoked in its CRL (`[tls] crl`) is refused by DICOM TLS in
-/// the handshake, as by QUIC.
+/// the handshake, as by QUIC — also when the CRL that revokes it arrives while the relay runs
+/// (SIGHUP).
 #[test]
-fn dicom_tls_refuses_a_certificate_revoked_in_the_crl() {
+fn dicom_tls_refuses_a_certificate_revoked_in_the_crl_also_after_a_reload() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
     let pki = Pki::new(&root.join("pki"));
     let crl = root.join("alliance.crl");
-    let serial = yilian_transport::certificate_serial(
-        &rustls::pki_types::CertificateDer::from_pem_file(pki.cert("township-a-device")).unwrap(),
+    let serial_of = |name: &str| {
+        yilian_transport::certificate_serial(
+            &rustls::pki_types::CertificateDer::from_pem_file(pki.cert(name)).unwrap(),
+        )
+        .unwrap()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let crl_revoking = |serials: &[yilian_transport::CertSerial], number: u64| {
+        pki.ca
+            .revocation_list(
+                serials,
+                number,
+                now - time::Duration::hours(1),
+                now + time::Duration::days(7),
+            )
+            .unwrap()
+    };
+    let (a, b) = (
+        serial_of("township-a-device"),
+        serial_of("township-b-device"),
+    );
+    // At start the CRL revokes township A's device only; the next one township B's as well.
+    std::fs::write(&crl, crl_revoking(std::slice::from_ref(&a), 1)).unwrap();
+    let next_crl = crl_revoking(&[a, b], 2);
+    // Township B's console calls as TWB_DR1.
+    let topology = root.join("topology.toml");
+    std::fs::write(
+        &topology,
+        format!(
+            "{}\n[[ae]]\ntitle = \"TWB_DR1\"\nidentity = \"township-b-device\"\n",
+            yilian_route::Topology::example_toml()
+        ),
     )
     .unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    let pem = pki
-        .ca
-        .revocation_list(
-            &[serial],
-            1,
-            now - time::Duration::hours(1),
-            now + time::Duration::days(7),
-        )
-        .unwrap();
-    std::fs::write(&crl, pem).unwrap();
     let (port, tls_port) = (free_tcp_port(), free_tcp_port());
-    let relay = RelayProc::start_with(
-        &root.join("relay"),
-        &pki,
-        &format!(
-            "crl = [{crl:?}]\n\n[dimse]\nlisten = \"127.0.0.1:{port}\"\ntls_listen = \"127.0.0.1:{tls_port}\"\n"
-        ),
-    );
+    let relay = RelayProc::start_config(&root.join("relay"), |quic, data| {
+        format!(
+            "listen = \"127.0.0.1:{quic}\"\ndata_dir = {data:?}\ntopology = {topology:?}\n\n[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\ncrl = [{crl:?}]\n\n[dimse]\nlisten = \"127.0.0.1:{port}\"\ntls_listen = \"127.0.0.1:{tls_port}\"\n",
+            pki.cert("county-relay"),
+            pki.key("county-relay"),
+            pki.ca_path()
+        )
+    });
     let r = DimseRelay {
         relay,
         port,
@@ -97,12 +118,41 @@ fn dicom_tls_refuses_a_certificate_revoked_in_the_crl() {
         root,
     };
     let file = pydicom_file("CT_small.dcm");
+    let sop = meta_sop(&file).unwrap();
     let out = storescu_tls(&r, tls_port, "township-a-device", "TWA_DR1", &file);
     assert!(!out.status.success(), "{}", text(&out));
-    assert_eq!(stored_count(&r.relay.data, &meta_sop(&file).unwrap()), 0);
+    assert_eq!(stored_count(&r.relay.data, &sop), 0);
     assert!(
         r.relay.log_text().contains("DICOM TLS handshake failed"),
         "refused in the handshake:\n{}",
+        r.relay.log_text()
+    );
+    // Township B's console is not revoked: it stores.
+    let out = storescu_tls(&r, tls_port, "township-b-device", "TWB_DR1", &file);
+    assert!(out.status.success(), "{}", text(&out));
+    // The CA revokes township B's device too; the relay reloads (SIGHUP): refused from the
+    // next handshake on.
+    std::fs::write(&crl, next_crl).unwrap();
+    r.relay.hangup();
+    wait_until("the SIGHUP reload in the log", GUARD, || {
+        r.relay.log_text().contains("reloaded (SIGHUP)")
+    });
+    let failed_before = r
+        .relay
+        .log_text()
+        .matches("DICOM TLS handshake failed")
+        .count();
+    let other = pydicom_file("MR_small.dcm");
+    let out = storescu_tls(&r, tls_port, "township-b-device", "TWB_DR1", &other);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(stored_count(&r.relay.data, &meta_sop(&other).unwrap()), 0);
+    assert!(
+        r.relay
+            .log_text()
+            .matches("DICOM TLS handshake failed")
+            .count()
+            > failed_before,
+        "refused in the handshake after the reload:\n{}",
         r.relay.log_text()
     );
 }

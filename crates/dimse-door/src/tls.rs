@@ -4,18 +4,41 @@
 //! else). Its identity (`urn:yilian:peer:…`) must be the identity its calling AE title acts as
 //! in the topology: a stolen AE title is not enough, and a certificate cannot speak for
 //! another identity's AE. The deny list (`[[revoked]]` by name) applies as on the plain port;
-//! the server configuration (the relay builds it with the alliance CA's CRLs, as for QUIC)
-//! refuses revoked certificates in the handshake.
+//! the server configuration (the relay builds it with the alliance CA's CRLs, as for QUIC, and
+//! replaces it when it reloads them: [`TlsConfig`]) refuses revoked certificates in the
+//! handshake.
 
 use rustls::ServerConfig;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tracing::{debug, info, warn};
 use yilian_dimse::scp::{Admitted, ScpHandler, StoreOutcome, StoreRequest};
 use yilian_dimse::{AssociateRequest, Reject};
 use yilian_transport::identity_from_cert;
 
 use crate::door::{Callers, DimseDoor, DimseSink};
+
+/// The TLS configuration new DICOM TLS connections are accepted with. The relay replaces it
+/// when it reloads its CRLs (SIGHUP, or a changed file): a certificate revoked since is
+/// refused from the next handshake on.
+#[derive(Debug)]
+pub struct TlsConfig(RwLock<Arc<ServerConfig>>);
+
+impl TlsConfig {
+    pub fn new(config: Arc<ServerConfig>) -> TlsConfig {
+        TlsConfig(RwLock::new(config))
+    }
+
+    /// The configuration in force now.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Put `config` in force for the connections that come next.
+    pub fn replace(&self, config: Arc<ServerConfig>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+}
 
 /// One TLS connection's handler: the door, with the certificate's identity.
 struct Bound {
@@ -81,11 +104,12 @@ impl ScpHandler for Bound {
 }
 
 impl DimseDoor {
-    /// Serve DICOM TLS on `listener` until the task is dropped.
+    /// Serve DICOM TLS on `listener` until the task is dropped; each connection is accepted
+    /// with the configuration in force when it arrives.
     pub async fn run_tls(
         self: Arc<Self>,
         listener: yilian_dimse::tcp::Listener,
-        config: Arc<ServerConfig>,
+        config: Arc<TlsConfig>,
     ) {
         let scp = Arc::new(self.scp_config());
         loop {
@@ -97,7 +121,7 @@ impl DimseDoor {
                     continue;
                 }
             };
-            let (door, scp, config) = (self.clone(), scp.clone(), config.clone());
+            let (door, scp, config) = (self.clone(), scp.clone(), config.current());
             tokio::spawn(async move {
                 let tls = match yilian_dimse::tls::accept(
                     stream,

@@ -22,6 +22,8 @@ pub(crate) struct Ctx {
     pub connections: Arc<Connections>,
     /// The relay-wide budget of delivery buffers (`budget.rs`).
     pub budget: Arc<crate::budget::DeliveryBudget>,
+    /// DICOM TLS's configuration, when `[dimse] tls_listen` is set (a reload replaces it).
+    pub dicom_tls: Option<Arc<yilian_dimse_door::TlsConfig>>,
 }
 
 impl Ctx {

@@ -67,6 +67,7 @@ mod connections;
 mod ctx;
 pub mod delivery;
 mod dev_certs;
+mod dicom_tls;
 pub mod dimse_egress;
 mod manifest;
 pub mod quic_upload;

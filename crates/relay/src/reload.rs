@@ -8,7 +8,8 @@
 //! A reload reads everything first — topology file, CRL files, the TLS configuration built
 //! from them — and changes nothing if any of it fails: the error names the file and the
 //! problem, and the relay keeps running on the previous state. Then, in this order, new
-//! handshakes get the new CRLs (`Endpoint::set_server_config`), every reader of the topology
+//! handshakes get the new CRLs (QUIC: `Endpoint::set_server_config`; DICOM TLS: the door's
+//! `TlsConfig`, `dicom_tls.rs`), every reader of the topology
 //! gets the new one (routing, admission), and the live connections the new files no longer
 //! admit are closed with the reason (`revocation.rs`).
 
@@ -125,13 +126,17 @@ pub(crate) async fn reload(
         };
         let crls = Crls::load(&crl_paths, &tls)?;
         let server = yilian_transport::server_config_with_crls(&tls, &tuning, &crls)?;
-        Ok::<_, ReloadError>((topology, crls, server))
+        let dicom = crate::dicom_tls::server_config(&tls, &crls)?;
+        Ok::<_, ReloadError>((topology, crls, server, dicom))
     })
     .await
     .map_err(|e| ReloadError::Task(e.to_string()))?;
-    let (topology, crls, server) = loaded?;
+    let (topology, crls, server, dicom) = loaded?;
 
     endpoint.set_server_config(Some(server));
+    if let Some(d) = &ctx.dicom_tls {
+        d.replace(dicom);
+    }
     let topology = topology.map(Arc::new).unwrap_or_else(|| ctx.topology());
     ctx.ingest.set_topology(topology.clone());
     warn_out_of_date(&crls);

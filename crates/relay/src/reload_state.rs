@@ -22,7 +22,8 @@ pub(crate) fn stamps(files: &[PathBuf]) -> Vec<Stamp> {
         .collect()
 }
 
-/// What a reload replaces (the topology; the CRLs live in the endpoint's TLS configuration),
+/// What a reload replaces (the topology; the CRLs live in the TLS configurations of the QUIC
+/// endpoint and of DICOM TLS),
 /// shared by every task of the relay.
 pub(crate) struct Reloadable {
     /// The topology file (if any), then the CRL files.

@@ -53,7 +53,7 @@ pub struct Relay {
     dimse: std::sync::Mutex<Option<std::net::TcpListener>>,
     dimse_addr: Option<SocketAddr>,
     /// The DICOM TLS listener and its configuration, when `[dimse] tls_listen` is set.
-    dimse_tls: std::sync::Mutex<Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>>,
+    dimse_tls: std::sync::Mutex<Option<(std::net::TcpListener, Arc<yilian_dimse_door::TlsConfig>)>>,
 }
 
 impl Relay {
@@ -110,18 +110,15 @@ impl Relay {
             };
         let dimse_tls = match config.dimse.tls_listen {
             Some(addr) => {
-                // The alliance CA and its CRLs, as for QUIC (no ALPN: DICOM TLS has none).
-                let mut tls =
-                    yilian_transport::server_tls_config_with_crls(&config.tls, &config.crls)
-                        .map_err(|e| RelayError::DimseTls(addr, e.to_string()))?;
-                tls.alpn_protocols.clear();
-                let tls = Arc::new(tls);
+                let tls = crate::dicom_tls::server_config(&config.tls, &config.crls)
+                    .map_err(|e| RelayError::DimseTls(addr, e.to_string()))?;
                 let l =
                     std::net::TcpListener::bind(addr).map_err(|e| RelayError::Dimse(addr, e))?;
-                Some((l, tls))
+                Some((l, Arc::new(yilian_dimse_door::TlsConfig::new(tls))))
             }
             None => None,
         };
+        let dicom_tls = dimse_tls.as_ref().map(|(_, c)| c.clone());
         let budget = crate::budget::DeliveryBudget::new(
             config.delivery_buffer_budget,
             config.tuning.send_window,
@@ -133,6 +130,7 @@ impl Relay {
                 ingest,
                 connections: Arc::default(),
                 budget: Arc::new(budget),
+                dicom_tls,
             }),
             endpoint,
             dimse: std::sync::Mutex::new(dimse),
