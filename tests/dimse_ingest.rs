@@ -10,7 +10,7 @@ mod common;
 use common::dimse::*;
 use common::*;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[test]
@@ -297,27 +297,33 @@ fn a_kill_9_loses_no_acknowledged_c_store() {
 }
 
 /// The quiet period survives a restart: a study sent just before the relay stopped is
-/// complete once quiet after it starts again.
+/// complete once quiet after it starts again; an instance that comes after the study was
+/// completed, with a restart before the quiet period passes again, is added to its manifest.
 #[test]
 fn a_restart_during_the_quiet_period_still_completes_the_study() {
     let mut r = relay_with_dimse("3s");
     let dir = r.root.join("ct");
-    yilian_testkit::ct_series(
+    let slices = yilian_testkit::ct_series(
         &dir,
         &yilian_testkit::StudySpec::new("CT", 61),
-        4,
+        5,
         32,
         32,
         61,
     )
     .unwrap();
-    let mut c = dcmtk("storescu");
-    c.args(["-aet", "TWA_DR1", "-aec", "YILIAN", "+sd"])
-        .arg("127.0.0.1")
-        .arg(r.port.to_string())
-        .arg(&dir);
-    let out = run_guarded(c, GUARD, "storescu");
-    assert!(out.status.success(), "{}", text(&out));
+    let study = slices[0].study_instance_uid.clone();
+    let storescu = |r: &DimseRelay, files: &[&Path]| {
+        let mut c = dcmtk("storescu");
+        c.args(["-aet", "TWA_DR1", "-aec", "YILIAN"])
+            .arg("127.0.0.1")
+            .arg(r.port.to_string())
+            .args(files);
+        let out = run_guarded(c, GUARD, "storescu");
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    let first: Vec<&Path> = slices[..4].iter().map(|g| g.path.as_path()).collect();
+    storescu(&r, &first);
     r.relay.kill9();
     let complete = |r: &DimseRelay| complete_studies(&r.relay.data);
     assert_eq!(complete(&r), 0, "killed before the quiet period passed");
@@ -330,7 +336,40 @@ fn a_restart_during_the_quiet_period_still_completes_the_study() {
     assert!(r
         .relay
         .log_text()
-        .contains("studies without a manifest wait for their quiet period again"));
+        .contains("studies with instances no manifest lists wait for their quiet period again"));
+    assert_eq!(manifest_listed(&r.relay.data, &study), Some(4));
+    // A late slice, then a kill -9 before the study is quiet again.
+    storescu(&r, &[slices[4].path.as_path()]);
+    // Committed (not only sealed: a sealed one is committed again at start, which restarts
+    // its study's quiet period by itself).
+    wait_until("the late slice is committed", GUARD, || {
+        stored_count(&r.relay.data, &slices[4].sop_instance_uid) == 1
+            && scratch_with_data(&r).is_empty()
+    });
+    r.relay.kill9();
+    assert_eq!(manifest_listed(&r.relay.data, &study), Some(4));
+    r.relay.restart();
+    wait_until(
+        "the late slice joins the study's manifest after the restart",
+        Duration::from_secs(60),
+        || manifest_listed(&r.relay.data, &study) == Some(5),
+    );
+    assert_eq!(complete(&r), 1);
+}
+
+/// How many instances a study's manifest lists.
+fn manifest_listed(data: &Path, study: &str) -> Option<i64> {
+    let db = rusqlite::Connection::open_with_flags(
+        data.join("index.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .ok()?;
+    db.query_row(
+        "SELECT listed FROM manifests WHERE study_uid = ?1",
+        [study],
+        |row| row.get(0),
+    )
+    .ok()
 }
 
 /// A large multi-frame instance streams through the DIMSE door with flat memory: the relay's

@@ -104,11 +104,12 @@ impl Ingest {
             .touch(site, study, Instant::now());
     }
 
-    /// At start: studies stored without a manifest before the last stop wait for their quiet
-    /// period again, counted from their last instance (the timers live in memory).
+    /// At start: studies with instances no manifest lists (stored without one, or late after
+    /// their quiet period completed them) wait for their quiet period again, counted from
+    /// their last instance (the timers live in memory).
     pub async fn rearm_quiet_studies(&self) {
         let store = self.store.clone();
-        let found = tokio::task::spawn_blocking(move || store.studies_without_manifest()).await;
+        let found = tokio::task::spawn_blocking(move || store.studies_awaiting_manifest()).await;
         let studies = match found {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return warn!("cannot list studies waiting for their quiet period: {e}"),
@@ -125,7 +126,7 @@ impl Ingest {
         if !studies.is_empty() {
             info!(
                 studies = studies.len(),
-                "studies without a manifest wait for their quiet period again"
+                "studies with instances no manifest lists wait for their quiet period again"
             );
         }
     }

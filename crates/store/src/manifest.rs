@@ -45,16 +45,19 @@ impl Store {
         self.manifest_status(study_uid)
     }
 
-    /// Studies with stored instances but no manifest at all (sent by C-STORE and not yet
-    /// quiet, or whose sender never declared one), with the site that sent them and how long
-    /// ago (milliseconds) their last instance was stored: the quiet periods to re-arm at start.
-    pub fn studies_without_manifest(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+    /// Studies with stored instances their manifest does not list — no manifest at all (sent
+    /// by C-STORE and not yet quiet, or whose sender never declared one), or instances that
+    /// came after it (a late C-STORE after the quiet period completed the study) — with the
+    /// site that sent them and how long ago (milliseconds) their last instance was stored: the
+    /// quiet periods to re-arm at start.
+    pub fn studies_awaiting_manifest(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
         let now = crate::db::now();
         let db = self.db();
         let mut st = db.prepare_cached(
-            "SELECT source_site, study_uid, MAX(stored_at) FROM instances
-             WHERE study_uid NOT IN (SELECT study_uid FROM manifests)
-             GROUP BY source_site, study_uid",
+            "SELECT i.source_site, i.study_uid, MAX(i.stored_at) FROM instances i
+             WHERE NOT EXISTS (SELECT 1 FROM manifest_entries e
+                               WHERE e.study_uid = i.study_uid AND e.sop_uid = i.sop_uid)
+             GROUP BY i.source_site, i.study_uid",
         )?;
         let rows = st.query_map([], |r| {
             Ok((
