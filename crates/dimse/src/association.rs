@@ -332,6 +332,14 @@ impl Association {
         self.negotiated.as_ref().and_then(|n| n.context(id))
     }
 
+    /// The transfer syntax accepted for this presentation context (empty if there is none).
+    pub fn transfer_syntax_of(&self, id: u8) -> String {
+        self.context(id)
+            .and_then(|c| c.transfer_syntax())
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Is a data set expected from the peer (a command announced one, its last fragment has
     /// not arrived)?
     pub fn receiving_data_set(&self) -> bool {

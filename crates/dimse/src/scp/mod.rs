@@ -274,12 +274,7 @@ where
             Event::Command {
                 context_id,
                 message,
-            } => {
-                on_command(
-                    conn, peer, handler, config, summary, current, context_id, message,
-                )
-                .await?
-            }
+            } => on_command(conn, peer, handler, summary, current, context_id, message).await?,
             Event::BadCommand {
                 context_id,
                 error,
@@ -358,12 +353,10 @@ fn failure_response(field: Option<u16>, id: u16) -> Option<Message> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn on_command<IO, H>(
     conn: &mut Conn<IO>,
     peer: SocketAddr,
     handler: &H,
-    config: &ScpConfig,
     summary: &mut AssociationSummary,
     current: &mut Current<H::Sink>,
     context_id: u8,
@@ -373,12 +366,7 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
     H: ScpHandler,
 {
-    let transfer_syntax = conn
-        .assoc
-        .context(context_id)
-        .and_then(|c| c.transfer_syntax())
-        .unwrap_or_default()
-        .to_string();
+    let transfer_syntax = conn.assoc.transfer_syntax_of(context_id);
     match message {
         Message::EchoRq(rq) => {
             summary.echoes += 1;
@@ -443,7 +431,6 @@ where
             );
         }
     }
-    let _ = config;
     Ok(())
 }
 
@@ -540,12 +527,7 @@ where
             else {
                 return Ok(());
             };
-            let transfer_syntax = conn
-                .assoc
-                .context(context_id)
-                .and_then(|c| c.transfer_syntax())
-                .unwrap_or_default()
-                .to_string();
+            let transfer_syntax = conn.assoc.transfer_syntax_of(context_id);
             let identifier = identifier.freeze();
             let request = match rq {
                 RetrieveRq::Get(rq) => {
@@ -617,12 +599,7 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
     H: ScpHandler,
 {
-    let transfer_syntax = conn
-        .assoc
-        .context(context_id)
-        .and_then(|c| c.transfer_syntax())
-        .unwrap_or_default()
-        .to_string();
+    let transfer_syntax = conn.assoc.transfer_syntax_of(context_id);
     let request = FindRequest {
         sop_class: rq.sop_class.clone(),
         transfer_syntax,
