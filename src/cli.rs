@@ -227,6 +227,11 @@ struct GatewayArgs {
     /// done"); then the county's readers are told. At least 1s.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     quiet_period: Duration,
+    /// How long the gateway keeps an image after the county relay acknowledged it (the
+    /// township's local copy); then it is removed, so the disk does not fill up. Images the
+    /// relay refused for good are never removed (the gateway holds the only copy).
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = humantime::parse_duration)]
+    keep: Duration,
     /// Congestion controller on the WAN link: bdp (default), bbr, cubic or newreno.
     #[arg(long, value_name = "NAME")]
     congestion: Option<String>,
@@ -376,6 +381,7 @@ async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     config.ae_title = a.ae_title.clone();
     config.calling_aes = (!a.calling_ae.is_empty()).then(|| a.calling_ae.clone());
     config.quiet_period = a.quiet_period;
+    config.keep = a.keep;
     let gateway = yilian_gateway::Gateway::bind(config).with_context(|| {
         format!(
             "starting the gateway on {} with data in {}",

@@ -118,7 +118,6 @@ impl GatewayProc {
             .collect()
     }
 
-    /// Instances not yet forwarded (or handled).
     /// Uploads acknowledged (sealed) but not yet committed: what a kill -9 between the two
     /// leaves in the pool, committed at the next start.
     fn sealed(&self) -> i64 {
@@ -131,10 +130,11 @@ impl GatewayProc {
             .unwrap_or(0)
     }
 
+    /// Instances not yet forwarded (nor set aside as refused for good).
     fn waiting(&self) -> i64 {
         self.db()
             .query_row(
-                "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL",
+                "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL",
                 [],
                 |r| r.get(0),
             )
@@ -503,10 +503,11 @@ fn only_listed_calling_aes_may_send_and_sigterm_stops_cleanly() {
 }
 
 /// An image the relay refuses for good (another image from township A already holds its SOP
-/// Instance UID) is logged with its UID, audited, marked handled and not sent again; the
-/// rest of the series goes through.
+/// Instance UID) is logged with its UID, audited, set aside and not sent again; the rest of
+/// the series goes through. Past `--keep`, the gateway removes what the relay acknowledged and
+/// keeps the refused image (its only copy).
 #[test]
-fn an_image_the_relay_refuses_for_good_is_handled_once_not_retried_forever() {
+fn an_image_the_relay_refuses_for_good_is_handled_once_and_kept_the_rest_is_pruned() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let pki = Pki::new(&root.join("pki"));
@@ -528,7 +529,13 @@ fn an_image_the_relay_refuses_for_good_is_handled_once_not_retried_forever() {
     bytes[last] ^= 0xff;
     std::fs::write(&series[0].path, bytes).unwrap();
 
-    let gw = GatewayProc::start(&root.join("gateway"), &pki, &relay.addr, "2s", &[]);
+    let gw = GatewayProc::start(
+        &root.join("gateway"),
+        &pki,
+        &relay.addr,
+        "2s",
+        &["--keep", "3s"],
+    );
     let out = storescu(gw.port, "TWA_DR1", &["+sd", "-R"], &[&root.join("ct-14")]);
     assert!(out.status.success(), "{}", text(&out));
     wait_until("everything handled", Duration::from_secs(60), || {
@@ -544,16 +551,35 @@ fn an_image_the_relay_refuses_for_good_is_handled_once_not_retried_forever() {
     let rows = audit_by_sop(&gw.data, "deliver");
     assert!(
         rows.iter()
-            .any(|(_, outcome, s)| outcome == "conflict" && s.as_deref() == Some(sop.as_str())),
+            .any(|(_, outcome, s)| outcome == "refused" && s.as_deref() == Some(sop.as_str())),
         "{rows:?}"
     );
     // Not offered again: one refusal, whatever the time.
     std::thread::sleep(Duration::from_secs(3));
     let refusals = audit_by_sop(&gw.data, "deliver")
         .into_iter()
-        .filter(|(_, outcome, s)| outcome == "conflict" && s.as_deref() == Some(sop.as_str()))
+        .filter(|(_, outcome, s)| outcome == "refused" && s.as_deref() == Some(sop.as_str()))
         .count();
     assert_eq!(refusals, 1);
+    // Past --keep: the two slices the relay acknowledged are removed (rows, files, audited);
+    // the refused one stays.
+    wait_until(
+        "the forwarded slices are pruned",
+        Duration::from_secs(30),
+        || gw.held() == 1,
+    );
+    assert_eq!(gw.hashes().keys().collect::<Vec<_>>(), vec![sop]);
+    assert_eq!(files_under(&gw.data.join("objects")).len(), 1);
+    let pruned: Vec<_> = audit_by_sop(&gw.data, "prune")
+        .into_iter()
+        .filter_map(|(_, outcome, s)| (outcome == "ok").then_some(s))
+        .flatten()
+        .collect();
+    assert_eq!(pruned.len(), 2, "{pruned:?}");
+    assert!(!pruned.contains(sop));
+    assert!(gw
+        .log_text()
+        .contains("removed images the county relay acknowledged"));
     assert_eq!(
         gw.log_text()
             .matches("refused this instance for good")

@@ -7,9 +7,11 @@
 //! settles each one from the send report ([`classify`]):
 //!
 //! * acknowledged by the relay (stored, or already there): delivered (`mark_delivered`);
-//! * refused for good (conflict, malformed, unauthorized, too large…): marked handled too, so it
-//!   does not loop, with an audit entry and an error log naming its SOP Instance UID and the
-//!   relay's reason (never patient data). The object stays in the gateway's spool;
+//! * refused for good (conflict, malformed, unauthorized, too large…): set aside as failed
+//!   (`record_failure`, permanent), so it does not loop, with an audit entry (`deliver`,
+//!   `refused`) and an error log naming its SOP Instance UID and the relay's reason (never
+//!   patient data). The object stays in the gateway's spool and is never pruned: it is the only
+//!   copy;
 //! * unroutable at the relay: parked for a few minutes, then offered again (the relay's
 //!   administrator may add a rule in the meantime);
 //! * anything else (the link is down, the relay's disk is full, a passing failure): stays
@@ -40,7 +42,7 @@ use yilian_client::{
 use yilian_ingest::hub::Job;
 use yilian_ingest::Ingest;
 use yilian_proto::RefuseCode;
-use yilian_store::{AuditAction, AuditEvent, InstanceRecord, ManifestStatus};
+use yilian_store::{AuditAction, AuditEvent, DeliveryFailure, InstanceRecord, ManifestStatus};
 
 use crate::studies::StudyBook;
 
@@ -510,35 +512,36 @@ impl Forwarder {
                     sop_uid = %item.sop_uid, study_uid = %item.study_uid, code = %code,
                     "the county relay refused this instance for good: {reason}; it is kept in the gateway's spool and not forwarded again"
                 );
-                self.ingest
-                    .audit(AuditEvent {
-                        actor: format!("{} (forwarding to {})", self.reader, self.client.relay),
-                        site: Some(self.site.clone()),
-                        action: AuditAction::Deliver,
-                        study_uid: Some(item.study_uid.clone()),
-                        sop_uid: Some(item.sop_uid.clone()),
-                        outcome: code.clone(),
-                        detail: Some(format!(
-                            "refused by the county relay; handled, not forwarded again: {reason}"
-                        )),
-                    })
-                    .await;
             }
         }
+        // Acknowledged: delivered. Refused for good: set aside as failed (and audited), so
+        // that it is never pruned — the gateway holds the only copy.
         let reader = self.reader.clone();
-        let marks: Vec<(String, String)> = settled
-            .iter()
-            .map(|(i, _)| (i.study_uid.clone(), i.sop_uid.clone()))
-            .collect();
+        let relay = self.client.relay.clone();
         let failed = self
             .blocking(move |store| {
-                marks
+                settled
                     .iter()
-                    .filter_map(|(study, sop)| {
-                        store
-                            .mark_delivered(&reader, study, sop)
-                            .err()
-                            .map(|e| format!("{sop}: {e}"))
+                    .filter_map(|(item, refused)| {
+                        let (study, sop) = (&item.study_uid, &item.sop_uid);
+                        let r = match refused {
+                            None => store.mark_delivered(&reader, study, sop),
+                            Some((code, reason)) => store
+                                .record_failure(
+                                    &reader,
+                                    study,
+                                    sop,
+                                    &DeliveryFailure {
+                                        status: None,
+                                        reason: format!(
+                                            "{code}: refused by the county relay {relay}; not forwarded again: {reason}"
+                                        ),
+                                        permanent: true,
+                                    },
+                                )
+                                .map(|_| ()),
+                        };
+                        r.err().map(|e| format!("{sop}: {e}"))
                     })
                     .collect::<Vec<_>>()
             })

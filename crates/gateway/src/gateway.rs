@@ -44,6 +44,9 @@ pub struct GatewayConfig {
     pub min_free_bytes: u64,
     /// Largest instance accepted.
     pub max_instance_bytes: u64,
+    /// How long an image the county relay acknowledged is kept here; then it is removed
+    /// (`Store::prune_delivered`). Refused images are never removed.
+    pub keep: Duration,
 }
 
 impl GatewayConfig {
@@ -59,6 +62,7 @@ impl GatewayConfig {
             dimse_idle_timeout: Duration::from_secs(60),
             min_free_bytes: 1 << 30,
             max_instance_bytes: 8 << 30,
+            keep: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -196,6 +200,11 @@ impl Gateway {
         });
         let forward_task = tokio::spawn(forwarder.run());
         let tick_task = tokio::spawn(tick(self.ingest.clone()));
+        let prune_task = tokio::spawn(prune(
+            self.ingest.clone(),
+            self.config.keep,
+            format!("{} (retention)", self.identity.name),
+        ));
         info!(
             dimse = %self.dimse_addr,
             ae_title = %self.config.ae_title,
@@ -205,6 +214,7 @@ impl Gateway {
             relay = %self.config.client.relay,
             data = %self.config.data_dir.display(),
             quiet_period = ?self.config.quiet_period,
+            keep = %humantime::format_duration(self.config.keep),
             "yilian gateway ready"
         );
         shutdown.await;
@@ -220,6 +230,7 @@ impl Gateway {
         tokio::time::sleep(Duration::from_millis(100)).await;
         forward_task.abort();
         tick_task.abort();
+        prune_task.abort();
         let left = self.ingest.uploads_in_gate();
         if left > 0 {
             warn!(
@@ -241,6 +252,33 @@ async fn tick(ingest: Arc<Ingest>) {
         let i = ingest.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || i.storage.check()).await {
             warn!("free-space check failed: {e}");
+        }
+    }
+}
+
+/// Remove what the county relay acknowledged more than `keep` ago, looking every `keep / 4`
+/// (between a second and an hour).
+async fn prune(ingest: Arc<Ingest>, keep: Duration, actor: String) {
+    let every = (keep / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let mut t = tokio::time::interval(every);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        t.tick().await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let cutoff = now.saturating_sub(keep).as_millis() as i64;
+        let (store, a) = (ingest.store.clone(), actor.clone());
+        match tokio::task::spawn_blocking(move || store.prune_delivered(cutoff, &a)).await {
+            Ok(Ok(p)) if p.instances > 0 => info!(
+                instances = p.instances,
+                bytes = p.bytes,
+                keep = %humantime::format_duration(keep),
+                "removed images the county relay acknowledged longer ago than --keep"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!("removing forwarded images failed: {e}; trying again later"),
+            Err(e) => warn!("removing forwarded images failed: {e}"),
         }
     }
 }

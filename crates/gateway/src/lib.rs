@@ -39,8 +39,10 @@
 //!   study's manifest upstream, so the county's readers are told the study is complete. The
 //!   studies still owing a manifest are recorded on disk ([`studies`]) and survive a restart.
 //!
-//! The gateway keeps what it forwarded (its spool is the township's copy); nothing is removed
-//! automatically yet.
+//! * **Retention.** What the relay acknowledged stays in the gateway's spool (the township's
+//!   copy) for `--keep` (30 days by default), then is removed with an audit entry
+//!   ([`yilian_store::Store::prune_delivered`]); an image the relay refused for good is never
+//!   removed (the gateway holds the only copy).
 
 pub mod forward;
 mod gateway;

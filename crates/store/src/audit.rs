@@ -19,6 +19,8 @@ pub enum AuditAction {
     Query,
     /// A reader retrieved instances (C-MOVE, C-GET; later WADO).
     Retrieve,
+    /// An instance was removed after its retention period (a gateway's forwarded copy).
+    Prune,
 }
 
 impl fmt::Display for AuditAction {
@@ -31,6 +33,7 @@ impl fmt::Display for AuditAction {
             AuditAction::Subscribe => "subscribe",
             AuditAction::Query => "query",
             AuditAction::Retrieve => "retrieve",
+            AuditAction::Prune => "prune",
         })
     }
 }

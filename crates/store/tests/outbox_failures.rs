@@ -2,40 +2,12 @@
 //! status; a permanent one takes the entry out of the pending queue with its status kept; the
 //! administrator can put it back. Schema 3 is migrated in place.
 
+mod common;
+
+use common::{store, STUDY};
 use yilian_store::*;
 
-const STUDY: &str = "1.2.9";
 const PACS: &str = "county-pacs";
-
-fn store(s: &Store, sop: &str, priority: u8, readers: &[&str]) {
-    let bytes = format!("object {sop}");
-    let mut p = s
-        .open_partial(PartialInfo {
-            source_site: "township-a".into(),
-            study_uid: STUDY.into(),
-            sop_uid: sop.into(),
-            size: bytes.len() as u64,
-        })
-        .unwrap();
-    p.write(bytes.as_bytes()).unwrap();
-    let readers: Vec<String> = readers.iter().map(|r| r.to_string()).collect();
-    s.commit(
-        p,
-        *blake3::hash(bytes.as_bytes()).as_bytes(),
-        &NewInstance {
-            sop_uid: sop.into(),
-            study_uid: STUDY.into(),
-            series_uid: "1.2.9.1".into(),
-            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
-            modality: "CT".into(),
-            source_site: "township-a".into(),
-            source_identity: "township-a-device".into(),
-            priority,
-        },
-        &readers,
-    )
-    .unwrap();
-}
 
 fn pending(s: &Store, reader: &str) -> Vec<String> {
     s.pending_for(reader)

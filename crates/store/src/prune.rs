@@ -1,0 +1,136 @@
+//! Removing what was forwarded: a township gateway keeps each image for a while after the
+//! county relay acknowledged it (the township's local copy), then removes it, so its disk does
+//! not fill up.
+//!
+//! An instance is removed only when **every** outbox entry for it was delivered before the
+//! cut-off: one still pending, or refused for good (`failed_at`: the relay never took it, so
+//! this is the only copy), keeps it. The rows go first, in one transaction with an audit entry
+//! per instance (action `prune`); the object file goes after, and only when no other instance
+//! row shares its content. A crash in between leaves an object file nothing refers to, never
+//! an index row without its file.
+
+use rusqlite::params;
+
+use crate::store::Store;
+use crate::{AuditAction, AuditEvent, StoreError};
+
+/// At most this many instances per transaction (a long backlog is removed in several).
+const BATCH: i64 = 500;
+
+/// An object file no row refers to any more, and its size.
+type Orphan = ([u8; 32], u64);
+
+/// An instance to remove.
+struct Victim {
+    id: i64,
+    hash: Vec<u8>,
+    size: i64,
+    site: String,
+    study: String,
+    sop: String,
+}
+
+/// What a prune removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub instances: u64,
+    pub bytes: u64,
+}
+
+impl Store {
+    /// Remove the instances whose every outbox entry was delivered at or before
+    /// `delivered_before` (milliseconds since the epoch), `actor` named in the audit.
+    pub fn prune_delivered(
+        &self,
+        delivered_before: i64,
+        actor: &str,
+    ) -> Result<Pruned, StoreError> {
+        let mut total = Pruned::default();
+        loop {
+            let (removed, files) = self.prune_batch(delivered_before, actor)?;
+            for (hash, size) in &files {
+                total.bytes += size;
+                let path = self.object_path(hash);
+                if let Err(e) = std::fs::remove_file(&path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(path = %path.display(), "cannot remove a pruned object: {e}");
+                    }
+                }
+            }
+            total.instances += removed;
+            if removed < BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// One transaction: the rows of up to [`BATCH`] instances; returns how many, and the
+    /// object files no row refers to any more (hash, size).
+    fn prune_batch(
+        &self,
+        delivered_before: i64,
+        actor: &str,
+    ) -> Result<(u64, Vec<Orphan>), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let victims: Vec<Victim> = {
+            let mut st = tx.prepare_cached(
+                "SELECT i.id, i.hash, i.size, i.source_site, i.study_uid, i.sop_uid
+                 FROM instances i
+                 WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.instance_id = i.id)
+                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.instance_id = i.id
+                       AND (o.delivered_at IS NULL OR o.delivered_at > ?1
+                            OR o.failed_at IS NOT NULL))
+                 ORDER BY i.id LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![delivered_before, BATCH], |r| {
+                Ok(Victim {
+                    id: r.get(0)?,
+                    hash: r.get(1)?,
+                    size: r.get(2)?,
+                    site: r.get(3)?,
+                    study: r.get(4)?,
+                    sop: r.get(5)?,
+                })
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut files = Vec::new();
+        for Victim {
+            id,
+            hash,
+            size,
+            site,
+            study,
+            sop,
+        } in &victims
+        {
+            tx.execute("DELETE FROM catalog WHERE instance_id = ?1", [id])?;
+            tx.execute("DELETE FROM outbox WHERE instance_id = ?1", [id])?;
+            tx.execute("DELETE FROM instances WHERE id = ?1", [id])?;
+            crate::audit::insert(
+                &tx,
+                &AuditEvent {
+                    actor: actor.to_string(),
+                    site: Some(site.clone()),
+                    action: AuditAction::Prune,
+                    study_uid: Some(study.clone()),
+                    sop_uid: Some(sop.clone()),
+                    outcome: "ok".into(),
+                    detail: Some("forwarded and kept for the retention period".into()),
+                },
+            )?;
+            let shared: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM instances WHERE hash = ?1)",
+                [hash],
+                |r| r.get(0),
+            )?;
+            let hash: Option<[u8; 32]> = hash.as_slice().try_into().ok();
+            if let (false, Some(h)) = (shared, hash) {
+                files.push((h, (*size).max(0) as u64));
+            }
+        }
+        tx.commit()?;
+        Ok((victims.len() as u64, files))
+    }
+}
