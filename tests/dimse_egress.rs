@@ -24,10 +24,17 @@ type PeerProc = KillOnDrop;
 /// DCMTK storescp as the county PACS: bit-preserving, unique file names (a duplicate
 /// delivery shows as a second file), several associations at once.
 fn storescp(port: u16, out: &Path) -> PeerProc {
+    storescp_accepting(port, out, "+xa")
+}
+
+/// The same, accepting `syntaxes` (`+xa`: all; `+xi`: Implicit VR Little Endian only).
+fn storescp_accepting(port: u16, out: &Path, syntaxes: &str) -> PeerProc {
     std::fs::create_dir_all(out).unwrap();
     let child = dcmtk("storescp")
         // --fork: one process per association, as a PACS serves several at once.
-        .args(["-aet", PACS_AE, "--fork", "+xa", "-pm", "+B", "+uf", "-od"])
+        .args([
+            "-aet", PACS_AE, "--fork", syntaxes, "-pm", "+B", "+uf", "-od",
+        ])
         .arg(out)
         .arg(port.to_string())
         .stdout(Stdio::null())
@@ -272,6 +279,97 @@ fn routed_instances_reach_storescp_byte_identical() {
     assert_eq!(ok as i64, n, "each delivery is audited");
     let log = s.relay.log_text();
     assert!(log.contains("DIMSE egress started"), "{log}");
+}
+
+/// A PACS that accepts only Implicit VR Little Endian (the syntax every DICOM peer must take)
+/// gets the instances stored in Explicit VR LE transcoded on the fly: pydicom reads the same
+/// elements and pixels from what it received as from the originals. One already in Implicit
+/// VR LE goes as is; a JPEG one it did not accept is reported, not retried (never
+/// decompressed).
+#[test]
+fn an_implicit_only_pacs_gets_explicit_instances_transcoded() {
+    let peer_port = free_tcp_port();
+    let out = tempfile::tempdir().unwrap();
+    let _pacs = storescp_accepting(peer_port, out.path(), "+xi");
+    let s = setup(peer_port);
+    let (ct_dir, ct) = ct(&s.root, 4);
+    let explicit = pydicom_file("CT_small.dcm");
+    let implicit = pydicom_file("MR_small_implicit.dcm");
+    let jpeg = pydicom_file("examples_ybr_color.dcm");
+    send(&s, &[&ct_dir, &explicit, &implicit, &jpeg]);
+    let n = ct.len() as i64 + 3;
+    wait_outbox(&s, n, n - 1, 1);
+    let got = received(out.path());
+    let originals: Vec<PathBuf> = ct
+        .iter()
+        .map(|g| g.path.clone())
+        .chain([explicit.clone(), implicit.clone()])
+        .collect();
+    assert_eq!(got.len(), originals.len(), "{:?}", got.keys());
+    let mut pairs = Vec::new();
+    for original in &originals {
+        let sop = meta(original).sop_instance;
+        let files = &got[&sop];
+        assert_eq!(files.len(), 1, "{} delivered once", original.display());
+        assert_eq!(
+            meta(&files[0]).transfer_syntax,
+            "1.2.840.10008.1.2",
+            "{}: Implicit VR Little Endian at the PACS",
+            original.display()
+        );
+        pairs.push(format!("{}|{}", original.display(), files[0].display()));
+    }
+    assert_eq!(
+        data_set(&got[&meta(&implicit).sop_instance][0]),
+        data_set(&implicit),
+        "an Implicit VR LE instance goes as stored"
+    );
+    // pydicom: every element of each original, read back with the same value (private ones
+    // included: in Implicit VR they are compared as bytes), and the same pixels.
+    let check = r#"
+import sys, pydicom
+for pair in sys.argv[1:]:
+    a, b = pair.split('|')
+    da, db = pydicom.dcmread(a), pydicom.dcmread(b)
+    ta = [e.tag for e in da if e.tag.element != 0]
+    tb = [e.tag for e in db]
+    assert ta == tb, (a, set(ta) ^ set(tb))
+    for e in da:
+        if e.tag.element == 0:
+            continue
+        f = db[e.tag]
+        if e.VR == 'SQ':
+            assert len(e.value) == len(f.value), (a, e.tag)
+        elif f.VR == e.VR:
+            assert e.value == f.value, (a, e.tag, e.VR)
+        else:
+            assert e.tag.is_private or f.VR == 'UN' or 'or' in str(f.VR), (a, e.tag, e.VR, f.VR)
+    assert da.PixelData == db.PixelData, a
+print('same', len(sys.argv) - 1)
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(check)
+        .args(&pairs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed = audit_rows(&s.relay.data, "deliver")
+        .into_iter()
+        .filter(|(actor, outcome, detail)| {
+            actor == PACS
+                && outcome == "refused"
+                && detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("1.2.840.10008.1.2.4.50"))
+        })
+        .count();
+    assert_eq!(failed, 1, "the JPEG one is reported");
 }
 
 /// The PACS is down when the instances arrive: the relay retries with backoff, and once

@@ -282,6 +282,31 @@ fn workstations_retrieve_exactly_their_readers_studies() {
     for g in &ct {
         assert!(data_set(&got[&g.sop_instance_uid]) == data_set(&g.path));
     }
+    // A workstation that takes CT only in Implicit VR Little Endian (pynetdicom; DCMTK's
+    // getscu always proposes every uncompressed syntax) gets the slices, stored in Explicit VR
+    // LE, transcoded element for element.
+    let implicit_dir = root.join("got-implicit");
+    std::fs::create_dir_all(&implicit_dir).unwrap();
+    let mut c = Command::new("python3");
+    c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/get_implicit.py"))
+        .arg(r.port.to_string())
+        .args(["CTY_RAD1", "YILIAN", &ct_study])
+        .arg(&implicit_dir);
+    let out = run_guarded(c, GUARD, "pynetdicom C-GET, Implicit VR LE only");
+    let said = text(&out);
+    assert!(out.status.success() && said.contains("final 0x0"), "{said}");
+    for g in &ct {
+        assert!(
+            said.contains(&format!("{} 1.2.840.10008.1.2\n", g.sop_instance_uid)),
+            "{said}"
+        );
+        let mut expected = Vec::new();
+        let mut t = yilian_dicom::ToImplicit::new();
+        t.feed(&data_set(&g.path), &mut expected).unwrap();
+        t.finish().unwrap();
+        let received = std::fs::read(implicit_dir.join(&g.sop_instance_uid)).unwrap();
+        assert!(received == expected, "{}: {said}", g.sop_instance_uid);
+    }
     // A console cannot retrieve.
     let mut c = dcmtk("getscu");
     c.args(["-v", "-S", "-aet", "TWA_DR1", "-aec", "YILIAN", "-od"])

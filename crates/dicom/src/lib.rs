@@ -85,6 +85,7 @@ mod names;
 mod phi;
 mod structure;
 mod syntax;
+mod transcode;
 mod vr;
 mod walker;
 
@@ -95,4 +96,5 @@ pub use error::DicomError;
 pub use inspect::{inspect_file, validate_file};
 pub use metadata::{Metadata, Patient, PixelDataInfo};
 pub use phi::Phi;
+pub use transcode::ToImplicit;
 pub use walker::{Limits, Walker};

@@ -194,7 +194,8 @@ pub enum DimseError {
         transfer_syntax: String,
     },
     /// The peer accepted the SOP class only in other transfer syntaxes than the data set's
-    /// (transcoding is out of scope: the caller decides).
+    /// (Explicit VR LE goes out as Implicit VR LE when the peer took that; nothing else is
+    /// transcoded).
     #[error("{sop_class}: the peer accepted {accepted:?}, but the data set is in {have}")]
     TransferSyntaxNotAccepted {
         /// The SOP class.

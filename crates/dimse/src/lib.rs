@@ -103,6 +103,7 @@ pub mod sop_classes;
 pub mod status;
 pub mod tcp;
 pub mod tls;
+mod transcode;
 pub mod transfer_syntaxes;
 
 pub use association::{

@@ -4,10 +4,11 @@
 //!
 //! Transfer syntaxes: [`storage_contexts`] proposes, for an uncompressed little endian data set,
 //! both Explicit and Implicit VR Little Endian in one context (the stored one first); for any
-//! other syntax, that syntax alone. [`StoreScu::store`] sends only in the data set's own
-//! syntax: if the peer accepted another one for the class, it fails with
-//! [`DimseError::TransferSyntaxNotAccepted`] naming what was accepted (transcoding is the
-//! caller's business), before anything is sent.
+//! other syntax, that syntax alone. [`StoreScu::store`] sends in the data set's own syntax, or,
+//! for a data set in Explicit VR LE to a peer that accepted only Implicit VR LE for the class
+//! (the syntax every peer must accept), transcoded to it while it streams (`transcode.rs`).
+//! Otherwise it fails with [`DimseError::TransferSyntaxNotAccepted`] naming what was accepted,
+//! before anything is sent (compressed data is never decompressed).
 
 use crate::association::{Aborted, Association, AssociationConfig, Event, Request};
 use crate::conn::{read_piece, Conn};
@@ -16,6 +17,7 @@ use crate::message::{EchoRq, Message, Priority, StoreRq};
 use crate::negotiation::Negotiated;
 use crate::sop_classes::VERIFICATION;
 use crate::status::Status;
+use crate::transcode::Outgoing;
 use crate::transfer_syntaxes::{
     is_uncompressed_little_endian, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
 };
@@ -219,12 +221,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send> StoreScu<IO> {
         sop_instance: &str,
         transfer_syntax: &str,
         options: &StoreOptions,
-        mut data: R,
+        data: R,
     ) -> Result<StoreResult, DimseError> {
-        let context_id = self
+        let route = self
             .negotiated()
-            .and_then(|n| n.find_context(sop_class, &[transfer_syntax]));
-        let Some(context_id) = context_id else {
+            .and_then(|n| crate::transcode::route(n, sop_class, transfer_syntax));
+        let Some(route) = route else {
             let accepted = self.accepted_transfer_syntaxes(sop_class);
             if accepted.is_empty() {
                 return Err(DimseError::NoContext {
@@ -238,6 +240,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send> StoreScu<IO> {
                 accepted,
             });
         };
+        let context_id = route.context_id;
+        let mut data = Outgoing::new(data, route.transcode);
         let piece = self.conn.piece_size();
         let first = read_piece(&mut data, piece)
             .await
@@ -265,7 +269,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send> StoreScu<IO> {
             Message::StoreRsp(r) if r.responding_to == id => Ok(StoreResult {
                 status: r.status,
                 comment: r.error_comment,
-                transfer_syntax: transfer_syntax.to_string(),
+                transfer_syntax: route.transfer_syntax,
             }),
             other => Err(DimseError::UnexpectedResponse(other.name().to_string())),
         }
@@ -279,7 +283,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send> StoreScu<IO> {
                     return Err(DimseError::AbortedByPeer(s))
                 }
                 Some(Event::Aborted(Aborted::ByUs(e))) => {
-                    let _ = self.conn.flush(self.timeout).await;
+                    // Our A-ABORT goes out if it can; the error that caused it is what counts.
+                    if let Err(f) = self.conn.flush(self.timeout).await {
+                        tracing::debug!("sending our A-ABORT failed: {f}");
+                    }
                     return Err(e.into());
                 }
                 Some(Event::Data { .. }) | Some(Event::BadCommand { .. }) => {}

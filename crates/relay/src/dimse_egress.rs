@@ -17,8 +17,10 @@
 //! * **What is sent**: each stored object is a Part 10 file; its data set (after the file meta)
 //!   streams from disk in the **stored transfer syntax**, never whole in memory. Uncompressed
 //!   little endian data sets propose their syntax alone and, in a second context, both Explicit
-//!   and Implicit VR LE; a peer that accepts only the other one (or not the class at all) gets
-//!   nothing, and the instance is reported as not deliverable (transcoding is not done).
+//!   and Implicit VR LE; one stored in Explicit VR LE goes to a peer that accepted only Implicit
+//!   VR LE transcoded on the fly (the syntax every peer must accept). A peer that accepts
+//!   neither (or a compressed syntax it did not take, or not the class at all) gets nothing,
+//!   and the instance is reported as not deliverable (compressed data is never decompressed).
 //! * **Outcomes** ([`classify`]): success or warning in the C-STORE-RSP marks the entry
 //!   delivered (audited `deliver`/`ok` like a QUIC delivery). A permanent refusal (0xA9xx,
 //!   0xCxxx, 0x0111, 0x0117–0x0119, 0x0122, 0x0124; a syntax or class the peer does not accept;
@@ -820,12 +822,12 @@ async fn send_one(ctx: &Arc<Ctx>, peer: &Peer, assoc: &mut Option<Assoc>, item: 
             comment: r.comment,
         },
         Err(DimseError::TransferSyntaxNotAccepted { accepted, .. }) => Outcome::Unsendable(format!(
-            "it is stored in transfer syntax {ts} ({}), and the peer accepts SOP class {class} only in {}; the relay sends instances as stored (no transcoding)",
+            "it is stored in transfer syntax {ts} ({}), and the peer accepts SOP class {class} only in {}; the relay sends instances as stored (only Explicit VR LE is transcoded, to Implicit VR LE)",
             ts_name(&ts),
             accepted.iter().map(|t| format!("{t} ({})", ts_name(t))).collect::<Vec<_>>().join(", ")
         )),
         Err(DimseError::NoContext { .. }) => Outcome::Unsendable(format!(
-            "the peer accepts no presentation context for SOP class {class} in transfer syntax {ts} ({}); the relay sends instances as stored (no transcoding)",
+            "the peer accepts no presentation context for SOP class {class} in transfer syntax {ts} ({}); the relay sends instances as stored (only Explicit VR LE is transcoded, to Implicit VR LE)",
             ts_name(&ts)
         )),
         Err(e) => {

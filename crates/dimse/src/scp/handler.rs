@@ -218,7 +218,7 @@ pub enum NotSent {
         sop_class: String,
     },
     /// No accepted presentation context for the SOP class in the data set's transfer syntax
-    /// (nothing is transcoded).
+    /// (only Explicit → Implicit VR Little Endian is transcoded; compressed data never is).
     #[error(
         "no accepted presentation context for {sop_class} in {transfer_syntax} (accepted for \
          it: {accepted:?})"

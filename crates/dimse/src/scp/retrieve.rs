@@ -194,14 +194,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send> Retrieval<'_, IO> {
         sop_class: &str,
         sop_instance: &str,
         transfer_syntax: &str,
-        mut data: R,
+        data: R,
     ) -> Result<SubOperation, DimseError> {
         let Some(negotiated) = self.conn.assoc.negotiated() else {
             return Ok(SubOperation::NotSent(NotSent::Other(
                 "no association".into(),
             )));
         };
-        let Some(context_id) = negotiated.find_context(sop_class, &[transfer_syntax]) else {
+        // As stored, or Explicit → Implicit VR LE if the workstation took only the latter.
+        let Some(route) = crate::transcode::route(negotiated, sop_class, transfer_syntax) else {
             let accepted = negotiated
                 .accepted()
                 .filter(|(_, a, _)| *a == sop_class)
@@ -222,6 +223,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send> Retrieval<'_, IO> {
                 sop_class: sop_class.to_string(),
             }));
         }
+        let context_id = route.context_id;
+        let mut data = crate::transcode::Outgoing::new(data, route.transcode);
         let piece = self.conn.piece_size();
         let first = match read_piece(&mut data, piece).await {
             Ok(first) => first,
