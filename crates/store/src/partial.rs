@@ -1,12 +1,12 @@
 //! Uploads in progress: one file per (source site, SOP Instance UID), resumable.
 //!
 //! A partial is `partial/<key>.part` (the bytes so far) and `partial/<key>.json` (what it is:
-//! a resumed upload must offer the same). The sidecar is written whole to a temporary file and
-//! renamed when the partial is created; it is made durable (sidecar fsync, folder fsync) only at
-//! the partial's first [`sync`](Partial::sync), i.e. before any checkpoint is acknowledged. An
-//! instance that is committed before its first checkpoint (most CT slices) never pays those two
-//! fsyncs, and a crash before a checkpoint loses nothing anyone was told: a missing or torn
-//! sidecar only means the upload starts again from zero. Both files are 0600.
+//! a resumed upload must offer the same). The sidecar is written (whole, to a temporary file
+//! renamed over it) and made durable (sidecar fsync, folder fsync) at the partial's first
+//! [`sync`](Partial::sync), i.e. before any checkpoint is acknowledged. An instance committed
+//! before its first checkpoint (most CT slices) never creates one, so it pays neither the two
+//! fsyncs nor the file churn, and a crash before a checkpoint loses nothing anyone was told: a
+//! part without a sidecar only means the upload starts again from zero. Both files are 0600.
 //!
 //! Every partial is registered in the store's [`PartialRegistry`](crate::partials), which
 //! enforces the per-site byte cap and lets the retention sweep remove abandoned partials; a
@@ -135,10 +135,15 @@ impl Partial {
     /// the sidecar and the folder entries durable.
     pub fn sync(&mut self) -> Result<u64, StoreError> {
         if !self.entries_durable {
-            if let Ok(f) = File::open(&self.sidecar) {
-                f.sync_all()
-                    .map_err(StoreError::io("fsync", &self.sidecar))?;
-            }
+            // The sidecar (what a resumed upload must offer) is written here, at the first
+            // sync, not at creation: an upload committed before its first checkpoint never
+            // creates nor removes one.
+            let json =
+                serde_json::to_vec(&self.info).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            write_replace(&self.sidecar, &json)?;
+            File::open(&self.sidecar)
+                .and_then(|f| f.sync_all())
+                .map_err(StoreError::io("fsync", &self.sidecar))?;
             if let Some(d) = self.path.parent() {
                 sync_dir(d)?;
             }
@@ -390,10 +395,10 @@ fn open_files(
         .truncate(!resume)
         .open(path)
         .map_err(StoreError::io("open", path))?;
-    if !resume {
-        let json = serde_json::to_vec(info).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        // Whole or absent after a crash; durable at the first sync (see the module docs).
-        write_replace(sidecar, &json)?;
+    if !resume && previous.is_some() {
+        // Another upload's description: gone before this one's bytes replace that one's (the
+        // new sidecar is written at the first sync; see the module docs).
+        remove_files(sidecar, sidecar);
     }
     let mut len = file.metadata().map_err(StoreError::io("stat", path))?.len();
     if len > info.size {

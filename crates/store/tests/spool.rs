@@ -508,3 +508,44 @@ fn schema_1_is_migrated() {
     drop(s);
     Store::open(dir.path()).expect("reopens at schema 2");
 }
+
+/// The sidecar (what a resumed upload must offer) is written at a partial's first sync only:
+/// an upload committed before its first checkpoint never makes one; a part left without one
+/// by a crash starts again from zero (nothing was promised), one synced resumes.
+#[test]
+fn a_sidecar_is_written_at_the_first_sync_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let sidecars = || {
+        std::fs::read_dir(dir.path().join("partial"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .count()
+    };
+    {
+        let s = Store::open(dir.path()).unwrap();
+        let mut unsynced = s.open_partial(info("1.1", 10)).unwrap();
+        unsynced.write(b"abcd").unwrap();
+        assert_eq!(sidecars(), 0);
+        let mut synced = s.open_partial(info("1.2", 10)).unwrap();
+        synced.write(b"efgh").unwrap();
+        synced.sync().unwrap();
+        assert_eq!(sidecars(), 1);
+        let mut committed = s.open_partial(info("1.3", 6)).unwrap();
+        committed.write(b"stored").unwrap();
+        s.commit(
+            committed,
+            *blake3::hash(b"stored").as_bytes(),
+            &inst_at("township-a", STUDY, "1.3", 0),
+            &["r".to_string()],
+        )
+        .unwrap();
+        assert_eq!(sidecars(), 1);
+        // A crash: both partials are simply left as they are.
+        std::mem::forget(unsynced);
+        std::mem::forget(synced);
+    }
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.open_partial(info("1.1", 10)).unwrap().len(), 0);
+    assert_eq!(s.open_partial(info("1.2", 10)).unwrap().len(), 4);
+}
