@@ -529,7 +529,7 @@ impl Association {
             self.out.control(bytes);
         }
         self.request = None;
-        self.state = State::Closed;
+        self.close();
     }
 
     /// Send a command on an accepted context. If it announces a data set, follow with
@@ -588,7 +588,7 @@ impl Association {
             return Err(self.wrong_state("confirm_release"));
         }
         self.control(ul::Pdu::ReleaseRP);
-        self.state = State::Closed;
+        self.close();
         Ok(())
     }
 

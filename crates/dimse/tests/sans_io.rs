@@ -576,6 +576,42 @@ fn release_both_directions_and_abort() {
     assert!(scp.is_closed());
 }
 
+/// Found by `fuzz/fuzz_targets/dimse.rs`: an association closed by `confirm_release` (or by a
+/// rejection) kept the bytes that had arrived after the A-RELEASE-RQ (or the A-ASSOCIATE-RQ),
+/// although nothing more is read once closed. This replays the fuzzer's input: an A-RELEASE-RQ
+/// with a 7-byte body, one more byte in the same read.
+#[test]
+fn release_and_reject_drop_the_input_that_follows() {
+    let (mut scu, mut scp) = established();
+    scu.handle_input(&[5, 0, 0, 0, 0, 7, 0, 0, 0xff, 7, 0x14, 0xff, 0x97, 0]);
+    assert_eq!(events(&mut scu), vec![Event::ReleaseRequested]);
+    scu.confirm_release().unwrap();
+    assert!(scu.is_closed());
+    assert_eq!(scu.buffered_input(), 0);
+    assert_eq!(drain(&mut scu), [6, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
+    // The acceptor side of the same.
+    scp.handle_input(&[5, 0, 0, 0, 0, 4, 0, 0, 0, 0, 4, 0]);
+    assert_eq!(events(&mut scp), vec![Event::ReleaseRequested]);
+    scp.confirm_release().unwrap();
+    assert_eq!(scp.buffered_input(), 0);
+
+    // Rejected with a P-DATA-TF already read behind the request.
+    let mut scu = request(vec![(VERIFICATION, vec![IMPLICIT])], vec![]);
+    let mut scp = Association::accept_incoming(AssociationConfig::default());
+    let mut input = drain(&mut scu);
+    input.extend_from_slice(&pdata(&[(1, 0b11, b"early")]));
+    scp.handle_input(&input);
+    assert!(matches!(
+        events(&mut scp).as_slice(),
+        [Event::AssociateRequested(_)]
+    ));
+    assert!(scp.buffered_input() > 0);
+    scp.reject(Reject::busy()).unwrap();
+    assert!(scp.is_closed());
+    assert_eq!(scp.buffered_input(), 0);
+    assert_eq!(events(&mut scp), vec![]);
+}
+
 #[test]
 fn usage_errors_are_typed() {
     let (mut scu, _) = established();
