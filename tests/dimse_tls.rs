@@ -60,7 +60,7 @@ fn dicom_tls_admits_a_certificate_only_for_its_own_ae_titles() {
 
 /// A certificate the alliance CA revoked in its CRL (`[tls] crl`) is refused by DICOM TLS in
 /// the handshake, as by QUIC — also when the CRL that revokes it arrives while the relay runs
-/// (SIGHUP).
+/// (SIGHUP), which also cuts that certificate's live association.
 #[test]
 fn dicom_tls_refuses_a_certificate_revoked_in_the_crl_also_after_a_reload() {
     let tmp = tempfile::tempdir().unwrap();
@@ -130,13 +130,58 @@ fn dicom_tls_refuses_a_certificate_revoked_in_the_crl_also_after_a_reload() {
     // Township B's console is not revoked: it stores.
     let out = storescu_tls(&r, tls_port, "township-b-device", "TWB_DR1", &file);
     assert!(out.status.success(), "{}", text(&out));
-    // The CA revokes township B's device too; the relay reloads (SIGHUP): refused from the
-    // next handshake on.
+    // A long series from township B is under way when the CA revokes its device too; the
+    // relay reloads (SIGHUP): the live association is cut, nothing more of it is stored, and
+    // the next handshake is refused.
+    let series_dir = r.root.join("series");
+    let series = yilian_testkit::ct_series(
+        &series_dir,
+        &yilian_testkit::StudySpec::new("CT", 23),
+        600,
+        512,
+        512,
+        23,
+    )
+    .unwrap();
+    let mut c = dcmtk("storescu");
+    c.arg("+tls")
+        .arg(r.pki.key("township-b-device"))
+        .arg(r.pki.cert("township-b-device"))
+        .arg("+cf")
+        .arg(r.pki.ca_path())
+        .args(["-aet", "TWB_DR1", "-aec", "YILIAN", "+sd"])
+        .arg("127.0.0.1")
+        .arg(tls_port.to_string())
+        .arg(&series_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut live = KillOnDrop(c.spawn().unwrap());
+    wait_until("the series is under way", GUARD, || {
+        stored_count(&r.relay.data, &series[0].sop_instance_uid) == 1
+    });
     std::fs::write(&crl, next_crl).unwrap();
     r.relay.hangup();
     wait_until("the SIGHUP reload in the log", GUARD, || {
         r.relay.log_text().contains("reloaded (SIGHUP)")
     });
+    let status = wait_for_exit(&mut live.0, GUARD, "storescu +tls cut off");
+    assert!(!status.success(), "the association was cut");
+    let stored = series
+        .iter()
+        .filter(|g| stored_count(&r.relay.data, &g.sop_instance_uid) == 1)
+        .count();
+    assert!(stored < series.len(), "all {stored} stored: not cut");
+    let log = r.relay.log_text();
+    assert!(log.contains("DICOM TLS association cut"), "{log}");
+    assert!(
+        audit_rows(&r.relay.data, "connect")
+            .iter()
+            .any(
+                |(actor, outcome, _)| actor == "township-b-device (DICOM TLS)"
+                    && outcome == "revoked"
+            ),
+        "audited"
+    );
     let failed_before = r
         .relay
         .log_text()

@@ -26,4 +26,4 @@ mod retrieve;
 mod tls;
 
 pub use door::{outcome_for, Callers, DimseDoor, DimseSink, DoorConfig, MAX_ASSOCIATIONS};
-pub use tls::TlsConfig;
+pub use tls::{Ended, TlsConfig};

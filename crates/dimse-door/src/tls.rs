@@ -8,9 +8,12 @@
 //! replaces it when it reloads them: [`TlsConfig`]) refuses revoked certificates in the
 //! handshake.
 
+use rustls::pki_types::CertificateDer;
 use rustls::ServerConfig;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 use yilian_dimse::scp::{Admitted, ScpHandler, StoreOutcome, StoreRequest};
 use yilian_dimse::{AssociateRequest, Reject};
@@ -18,25 +21,124 @@ use yilian_transport::identity_from_cert;
 
 use crate::door::{Callers, DimseDoor, DimseSink};
 
-/// The TLS configuration new DICOM TLS connections are accepted with. The relay replaces it
-/// when it reloads its CRLs (SIGHUP, or a changed file): a certificate revoked since is
-/// refused from the next handshake on.
+/// DICOM TLS's state shared with the relay: the TLS configuration new connections are accepted
+/// with, and the live associations with their certificates. The relay replaces the
+/// configuration when it reloads its CRLs (SIGHUP, or a changed file) — a certificate revoked
+/// since is refused from the next handshake on — and ends the live associations the new lists
+/// revoke ([`TlsConfig::end_where`]).
 #[derive(Debug)]
-pub struct TlsConfig(RwLock<Arc<ServerConfig>>);
+pub struct TlsConfig {
+    config: RwLock<Arc<ServerConfig>>,
+    live: Mutex<Live>,
+}
+
+#[derive(Debug, Default)]
+struct Live {
+    next: u64,
+    associations: HashMap<u64, LiveAssociation>,
+}
+
+#[derive(Debug)]
+struct LiveAssociation {
+    identity: String,
+    peer: SocketAddr,
+    certificate: CertificateDer<'static>,
+    end: Arc<Notify>,
+}
+
+/// A live association [`TlsConfig::end_where`] ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ended {
+    pub identity: String,
+    pub peer: SocketAddr,
+    pub reason: String,
+}
 
 impl TlsConfig {
     pub fn new(config: Arc<ServerConfig>) -> TlsConfig {
-        TlsConfig(RwLock::new(config))
+        TlsConfig {
+            config: RwLock::new(config),
+            live: Mutex::new(Live::default()),
+        }
     }
 
     /// The configuration in force now.
     pub fn current(&self) -> Arc<ServerConfig> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Put `config` in force for the connections that come next.
     pub fn replace(&self, config: Arc<ServerConfig>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = config;
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    /// End every live association for which `revoked(identity, certificate)` gives a reason
+    /// (its connection is dropped: the peer sees the association cut, nothing of a C-STORE in
+    /// progress is kept or acknowledged).
+    pub fn end_where(
+        &self,
+        mut revoked: impl FnMut(&str, &CertificateDer<'static>) -> Option<String>,
+    ) -> Vec<Ended> {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ended = Vec::new();
+        for a in live.associations.values() {
+            if let Some(reason) = revoked(&a.identity, &a.certificate) {
+                a.end.notify_one();
+                ended.push(Ended {
+                    identity: a.identity.clone(),
+                    peer: a.peer,
+                    reason,
+                });
+            }
+        }
+        ended
+    }
+
+    fn register(
+        self: &Arc<Self>,
+        identity: &str,
+        peer: SocketAddr,
+        certificate: CertificateDer<'static>,
+    ) -> Registered {
+        let end = Arc::new(Notify::new());
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.next += 1;
+        let id = live.next;
+        live.associations.insert(
+            id,
+            LiveAssociation {
+                identity: identity.to_string(),
+                peer,
+                certificate,
+                end: end.clone(),
+            },
+        );
+        Registered {
+            config: self.clone(),
+            id,
+            end,
+        }
+    }
+}
+
+/// A live association's entry, removed when it ends.
+struct Registered {
+    config: Arc<TlsConfig>,
+    id: u64,
+    end: Arc<Notify>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.config
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .associations
+            .remove(&self.id);
     }
 }
 
@@ -121,11 +223,11 @@ impl DimseDoor {
                     continue;
                 }
             };
-            let (door, scp, config) = (self.clone(), scp.clone(), config.current());
+            let (door, scp, cell) = (self.clone(), scp.clone(), config.clone());
             tokio::spawn(async move {
                 let tls = match yilian_dimse::tls::accept(
                     stream,
-                    config,
+                    cell.current(),
                     yilian_dimse::tls::DEFAULT_HANDSHAKE_TIMEOUT,
                 )
                 .await
@@ -133,26 +235,36 @@ impl DimseDoor {
                     Ok(t) => t,
                     Err(e) => return warn!(%peer, "DICOM TLS handshake failed: {e}"),
                 };
-                let identity = yilian_dimse::tls::peer_certificates(&tls)
+                let Some(certificate) = yilian_dimse::tls::peer_certificates(&tls)
                     .and_then(|c| c.first())
-                    .map(identity_from_cert);
-                let identity = match identity {
-                    Some(Ok(id)) => id.name,
-                    Some(Err(e)) => {
+                    .map(|c| c.clone().into_owned())
+                else {
+                    return warn!(%peer, "DICOM TLS: no client certificate");
+                };
+                let identity = match identity_from_cert(&certificate) {
+                    Ok(id) => id.name,
+                    Err(e) => {
                         return warn!(%peer, "DICOM TLS: the certificate names no alliance identity: {e}")
                     }
-                    None => return warn!(%peer, "DICOM TLS: no client certificate"),
                 };
                 let Ok(_permit) = door.associations().try_acquire_owned() else {
                     return warn!(%peer, "DICOM TLS: too many associations at once; dropping");
                 };
+                let registered = cell.register(&identity, peer, certificate);
                 let bound = Bound { door, identity };
-                match yilian_dimse::scp::serve(tls, peer, &bound, &scp).await {
-                    Ok(s) => {
-                        info!(%peer, identity = %bound.identity, calling_ae = %s.calling_ae, stored = s.stored, "DICOM TLS association ended")
+                tokio::select! {
+                    served = yilian_dimse::scp::serve(tls, peer, &bound, &scp) => match served {
+                        Ok(s) => {
+                            info!(%peer, identity = %bound.identity, calling_ae = %s.calling_ae, stored = s.stored, "DICOM TLS association ended")
+                        }
+                        Err(e) => debug!(%peer, "DICOM TLS association failed: {e}"),
+                    },
+                    // Its certificate was revoked meanwhile: the connection is dropped.
+                    () = registered.end.notified() => {
+                        warn!(%peer, identity = %bound.identity, "DICOM TLS association cut: its certificate was revoked");
                     }
-                    Err(e) => debug!(%peer, "DICOM TLS association failed: {e}"),
                 }
+                drop(registered);
             });
         }
     }

@@ -11,7 +11,7 @@
 //! handshakes get the new CRLs (QUIC: `Endpoint::set_server_config`; DICOM TLS: the door's
 //! `TlsConfig`, `dicom_tls.rs`), every reader of the topology
 //! gets the new one (routing, admission), and the live connections the new files no longer
-//! admit are closed with the reason (`revocation.rs`).
+//! admit are closed with the reason (`revocation.rs`; DICOM TLS associations: `dicom_tls.rs`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -140,7 +140,8 @@ pub(crate) async fn reload(
     let topology = topology.map(Arc::new).unwrap_or_else(|| ctx.topology());
     ctx.ingest.set_topology(topology.clone());
     warn_out_of_date(&crls);
-    let closed = close_no_longer_admitted(ctx, &topology, &crls).await;
+    let closed = close_no_longer_admitted(ctx, &topology, &crls).await
+        + crate::dicom_tls::end_no_longer_admitted(ctx, &topology, &crls).await;
     Ok(ReloadSummary {
         topology: config.topology_path.clone(),
         identities: topology.identities().count(),
