@@ -58,6 +58,30 @@ fn dicom_tls_admits_a_certificate_only_for_its_own_ae_titles() {
     assert!(out.status.success(), "{}", text(&out));
 }
 
+/// Every file bundled with pydicom (broken ones included), sent by pynetdicom over DICOM TLS
+/// with township A's device certificate: what is accepted is stored (one instance per SOP
+/// Instance UID), what is refused says why.
+#[test]
+fn every_pydicom_file_over_dicom_tls() {
+    let (r, tls_port) = relay_with_tls();
+    let files = files_under(&pydicom_dir());
+    let mut c = std::process::Command::new("python3");
+    c.arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/dimse_send.py"))
+        .args(["127.0.0.1", &tls_port.to_string(), "TWA_DR1", "YILIAN"])
+        .arg("--tls")
+        .arg(r.pki.cert("township-a-device"))
+        .arg(r.pki.key("township-a-device"))
+        .arg(r.pki.ca_path())
+        .args(&files);
+    let out = run_guarded(c, GUARD, "pynetdicom over DICOM TLS");
+    let accepted = accepted_sends(&out.stdout);
+    assert!(accepted.len() >= 25, "{}", text(&out));
+    for sop in accepted.keys() {
+        assert_eq!(committed_count(&r.relay.data, sop), 1, "{sop}");
+    }
+    assert_eq!(scratch_with_data(&r), Vec::<std::path::PathBuf>::new());
+}
+
 /// A certificate the alliance CA revoked in its CRL (`[tls] crl`) is refused by DICOM TLS in
 /// the handshake, as by QUIC — also when the CRL that revokes it arrives while the relay runs
 /// (SIGHUP), which also cuts that certificate's live association.

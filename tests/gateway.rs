@@ -598,3 +598,57 @@ fn an_image_the_relay_refuses_for_good_is_handled_once_and_kept_the_rest_is_prun
         "the relay kept the first slice 0"
     );
 }
+
+/// Every file bundled with pydicom (broken ones included), sent by pynetdicom to the gateway:
+/// each one it accepts reaches the county relay's readers with its data set exactly as
+/// pynetdicom sent it (DCMTK storescp's copy is the reference); the others are refused with a
+/// reason a radiographer can act on; nothing half-written is left at the gateway.
+#[test]
+fn every_pydicom_file_through_the_gateway_reaches_the_relay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let pki = Pki::new(&root.join("pki"));
+    let relay = RelayProc::start(&root.join("relay"), &pki);
+    let gw = GatewayProc::start(&root.join("gateway"), &pki, &relay.addr, "2s", &[]);
+    let files = files_under(&pydicom_dir());
+    assert!(files.len() > 60, "pydicom's files: {}", files.len());
+    let mut c = std::process::Command::new("python3");
+    c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/dimse_send.py"))
+        .args(["127.0.0.1", &gw.port.to_string(), "TWA_DR1", "YILIAN_GW"])
+        .args(&files);
+    let out = run_guarded(c, GUARD, "pynetdicom to the gateway");
+    let accepted = accepted_sends(&out.stdout);
+    assert!(accepted.len() >= 25, "{}", text(&out));
+    wait_until(
+        "the gateway forwarded everything",
+        Duration::from_secs(180),
+        || gw.waiting() == 0,
+    );
+    let mut got: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for reader in ["county-radiology", "county-ultrasound", "county-cardiology"] {
+        got.extend(read_as(&relay, &pki, root, "pydicom", reader));
+    }
+    let originals: Vec<PathBuf> = accepted.values().cloned().collect();
+    let reference = storescp_reference(root, &originals);
+    for (sop, original) in &accepted {
+        let received = got
+            .get(sop)
+            .unwrap_or_else(|| panic!("{sop} ({}) did not reach the relay", original.display()));
+        assert!(
+            data_set(received) == data_set(&reference[sop]),
+            "{}: the data set changed on its way",
+            original.display()
+        );
+    }
+    assert_eq!(
+        got.len(),
+        accepted.len(),
+        "{:?}",
+        got.keys().collect::<Vec<_>>()
+    );
+    let half_written: Vec<PathBuf> = files_under(&gw.data.join("scratch"))
+        .into_iter()
+        .filter(|f| std::fs::metadata(f).map(|m| m.len() > 0).unwrap_or(false))
+        .collect();
+    assert_eq!(half_written, Vec::<PathBuf>::new());
+}

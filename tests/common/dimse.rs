@@ -83,6 +83,34 @@ pub fn py_send(
         .collect()
 }
 
+/// What `tests/py/dimse_send.py` printed: the first file sent under each SOP Instance UID the
+/// SCP accepted (status 0). A refusal must be a duplicate (0x0111) or "cannot understand"
+/// (0xC000) with a reason; a file pydicom cannot read is never sent; anything else fails.
+pub fn accepted_sends(stdout: &[u8]) -> BTreeMap<String, PathBuf> {
+    let mut accepted = BTreeMap::new();
+    for line in String::from_utf8_lossy(stdout).lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if v.get("echo").is_some() {
+            continue;
+        }
+        let path = PathBuf::from(v["path"].as_str().unwrap_or_default());
+        match v["status"].as_i64() {
+            None => {}
+            Some(0) => {
+                let sop = v["sop"].as_str().expect("the UID sent").to_string();
+                accepted.entry(sop).or_insert(path);
+            }
+            Some(0x0111) | Some(0xC000) => assert!(
+                v["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "a refusal says why: {v}"
+            ),
+            Some(s) => panic!("{}: unexpected status {s:#06x}: {v}", path.display()),
+        }
+    }
+    accepted
+}
+
 /// Every file under `dir`, recursively, sorted.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = walkdir::WalkDir::new(dir)

@@ -2,6 +2,7 @@
 """Send DICOM files to a DIMSE SCP with pynetdicom, their data sets exactly as stored in the files.
 
     dimse_send.py HOST PORT CALLING_AE CALLED_AE FILE...  [--abort-after N] [--echo]
+                  [--tls CERT KEY CA]
 
 One association (contexts for every SOP class / transfer syntax pair found in the files);
 files are sent by path (pynetdicom sends the file's encoded data set, dropping group lengths).
@@ -10,6 +11,8 @@ Prints one JSON object per file: {"path", "sop" (the SOP Instance UID sent: the 
 {"echo": status} line first. A file pydicom cannot read (no file meta, truncated) is reported
 with status null. With --abort-after N the association is aborted (A-ABORT) while the N-th file
 (counting from 1) is being sent: pynetdicom sends a part of it, then the abort.
+With --tls, DICOM TLS (TLS 1.3, this client certificate and key, the CA to trust; the
+relay's certificate is checked against the CA, not against the host name).
 Exit status 0 unless the association could not be established.
 """
 import json
@@ -31,6 +34,17 @@ def main():
     if "--echo" in args:
         args.remove("--echo")
         echo = True
+    tls_args = None
+    if "--tls" in args:
+        import ssl
+
+        i = args.index("--tls")
+        cert, key, ca = args[i + 1 : i + 4]
+        del args[i : i + 4]
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+        context.check_hostname = False
+        context.load_cert_chain(cert, key)
+        tls_args = (context, None)
     host, port, calling, called = args[0], int(args[1]), args[2], args[3]
     files = args[4:]
     metas = {}
@@ -55,7 +69,7 @@ def main():
     for sop, ts in pairs[:127]:
         contexts.append(build_context(sop, [ts]))
     ae.requested_contexts = contexts
-    assoc = ae.associate(host, port, ae_title=called)
+    assoc = ae.associate(host, port, ae_title=called, tls_args=tls_args)
     if not assoc.is_established:
         print(json.dumps({"association": "rejected" if assoc.is_rejected else "failed"}))
         sys.stdout.flush()
