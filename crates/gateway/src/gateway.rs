@@ -167,6 +167,18 @@ impl Gateway {
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
         // C-STOREs acknowledged before the last stop but not yet committed (sealed).
         yilian_ingest::sealed::recover(&self.ingest).await;
+        // Files a crash left between a prune's rows and its file removals. Before the door
+        // opens: a C-STORE's file is linked into the spool a moment before its row exists.
+        let store = self.ingest.store.clone();
+        match tokio::task::spawn_blocking(move || store.sweep_unreferenced_objects()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => info!(
+                files = n,
+                "removed files a crash left behind while removing forwarded images"
+            ),
+            Ok(Err(e)) => warn!("sweeping the spool for unreferenced files failed: {e}"),
+            Err(e) => warn!("sweeping the spool for unreferenced files failed: {e}"),
+        }
         let std_listener = self
             .listener
             .lock()

@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS instances (
     UNIQUE(source_site, sop_uid)
 );
 CREATE INDEX IF NOT EXISTS instances_by_study ON instances(study_uid, sop_uid);
+-- Content-addressed objects: is a file still referred to (prune, sweep)?
+CREATE INDEX IF NOT EXISTS instances_by_hash ON instances(hash);
 CREATE TABLE IF NOT EXISTS studies (
     study_uid TEXT PRIMARY KEY,
     owner_site TEXT NOT NULL,

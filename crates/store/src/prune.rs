@@ -7,7 +7,9 @@
 //! this is the only copy), keeps it. The rows go first, in one transaction with an audit entry
 //! per instance (action `prune`); the object file goes after, and only when no other instance
 //! row shares its content. A crash in between leaves an object file nothing refers to, never
-//! an index row without its file.
+//! an index row without its file; [`Store::sweep_unreferenced_objects`] removes those (the
+//! gateway runs it at start, after the sealed uploads of the last run were committed and
+//! before its door opens).
 
 use rusqlite::params;
 
@@ -132,5 +134,41 @@ impl Store {
         }
         tx.commit()?;
         Ok((victims.len() as u64, files))
+    }
+}
+
+impl Store {
+    /// Remove the object files no instance row refers to (left by a crash between a prune's
+    /// transaction and its file removals). Only while nothing is being committed: a sealed
+    /// upload's file is linked into `objects/` a moment before its row exists.
+    pub fn sweep_unreferenced_objects(&self) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        let objects = &self.objects;
+        for fan in std::fs::read_dir(objects).map_err(StoreError::io("list", objects))? {
+            let fan = fan.map_err(StoreError::io("list", objects))?.path();
+            if !fan.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(&fan).map_err(StoreError::io("list", &fan))? {
+                let path = entry.map_err(StoreError::io("list", &fan))?.path();
+                let Some(hash) = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| hex::decode(s).ok())
+                else {
+                    continue;
+                };
+                let referenced: bool = self.db().query_row(
+                    "SELECT EXISTS (SELECT 1 FROM instances WHERE hash = ?1)",
+                    [&hash],
+                    |r| r.get(0),
+                )?;
+                if !referenced {
+                    std::fs::remove_file(&path).map_err(StoreError::io("remove", &path))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 }

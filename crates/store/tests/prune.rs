@@ -84,3 +84,18 @@ fn only_instances_delivered_everywhere_before_the_cut_off_are_removed() {
     );
     assert!(!s.object_path(&two_readers).exists());
 }
+
+/// An object file no row refers to (a crash between a prune's transaction and its file
+/// removal) is swept; referenced ones stay.
+#[test]
+fn unreferenced_object_files_are_swept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Store::open(tmp.path()).unwrap();
+    let kept = store(&s, "1.2.9.1.1", 0, &["upstream"]);
+    let orphan = s.object_path(&[7u8; 32]);
+    std::fs::write(&orphan, b"left by a crash").unwrap();
+    assert_eq!(s.sweep_unreferenced_objects().unwrap(), 1);
+    assert!(!orphan.exists());
+    assert!(s.object_path(&kept).exists());
+    assert_eq!(s.sweep_unreferenced_objects().unwrap(), 0);
+}
