@@ -174,22 +174,6 @@ fn echoscu(port: u16, calling: &str, called: &str) -> std::process::Output {
     run_guarded(c, GUARD, "echoscu to the gateway")
 }
 
-/// Audit entries of `action` in a data folder: (actor, outcome, SOP Instance UID).
-fn audit_by_sop(data: &Path, action: &str) -> Vec<(String, String, Option<String>)> {
-    let db = rusqlite::Connection::open_with_flags(
-        data.join("index.sqlite"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let mut st = db
-        .prepare("SELECT actor, outcome, sop_uid FROM audit WHERE action = ?1 ORDER BY seq")
-        .unwrap();
-    st.query_map([action], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
-}
-
 /// What DCMTK's `storescp` receives when `storescu` (with the same options as a console
 /// here) sends it `paths`: SOP Instance UID → received file.
 fn storescu_reference(
@@ -548,7 +532,7 @@ fn an_image_the_relay_refuses_for_good_is_handled_once_and_kept_the_rest_is_prun
             .any(|l| l.contains("ERROR") && l.contains(sop.as_str()) && l.contains("conflict")),
         "{log}"
     );
-    let rows = audit_by_sop(&gw.data, "deliver");
+    let rows = audit_rows_by_sop(&gw.data, "deliver");
     assert!(
         rows.iter()
             .any(|(_, outcome, s)| outcome == "refused" && s.as_deref() == Some(sop.as_str())),
@@ -556,7 +540,7 @@ fn an_image_the_relay_refuses_for_good_is_handled_once_and_kept_the_rest_is_prun
     );
     // Not offered again: one refusal, whatever the time.
     std::thread::sleep(Duration::from_secs(3));
-    let refusals = audit_by_sop(&gw.data, "deliver")
+    let refusals = audit_rows_by_sop(&gw.data, "deliver")
         .into_iter()
         .filter(|(_, outcome, s)| outcome == "refused" && s.as_deref() == Some(sop.as_str()))
         .count();
@@ -570,7 +554,7 @@ fn an_image_the_relay_refuses_for_good_is_handled_once_and_kept_the_rest_is_prun
     );
     assert_eq!(gw.hashes().keys().collect::<Vec<_>>(), vec![sop]);
     assert_eq!(files_under(&gw.data.join("objects")).len(), 1);
-    let pruned: Vec<_> = audit_by_sop(&gw.data, "prune")
+    let pruned: Vec<_> = audit_rows_by_sop(&gw.data, "prune")
         .into_iter()
         .filter_map(|(_, outcome, s)| (outcome == "ok").then_some(s))
         .flatten()

@@ -12,19 +12,9 @@
 use libfuzzer_sys::fuzz_target;
 use yilian_dicom::{DicomError, ToImplicit};
 
-/// xorshift64*: chunk sizes from the seed.
-struct Sizes(u64);
-
-impl Sizes {
-    fn next(&mut self, max: usize) -> usize {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) % max.max(1) as u64) as usize + 1
-    }
-}
+#[path = "shared/sizes.rs"]
+mod sizes;
+use sizes::Sizes;
 
 fn transcode(data: &[u8], sizes: Option<&mut Sizes>) -> Result<Vec<u8>, DicomError> {
     let mut t = ToImplicit::new();

@@ -475,13 +475,24 @@ pub async fn raw_upload(
 /// Audit entries of `action` in a relay's data folder, read-only while it runs:
 /// (actor, outcome, detail), oldest first.
 pub fn audit_rows(data: &Path, action: &str) -> Vec<(String, String, Option<String>)> {
+    audit_with(data, action, "detail")
+}
+
+/// The same, with the SOP Instance UID instead of the detail: (actor, outcome, SOP UID).
+pub fn audit_rows_by_sop(data: &Path, action: &str) -> Vec<(String, String, Option<String>)> {
+    audit_with(data, action, "sop_uid")
+}
+
+fn audit_with(data: &Path, action: &str, third: &str) -> Vec<(String, String, Option<String>)> {
     let db = rusqlite::Connection::open_with_flags(
         data.join("index.sqlite"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .unwrap();
     let mut st = db
-        .prepare("SELECT actor, outcome, detail FROM audit WHERE action = ?1 ORDER BY seq")
+        .prepare(&format!(
+            "SELECT actor, outcome, {third} FROM audit WHERE action = ?1 ORDER BY seq"
+        ))
         .unwrap();
     st.query_map([action], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()

@@ -108,14 +108,7 @@ impl DimseDoor {
     pub async fn run(self: Arc<Self>, listener: yilian_dimse::tcp::Listener) {
         let scp = Arc::new(self.scp_config());
         loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!("DIMSE accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+            let (stream, peer) = accept(&listener, "DIMSE").await;
             let Ok(permit) = self.associations.clone().try_acquire_owned() else {
                 // Served by the driver too: it rejects with "temporary congestion".
                 warn!(%peer, "DIMSE: {MAX_ASSOCIATIONS} associations at once; rejecting");
@@ -478,5 +471,22 @@ impl ScpHandler for Busy {
 
     async fn begin_store(&self, _: &StoreRequest) -> Result<DimseSink, StoreOutcome> {
         Err(StoreOutcome::from(Status::OUT_OF_RESOURCES))
+    }
+}
+
+/// The next connection on `listener`; a failed accept (out of file descriptors…) is logged
+/// and tried again a moment later, never the end of the door.
+pub(crate) async fn accept(
+    listener: &yilian_dimse::tcp::Listener,
+    door: &str,
+) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(s) => return s,
+            Err(e) => {
+                warn!("{door} accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
     }
 }

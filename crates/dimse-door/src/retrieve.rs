@@ -204,6 +204,18 @@ pub(crate) async fn get<S: GetSession>(
     RetrieveOutcome::success()
 }
 
+/// A C-MOVE to a destination the workstation may not use: logged, audited, answered.
+async fn refuse_move(
+    ingest: &Ingest,
+    request: &MoveRequest,
+    sel: &Selection,
+    why: String,
+) -> RetrieveOutcome {
+    warn!(calling_ae = %request.calling_ae, "C-MOVE refused: {why}");
+    audit(ingest, &request.calling_ae, sel, why.clone(), "refused").await;
+    RetrieveOutcome::with(Status::MOVE_DESTINATION_UNKNOWN, why)
+}
+
 /// Serve one C-MOVE.
 pub(crate) async fn move_to<P: MoveProgress>(
     ingest: &Arc<Ingest>,
@@ -236,9 +248,7 @@ pub(crate) async fn move_to<P: MoveProgress>(
                     request.destination
                 ),
             };
-            warn!(calling_ae = %request.calling_ae, "C-MOVE refused: {why}");
-            audit(ingest, &request.calling_ae, &sel, why.clone(), "refused").await;
-            return RetrieveOutcome::with(Status::MOVE_DESTINATION_UNKNOWN, why);
+            return refuse_move(ingest, request, &sel, why).await;
         }
     };
     if destination.identity != sel.reader {
@@ -246,9 +256,7 @@ pub(crate) async fn move_to<P: MoveProgress>(
             "AE {} acts as {}, not as {}: a workstation may move studies only to AEs of its own reader",
             destination.title, destination.identity, sel.reader
         );
-        warn!(calling_ae = %request.calling_ae, "C-MOVE refused: {why}");
-        audit(ingest, &request.calling_ae, &sel, why.clone(), "refused").await;
-        return RetrieveOutcome::with(Status::MOVE_DESTINATION_UNKNOWN, why);
+        return refuse_move(ingest, request, &sel, why).await;
     }
     progress.expect(sel.items.len());
     if sel.items.is_empty() {

@@ -215,14 +215,7 @@ impl DimseDoor {
     ) {
         let scp = Arc::new(self.scp_config());
         loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!("DICOM TLS accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+            let (stream, peer) = crate::door::accept(&listener, "DICOM TLS").await;
             let (door, scp, cell) = (self.clone(), scp.clone(), config.clone());
             tokio::spawn(async move {
                 let tls = match yilian_dimse::tls::accept(

@@ -5,27 +5,14 @@
 //! seeded random splits, through `handle_input` or `input_buffer`. Nothing may panic, and the
 //! split runs must report exactly the events of the whole run.
 
+mod rng;
+
 use bytes::{BufMut, Bytes};
+use rng::Rng;
 use std::time::Instant;
 use yilian_dimse::sop_classes::{CT_IMAGE_STORAGE, VERIFICATION};
 use yilian_dimse::transfer_syntaxes::{EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN};
 use yilian_dimse::*;
-
-/// xorshift64*: a small seeded generator (no dependency).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn drain(a: &mut Association) -> Vec<u8> {
     let mut out = Vec::new();

@@ -1,6 +1,9 @@
 //! The association state machine and the command codec without sockets.
 
+mod rng;
+
 use bytes::{Bytes, BytesMut};
+use rng::Rng;
 use yilian_dimse::command_set::{element, CommandSet};
 use yilian_dimse::message::command_field;
 use yilian_dimse::sop_classes::{CT_IMAGE_STORAGE, MR_IMAGE_STORAGE, VERIFICATION};
@@ -640,20 +643,6 @@ fn usage_errors_are_typed() {
         ),
         Err(UsageError::InvalidAeTitle(_))
     ));
-}
-
-/// xorshift64*: a small seeded generator (no dependency).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 #[test]
