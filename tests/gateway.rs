@@ -119,12 +119,19 @@ impl GatewayProc {
     }
 
     /// Uploads acknowledged (sealed) but not yet committed: what a kill -9 between the two
-    /// leaves in the pool, committed at the next start.
+    /// leaves in the pool, committed at the next start. A pool file whose instance is already
+    /// indexed (killed between the index's commit and the file's removal) is not counted again.
     fn sealed(&self) -> i64 {
+        let indexed: std::collections::BTreeSet<Vec<u8>> = self.hashes().into_values().collect();
         std::fs::read_dir(self.data.join("scratch/ready"))
             .map(|rd| {
                 rd.flatten()
                     .filter(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+                    .filter(|e| {
+                        yilian_testkit::blake3_file(&e.path())
+                            .map(|h| !indexed.contains(&h.to_vec()))
+                            .unwrap_or(true)
+                    })
                     .count() as i64
             })
             .unwrap_or(0)
