@@ -73,6 +73,16 @@
 //! Names, patient IDs, birth dates, accession numbers, study IDs and referring physicians are
 //! wrapped in [`Phi`], whose `Debug` and `Display` print `[redacted]`. Error messages never
 //! contain values read from the file (except transfer syntax UIDs and malformed frame counts).
+//!
+//! ## Waveforms
+//! [`waveform`] writes and reads whole waveform objects with dicom-rs (they are small: a 10 s
+//! 12-lead ECG at 500 Hz is 120 kB). [`write_twelve_lead_ecg`] records a live ECG session as a
+//! 12-Lead ECG Waveform object (Modality `ECG`, leads coded from CID 3001, sensitivities in µV),
+//! refusing what the IOD forbids (more than 5 multiplex groups or 13 channels, more than 16,384
+//! samples per channel, a frequency outside 200–1000 Hz: [`max_seconds_per_object`] says when
+//! to start the next object of the series), and marks a session that ended abnormally with a
+//! Waveform Annotation. [`read_waveforms`] decodes the multiplex groups of any waveform object
+//! that arrives (12-lead, General ECG, Holter, …) into [`MultiplexGroup`]s a console can draw.
 
 mod catalog;
 pub mod charset;
@@ -88,6 +98,7 @@ mod syntax;
 mod transcode;
 mod vr;
 mod walker;
+pub mod waveform;
 
 pub use catalog::{Catalog, CatalogInstance, CatalogPatient, CatalogSeries, CatalogStudy};
 pub use charset::{Charset, CharsetError, SpecificCharacterSet, TextDecoder, TextVr};
@@ -98,3 +109,14 @@ pub use metadata::{Metadata, Patient, PixelDataInfo};
 pub use phi::Phi;
 pub use transcode::ToImplicit;
 pub use walker::{Limits, Walker};
+pub use waveform::{
+    lead_code, max_seconds_per_object, read_waveforms, read_waveforms_file, write_twelve_lead_ecg,
+    Channel, EcgRecording, LeadCode, MultiplexGroup, WaveformError,
+};
+
+/// yilian's Implementation Class UID (0002,0012), in the file meta of every file yilian writes
+/// (a UUID-derived 2.25 UID; the same value as `yilian_dimse::IMPLEMENTATION_CLASS_UID`).
+pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.224629973064683841085022527841020077656";
+
+/// yilian's Implementation Version Name (0002,0013), at most 16 characters.
+pub const IMPLEMENTATION_VERSION_NAME: &str = concat!("YILIAN_", env!("CARGO_PKG_VERSION"));
