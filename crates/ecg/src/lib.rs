@@ -4,7 +4,41 @@
 //! watching and records the whole session as DICOM 12-lead ECG Waveform objects. This crate is
 //! that logic with no sockets, no tokio and no clock: the relay and the `yilian ecg` commands
 //! drive it.
+//!
+//! ## Model
+//!
+//! A session has one [`SampleRate`] (500 or 1000 Hz) and one [`Calibration`] per [`Lead`]
+//! (µV per unit and baseline, as DICOM's channel definitions). Samples travel in [`Block`]s:
+//! `per_lead` consecutive `i16` samples of each of the 12 leads, lead-major in the order I, II,
+//! III, aVR, aVL, aVF, V1…V6. III, aVR, aVL and aVF are usually computed by the cart from I and
+//! II ([`derived_limb_leads`]).
+//!
+//! ## Codec
+//!
+//! [`codec`] compresses one block losslessly, with no state between blocks (a late or lossy
+//! viewer decodes any block alone): a version byte, the sample count (capped at
+//! [`MAX_SAMPLES_PER_LEAD`] on decode), one predictor nibble per lead, then a bit stream of
+//! residuals. Each lead is predicted in time (a polynomial of order 0–3, chosen per lead per
+//! block); III, aVR, aVL and aVF may first be predicted from I and II by the Einthoven and
+//! Goldberger relations, which leaves 0 on carts that compute them. Residuals are zigzagged
+//! and Rice-coded in sub-blocks of 16 samples with a parameter each (all-zero sub-blocks cost
+//! 4 bits, an escape and a verbatim mode bound the worst case at 2 bytes per sample plus
+//! 4 bits per 16 samples per lead and ≤ 9 header bytes: [`codec::max_encoded_len`]). All
+//! arithmetic wraps, so every `i16` input is exact.
+//!
+//! ## Simulation and rhythm
+//!
+//! [`simulate`] makes a deterministic 12-lead ECG from a dipole model (optionally an anterior
+//! STEMI); [`rhythm`] measures the heart rate from one lead, Pan–Tompkins style.
 
+pub mod codec;
 pub mod model;
+pub mod rhythm;
+pub mod simulate;
+#[cfg(test)]
+mod testdata;
 
-pub use model::{Block, Calibration, Lead, SampleRate, LEAD_COUNT};
+pub use codec::{decode, encode, CodecError, MAX_SAMPLES_PER_LEAD};
+pub use model::{derived_limb_leads, Block, Calibration, Lead, SampleRate, LEAD_COUNT};
+pub use rhythm::RateDetector;
+pub use simulate::{SimSpec, Simulator};

@@ -142,7 +142,7 @@ pub struct Block {
 impl Block {
     /// A block from lead-major samples; `None` unless `samples.len()` is a multiple of 12.
     pub fn from_lead_major(samples: Vec<i16>) -> Option<Block> {
-        if samples.len() % LEAD_COUNT != 0 {
+        if !samples.len().is_multiple_of(LEAD_COUNT) {
             return None;
         }
         Some(Block {
@@ -154,7 +154,7 @@ impl Block {
     /// A block from multiplexed samples (sample 0 of every lead, then sample 1, …), as DICOM
     /// Waveform Data holds them; `None` unless `interleaved.len()` is a multiple of 12.
     pub fn from_interleaved(interleaved: &[i16]) -> Option<Block> {
-        if interleaved.len() % LEAD_COUNT != 0 {
+        if !interleaved.len().is_multiple_of(LEAD_COUNT) {
             return None;
         }
         let per_lead = interleaved.len() / LEAD_COUNT;
@@ -211,6 +211,20 @@ impl Block {
     }
 }
 
+/// III, aVR, aVL and aVF from I and II by Einthoven's and Goldberger's relations, in integers
+/// as carts compute them: `III = II − I`, `aVR = −⌊(I + II)/2⌋`, `aVL = ⌊(2·I − II)/2⌋`,
+/// `aVF = ⌊(2·II − I)/2⌋` (halves rounded down; pydicom's real record follows exactly this),
+/// computed in `i32` and wrapped to `i16` (only |I|, |II| beyond 16,383 can wrap).
+pub fn derived_limb_leads(i: i16, ii: i16) -> [i16; 4] {
+    let (i, ii) = (i32::from(i), i32::from(ii));
+    [
+        (ii - i) as i16,
+        (-((i + ii) >> 1)) as i16,
+        ((2 * i - ii) >> 1) as i16,
+        ((2 * ii - i) >> 1) as i16,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +251,15 @@ mod tests {
         assert_eq!(a.lead(Lead::V6), &[11, 23, 35, 11, 23, 35]);
         assert!(Block::from_interleaved(&[1, 2, 3]).is_none());
         assert!(Block::from_lead_major(vec![0; 13]).is_none());
+    }
+
+    #[test]
+    fn derived_limb_leads_round_down() {
+        assert_eq!(derived_limb_leads(100, 300), [200, -200, -50, 250]);
+        assert_eq!(derived_limb_leads(1, 2), [1, -1, 0, 1]);
+        assert_eq!(derived_limb_leads(-1, 0), [1, 1, -1, 0]);
+        let [_, avr, _, _] = derived_limb_leads(i16::MIN, i16::MIN);
+        assert_eq!(avr, i16::MIN); // 32,768 wraps
     }
 
     #[test]
