@@ -110,6 +110,9 @@ enum Command {
     ///       --dimse-listen 0.0.0.0:11112 --calling-ae TWA_DR1 --calling-ae TWA_US1
     #[command(verbatim_doc_comment)]
     Gateway(GatewayArgs),
+    /// Live 12-lead ECG: stream from a cart (`ecg stream`), watch as a reader (`ecg watch`).
+    #[command(subcommand)]
+    Ecg(crate::ecg_cli::EcgCommand),
     /// Certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -136,7 +139,7 @@ struct ServeArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-struct PeerArgs {
+pub(crate) struct PeerArgs {
     /// The relay, HOST:PORT (e.g. 127.0.0.1:4433 or county-relay.example:4433).
     #[arg(long, value_name = "HOST:PORT")]
     relay: String,
@@ -251,7 +254,7 @@ enum CertsCommand {
     },
 }
 
-fn init_logging(default: &str) {
+pub(crate) fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
@@ -267,6 +270,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Send(a) => send(a).await,
         Command::Read(a) => read(a).await,
         Command::Gateway(a) => gateway(a).await,
+        Command::Ecg(c) => crate::ecg_cli::run(c).await,
         Command::Certs(CertsCommand::Dev { out, topology }) => certs_dev(&out, topology.as_deref()),
     }
 }
@@ -393,7 +397,7 @@ async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn client_config(p: &PeerArgs) -> Result<ClientConfig> {
+pub(crate) fn client_config(p: &PeerArgs) -> Result<ClientConfig> {
     let tls = match &p.ca {
         Some(ca) => TlsFiles {
             cert: p.cert.clone(),

@@ -3,6 +3,7 @@
 mod allocator;
 mod cli;
 mod defaults;
+mod ecg_cli;
 mod progress;
 
 use anyhow::Result;

@@ -220,14 +220,15 @@ impl Drop for RelayProc {
 }
 
 /// `yilian COMMAND` talking to `relay` as `identity`.
-fn peer_cmd(command: &str, relay: &RelayProc, pki: &Pki, identity: &str) -> Command {
+pub fn peer_cmd(command: &str, relay: &RelayProc, pki: &Pki, identity: &str) -> Command {
     peer_cmd_at(command, &relay.addr, pki, identity)
 }
 
 /// `yilian COMMAND` as `identity` against the relay at `addr` (e.g. through a link emulator).
+/// `command` may be a subcommand path (`"ecg stream"`).
 pub fn peer_cmd_at(command: &str, addr: &str, pki: &Pki, identity: &str) -> Command {
     let mut c = yilian();
-    c.arg(command)
+    c.args(command.split(' '))
         .args(["--relay", addr])
         .arg("--cert")
         .arg(pki.cert(identity))

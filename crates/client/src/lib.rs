@@ -19,6 +19,7 @@
 
 mod connect;
 mod download;
+pub mod ecg;
 mod error;
 mod failures;
 mod hashing;

@@ -115,7 +115,7 @@ pub use waveform::{
 };
 
 /// yilian's Implementation Class UID (0002,0012), in the file meta of every file yilian writes
-/// (a UUID-derived 2.25 UID; the same value as `yilian_dimse::IMPLEMENTATION_CLASS_UID`).
+/// (a UUID-derived 2.25 UID; `yilian_dimse` re-exports it).
 pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.224629973064683841085022527841020077656";
 
 /// yilian's Implementation Version Name (0002,0013), at most 16 characters.

@@ -30,11 +30,8 @@ pub const DEFAULT_MAX_PDU_LENGTH: u32 = 256 * 1024;
 /// The largest command set we reassemble (64 KiB; real ones are a few hundred bytes).
 pub const DEFAULT_MAX_COMMAND_LENGTH: usize = 64 * 1024;
 
-/// yilian's Implementation Class UID (a UUID-derived 2.25 UID).
-pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.224629973064683841085022527841020077656";
-
-/// yilian's Implementation Version Name (at most 16 characters).
-pub const IMPLEMENTATION_VERSION_NAME: &str = concat!("YILIAN_", env!("CARGO_PKG_VERSION"));
+/// yilian's Implementation Class UID and Version Name (one definition, in `yilian-dicom`).
+pub use yilian_dicom::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
 
 /// Limits and identity of our side.
 #[derive(Debug, Clone)]

@@ -32,11 +32,20 @@
 //! STEMI); [`rhythm`] measures the heart rate from one lead, Pan–Tompkins style.
 
 pub mod codec;
+pub mod fanout;
+pub mod live;
 pub mod model;
+pub mod record;
+pub mod recorder;
 pub mod rhythm;
+pub mod samples;
+pub mod session;
 pub mod simulate;
+pub mod source;
 #[cfg(test)]
 mod testdata;
+pub mod uids;
+pub mod wire;
 
 pub use codec::{decode, encode, CodecError, MAX_SAMPLES_PER_LEAD};
 pub use model::{derived_limb_leads, Block, Calibration, Lead, SampleRate, LEAD_COUNT};

@@ -60,6 +60,7 @@ mod spec;
 mod spool_writer;
 mod storage;
 mod upload;
+mod whole;
 
 pub use gate::{ConnId, GateConfig};
 pub use hub::{Hub, LiveInstance, LiveOutcome};

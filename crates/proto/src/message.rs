@@ -168,6 +168,12 @@ pub enum Request {
     Offer(Offer),
     Manifest(Manifest),
     Subscribe(Subscribe),
+    /// A live ECG session from a cart: the rest of the stream is the ECG sub-protocol's
+    /// source side (`yilian-ecg`'s `SourceMsg` / `SourceReply` frames).
+    EcgSource,
+    /// A viewer of live ECG sessions: the rest of the stream is the ECG sub-protocol's
+    /// watcher side (`yilian-ecg`'s `WatchMsg` / `WatchReply` frames).
+    EcgWatch,
 }
 
 /// Frames from the receiver of a transfer to its sender.

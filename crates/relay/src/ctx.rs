@@ -24,6 +24,8 @@ pub(crate) struct Ctx {
     pub budget: Arc<crate::budget::DeliveryBudget>,
     /// DICOM TLS's configuration, when `[dimse] tls_listen` is set (a reload replaces it).
     pub dicom_tls: Option<Arc<yilian_dimse_door::TlsConfig>>,
+    /// Live ECG sessions (`ecg.rs`).
+    pub ecg: crate::ecg::EcgSessions,
 }
 
 impl Ctx {

@@ -69,6 +69,7 @@ pub mod delivery;
 mod dev_certs;
 mod dicom_tls;
 pub mod dimse_egress;
+mod ecg;
 mod manifest;
 pub mod quic_upload;
 pub mod reload;

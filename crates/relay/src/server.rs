@@ -131,6 +131,7 @@ impl Relay {
                 connections: Arc::default(),
                 budget: Arc::new(budget),
                 dicom_tls,
+                ecg: crate::ecg::EcgSessions::new(crate::ecg::EcgSettings::default()),
             }),
             endpoint,
             dimse: std::sync::Mutex::new(dimse),
@@ -347,6 +348,7 @@ async fn log_stats(ctx: Arc<Ctx>) {
             in_gate = ctx.ingest.uploads_in_gate(),
             storage_full = ctx.ingest.storage.is_full(),
             connections = ctx.connections.len(),
+            ecg_sessions = ctx.ecg.count(),
             readers = ?ctx.ingest.hub.connected_readers(), queues = ?queues,
             "relay stats"
         );
@@ -523,6 +525,8 @@ async fn serve_stream(
     match req {
         Request::Offer(offer) => upload(ctx, conn_id, peer, send, recv, offer, dec).await,
         Request::Manifest(m) => manifest(&ctx, &peer, &mut send, recv, m, dec).await,
+        Request::EcgSource => crate::ecg::serve_source(ctx, peer, send, recv, dec).await,
+        Request::EcgWatch => crate::ecg::serve_watch(ctx, peer, send, recv, dec).await,
         Request::Subscribe(sub) => {
             let pushed = ctx
                 .topology()

@@ -21,6 +21,10 @@ pub enum AuditAction {
     Retrieve,
     /// An instance was removed after its retention period (a gateway's forwarded copy).
     Prune,
+    /// A cart streamed a live ECG session (started, refused, recorded).
+    EcgStream,
+    /// A reader watched a live ECG session (or was refused).
+    EcgWatch,
 }
 
 impl fmt::Display for AuditAction {
@@ -34,6 +38,8 @@ impl fmt::Display for AuditAction {
             AuditAction::Query => "query",
             AuditAction::Retrieve => "retrieve",
             AuditAction::Prune => "prune",
+            AuditAction::EcgStream => "ecg-stream",
+            AuditAction::EcgWatch => "ecg-watch",
         })
     }
 }
