@@ -21,10 +21,10 @@
 //! residuals. Each lead is predicted in time (a polynomial of order 0–3, chosen per lead per
 //! block); III, aVR, aVL and aVF may first be predicted from I and II by the Einthoven and
 //! Goldberger relations, which leaves 0 on carts that compute them. Residuals are zigzagged
-//! and Rice-coded in sub-blocks of 16 samples with a parameter each (all-zero sub-blocks cost
-//! 4 bits, an escape and a verbatim mode bound the worst case at 2 bytes per sample plus
-//! 4 bits per 16 samples per lead and ≤ 9 header bytes: [`codec::max_encoded_len`]). All
-//! arithmetic wraps, so every `i16` input is exact.
+//! and Rice-coded in sub-blocks of 16 samples with a parameter each (an all-zero sub-block
+//! costs 4 bits, an all-zero lead nothing but its nibble; an escape and a verbatim mode bound
+//! the worst case at 2 bytes per sample plus 4 bits per 16 samples per lead and ≤ 9 header
+//! bytes: [`codec::max_encoded_len`]). All arithmetic wraps, so every `i16` input is exact.
 //!
 //! ## Simulation and rhythm
 //!

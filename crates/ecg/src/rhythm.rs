@@ -206,14 +206,14 @@ impl RateDetector {
         }
         let refractory = self.fs / 5;
         let t_window = self.fs * 36 / 100;
-        let since = self.last_qrs.map(|(at, _)| idx - at);
+        let since = self.last_qrs.map(|(at, _)| idx.saturating_sub(at));
         if let (Some(since), Some((at, height))) = (since, self.last_qrs) {
             if since <= refractory {
                 // Still the same complex: a higher hump moves the beat to it.
                 if v > height {
                     self.last_qrs = Some((idx, v));
                     if let Some(rr) = self.rr.back_mut() {
-                        *rr += idx - at;
+                        *rr += idx.saturating_sub(at);
                     }
                     self.spki = 0.125 * v + 0.875 * self.spki;
                 }
@@ -243,7 +243,7 @@ impl RateDetector {
         else {
             return;
         };
-        if (self.n - last) as f64 > 1.66 * mean {
+        if self.n.saturating_sub(last) as f64 > 1.66 * mean {
             self.spki = 0.25 * v + 0.75 * self.spki;
             self.qrs(idx, v);
         }
@@ -251,7 +251,7 @@ impl RateDetector {
 
     fn qrs(&mut self, idx: u64, v: f64) {
         if let Some((at, _)) = self.last_qrs {
-            let rr = idx - at;
+            let rr = idx.saturating_sub(at);
             if rr > 3 * self.fs {
                 self.rr.clear();
             } else {
