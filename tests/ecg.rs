@@ -252,3 +252,253 @@ fn audit_actions(data: &Path) -> Vec<(String, String)> {
         .map(|r| r.unwrap())
         .collect()
 }
+
+/// A viewer that stops reading never holds back another, nor the cart: the one reading gets
+/// every frame, the stalled one is told how many it missed and goes on live (frame counts, no
+/// timing).
+#[test]
+fn a_stalled_viewer_does_not_hold_back_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let pki = Pki::new(&root.join("pki"));
+    let relay = RelayProc::start(&root.join("relay"), &pki);
+    let rt = runtime();
+    let cardiology = client(&relay.addr, &pki, "county-cardiology");
+    let cart = Cart::start(
+        &relay.addr,
+        &pki,
+        &[
+            "--simulate",
+            "--seconds",
+            "12",
+            "--rate",
+            "1000",
+            "--seed",
+            "3",
+        ],
+    );
+    let session = wait_for_session(&rt, &cardiology).session;
+    // The stalled viewer: a small window, and a pause of 5 s after its first frame (its whole
+    // runtime stops: no reads, no acknowledgements).
+    let mut small = cardiology.clone();
+    small.tuning.stream_receive_window = 4096;
+    let stalled = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut seen = Seen::default();
+        let mut paused = false;
+        rt.block_on(watch_ecg(&small, session, Arc::new(NoProgress), |e| {
+            match e {
+                WatchEvent::Block {
+                    first_sample,
+                    block,
+                } => {
+                    seen.blocks.insert(first_sample, block);
+                    if !paused {
+                        paused = true;
+                        std::thread::sleep(Duration::from_secs(5));
+                    }
+                }
+                WatchEvent::Missed(n) => seen.missed += n,
+                WatchEvent::Ended { complete } => seen.ended = Some(complete),
+                WatchEvent::Header(_) => {}
+            }
+            true
+        }))
+        .unwrap();
+        seen
+    });
+    let reading = watch(&rt, &cardiology, session);
+    let stalled = stalled.join().unwrap();
+    let (ok, out) = cart.wait(Duration::from_secs(60));
+    assert!(ok, "{out}");
+    // The viewer reading got all 12 s, sample for sample, nothing missed.
+    assert_eq!(reading.missed, 0);
+    assert_eq!(reading.ended, Some(true));
+    let got = reading.contiguous();
+    assert_eq!(got, simulated(3, SampleRate::Hz1000, 12_000));
+    // The stalled one was told it missed frames, then got live ones again until the end.
+    assert!(stalled.missed > 0, "{stalled:?}");
+    assert_eq!(stalled.ended, Some(true));
+    let frames_after_gap = stalled.blocks.keys().filter(|&&s| s > 6 * 1000).count();
+    assert!(frames_after_gap > 0, "{:?}", stalled.blocks.keys());
+    let total = reading.blocks.len() as u64;
+    assert_eq!(
+        stalled.blocks.len() as u64 + stalled.missed,
+        total,
+        "every frame was either received or counted as missed"
+    );
+}
+
+/// A cart by hand, to send what `yilian ecg stream` never would.
+struct RawCart {
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    dec: yilian_proto::FrameDecoder,
+    _conn: common::hostile::Hostile,
+}
+
+impl RawCart {
+    async fn open(addr: &str, pki: &Pki, start: &yilian_ecg::wire::Start) -> RawCart {
+        let h = common::hostile::Hostile::connect(addr, pki, "township-a-device")
+            .await
+            .unwrap();
+        let (mut send, recv) = h.conn.open_bi().await.unwrap();
+        send.write_all(&yilian_proto::encode_frame(
+            &yilian_proto::Request::EcgSource,
+        ))
+        .await
+        .unwrap();
+        send.write_all(&yilian_proto::encode_frame(
+            &yilian_ecg::wire::SourceMsg::Start(start.clone()),
+        ))
+        .await
+        .unwrap();
+        RawCart {
+            send,
+            recv,
+            dec: yilian_proto::FrameDecoder::new(),
+            _conn: h,
+        }
+    }
+
+    async fn msg(&mut self, m: &yilian_ecg::wire::SourceMsg) {
+        self.send
+            .write_all(&yilian_proto::encode_frame(m))
+            .await
+            .unwrap();
+    }
+
+    async fn reply(&mut self) -> yilian_ecg::wire::SourceReply {
+        loop {
+            if let Some(r) = self.dec.next_frame("reply").unwrap() {
+                return r;
+            }
+            let c =
+                tokio::time::timeout(Duration::from_secs(30), self.recv.read_chunk(65536, true))
+                    .await
+                    .expect("a reply within 30 s")
+                    .unwrap()
+                    .expect("the relay ended the stream without a reply");
+            self.dec.push(c.bytes);
+        }
+    }
+}
+
+fn raw_start(session: u8) -> yilian_ecg::wire::Start {
+    yilian_ecg::wire::Start {
+        session: SessionId([session; 16]),
+        rate_hz: 500,
+        leads: yilian_ecg::Lead::ALL
+            .iter()
+            .map(|l| l.label().to_string())
+            .collect(),
+        calibration: vec![yilian_ecg::Calibration::default(); 12],
+        urgent: false,
+        patient: yilian_ecg::wire::PatientWire {
+            name: "王^小东".into(),
+            id: "P-7".into(),
+            ..Default::default()
+        },
+        started_unix_ms: 1_796_545_495_000,
+        first_seq: 0,
+        device: None,
+    }
+}
+
+fn raw_frame(seq: u64, block: &Block) -> yilian_ecg::wire::SourceMsg {
+    let mut data = Vec::new();
+    yilian_ecg::codec::encode(block, &mut data);
+    let n = block.per_lead() as u64;
+    yilian_ecg::wire::SourceMsg::Frame(yilian_ecg::wire::Frame {
+        seq,
+        first_sample: seq * n,
+        device_time_us: seq * n * 2000,
+        data,
+    })
+}
+
+/// Wrong lead counts are refused with a message saying what is wrong; a sequence gap closes
+/// the session cleanly: what came before is recorded, marked incomplete, and routed.
+#[test]
+fn bad_input_is_refused_or_closes_the_session_and_keeps_what_was_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let pki = Pki::new(&root.join("pki"));
+    let relay = RelayProc::start(&root.join("relay"), &pki);
+    let rt = runtime();
+    let mut sim = Simulator::new(SimSpec::default());
+    let blocks: Vec<Block> = (0..10).map(|_| sim.next_block(20)).collect();
+    let (refused, closed) = rt.block_on(async {
+        let mut eleven = raw_start(1);
+        eleven.leads.pop();
+        eleven.calibration.pop();
+        let mut c = RawCart::open(&relay.addr, &pki, &eleven).await;
+        let refused = c.reply().await;
+
+        let mut c = RawCart::open(&relay.addr, &pki, &raw_start(2)).await;
+        let accepted = c.reply().await;
+        assert!(
+            matches!(
+                accepted,
+                yilian_ecg::wire::SourceReply::Accepted { next_seq: 0, .. }
+            ),
+            "{accepted:?}"
+        );
+        for (seq, b) in blocks.iter().enumerate().take(5) {
+            c.msg(&raw_frame(seq as u64, b)).await;
+        }
+        // Frame 5 never comes: 6 does.
+        c.msg(&raw_frame(6, &blocks[6])).await;
+        // What was recorded, then the end.
+        let mut closed = c.reply().await;
+        while let yilian_ecg::wire::SourceReply::Recorded { upto_seq, .. } = closed {
+            assert_eq!(upto_seq, 5);
+            closed = c.reply().await;
+        }
+        (refused, closed)
+    });
+    match refused {
+        yilian_ecg::wire::SourceReply::Refused(r) => {
+            assert!(r.reason.contains("11 lead(s)"), "{}", r.reason)
+        }
+        other => panic!("{other:?}"),
+    }
+    match closed {
+        yilian_ecg::wire::SourceReply::Closed {
+            complete,
+            objects,
+            reason,
+        } => {
+            assert!(!complete);
+            assert_eq!(objects, 1);
+            let reason = reason.unwrap_or_default();
+            assert!(reason.contains("frames were lost"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let out_dir = root.join("cardiology");
+    let read = run(read_cmd(&relay, &pki, "county-cardiology", &out_dir, true));
+    assert!(read.status.success(), "{}", text(&read));
+    let recs = recordings(&out_dir);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let mut first5 = blocks[0].clone();
+    for b in &blocks[1..5] {
+        first5.extend(b);
+    }
+    let summary = pydicom_check(&recs[0], &first5, true);
+    assert_eq!(summary["samples"], 100);
+    // No patient name in the relay's log.
+    assert!(!relay.log_text().contains("小东"));
+    let audit = audit_actions(&relay.data);
+    assert!(
+        audit.contains(&("ecg-stream".into(), "refused".into())),
+        "{audit:?}"
+    );
+    assert!(
+        audit.contains(&("ecg-stream".into(), "recorded-incomplete".into())),
+        "{audit:?}"
+    );
+}
