@@ -58,6 +58,9 @@
 //! egress_associations = 4          # associations in parallel to each push AE ([[ae]] with
 //!                                  # push = true: the relay C-STOREs its reader's outbox to it)
 //!
+//! [ecg]                            # live ECG timing; see config_ecg.rs (all optional)
+//! grace = "60s"                    # a cart that went away may come back this long
+//!
 //! [log]
 //! stats_interval = "30s"           # counters and queue depths in the log
 //! ```
@@ -106,6 +109,8 @@ pub struct ConfigFile {
     pub log: LogSection,
     #[serde(default)]
     pub dimse: DimseSection,
+    #[serde(default)]
+    pub ecg: crate::config_ecg::EcgSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -356,6 +361,8 @@ pub enum ConfigError {
     Delivery(String),
     #[error("config: {0}")]
     Dimse(String),
+    #[error("config: {0}")]
+    Ecg(String),
 }
 
 /// Everything the relay runs with, resolved.
@@ -387,6 +394,8 @@ pub struct RelayConfig {
     pub stats_interval: Duration,
     /// The DIMSE front door (`[dimse]`).
     pub dimse: DimseConfig,
+    /// Live ECG sessions (`[ecg]`).
+    pub ecg: crate::ecg::EcgSettings,
 }
 
 /// Defaults used where the file says nothing.
@@ -527,6 +536,7 @@ impl ConfigFile {
             delivery_buffer_budget,
             stats_interval: self.log.stats_interval.unwrap_or(Duration::from_secs(30)),
             dimse: self.dimse.resolve()?,
+            ecg: self.ecg.resolve()?,
         })
     }
 }

@@ -63,6 +63,7 @@ mod audit;
 mod budget;
 pub mod close;
 pub mod config;
+mod config_ecg;
 mod connections;
 mod ctx;
 pub mod delivery;
@@ -79,7 +80,9 @@ mod revocation;
 pub mod server;
 
 pub use config::{ConfigFile, Limits, RelayConfig};
+pub use config_ecg::EcgSection;
 pub use dev_certs::DevCertsRefused;
+pub use ecg::EcgSettings;
 pub use reload::{log_reload, ReloadError, ReloadSummary};
 pub use server::{Relay, RelayError};
 pub use yilian_ingest::Metrics;

@@ -123,6 +123,7 @@ impl Relay {
             config.delivery_buffer_budget,
             config.tuning.send_window,
         );
+        let ecg = crate::ecg::EcgSessions::new(config.ecg.clone());
         Ok(Relay {
             ctx: Arc::new(Ctx {
                 current: Reloadable::new(&config),
@@ -131,7 +132,7 @@ impl Relay {
                 connections: Arc::default(),
                 budget: Arc::new(budget),
                 dicom_tls,
-                ecg: crate::ecg::EcgSessions::new(crate::ecg::EcgSettings::default()),
+                ecg,
             }),
             endpoint,
             dimse: std::sync::Mutex::new(dimse),
