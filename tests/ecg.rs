@@ -387,6 +387,16 @@ impl RawCart {
     }
 }
 
+/// The reply that ends a session (what was recorded before it is skipped).
+async fn closing(c: &mut RawCart) -> yilian_ecg::wire::SourceReply {
+    loop {
+        match c.reply().await {
+            yilian_ecg::wire::SourceReply::Recorded { .. } => continue,
+            other => return other,
+        }
+    }
+}
+
 fn raw_start(session: u8) -> yilian_ecg::wire::Start {
     yilian_ecg::wire::Start {
         session: SessionId([session; 16]),
@@ -460,6 +470,41 @@ fn bad_input_is_refused_or_closes_the_session_and_keeps_what_was_recorded() {
         }
         (refused, closed)
     });
+    // A rate change mid-session (a second Start) and an oversized frame: each closes its
+    // session, incomplete, with the reason.
+    let (changed, oversized) = rt.block_on(async {
+        let mut c = RawCart::open(&relay.addr, &pki, &raw_start(3)).await;
+        c.reply().await;
+        c.msg(&raw_frame(0, &blocks[0])).await;
+        let mut faster = raw_start(3);
+        faster.rate_hz = 1000;
+        c.msg(&yilian_ecg::wire::SourceMsg::Start(faster)).await;
+        let changed = closing(&mut c).await;
+        let mut c = RawCart::open(&relay.addr, &pki, &raw_start(4)).await;
+        c.reply().await;
+        let mut huge = yilian_proto::encode_frame(&raw_frame(0, &blocks[0])).to_vec();
+        huge.extend(std::iter::repeat_n(0u8, 70_000));
+        let len = (huge.len() - 4) as u32;
+        huge[..4].copy_from_slice(&len.to_be_bytes());
+        c.send.write_all(&huge).await.unwrap();
+        let oversized = closing(&mut c).await;
+        (changed, oversized)
+    });
+    for (what, reply, needle) in [
+        ("rate change", changed, "500 Hz → 1000 Hz"),
+        ("oversized frame", oversized, "exceeds the limit"),
+    ] {
+        match reply {
+            yilian_ecg::wire::SourceReply::Closed {
+                complete, reason, ..
+            } => {
+                assert!(!complete, "{what}");
+                let reason = reason.unwrap_or_default();
+                assert!(reason.contains(needle), "{what}: {reason}");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
     match refused {
         yilian_ecg::wire::SourceReply::Refused(r) => {
             assert!(r.reason.contains("11 lead(s)"), "{}", r.reason)
@@ -482,14 +527,23 @@ fn bad_input_is_refused_or_closes_the_session_and_keeps_what_was_recorded() {
     let out_dir = root.join("cardiology");
     let read = run(read_cmd(&relay, &pki, "county-cardiology", &out_dir, true));
     assert!(read.status.success(), "{}", text(&read));
+    // Two recordings, both marked incomplete: the gap's session (5 frames) and the rate
+    // change's (1 frame); the oversized frame came before any sample.
     let recs = recordings(&out_dir);
-    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs.len(), 2, "{recs:?}");
     let mut first5 = blocks[0].clone();
     for b in &blocks[1..5] {
         first5.extend(b);
     }
-    let summary = pydicom_check(&recs[0], &first5, true);
-    assert_eq!(summary["samples"], 100);
+    let mut sizes = Vec::new();
+    for r in &recs {
+        let n = yilian_dicom::waveform::read_waveforms_file(r).unwrap()[0].samples_per_channel();
+        let expected = if n == 100 { &first5 } else { &blocks[0] };
+        let summary = pydicom_check(r, expected, true);
+        sizes.push(summary["samples"].as_u64().unwrap());
+    }
+    sizes.sort();
+    assert_eq!(sizes, vec![20, 100]);
     // No patient name in the relay's log.
     assert!(!relay.log_text().contains("小东"));
     let audit = audit_actions(&relay.data);
@@ -628,4 +682,157 @@ fn loss_reordering_and_a_cut_on_the_carts_link_leave_the_recording_complete() {
     assert_eq!(objects, 3, "10 s in objects of 4 s");
     assert_eq!(all, expected);
     proxy.shutdown();
+}
+
+fn pydicom_file(name: &str) -> PathBuf {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            &format!("from pydicom.data import get_testdata_file as f; print(f('{name}'))"),
+        ])
+        .output()
+        .expect("python3 (scripts/test installs pydicom 3.0.2)");
+    let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        out.status.success() && p != "None",
+        "pydicom's {name} is missing: pip install pydicom==3.0.2"
+    );
+    PathBuf::from(p)
+}
+
+/// pydicom's real 12-lead ECG (1000 Hz, 10 s) replayed in real time through the relay: the
+/// recording holds the same samples and the same physical values (µV).
+#[test]
+fn pydicoms_ecg_sample_replayed_through_the_relay_round_trips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let pki = Pki::new(&root.join("pki"));
+    let relay = RelayProc::start(&root.join("relay"), &pki);
+    let sample = pydicom_file("waveform_ecg.dcm");
+    let cart = Cart::start(&relay.addr, &pki, &["--file", sample.to_str().unwrap()]);
+    let (ok, out) = cart.wait(Duration::from_secs(60));
+    assert!(ok, "{out}");
+    assert!(out.contains("10.0 s of ECG"), "{out}");
+    let original = yilian_dicom::waveform::read_waveforms_file(&sample).unwrap();
+    let g = &original[0];
+    let out_dir = root.join("cardiology");
+    let read = run(read_cmd(&relay, &pki, "county-cardiology", &out_dir, true));
+    assert!(read.status.success(), "{}", text(&read));
+    let recs = recordings(&out_dir);
+    assert_eq!(recs.len(), 1);
+    let recorded = yilian_dicom::waveform::read_waveforms_file(&recs[0]).unwrap();
+    let r = &recorded[0];
+    assert_eq!(r.sampling_frequency, 1000.0);
+    assert_eq!(r.samples_per_channel(), g.samples_per_channel());
+    for (lead_index, lead) in yilian_ecg::Lead::ALL.iter().enumerate() {
+        let from = g
+            .channels
+            .iter()
+            .position(|c| yilian_ecg::Lead::from_label(&c.label) == Some(*lead))
+            .unwrap();
+        let (a, b) = (&g.channels[from], &r.channels[lead_index]);
+        let (sa, sb) = (
+            g.channel_samples(from).unwrap(),
+            r.channel_samples(lead_index).unwrap(),
+        );
+        assert_eq!(sa, sb, "lead {}", lead.label());
+        for (x, y) in sa.iter().zip(&sb).step_by(97) {
+            assert!(
+                (a.physical(*x) - b.physical(*y)).abs() < 1e-9,
+                "lead {}",
+                lead.label()
+            );
+        }
+    }
+    // And pydicom reads the recording as it reads the original.
+    let expected = {
+        let mut lead_major = Vec::new();
+        for lead in yilian_ecg::Lead::ALL {
+            let from = g
+                .channels
+                .iter()
+                .position(|c| yilian_ecg::Lead::from_label(&c.label) == Some(lead))
+                .unwrap();
+            lead_major.extend(g.channel_samples(from).unwrap());
+        }
+        Block::from_lead_major(lead_major).unwrap()
+    };
+    pydicom_check(&recs[0], &expected, false);
+}
+
+/// `--urgent` (a suspected STEMI): the session is urgent for its viewers and its recording is
+/// routed urgent.
+#[test]
+fn an_urgent_session_is_listed_urgent_and_recorded_urgent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let pki = Pki::new(&root.join("pki"));
+    let relay = RelayProc::start(&root.join("relay"), &pki);
+    let rt = runtime();
+    let cardiology = client(&relay.addr, &pki, "county-cardiology");
+    let cart = Cart::start(
+        &relay.addr,
+        &pki,
+        &["--simulate", "--st-elevation", "--urgent", "--seconds", "2"],
+    );
+    let session = wait_for_session(&rt, &cardiology);
+    assert!(session.urgent);
+    let (ok, out) = cart.wait(Duration::from_secs(60));
+    assert!(ok, "{out}");
+    assert!(out.contains("(urgent)"), "{out}");
+    let db = rusqlite::Connection::open(relay.data.join("index.sqlite")).unwrap();
+    let priorities: Vec<i64> = db
+        .prepare("SELECT priority FROM outbox")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(priorities, vec![1], "one recording, urgent");
+}
+
+/// A cart that vanishes (killed): after the grace period its session is closed, what was
+/// received is recorded, marked incomplete and routed, and viewers are told.
+#[test]
+fn a_cart_that_vanishes_leaves_an_incomplete_recording_routed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let pki = Pki::new(&root.join("pki"));
+    let relay = RelayProc::start_with(
+        &root.join("relay"),
+        &pki,
+        "[ecg]\nidle = \"1s\"\ngrace = \"2s\"\n",
+    );
+    let rt = runtime();
+    let cardiology = client(&relay.addr, &pki, "county-cardiology");
+    let mut cart = Cart::start(
+        &relay.addr,
+        &pki,
+        &["--simulate", "--seconds", "30", "--seed", "2"],
+    );
+    let session = wait_for_session(&rt, &cardiology).session;
+    let viewer = {
+        let cardiology = cardiology.clone();
+        std::thread::spawn(move || watch(&runtime(), &cardiology, session))
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let mut child = cart.0.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let seen = viewer.join().unwrap();
+    assert_eq!(
+        seen.ended,
+        Some(false),
+        "viewers are told it ended incomplete"
+    );
+    let got = seen.contiguous();
+    assert!(got.per_lead() > 0);
+    let out_dir = root.join("cardiology");
+    let read = run(read_cmd(&relay, &pki, "county-cardiology", &out_dir, true));
+    assert!(read.status.success(), "{}", text(&read));
+    let recs = recordings(&out_dir);
+    assert_eq!(recs.len(), 1);
+    // Everything the relay received, which is what the viewer got.
+    pydicom_check(&recs[0], &got, true);
+    assert!(relay.log_text().contains("did not come back"));
 }

@@ -63,16 +63,19 @@ impl Lead {
         }
     }
 
-    /// The lead with this label (case-insensitive, `Lead I` and `Lead aVR` forms too).
+    /// The lead with this label, case-insensitive, also in the forms files use: `Lead I`,
+    /// `Lead I (Einthoven)`, `aVR, augmented voltage, right` (CID 3001 meanings).
     pub fn from_label(label: &str) -> Option<Lead> {
         let l = label.trim();
         let l = l
             .strip_prefix("Lead ")
             .or_else(|| l.strip_prefix("lead "))
+            .or_else(|| l.strip_prefix("LEAD "))
             .unwrap_or(l);
+        let token = l.split([' ', '(', ',']).next().unwrap_or_default().trim();
         Lead::ALL
             .into_iter()
-            .find(|lead| lead.label().eq_ignore_ascii_case(l))
+            .find(|lead| lead.label().eq_ignore_ascii_case(token))
     }
 }
 
@@ -236,6 +239,12 @@ mod tests {
         }
         assert_eq!(Lead::from_label("Lead aVR"), Some(Lead::AVR));
         assert_eq!(Lead::from_label("v6"), Some(Lead::V6));
+        assert_eq!(Lead::from_label("Lead I (Einthoven)"), Some(Lead::I));
+        assert_eq!(
+            Lead::from_label("aVR, augmented voltage, right"),
+            Some(Lead::AVR)
+        );
+        assert_eq!(Lead::from_label("Lead V10"), None);
         assert_eq!(Lead::from_label("X"), None);
     }
 

@@ -115,20 +115,37 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Why reading a message failed.
+enum ReadFail {
+    /// The peer sent something that is not a valid frame (too large, undecodable).
+    Proto(yilian_proto::ProtoError),
+    /// The stream broke (reset, connection lost).
+    Stream(String),
+}
+
+impl std::fmt::Display for ReadFail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadFail::Proto(e) => write!(f, "{e}"),
+            ReadFail::Stream(e) => f.write_str(e),
+        }
+    }
+}
+
 /// Read the next message of type `T`; `Ok(None)` at the end of the stream.
 async fn next_msg<T: serde::de::DeserializeOwned>(
     recv: &mut RecvStream,
     dec: &mut FrameDecoder,
     what: &'static str,
-) -> Result<Option<T>, String> {
+) -> Result<Option<T>, ReadFail> {
     loop {
-        if let Some(m) = dec.next_frame::<T>(what).map_err(|e| e.to_string())? {
+        if let Some(m) = dec.next_frame::<T>(what).map_err(ReadFail::Proto)? {
             return Ok(Some(m));
         }
         match recv.read_chunk(64 * 1024, true).await {
             Ok(Some(chunk)) => dec.push(chunk.bytes),
             Ok(None) => return Ok(None),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(ReadFail::Stream(e.to_string())),
         }
     }
 }
@@ -403,15 +420,13 @@ async fn stream_frames(
         let msg =
             match tokio::time::timeout(idle, next_msg::<SourceMsg>(recv, dec, "ECG frame")).await {
                 Err(_) => return Outcome::Gone(format!("nothing for {} s", idle.as_secs())),
-                Ok(Err(e)) => {
-                    if e.contains("decode") || e.contains("too large") || e.contains("frame") {
-                        return Outcome::Failed(SessionError::Malformed {
-                            seq: lock(&entry.live).session().next_seq(),
-                            reason: e,
-                        });
-                    }
-                    return Outcome::Gone(e);
+                Ok(Err(ReadFail::Proto(e))) => {
+                    return Outcome::Failed(SessionError::Malformed {
+                        seq: lock(&entry.live).session().next_seq(),
+                        reason: e.to_string(),
+                    })
                 }
+                Ok(Err(ReadFail::Stream(e))) => return Outcome::Gone(e),
                 Ok(Ok(None)) => return Outcome::Gone("the stream ended without End".into()),
                 Ok(Ok(Some(m))) => m,
             };
