@@ -836,3 +836,98 @@ fn a_cart_that_vanishes_leaves_an_incomplete_recording_routed() {
     pydicom_check(&recs[0], &got, true);
     assert!(relay.log_text().contains("did not come back"));
 }
+
+/// A STEMI ECG from a township whose uplink (20 Mbit/s, 120 ms, 2 % loss, emulated) is busy
+/// with a CT upload: the session stays live and in order for the viewer, its recording is
+/// complete, and the CT still arrives whole (completeness and order only: `benches/` measures
+/// the latency).
+#[test]
+fn an_urgent_ecg_on_a_busy_uplink_stays_in_order_and_complete() {
+    use yilian_linkem::{LinkSpec, UdpProxy};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let pki = Pki::new(&root.join("pki"));
+    let relay = RelayProc::start(&root.join("relay"), &pki);
+    let rt = runtime();
+    let link = LinkSpec::rural(20_000_000, Duration::from_millis(120), 0.02);
+    let proxy = rt
+        .block_on(UdpProxy::start(
+            "127.0.0.1:0".parse().unwrap(),
+            relay.addr.parse().unwrap(),
+            link.clone(),
+            link,
+            23,
+        ))
+        .unwrap();
+    let via = proxy.local_addr().to_string();
+    let ct = yilian_testkit::ct_series(
+        &root.join("ct"),
+        &yilian_testkit::StudySpec::new("CT", 31),
+        40,
+        512,
+        512,
+        31,
+    )
+    .unwrap();
+    let mut upload = peer_cmd_at("send", &via, &pki, "township-a-device");
+    upload.arg(root.join("ct"));
+    let upload = std::thread::spawn(move || run(upload));
+    std::thread::sleep(Duration::from_secs(2));
+    let cardiology = client(&relay.addr, &pki, "county-cardiology");
+    let cart = Cart::start(
+        &via,
+        &pki,
+        &[
+            "--simulate",
+            "--urgent",
+            "--st-elevation",
+            "--seconds",
+            "8",
+            "--seed",
+            "9",
+        ],
+    );
+    let session = wait_for_session(&rt, &cardiology).session;
+    let seen = watch(&rt, &cardiology, session);
+    let (ok, out) = cart.wait(Duration::from_secs(120));
+    assert!(ok, "{out}");
+    let sent = upload.join().unwrap();
+    assert!(sent.status.success(), "{}", text(&sent));
+    // Live: in order, exact, everything received or counted.
+    let mut sim = Simulator::new(SimSpec {
+        seed: 9,
+        st_elevation: true,
+        ..SimSpec::default()
+    });
+    let expected = sim.next_block(4000);
+    let mut last = None;
+    for (&first, b) in &seen.blocks {
+        assert!(last.is_none_or(|l| first > l));
+        last = Some(first);
+        for lead in yilian_ecg::Lead::ALL {
+            assert_eq!(
+                b.lead(lead),
+                &expected.lead(lead)[first as usize..first as usize + b.per_lead()]
+            );
+        }
+    }
+    assert_eq!(seen.blocks.len() as u64 + seen.missed, 200);
+    assert_eq!(seen.ended, Some(true));
+    // The recording is complete, and so is the CT.
+    let out_dir = root.join("cardiology");
+    let read = run(read_cmd(&relay, &pki, "county-cardiology", &out_dir, true));
+    assert!(read.status.success(), "{}", text(&read));
+    let (all, _) = recorded_samples(&out_dir);
+    assert_eq!(all, expected);
+    let radiology_dir = root.join("radiology");
+    let read = run(read_cmd(
+        &relay,
+        &pki,
+        "county-radiology",
+        &radiology_dir,
+        true,
+    ));
+    assert!(read.status.success(), "{}", text(&read));
+    assert_eq!(received(&radiology_dir), common::expected(&ct));
+    proxy.shutdown();
+}
