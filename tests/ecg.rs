@@ -352,7 +352,7 @@ impl RawCart {
         .await
         .unwrap();
         send.write_all(&yilian_proto::encode_frame(
-            &yilian_ecg::wire::SourceMsg::Start(start.clone()),
+            &yilian_ecg::wire::SourceMsg::Start(Box::new(start.clone())),
         ))
         .await
         .unwrap();
@@ -478,7 +478,8 @@ fn bad_input_is_refused_or_closes_the_session_and_keeps_what_was_recorded() {
         c.msg(&raw_frame(0, &blocks[0])).await;
         let mut faster = raw_start(3);
         faster.rate_hz = 1000;
-        c.msg(&yilian_ecg::wire::SourceMsg::Start(faster)).await;
+        c.msg(&yilian_ecg::wire::SourceMsg::Start(Box::new(faster)))
+            .await;
         let changed = closing(&mut c).await;
         let mut c = RawCart::open(&relay.addr, &pki, &raw_start(4)).await;
         c.reply().await;

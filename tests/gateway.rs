@@ -129,7 +129,7 @@ impl GatewayProc {
                     .filter(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
                     .filter(|e| {
                         yilian_testkit::blake3_file(&e.path())
-                            .map(|h| !indexed.contains(&h.to_vec()))
+                            .map(|h| !indexed.contains(h.as_slice()))
                             .unwrap_or(true)
                     })
                     .count() as i64

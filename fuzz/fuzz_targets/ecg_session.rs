@@ -86,7 +86,7 @@ fuzz_target!(|input: &[u8]| {
         }
         std::iter::from_fn(|| dec.next_frame::<SourceMsg>("ecg").ok().flatten()).collect()
     } else {
-        let mut v = vec![SourceMsg::Start(valid_start())];
+        let mut v = vec![SourceMsg::Start(Box::new(valid_start()))];
         v.extend(built_frames(rest));
         v
     };

@@ -221,7 +221,7 @@ async fn run_stream(
     let start = lock(&shared.outbox).start();
     let mut hello = bytes::BytesMut::new();
     hello.extend_from_slice(&encode_frame(&Request::EcgSource));
-    hello.extend_from_slice(&encode_frame(&SourceMsg::Start(start)));
+    hello.extend_from_slice(&encode_frame(&SourceMsg::Start(Box::new(start))));
     send.write_chunk(hello.freeze())
         .await
         .map_err(|e| link(&e))?;
@@ -328,7 +328,7 @@ pub async fn list_ecg(
 /// What a viewer sees.
 #[derive(Debug)]
 pub enum WatchEvent {
-    Header(Header),
+    Header(Box<Header>),
     /// A frame's samples (`first_sample` since the session began).
     Block {
         first_sample: u64,

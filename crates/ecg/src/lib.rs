@@ -26,6 +26,20 @@
 //! the worst case at 2 bytes per sample plus 4 bits per 16 samples per lead and ≤ 9 header
 //! bytes: [`codec::max_encoded_len`]). All arithmetic wraps, so every `i16` input is exact.
 //!
+//! ## Sessions
+//!
+//! [`wire`] has the ECG sub-protocol a cart and a viewer speak on a yilian/1 stream (after
+//! `Request::EcgSource` / `Request::EcgWatch`). At the relay, one [`live::Live`] per session
+//! puts together: the checks on what the cart sends ([`session`]: standard leads, rate,
+//! calibration, frames in order without gaps, the cart's clock against its rate, floods),
+//! the viewers' ring ([`fanout`]: each frame encoded once and shared as `Bytes`, the last
+//! seconds for late joiners, skip-ahead with a count for a viewer that fell behind) and the
+//! recorder ([`recorder`]: objects of at most the IOD's samples, written as DICOM by
+//! [`record`] with UIDs from [`uids`]). On the cart, [`source::Outbox`] numbers frames and
+//! keeps them until the relay says they are recorded, so a reconnection resends exactly what
+//! is missing. [`samples::Samples`] is where a cart's samples come from (the simulator, a
+//! replayed DICOM ECG).
+//!
 //! ## Simulation and rhythm
 //!
 //! [`simulate`] makes a deterministic 12-lead ECG from a dipole model (optionally an anterior

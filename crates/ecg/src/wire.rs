@@ -128,7 +128,7 @@ pub struct Frame {
 /// Cart → relay.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum SourceMsg {
-    Start(Start),
+    Start(Box<Start>),
     Frame(Frame),
     /// The session ends normally (Ctrl-C, the time asked for).
     End,
@@ -197,7 +197,7 @@ pub struct Header {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum WatchReply {
     Sessions(Vec<SessionSummary>),
-    Header(Header),
+    Header(Box<Header>),
     Frame(Frame),
     /// The viewer fell behind: this many frames were skipped; the next frame is live.
     Missed {
@@ -227,7 +227,7 @@ mod tests {
     #[test]
     fn messages_round_trip_through_frames() {
         let msgs = vec![
-            SourceMsg::Start(Start {
+            SourceMsg::Start(Box::new(Start {
                 session: SessionId([7; 16]),
                 rate_hz: 500,
                 leads: crate::Lead::ALL.iter().map(|l| l.label().into()).collect(),
@@ -240,7 +240,7 @@ mod tests {
                 started_unix_ms: 1,
                 first_seq: 0,
                 device: None,
-            }),
+            })),
             SourceMsg::Frame(Frame {
                 seq: 3,
                 first_sample: 60,

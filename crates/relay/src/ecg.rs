@@ -199,7 +199,7 @@ pub(crate) async fn serve_source(
     )
     .await
     {
-        Ok(Ok(Some(SourceMsg::Start(s)))) => s,
+        Ok(Ok(Some(SourceMsg::Start(s)))) => *s,
         Ok(Ok(Some(_))) => {
             let r = Refusal {
                 code: RefuseCode::Malformed,
@@ -682,7 +682,7 @@ async fn watch(entry: &Arc<Entry>, send: &mut SendStream) {
         (live.header(), live.join())
     };
     let mut ok = send
-        .write_chunk(encode_frame(&WatchReply::Header(header)))
+        .write_chunk(encode_frame(&WatchReply::Header(Box::new(header))))
         .await
         .is_ok();
     while ok {
