@@ -932,3 +932,103 @@ fn an_urgent_ecg_on_a_busy_uplink_stays_in_order_and_complete() {
     assert_eq!(received(&radiology_dir), common::expected(&ct));
     proxy.shutdown();
 }
+
+/// DICOM ECG objects that arrive by upload (`yilian send`) or by C-STORE (DCMTK `storescu`)
+/// are routed to cardiology and understood: their leads and samples decode as the original's.
+#[test]
+fn ecg_objects_uploaded_or_c_stored_are_routed_and_decoded() {
+    let r = common::dimse::relay_with_dimse("2s");
+    let sample = pydicom_file("waveform_ecg.dcm");
+    // By C-STORE from township A's console; then by upload, a copy under another SOP Instance
+    // UID (so both are kept).
+    let stored = run({
+        let mut c = common::dimse::dcmtk("storescu");
+        c.args(["-aet", "TWA_DR1", "-aec", "YILIAN", "127.0.0.1"])
+            .arg(r.port.to_string())
+            .arg(&sample);
+        c
+    });
+    assert!(stored.status.success(), "{}", text(&stored));
+    let copy = r.root.join("copy.dcm");
+    {
+        let mut obj = dicom_object::open_file(&sample).unwrap();
+        let uid = "2.25.99887766554433221100";
+        obj.put(dicom_object::mem::InMemElement::new(
+            dicom_dictionary_std::tags::SOP_INSTANCE_UID,
+            dicom_core::VR::UI,
+            dicom_core::PrimitiveValue::from(uid),
+        ));
+        obj.meta_mut().media_storage_sop_instance_uid = uid.to_string();
+        obj.meta_mut().update_information_group_length();
+        obj.write_to_file(&copy).unwrap();
+    }
+    let sent = run(send_cmd(&r.relay, &r.pki, "township-a-device", &[&copy]));
+    assert!(sent.status.success(), "{}", text(&sent));
+    let out_dir = r.root.join("cardiology");
+    let read = run(read_cmd(
+        &r.relay,
+        &r.pki,
+        "county-cardiology",
+        &out_dir,
+        true,
+    ));
+    assert!(read.status.success(), "{}", text(&read));
+    let recs = recordings(&out_dir);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    let original = yilian_dicom::waveform::read_waveforms_file(&sample).unwrap();
+    for rec in &recs {
+        let got = yilian_dicom::waveform::read_waveforms_file(rec).unwrap();
+        assert_eq!(got, original, "{}", rec.display());
+    }
+    assert_eq!(original.len(), 2);
+    assert_eq!(original[0].channels.len(), 12);
+}
+
+/// `yilian ecg watch` lists the session, then shows it: lead II's heart rate and the frames,
+/// until the session ends.
+#[test]
+fn ecg_watch_lists_and_shows_a_session_with_its_heart_rate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let pki = Pki::new(&root.join("pki"));
+    let relay = RelayProc::start(&root.join("relay"), &pki);
+    let cart = Cart::start(
+        &relay.addr,
+        &pki,
+        &["--simulate", "--seconds", "8", "--heart-rate", "72"],
+    );
+    let rt = runtime();
+    let session = wait_for_session(&rt, &client(&relay.addr, &pki, "county-cardiology")).session;
+    let list = run(peer_cmd("ecg watch", &relay, &pki, "county-cardiology"));
+    assert!(list.status.success(), "{}", text(&list));
+    let listed = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(listed.contains(&session.hex()), "{listed}");
+    assert!(listed.contains("township-a"), "{listed}");
+    let mut watch = peer_cmd("ecg watch", &relay, &pki, "county-cardiology");
+    watch.args(["--session", &session.hex()[..8]]);
+    let shown = run(watch);
+    assert!(shown.status.success(), "{}", text(&shown));
+    let out = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(out.contains("session ended"), "{out}");
+    // The last status line's heart rate.
+    let hr: f64 = out
+        .lines()
+        .filter_map(|l| l.split("HR ").nth(1))
+        .filter_map(|r| r.split(' ').next())
+        .filter_map(|v| v.parse().ok())
+        .next_back()
+        .unwrap_or_else(|| panic!("no heart rate shown: {out}"));
+    assert!((66.0..=78.0).contains(&hr), "{hr} bpm: {out}");
+    // A radiology reader may not watch it.
+    let mut other = peer_cmd("ecg watch", &relay, &pki, "county-radiology");
+    other.args(["--session", &session.hex()]);
+    let refused = run(other);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("no live ECG session"),
+        "{}",
+        text(&refused)
+    );
+    let (ok, out) = cart.wait(Duration::from_secs(60));
+    assert!(ok, "{out}");
+}
