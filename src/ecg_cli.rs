@@ -187,8 +187,8 @@ async fn stream(a: StreamArgs) -> Result<ExitCode> {
         urgent: a.urgent,
         frame: Duration::from_millis(40),
         patient: PatientWire {
-            name: a.patient_name.clone(),
-            id: a.patient_id.clone(),
+            name: a.patient_name.clone().into(),
+            id: a.patient_id.clone().into(),
             ..Default::default()
         },
         device: Some(format!("yilian {}", env!("CARGO_PKG_VERSION"))),

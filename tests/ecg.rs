@@ -408,8 +408,8 @@ fn raw_start(session: u8) -> yilian_ecg::wire::Start {
         calibration: vec![yilian_ecg::Calibration::default(); 12],
         urgent: false,
         patient: yilian_ecg::wire::PatientWire {
-            name: "王^小东".into(),
-            id: "P-7".into(),
+            name: yilian_dicom::Phi::new("王^小东".into()),
+            id: yilian_dicom::Phi::new("P-7".into()),
             ..Default::default()
         },
         started_unix_ms: 1_796_545_495_000,

@@ -34,6 +34,20 @@ impl<T> From<T> for Phi<T> {
     }
 }
 
+/// On the wire a `Phi<T>` is its value: messages between authenticated peers carry patient
+/// data; only logs and error texts must not.
+impl<T: serde::Serialize> serde::Serialize for Phi<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Phi<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(Phi)
+    }
+}
+
 impl<T> fmt::Debug for Phi<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")

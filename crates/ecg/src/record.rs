@@ -71,11 +71,11 @@ pub fn dicom(
     let p = &start.patient;
     let nonempty = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
     let rec = EcgRecording {
-        patient_name: Phi::new(p.name.clone()),
-        patient_id: Phi::new(p.id.clone()),
-        patient_birth_date: nonempty(&p.birth_date).map(Phi::new),
+        patient_name: p.name.clone(),
+        patient_id: p.id.clone(),
+        patient_birth_date: nonempty(p.birth_date.expose()).map(Phi::new),
         patient_sex: nonempty(&p.sex),
-        accession_number: Phi::new(p.accession.chars().take(16).collect()),
+        accession_number: Phi::new(p.accession.expose().chars().take(16).collect()),
         study_uid: study_uid.clone(),
         series_uid: uids::series(session),
         sop_uid: sop_uid.clone(),

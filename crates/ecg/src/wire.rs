@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use crate::model::Calibration;
+use yilian_dicom::Phi;
 
 /// A session's identity, chosen by the cart (random), kept across reconnections.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -66,28 +67,20 @@ impl fmt::Debug for SessionId {
     }
 }
 
-/// Patient and study context a cart sends with a session. Patient data: it is only held as
-/// [`yilian_dicom::Phi`] once received, and never logged.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Patient and study context a cart sends with a session. Patient data: held as
+/// [`Phi`] everywhere (its `Debug` prints `[redacted]`), never logged.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatientWire {
-    pub name: String,
-    pub id: String,
+    pub name: Phi<String>,
+    pub id: Phi<String>,
     /// DICOM DA (YYYYMMDD), empty if unknown.
-    pub birth_date: String,
+    pub birth_date: Phi<String>,
     /// `M`, `F`, `O` or empty.
     pub sex: String,
-    pub accession: String,
+    pub accession: Phi<String>,
     /// The study this ECG belongs to, if the cart has one from a worklist; otherwise the relay
     /// makes one from the session.
     pub study_uid: Option<String>,
-}
-
-impl fmt::Debug for PatientWire {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PatientWire")
-            .field("study_uid", &self.study_uid)
-            .finish_non_exhaustive()
-    }
 }
 
 /// First frame of a session stream.
@@ -234,7 +227,7 @@ mod tests {
                 calibration: vec![Calibration::default(); 12],
                 urgent: true,
                 patient: PatientWire {
-                    name: "王^小东".into(),
+                    name: Phi::new("王^小东".into()),
                     ..Default::default()
                 },
                 started_unix_ms: 1,
@@ -263,8 +256,8 @@ mod tests {
     #[test]
     fn patient_context_is_not_in_debug_output() {
         let p = PatientWire {
-            name: "王^小东".into(),
-            id: "P123".into(),
+            name: Phi::new("王^小东".into()),
+            id: Phi::new("P123".into()),
             ..Default::default()
         };
         let s = format!("{p:?}");
