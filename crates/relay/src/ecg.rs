@@ -279,7 +279,13 @@ pub(crate) async fn serve_source(
         }
         Outcome::Gone(why) => {
             debug!(session = %id, peer = %peer.name, "ECG stream lost: {why}");
-            *lock(&entry.replies) = None;
+            // Unless the cart is already back on a newer stream (whose replies these are).
+            {
+                let mut replies = lock(&entry.replies);
+                if entry.attached.load(Ordering::SeqCst) == gen {
+                    *replies = None;
+                }
+            }
             let (ctx, peer, entry) = (ctx.clone(), peer.clone(), entry.clone());
             let grace = ctx.ecg.settings.grace;
             tokio::spawn(async move {
