@@ -568,9 +568,11 @@ fn an_image_the_relay_refuses_for_good_is_handled_once_and_kept_the_rest_is_prun
         .collect();
     assert_eq!(pruned.len(), 2, "{pruned:?}");
     assert!(!pruned.contains(sop));
-    assert!(gw
-        .log_text()
-        .contains("removed images the county relay acknowledged"));
+    // The log line follows the file removals: it may come a moment after the rows.
+    wait_until("the prune is logged", Duration::from_secs(10), || {
+        gw.log_text()
+            .contains("removed images the county relay acknowledged")
+    });
     assert_eq!(
         gw.log_text()
             .matches("refused this instance for good")
