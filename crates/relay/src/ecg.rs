@@ -469,25 +469,42 @@ fn spawn_record(ctx: &Arc<Ctx>, entry: &Arc<Entry>, segment: Segment, last: bool
 /// Write `segment` as a DICOM 12-lead ECG and store it; tell the cart.
 async fn record(ctx: &Arc<Ctx>, entry: &Arc<Entry>, segment: Segment, last: bool) {
     let mut recorded = entry.recording.lock().await;
-    let (made, principal) = {
+    // Two recordings at a time across the relay: a burst of sessions filling their objects
+    // together (a relay restart, carts started together) must not take every core from the
+    // live frames (unbounded, 250 at once delayed live frames by 200-300 ms on 2 cores; see
+    // benches/ecg_live.rs). Two overlap one object's fsync with the next one's encoding:
+    // 5,000 sessions need about 312 objects/s.
+    static WRITING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _turn = WRITING.acquire().await;
+    let (start, routing, complete) = {
         let live = lock(&entry.live);
         // Only the last object can stop short: the others hold every sample of their span.
         let complete = !last || live.incomplete().is_none();
-        let routing = live.routing();
-        let made = yilian_ecg::record::dicom(
-            &live.session().accepted().start,
-            routing,
-            &segment,
+        (
+            live.session().accepted().start.clone(),
+            live.routing().clone(),
             complete,
-        );
-        let principal = yilian_ingest::Principal {
-            name: routing.device.clone(),
-            site: routing.site.clone(),
-            role: yilian_route::Role::Device,
-            department: None,
-            door: yilian_ingest::Door::Quic,
-        };
-        (made, principal)
+        )
+    };
+    let principal = yilian_ingest::Principal {
+        name: routing.device.clone(),
+        site: routing.site.clone(),
+        role: yilian_route::Role::Device,
+        department: None,
+        door: yilian_ingest::Door::Quic,
+    };
+    // Decoding 16 s of samples and writing the DICOM object takes milliseconds of CPU: on the
+    // blocking pool and outside the session's lock (which the cart's frames need), not on an
+    // async worker that every live stream shares.
+    let end_seq = segment.end_seq;
+    let made = tokio::task::spawn_blocking(move || {
+        yilian_ecg::record::dicom(&start, &routing, &segment, complete)
+    })
+    .await;
+    let made = match made {
+        Ok(Ok(m)) => Ok(m),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("the recording task failed: {e}")),
     };
     let made = match made {
         Ok(m) => m,
@@ -519,7 +536,7 @@ async fn record(ctx: &Arc<Ctx>, entry: &Arc<Entry>, segment: Segment, last: bool
     {
         Ok(_) => {
             recorded.objects += 1;
-            recorded.upto_seq = recorded.upto_seq.max(segment.end_seq);
+            recorded.upto_seq = recorded.upto_seq.max(end_seq);
             let reply = SourceReply::Recorded {
                 upto_seq: recorded.upto_seq,
                 objects: recorded.objects,
