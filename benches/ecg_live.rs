@@ -7,7 +7,8 @@
 //! cargo bench --bench ecg_live -- --sessions 200 --seconds 5 --runs 1 --no-idle   # quick look
 //! ```
 //! Flags: `--sessions LIST` (comma-separated N), `--seconds S` (steady window per run),
-//! `--runs R` (repetitions of each N), `--warmup S` (after the ramp, before the window),
+//! `--runs R` (repetitions of each N; 0 = idle memory only), `--warmup S` (after the ramp,
+//! before the window), `--stagger S` (session starts spread over S seconds, default 16),
 //! `--per-endpoint K` (client connections sharing one UDP socket in the generator),
 //! `--no-reference`, `--no-idle`. `YILIAN_BENCH_BIN=PATH` runs another `yilian` binary (A/B);
 //! `YILIAN_BENCH_DIR` picks the scratch folder (never a tmpfs: recordings are fsynced).
@@ -20,8 +21,17 @@
 //! each on its own connection, stream a real-time 500 Hz 12-lead ECG in 40 ms frames (one
 //! simulated block, encoded once with the codec, sent as every frame: the relay still decodes
 //! and checks each one, fans it out and records it), and N viewers, each on its own connection,
-//! watch one session each. Carts start streaming as soon as their session is accepted (sessions
-//! start at different times, as in the field); viewers join once all carts are in.
+//! watch one session each. Cart i opens its session at i/N × `--stagger` (16 s by default, one
+//! recording object: the relay then writes recordings at the steady rate of the field, N/16 per
+//! second, instead of all at once) and streams from its `Accepted` on; viewers join once all
+//! carts are in. `--stagger 0` starts them together, and every session's recording falls due
+//! in the same second: the burst case.
+//!
+//! Per run the bench prints, besides the figures below, the datagrams dropped by full UDP
+//! buffers (machine-wide and the target's own socket), the machine's busy time that was neither
+//! the target's nor the generator's ("other": another process disturbed the run), the seconds
+//! of the window with the most frames later than 20 ms next to the recordings acknowledged in
+//! them, and sessions lost (a cart stream the target ended, a viewer refused).
 //!
 //! **Latency.** A cart stamps each frame's send instant (just before the write into its QUIC
 //! stream) in a per-session slot table; the viewer looks the frame up on arrival (same process,
@@ -34,7 +44,7 @@
 //! relay / reference is the meaningful figure.
 //!
 //! **Generator lag.** Frame k of a cart is due at its start + k × 40 ms; the lag is how late it
-//! actually left. A p99 lag above 20 ms (half a frame) means the generator and the relay
+//! actually left. A p99 lag above 20 ms (half a frame), or a lost session, means the generator and the relay
 //! together did not keep real time on these 2 cores: the run is flagged and its latencies say
 //! more about the machine than about the relay. The relay's CPU per session-second is still
 //! measured, and the largest N that kept up is used to project sessions per 2 cores.
