@@ -485,8 +485,8 @@ fn start_msg(id: SessionId) -> Start {
         calibration: vec![yilian_ecg::Calibration::default(); 12],
         urgent: false,
         patient: PatientWire {
-            name: "王^小东".into(),
-            id: "P-7".into(),
+            name: "王^小东".to_string().into(),
+            id: "P-7".to_string().into(),
             ..Default::default()
         },
         started_unix_ms: std::time::SystemTime::now()
@@ -541,8 +541,10 @@ async fn cart(
     let (conn, _) = yilian_transport::connect(&ep, &addr).await?;
     let (mut send, mut recv) = conn.open_bi().await?;
     send.write_chunk(encode_frame(&Request::EcgSource)).await?;
-    send.write_chunk(encode_frame(&SourceMsg::Start(start_msg(run.ids[i]))))
-        .await?;
+    send.write_chunk(encode_frame(&SourceMsg::Start(Box::new(start_msg(
+        run.ids[i],
+    )))))
+    .await?;
     let mut dec = FrameDecoder::new();
     match next_msg::<SourceReply>(&mut recv, &mut dec).await? {
         Some(SourceReply::Accepted { .. }) => {}
@@ -1021,7 +1023,7 @@ fn idle_run(n: usize, a: &Args, base: &Path, pki: &Path, nonce: u64) -> Result<I
             starts.spawn(async move {
                 let (mut send, mut recv) = conn.open_bi().await?;
                 send.write_chunk(encode_frame(&Request::EcgSource)).await?;
-                send.write_chunk(encode_frame(&SourceMsg::Start(start_msg(id))))
+                send.write_chunk(encode_frame(&SourceMsg::Start(Box::new(start_msg(id)))))
                     .await?;
                 let mut dec = FrameDecoder::new();
                 match next_msg::<SourceReply>(&mut recv, &mut dec).await? {
@@ -1148,7 +1150,7 @@ async fn forward_stream(
             *slot(&sessions, session)
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = Some(tx);
-            let header = WatchReply::Header(Header {
+            let header = WatchReply::Header(Box::new(Header {
                 summary: SessionSummary {
                     session,
                     site: String::new(),
@@ -1162,7 +1164,7 @@ async fn forward_stream(
                 leads: vec![],
                 calibration: vec![],
                 patient: PatientWire::default(),
-            });
+            }));
             if send.write_chunk(encode_frame(&header)).await.is_err() {
                 return;
             }
