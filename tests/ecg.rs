@@ -337,7 +337,7 @@ struct RawCart {
     send: quinn::SendStream,
     recv: quinn::RecvStream,
     dec: yilian_proto::FrameDecoder,
-    _conn: common::hostile::Hostile,
+    conn: common::hostile::Hostile,
 }
 
 impl RawCart {
@@ -360,7 +360,7 @@ impl RawCart {
             send,
             recv,
             dec: yilian_proto::FrameDecoder::new(),
-            _conn: h,
+            conn: h,
         }
     }
 
@@ -1031,4 +1031,96 @@ fn ecg_watch_lists_and_shows_a_session_with_its_heart_rate() {
     );
     let (ok, out) = cart.wait(Duration::from_secs(60));
     assert!(ok, "{out}");
+}
+
+/// Live frames travel as datagrams too (each carrying the frames just before it): a viewer gets
+/// frames the stream has not brought yet, and a datagram's copies fill one that was lost; the
+/// recording still takes the stream's.
+#[test]
+fn viewers_get_frames_from_datagrams_before_the_stream_brings_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let pki = Pki::new(&root.join("pki"));
+    let relay = RelayProc::start(&root.join("relay"), &pki);
+    let rt = runtime();
+    let cardiology = client(&relay.addr, &pki, "county-cardiology");
+    let mut sim = Simulator::new(SimSpec::default());
+    let blocks: Vec<Block> = (0..6).map(|_| sim.next_block(20)).collect();
+    let start = raw_start(8);
+    let session = start.session;
+    let frame = |seq: usize| match raw_frame(seq as u64, &blocks[seq]) {
+        yilian_ecg::wire::SourceMsg::Frame(f) => f,
+        _ => unreachable!("raw_frame makes frames"),
+    };
+    let mut cart = rt.block_on(RawCart::open(&relay.addr, &pki, &start));
+    assert!(matches!(
+        rt.block_on(cart.reply()),
+        yilian_ecg::wire::SourceReply::Accepted { .. }
+    ));
+    // A viewer joins; frames 0–3 come only as datagrams: 0, then {2, 3} (1 is "lost"), then
+    // {1, 2, 3} (the copies).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let viewer = {
+        let cardiology = cardiology.clone();
+        std::thread::spawn(move || {
+            runtime().block_on(watch_ecg(&cardiology, session, Arc::new(NoProgress), |e| {
+                let go_on = !matches!(e, WatchEvent::Ended { .. });
+                tx.send(e).is_ok() && go_on
+            }))
+        })
+    };
+    let next_block = |rx: &std::sync::mpsc::Receiver<WatchEvent>| loop {
+        match rx.recv_timeout(Duration::from_secs(30)).expect("an event") {
+            WatchEvent::Block { first_sample, .. } => return first_sample,
+            WatchEvent::Header(_) | WatchEvent::Missed(_) => continue,
+            WatchEvent::Ended { .. } => panic!("ended early"),
+        }
+    };
+    let datagram = |frames: &[usize]| {
+        let fs: Vec<_> = frames.iter().map(|&s| frame(s)).collect();
+        let refs: Vec<_> = fs.iter().collect();
+        yilian_ecg::wire::LiveDatagram::fitting(session, &refs, 1200).unwrap()
+    };
+    // Wait for the viewer to be attached (its header) before sending.
+    loop {
+        if let WatchEvent::Header(_) = rx.recv_timeout(Duration::from_secs(30)).unwrap() {
+            break;
+        }
+    }
+    cart.conn.conn.send_datagram(datagram(&[0]).into()).unwrap();
+    assert_eq!(next_block(&rx), 0);
+    cart.conn
+        .conn
+        .send_datagram(datagram(&[2, 3]).into())
+        .unwrap();
+    cart.conn
+        .conn
+        .send_datagram(datagram(&[1, 2, 3]).into())
+        .unwrap();
+    assert_eq!(next_block(&rx), 20);
+    assert_eq!(next_block(&rx), 40);
+    assert_eq!(next_block(&rx), 60);
+    // Now the stream: all six frames, then End; the recording is the stream's.
+    rt.block_on(async {
+        for (seq, b) in blocks.iter().enumerate() {
+            cart.msg(&raw_frame(seq as u64, b)).await;
+        }
+        cart.msg(&yilian_ecg::wire::SourceMsg::End).await;
+        assert!(matches!(
+            closing(&mut cart).await,
+            yilian_ecg::wire::SourceReply::Closed { complete: true, .. }
+        ));
+    });
+    assert_eq!(next_block(&rx), 80);
+    assert_eq!(next_block(&rx), 100);
+    viewer.join().unwrap().unwrap();
+    let out_dir = root.join("cardiology");
+    let read = run(read_cmd(&relay, &pki, "county-cardiology", &out_dir, true));
+    assert!(read.status.success(), "{}", text(&read));
+    let (all, _) = recorded_samples(&out_dir);
+    let mut expected = blocks[0].clone();
+    for b in &blocks[1..] {
+        expected.extend(b);
+    }
+    assert_eq!(all, expected);
 }

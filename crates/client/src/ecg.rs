@@ -17,13 +17,20 @@ use yilian_ecg::model::{Block, Lead};
 use yilian_ecg::samples::Samples;
 use yilian_ecg::source::Outbox;
 use yilian_ecg::wire::{
-    Header, PatientWire, SessionId, SessionSummary, SourceMsg, SourceReply, Start, WatchMsg,
-    WatchReply,
+    Frame, Header, LiveDatagram, PatientWire, SessionId, SessionSummary, SourceMsg, SourceReply,
+    Start, WatchMsg, WatchReply,
 };
 use yilian_proto::{encode_frame, FrameDecoder, Request};
 
 use crate::connect::{self, Backoff, ClientConfig};
 use crate::{ClientError, Progress};
+
+/// Frames before the newest that each live datagram also carries (when they fit): a lost
+/// datagram is filled 40 ms later by the next one (`benches/ecg_transport.rs`, mode D).
+const REDUNDANT: u64 = 2;
+
+/// Frames that go as datagrams too: the newest second's (25 frames of 40 ms).
+const LIVE_DATAGRAM_FRAMES: u64 = 25;
 
 /// Bytes of ECG a viewer's stream may have in flight (about 10 s of 12 leads at 500 Hz,
 /// compressed).
@@ -219,6 +226,7 @@ async fn run_stream(
         }
     })?;
     let start = lock(&shared.outbox).start();
+    let session_id = start.session;
     let mut hello = bytes::BytesMut::new();
     hello.extend_from_slice(&encode_frame(&Request::EcgSource));
     hello.extend_from_slice(&encode_frame(&SourceMsg::Start(Box::new(start))));
@@ -232,10 +240,29 @@ async fn run_stream(
         if accepted {
             // Everything ready goes out.
             let mut out = bytes::BytesMut::new();
+            let mut live = Vec::new();
             {
                 let mut o = lock(&shared.outbox);
+                let newest = o.frames();
                 while let Some(f) = o.next_to_send() {
                     out.extend_from_slice(&encode_frame(&SourceMsg::Frame(f.clone())));
+                    // Only frames of the last second go as datagrams too (not a backlog).
+                    if f.seq + LIVE_DATAGRAM_FRAMES >= newest {
+                        live.push(f.seq);
+                    }
+                }
+                if let Some(max) = conn.max_datagram_size() {
+                    for seq in live {
+                        let frames: Vec<&Frame> = (seq.saturating_sub(REDUNDANT)..=seq)
+                            .filter_map(|s| o.frame(s))
+                            .collect();
+                        let Some(d) = LiveDatagram::fitting(session_id, &frames, max) else {
+                            continue;
+                        };
+                        if let Err(e) = conn.send_datagram(d.into()) {
+                            tracing::debug!("live datagram not sent: {e}");
+                        }
+                    }
                 }
             }
             if !out.is_empty() {

@@ -85,6 +85,8 @@ pub enum SessionError {
     Flood { ahead_s: f64, limit_s: f64 },
     #[error("the session is longer than the limit of {limit_s:.0} s")]
     TooLong { limit_s: f64 },
+    #[error("frame {seq}'s datagram and stream copies differ")]
+    Copies { seq: u64 },
 }
 
 /// A `Start` that passed the checks.
@@ -192,6 +194,12 @@ impl Session {
         self.accepted.rate
     }
 
+    /// Most samples per lead one frame may carry.
+    pub fn max_frame_samples(&self) -> usize {
+        let hz = u64::from(self.accepted.rate.hz());
+        (self.limits.max_frame.as_millis() as u64 * hz / 1000).max(1) as usize
+    }
+
     /// The next frame the relay needs.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
@@ -253,7 +261,7 @@ impl Session {
             reason: e.to_string(),
         })?;
         let hz = u64::from(self.accepted.rate.hz());
-        let max = (self.limits.max_frame.as_millis() as u64 * hz / 1000).max(1) as usize;
+        let max = self.max_frame_samples();
         if block.per_lead() > max {
             return Err(SessionError::FrameTooLong {
                 seq: frame.seq,

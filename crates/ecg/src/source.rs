@@ -101,6 +101,13 @@ impl Outbox {
         }
     }
 
+    /// A frame still held, by seq.
+    pub fn frame(&self, seq: u64) -> Option<&Frame> {
+        let front = self.held.front()?.seq;
+        self.held
+            .get(usize::try_from(seq.checked_sub(front)?).ok()?)
+    }
+
     /// Frames held (not yet recorded).
     pub fn held(&self) -> usize {
         self.held.len()

@@ -614,6 +614,40 @@ async fn close(ctx: &Arc<Ctx>, peer: &PeerIdentity, entry: &Arc<Entry>, error: O
     ctx.ecg.remove(&id);
 }
 
+/// The live datagrams of a cart's connection (`LiveDatagram`): each frame copy goes to its
+/// session's viewers if they do not have it yet. Only for sessions of this cart; anything
+/// that does not decode or fit is dropped (the stream brings every frame anyway).
+pub(crate) async fn serve_datagrams(
+    ctx: Arc<Ctx>,
+    conn: quinn::Connection,
+    peer: Arc<PeerIdentity>,
+) {
+    let mut dropped = 0u64;
+    while let Ok(bytes) = conn.read_datagram().await {
+        let Ok(d) = postcard::from_bytes::<yilian_ecg::wire::LiveDatagram>(&bytes) else {
+            dropped += 1;
+            continue;
+        };
+        let Some(entry) = ctx.ecg.get(&d.session).filter(|e| e.owner == peer.name) else {
+            dropped += 1;
+            continue;
+        };
+        let mut fresh = false;
+        {
+            let mut live = lock(&entry.live);
+            for f in d.frames {
+                fresh |= live.datagram(f);
+            }
+        }
+        if fresh {
+            entry.changed.notify_waiters();
+        }
+    }
+    if dropped > 0 {
+        debug!(peer = %peer.name, dropped, "live ECG datagrams that matched no session of this cart");
+    }
+}
+
 /// A viewer's stream.
 pub(crate) async fn serve_watch(
     ctx: Arc<Ctx>,

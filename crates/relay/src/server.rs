@@ -442,6 +442,14 @@ async fn admit(ctx: Arc<Ctx>, incoming: quinn::Incoming) {
         Some(remote.to_string()),
     )
     .await;
+    if peer.role == Role::Device {
+        // Live ECG frames a cart sends as datagrams (see `ecg.rs`).
+        tokio::spawn(crate::ecg::serve_datagrams(
+            ctx.clone(),
+            conn.clone(),
+            peer.clone(),
+        ));
+    }
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
