@@ -165,7 +165,7 @@ impl Live {
     /// anything new reached the viewers.
     pub fn datagram(&mut self, frame: Frame) -> bool {
         let next = self.live.next;
-        if self.ended || frame.seq < next || frame.seq >= next + MAX_AHEAD {
+        if self.ended || frame.seq < next || frame.seq >= next.saturating_add(MAX_AHEAD) {
             return false;
         }
         if self.live.ahead.contains_key(&frame.seq) {

@@ -11,6 +11,10 @@ use crate::codec;
 use crate::model::{Block, Calibration, Lead, SampleRate, LEAD_COUNT};
 use crate::wire::{Frame, SessionId, Start};
 
+/// Largest frame or sample number a session may reach (2⁴⁰: years of ECG at 1000 Hz), so that
+/// no count a cart sends can overflow.
+pub const MAX_COUNT: u64 = 1 << 40;
+
 /// Per-session limits.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -87,6 +91,8 @@ pub enum SessionError {
     TooLong { limit_s: f64 },
     #[error("frame {seq}'s datagram and stream copies differ")]
     Copies { seq: u64 },
+    #[error("the {what} {value} is beyond any session's length")]
+    Counter { what: &'static str, value: u64 },
 }
 
 /// A `Start` that passed the checks.
@@ -100,6 +106,12 @@ pub struct Accepted {
 /// Check a cart's `Start`.
 pub fn check_start(start: &Start) -> Result<Accepted, SessionError> {
     let rate = SampleRate::from_hz(start.rate_hz).ok_or(SessionError::Rate(start.rate_hz))?;
+    if start.first_seq > MAX_COUNT {
+        return Err(SessionError::Counter {
+            what: "first frame number",
+            value: start.first_seq,
+        });
+    }
     let standard = start.leads.len() == LEAD_COUNT
         && start
             .leads
@@ -256,6 +268,12 @@ impl Session {
                 got: frame.seq,
             });
         }
+        if frame.first_sample > MAX_COUNT || frame.seq >= MAX_COUNT {
+            return Err(SessionError::Counter {
+                what: "frame or sample number",
+                value: frame.first_sample.max(frame.seq),
+            });
+        }
         let block = codec::decode(&frame.data).map_err(|e| SessionError::Malformed {
             seq: frame.seq,
             reason: e.to_string(),
@@ -391,6 +409,9 @@ mod tests {
         let mut s = start();
         s.calibration[0].sensitivity_uv = 0.0;
         assert!(check_start(&s).is_err());
+        let mut s = start();
+        s.first_seq = u64::MAX;
+        assert!(matches!(check_start(&s), Err(SessionError::Counter { .. })));
     }
 
     #[test]
