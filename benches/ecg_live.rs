@@ -476,14 +476,6 @@ impl Run {
 
 fn start_msg(id: SessionId) -> Start {
     Start {
-        session: id,
-        rate_hz: RATE_HZ,
-        leads: yilian_ecg::Lead::ALL
-            .iter()
-            .map(|l| l.label().to_string())
-            .collect(),
-        calibration: vec![yilian_ecg::Calibration::default(); 12],
-        urgent: false,
         patient: PatientWire {
             name: "王^小东".to_string().into(),
             id: "P-7".to_string().into(),
@@ -492,8 +484,12 @@ fn start_msg(id: SessionId) -> Start {
         started_unix_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
-        first_seq: 0,
         device: Some("ecg_live bench".into()),
+        ..Start::standard(
+            id,
+            yilian_ecg::SampleRate::from_hz(RATE_HZ).unwrap_or(yilian_ecg::SampleRate::Hz500),
+            &[yilian_ecg::Calibration::default(); 12],
+        )
     }
 }
 

@@ -399,22 +399,17 @@ async fn closing(c: &mut RawCart) -> yilian_ecg::wire::SourceReply {
 
 fn raw_start(session: u8) -> yilian_ecg::wire::Start {
     yilian_ecg::wire::Start {
-        session: SessionId([session; 16]),
-        rate_hz: 500,
-        leads: yilian_ecg::Lead::ALL
-            .iter()
-            .map(|l| l.label().to_string())
-            .collect(),
-        calibration: vec![yilian_ecg::Calibration::default(); 12],
-        urgent: false,
         patient: yilian_ecg::wire::PatientWire {
             name: yilian_dicom::Phi::new("王^小东".into()),
             id: yilian_dicom::Phi::new("P-7".into()),
             ..Default::default()
         },
         started_unix_ms: 1_796_545_495_000,
-        first_seq: 0,
-        device: None,
+        ..yilian_ecg::wire::Start::standard(
+            SessionId([session; 16]),
+            SampleRate::Hz500,
+            &[yilian_ecg::Calibration::default(); 12],
+        )
     }
 }
 

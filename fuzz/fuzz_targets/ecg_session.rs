@@ -22,22 +22,16 @@ use libfuzzer_sys::fuzz_target;
 use yilian_ecg::fanout::Next;
 use yilian_ecg::live::{Live, LiveConfig, Routing};
 use yilian_ecg::session::check_start;
-use yilian_ecg::wire::{Frame, PatientWire, SessionId, SourceMsg, Start};
-use yilian_ecg::{codec, Block, Calibration, Lead, LEAD_COUNT};
+use yilian_ecg::wire::{Frame, SessionId, SourceMsg, Start};
+use yilian_ecg::{codec, Block, Calibration, SampleRate, LEAD_COUNT};
 use yilian_proto::FrameDecoder;
 
 fn valid_start() -> Start {
-    Start {
-        session: SessionId([1; 16]),
-        rate_hz: 500,
-        leads: Lead::ALL.iter().map(|l| l.label().to_string()).collect(),
-        calibration: vec![Calibration::default(); LEAD_COUNT],
-        urgent: false,
-        patient: PatientWire::default(),
-        started_unix_ms: 0,
-        first_seq: 0,
-        device: None,
-    }
+    Start::standard(
+        SessionId([1; 16]),
+        SampleRate::Hz500,
+        &[Calibration::default(); LEAD_COUNT],
+    )
 }
 
 /// Frames built from `bytes`: mostly valid, sometimes not.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 use yilian_ecg::codec;
-use yilian_ecg::model::{Block, Lead};
+use yilian_ecg::model::Block;
 use yilian_ecg::samples::Samples;
 use yilian_ecg::source::Outbox;
 use yilian_ecg::wire::{
@@ -110,15 +110,11 @@ pub async fn stream_ecg(
         .unwrap_or_default()
         .as_millis() as u64;
     let start = Start {
-        session,
-        rate_hz: rate.hz(),
-        leads: Lead::ALL.iter().map(|l| l.label().to_string()).collect(),
-        calibration: samples.calibration().to_vec(),
         urgent: opts.urgent,
         patient: opts.patient.clone(),
         started_unix_ms,
-        first_seq: 0,
         device: opts.device.clone(),
+        ..Start::standard(session, rate, &samples.calibration())
     };
     let max_held = (opts.max_held.as_secs() * hz).max(per_lead as u64);
     let shared = Arc::new(Shared {

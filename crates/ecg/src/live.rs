@@ -314,22 +314,16 @@ impl Live {
 mod tests {
     use super::*;
     use crate::fanout::Next;
-    use crate::model::{Block, Calibration, Lead, LEAD_COUNT};
+    use crate::model::{Block, Calibration, LEAD_COUNT};
     use crate::session::check_start;
-    use crate::wire::{PatientWire, Start};
+    use crate::wire::Start;
 
     fn live() -> Live {
-        let start = Start {
-            session: SessionId([5; 16]),
-            rate_hz: 500,
-            leads: Lead::ALL.iter().map(|l| l.label().to_string()).collect(),
-            calibration: vec![Calibration::default(); LEAD_COUNT],
-            urgent: false,
-            patient: PatientWire::default(),
-            started_unix_ms: 0,
-            first_seq: 0,
-            device: None,
-        };
+        let start = Start::standard(
+            SessionId([5; 16]),
+            crate::model::SampleRate::Hz500,
+            &[Calibration::default(); LEAD_COUNT],
+        );
         let routing = Routing {
             site: "township-a".into(),
             device: "cart".into(),

@@ -335,20 +335,13 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::PatientWire;
 
     fn start() -> Start {
-        Start {
-            session: SessionId([9; 16]),
-            rate_hz: 500,
-            leads: Lead::ALL.iter().map(|l| l.label().to_string()).collect(),
-            calibration: vec![Calibration::default(); LEAD_COUNT],
-            urgent: false,
-            patient: PatientWire::default(),
-            started_unix_ms: 0,
-            first_seq: 0,
-            device: None,
-        }
+        Start::standard(
+            SessionId([9; 16]),
+            SampleRate::Hz500,
+            &[Calibration::default(); LEAD_COUNT],
+        )
     }
 
     /// Frame `seq` of 20 samples per lead at 500 Hz (40 ms), on time.

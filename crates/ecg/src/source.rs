@@ -132,21 +132,15 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Calibration, Lead, LEAD_COUNT};
-    use crate::wire::{PatientWire, SessionId};
+    use crate::model::{Calibration, LEAD_COUNT};
+    use crate::wire::SessionId;
 
     fn start() -> Start {
-        Start {
-            session: SessionId([1; 16]),
-            rate_hz: 500,
-            leads: Lead::ALL.iter().map(|l| l.label().to_string()).collect(),
-            calibration: vec![Calibration::default(); LEAD_COUNT],
-            urgent: false,
-            patient: PatientWire::default(),
-            started_unix_ms: 0,
-            first_seq: 0,
-            device: None,
-        }
+        Start::standard(
+            SessionId([1; 16]),
+            crate::model::SampleRate::Hz500,
+            &[Calibration::default(); LEAD_COUNT],
+        )
     }
 
     fn block() -> Block {

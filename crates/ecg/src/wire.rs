@@ -105,6 +105,31 @@ pub struct Start {
     pub device: Option<String>,
 }
 
+impl Start {
+    /// A new session's `Start`: the 12 standard leads at `rate` with `calibration`, routine,
+    /// no patient context yet, from frame 0.
+    pub fn standard(
+        session: SessionId,
+        rate: crate::model::SampleRate,
+        calibration: &[Calibration; crate::model::LEAD_COUNT],
+    ) -> Start {
+        Start {
+            session,
+            rate_hz: rate.hz(),
+            leads: crate::model::Lead::ALL
+                .iter()
+                .map(|l| l.label().to_string())
+                .collect(),
+            calibration: calibration.to_vec(),
+            urgent: false,
+            patient: PatientWire::default(),
+            started_unix_ms: 0,
+            first_seq: 0,
+            device: None,
+        }
+    }
+}
+
 /// One block of samples.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frame {
