@@ -48,6 +48,8 @@ pub(crate) struct Connections<C = quinn::Connection> {
 struct Inner<C> {
     next: u64,
     live: HashMap<u64, Arc<LiveConnection<C>>>,
+    /// Live connections per identity name (admission asks on every handshake: no scan).
+    per_name: HashMap<String, usize>,
 }
 
 impl<C> Default for Connections<C> {
@@ -56,6 +58,7 @@ impl<C> Default for Connections<C> {
             inner: Mutex::new(Inner {
                 next: 0,
                 live: HashMap::new(),
+                per_name: HashMap::new(),
             }),
         }
     }
@@ -77,6 +80,7 @@ impl<C: Closable> Connections<C> {
         let mut inner = self.lock();
         let id = inner.next;
         inner.next += 1;
+        *inner.per_name.entry(peer.name.clone()).or_default() += 1;
         inner
             .live
             .insert(id, Arc::new(LiveConnection { peer, serial, conn }));
@@ -88,11 +92,7 @@ impl<C: Closable> Connections<C> {
 
     /// How many live connections identity `name` holds.
     pub fn count(&self, name: &str) -> usize {
-        self.lock()
-            .live
-            .values()
-            .filter(|c| c.peer.name == name)
-            .count()
+        self.lock().per_name.get(name).copied().unwrap_or(0)
     }
 
     /// How many live connections there are.
@@ -127,7 +127,15 @@ pub(crate) struct Registered<C: Closable = quinn::Connection> {
 
 impl<C: Closable> Drop for Registered<C> {
     fn drop(&mut self) {
-        self.registry.lock().live.remove(&self.id);
+        let mut inner = self.registry.lock();
+        if let Some(c) = inner.live.remove(&self.id) {
+            if let Some(n) = inner.per_name.get_mut(&c.peer.name) {
+                *n -= 1;
+                if *n == 0 {
+                    inner.per_name.remove(&c.peer.name);
+                }
+            }
+        }
     }
 }
 
@@ -167,6 +175,8 @@ mod tests {
         assert_eq!(reg.count("a"), 1);
         drop((a2, b));
         assert_eq!(reg.len(), 0);
+        assert_eq!((reg.count("a"), reg.count("b")), (0, 0));
+        assert!(reg.lock().per_name.is_empty(), "no counter left behind");
     }
 
     #[test]
