@@ -17,6 +17,14 @@ use yilian_ecg::simulate::{SimSpec, Simulator};
 use yilian_ecg::wire::{SessionId, SessionSummary};
 use yilian_transport::{TlsFiles, Tuning};
 
+/// A scratch folder, a test PKI and a relay (`extra`: more of its config, e.g. `[ecg]`).
+fn ecg_relay(extra: &str) -> (tempfile::TempDir, Pki, RelayProc) {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"));
+    let relay = RelayProc::start_with(&tmp.path().join("relay"), &pki, extra);
+    (tmp, pki, relay)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -193,10 +201,8 @@ fn pydicom_check(dcm: &Path, expected: &Block, incomplete: bool) -> serde_json::
 /// streamed, and the recording county cardiology receives holds exactly them too.
 #[test]
 fn a_simulated_session_is_watched_sample_for_sample_and_recorded_as_dicom() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, pki, relay) = ecg_relay("");
     let root = tmp.path();
-    let pki = Pki::new(&root.join("pki"));
-    let relay = RelayProc::start(&root.join("relay"), &pki);
     let rt = runtime();
     let cardiology = client(&relay.addr, &pki, "county-cardiology");
     let cart = Cart::start(
@@ -258,10 +264,7 @@ fn audit_actions(data: &Path) -> Vec<(String, String)> {
 /// timing).
 #[test]
 fn a_stalled_viewer_does_not_hold_back_another() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    let pki = Pki::new(&root.join("pki"));
-    let relay = RelayProc::start(&root.join("relay"), &pki);
+    let (_tmp, pki, relay) = ecg_relay("");
     let rt = runtime();
     let cardiology = client(&relay.addr, &pki, "county-cardiology");
     let cart = Cart::start(
@@ -429,10 +432,8 @@ fn raw_frame(seq: u64, block: &Block) -> yilian_ecg::wire::SourceMsg {
 /// the session cleanly: what came before is recorded, marked incomplete, and routed.
 #[test]
 fn bad_input_is_refused_or_closes_the_session_and_keeps_what_was_recorded() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, pki, relay) = ecg_relay("");
     let root = tmp.path();
-    let pki = Pki::new(&root.join("pki"));
-    let relay = RelayProc::start(&root.join("relay"), &pki);
     let rt = runtime();
     let mut sim = Simulator::new(SimSpec::default());
     let blocks: Vec<Block> = (0..10).map(|_| sim.next_block(20)).collect();
@@ -592,10 +593,8 @@ fn instances_stored(data: &Path) -> i64 {
 /// recorded, sends it again, and the recording is complete — each object once.
 #[test]
 fn a_relay_killed_mid_session_loses_nothing_of_the_recording() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, pki, mut relay) = ecg_relay("[ecg]\nobject = \"2s\"\n");
     let root = tmp.path();
-    let pki = Pki::new(&root.join("pki"));
-    let mut relay = RelayProc::start_with(&root.join("relay"), &pki, "[ecg]\nobject = \"2s\"\n");
     let cart = Cart::start(
         &relay.addr,
         &pki,
@@ -624,10 +623,8 @@ fn a_relay_killed_mid_session_loses_nothing_of_the_recording() {
 #[test]
 fn loss_reordering_and_a_cut_on_the_carts_link_leave_the_recording_complete() {
     use yilian_linkem::{LinkSpec, UdpProxy};
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, pki, relay) = ecg_relay("[ecg]\nobject = \"4s\"\n");
     let root = tmp.path();
-    let pki = Pki::new(&root.join("pki"));
-    let relay = RelayProc::start_with(&root.join("relay"), &pki, "[ecg]\nobject = \"4s\"\n");
     let rt = runtime();
     let link = LinkSpec::rural(20_000_000, Duration::from_millis(120), 0.02)
         .with_reorder(0.02, Duration::from_millis(15));
@@ -700,10 +697,8 @@ fn pydicom_file(name: &str) -> PathBuf {
 /// recording holds the same samples and the same physical values (µV).
 #[test]
 fn pydicoms_ecg_sample_replayed_through_the_relay_round_trips() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, pki, relay) = ecg_relay("");
     let root = tmp.path();
-    let pki = Pki::new(&root.join("pki"));
-    let relay = RelayProc::start(&root.join("relay"), &pki);
     let sample = pydicom_file("waveform_ecg.dcm");
     let cart = Cart::start(&relay.addr, &pki, &["--file", sample.to_str().unwrap()]);
     let (ok, out) = cart.wait(Duration::from_secs(60));
@@ -760,10 +755,7 @@ fn pydicoms_ecg_sample_replayed_through_the_relay_round_trips() {
 /// routed urgent.
 #[test]
 fn an_urgent_session_is_listed_urgent_and_recorded_urgent() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    let pki = Pki::new(&root.join("pki"));
-    let relay = RelayProc::start(&root.join("relay"), &pki);
+    let (_tmp, pki, relay) = ecg_relay("");
     let rt = runtime();
     let cardiology = client(&relay.addr, &pki, "county-cardiology");
     let cart = Cart::start(
@@ -791,14 +783,8 @@ fn an_urgent_session_is_listed_urgent_and_recorded_urgent() {
 /// received is recorded, marked incomplete and routed, and viewers are told.
 #[test]
 fn a_cart_that_vanishes_leaves_an_incomplete_recording_routed() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, pki, relay) = ecg_relay("[ecg]\nidle = \"1s\"\ngrace = \"2s\"\n");
     let root = tmp.path();
-    let pki = Pki::new(&root.join("pki"));
-    let relay = RelayProc::start_with(
-        &root.join("relay"),
-        &pki,
-        "[ecg]\nidle = \"1s\"\ngrace = \"2s\"\n",
-    );
     let rt = runtime();
     let cardiology = client(&relay.addr, &pki, "county-cardiology");
     let mut cart = Cart::start(
@@ -840,10 +826,8 @@ fn a_cart_that_vanishes_leaves_an_incomplete_recording_routed() {
 #[test]
 fn an_urgent_ecg_on_a_busy_uplink_stays_in_order_and_complete() {
     use yilian_linkem::{LinkSpec, UdpProxy};
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, pki, relay) = ecg_relay("");
     let root = tmp.path();
-    let pki = Pki::new(&root.join("pki"));
-    let relay = RelayProc::start(&root.join("relay"), &pki);
     let rt = runtime();
     let link = LinkSpec::rural(20_000_000, Duration::from_millis(120), 0.02);
     let proxy = rt
@@ -983,10 +967,7 @@ fn ecg_objects_uploaded_or_c_stored_are_routed_and_decoded() {
 /// until the session ends.
 #[test]
 fn ecg_watch_lists_and_shows_a_session_with_its_heart_rate() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    let pki = Pki::new(&root.join("pki"));
-    let relay = RelayProc::start(&root.join("relay"), &pki);
+    let (_tmp, pki, relay) = ecg_relay("");
     let cart = Cart::start(
         &relay.addr,
         &pki,
@@ -1033,10 +1014,8 @@ fn ecg_watch_lists_and_shows_a_session_with_its_heart_rate() {
 /// recording still takes the stream's.
 #[test]
 fn viewers_get_frames_from_datagrams_before_the_stream_brings_them() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, pki, relay) = ecg_relay("");
     let root = tmp.path();
-    let pki = Pki::new(&root.join("pki"));
-    let relay = RelayProc::start(&root.join("relay"), &pki);
     let rt = runtime();
     let cardiology = client(&relay.addr, &pki, "county-cardiology");
     let mut sim = Simulator::new(SimSpec::default());

@@ -324,14 +324,7 @@ pub async fn list_ecg(
     client: &ClientConfig,
     progress: Arc<dyn Progress>,
 ) -> Result<Vec<SessionSummary>, ClientError> {
-    let endpoint = connect::endpoint(client)?;
-    let conn = connect::connect(
-        &endpoint,
-        client,
-        progress.as_ref(),
-        connect::Handover::Confirmed,
-    )
-    .await?;
+    let (endpoint, conn) = connect_once(client, progress.as_ref()).await?;
     let mut dec = FrameDecoder::new();
     let (mut send, mut recv) = open_watch(&conn, WatchMsg::List).await?;
     let reply = next_reply(&mut recv, &mut dec).await?;
@@ -375,15 +368,7 @@ pub async fn watch_ecg(
     // instead of queueing seconds of stale ECG.
     let mut client = client.clone();
     client.tuning.stream_receive_window = client.tuning.stream_receive_window.min(LIVE_WINDOW);
-    let client = &client;
-    let endpoint = connect::endpoint(client)?;
-    let conn = connect::connect(
-        &endpoint,
-        client,
-        progress.as_ref(),
-        connect::Handover::Confirmed,
-    )
-    .await?;
+    let (endpoint, conn) = connect_once(&client, progress.as_ref()).await?;
     let (_send, mut recv) = open_watch(&conn, WatchMsg::Watch { session }).await?;
     let mut dec = FrameDecoder::new();
     loop {
@@ -416,6 +401,16 @@ pub async fn watch_ecg(
             return Ok(());
         }
     }
+}
+
+/// A viewer's connection to the relay (retried as `read` does while it cannot be reached).
+async fn connect_once(
+    client: &ClientConfig,
+    progress: &dyn Progress,
+) -> Result<(quinn::Endpoint, quinn::Connection), ClientError> {
+    let endpoint = connect::endpoint(client)?;
+    let conn = connect::connect(&endpoint, client, progress, connect::Handover::Confirmed).await?;
+    Ok((endpoint, conn))
 }
 
 async fn open_watch(
