@@ -85,7 +85,9 @@ usage: cargo bench --bench ecg_transport -- [options]
   --frame-bytes N    pad every codec block to at least N bytes (0: the codec's own sizes)
   --warmup S         scenario 2: seconds the bulk upload runs before the ECG starts (5)
   --bulk-cc LIST     scenario 2: the bulk upload's congestion controllers, one run set each
-                     (bdp, the default Tuning; also bbr, cubic, newreno, bdp:gain=G)
+                     (bdp, the default Tuning; also bbr, cubic, newreno, bdp:gain=G, and
+                     bdp:yield[=G]: bdp under the relay's uplink yield order from the ECG's
+                     start to its end, as while a township's urgent ECG is live)
   --wait-load L      before each run, wait for the 1-minute load to drop below L
   --wait-minutes M   stop waiting for a quiet machine M minutes after the start (15): later
                      runs go ahead at whatever load (printed per run)";
@@ -716,6 +718,19 @@ async fn run_once(
 
     // Every cart ticks from the same instant.
     let start = tokio::time::Instant::now() + Duration::from_millis(100);
+    // The relay's order while an urgent ECG of the site is live (`relay/src/uplink.rs`): held
+    // from the session's start to its end (the bench holds it itself; the product's lease and
+    // renewals are tested in `tests/ecg.rs` and `crates/relay/src/uplink.rs`).
+    let uplink = match scenario {
+        Scenario::Bulk(i) => a.bulk_cc[i].uplink().cloned(),
+        _ => None,
+    };
+    if let Some(order) = &uplink {
+        order.hold_for(
+            Instant::now(),
+            FRAME_INTERVAL * n as u32 + a.rtt * 4 + DRAIN_TIMEOUT,
+        );
+    }
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let tasks: Vec<_> = carts
         .into_iter()
@@ -754,6 +769,9 @@ async fn run_once(
         eprintln!("warning: a recording stream did not finish within {DRAIN_TIMEOUT:?}");
     }
     bulk_stop.store(true, Ordering::Relaxed);
+    if let Some(order) = &uplink {
+        order.release();
+    }
     let link = proxy.stats();
     let _ = stop.send(true);
     let mut sent = Vec::new();

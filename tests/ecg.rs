@@ -247,6 +247,8 @@ fn a_simulated_session_is_watched_sample_for_sample_and_recorded_as_dicom() {
         audit.contains(&("ecg-watch".into(), "ok".into())),
         "{audit:?}"
     );
+    // A routine session does not slow the township's uploads.
+    assert!(!relay.log_text().contains("urgent ECG live"));
 }
 
 /// (action, outcome) of every audit entry.
@@ -873,6 +875,21 @@ fn an_urgent_ecg_on_a_busy_uplink_stays_in_order_and_complete() {
     assert!(ok, "{out}");
     let sent = upload.join().unwrap();
     assert!(sent.status.success(), "{}", text(&sent));
+    // The relay told the township's uploads to make room while the urgent session lived, and
+    // `send` obeyed (its controllers follow the order it reports; `yilian_transport::uplink`).
+    assert!(
+        text(&sent).contains("an urgent ECG from this township is live: uploads make room"),
+        "{}",
+        text(&sent)
+    );
+    let log = relay.log_text();
+    let on = log
+        .find("urgent ECG live: the site's uploads yield the uplink")
+        .unwrap_or_else(|| panic!("no yield order in the relay's log:\n{log}"));
+    let off = log
+        .find("no urgent ECG live any more: the site's uploads take the uplink back")
+        .unwrap_or_else(|| panic!("the yield order never ended:\n{log}"));
+    assert!(on < off);
     // Live: in order, exact, everything received or counted.
     let mut sim = Simulator::new(SimSpec {
         seed: 9,

@@ -1,15 +1,21 @@
 //! yilian/1 decoding from an untrusted peer: control frames, and both transfer state machines
-//! fed arbitrary bytes in arbitrary splits. Must never panic, never buffer more than a frame.
+//! fed arbitrary bytes in arbitrary splits, and the relay's datagrams as a sender reads them.
+//! Must never panic, never buffer more than a frame.
 #![no_main]
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use yilian_proto::{FrameDecoder, InstanceRef, Offer, Receiver, Request, Sender};
+use yilian_proto::{FrameDecoder, InstanceRef, Offer, Receiver, RelayDatagram, Request, Sender};
 
 fuzz_target!(|input: &[u8]| {
     let Some((&split, data)) = input.split_first() else { return };
     let cut = (split as usize).min(data.len());
     let (a, b) = data.split_at(cut);
+
+    // A datagram from the relay (the uplink yield order), as `send` reads it.
+    if let Ok(d) = RelayDatagram::decode(data) {
+        assert_eq!(RelayDatagram::decode(&d.encode()), Ok(d));
+    }
 
     // The first frame of a stream, as the relay reads it.
     let mut d = FrameDecoder::new();

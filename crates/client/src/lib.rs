@@ -29,6 +29,7 @@ mod read;
 mod send;
 mod sink;
 mod stall;
+mod uplink;
 mod upload;
 pub mod write_order;
 

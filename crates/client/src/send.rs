@@ -402,6 +402,11 @@ pub async fn send(
         connect::Handover::Pipelined,
     )
     .await?;
+    crate::uplink::obey(
+        first.clone(),
+        opts.client.tuning.uplink.clone(),
+        progress.clone(),
+    );
     if !opts.manifests {
         studies.clear();
     }
@@ -726,6 +731,11 @@ async fn current_connection(
         connect::Handover::Pipelined,
     )
     .await?;
+    crate::uplink::obey(
+        conn.clone(),
+        opts.client.tuning.uplink.clone(),
+        shared.watch.clone(),
+    );
     *c = Some(conn.clone());
     shared
         .all_conns

@@ -38,10 +38,15 @@
 //!   stream: the backlog is dealt with, naming what it could not deliver in this session
 //!   ([`NotDelivered`]); a study is complete).
 //!
+//! * The relay may send a device small **datagrams** outside any stream ([`RelayDatagram`]):
+//!   today the uplink yield order, a lease renewed while the device's site has an urgent live
+//!   ECG, so that its uploads keep the township uplink's queue empty.
+//!
 //! Control frames are `u32` big-endian length + a postcard-encoded message, at most
 //! [`MAX_FRAME_LEN`] bytes. Every decoder rejects oversized or malformed frames with a typed
 //! [`ProtoError`] instead of allocating or panicking.
 
+mod datagram;
 mod error;
 mod frame;
 mod manifest;
@@ -49,6 +54,7 @@ mod message;
 mod receiver;
 mod sender;
 
+pub use datagram::{RelayDatagram, MAX_RELAY_DATAGRAM};
 pub use error::ProtoError;
 pub use frame::{encode_frame, FrameDecoder, MAX_FRAME_LEN};
 pub use manifest::{

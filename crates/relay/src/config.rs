@@ -574,8 +574,13 @@ mod tests {
         assert_eq!(t.send_window, 8 << 20);
         assert_eq!(t.keep_alive, Duration::from_secs(10));
         assert_eq!(t.idle_timeout, Duration::from_secs(300));
-        // Nothing said: the defaults.
-        assert_eq!(resolve("").unwrap().tuning, Tuning::default());
+        // Nothing said: the defaults (each tuning has its own uplink yield handle).
+        let resolved = resolve("").unwrap().tuning;
+        let defaults = Tuning {
+            uplink: resolved.uplink.clone(),
+            ..Tuning::default()
+        };
+        assert_eq!(resolved, defaults);
     }
 
     fn error(toml_text: &str) -> String {

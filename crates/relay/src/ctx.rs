@@ -26,6 +26,8 @@ pub(crate) struct Ctx {
     pub dicom_tls: Option<Arc<yilian_dimse_door::TlsConfig>>,
     /// Live ECG sessions (`ecg.rs`).
     pub ecg: crate::ecg::EcgSessions,
+    /// Sites with an urgent ECG live and connections with uploads open (`uplink.rs`).
+    pub uplinks: Arc<crate::uplink::Uplinks>,
 }
 
 impl Ctx {

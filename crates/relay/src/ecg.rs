@@ -66,6 +66,8 @@ struct Entry {
     replies: Mutex<Option<mpsc::UnboundedSender<SourceReply>>>,
     /// Recordings are written one after the other, in order.
     recording: tokio::sync::Mutex<Recorded>,
+    /// An urgent session keeps its site's uploads yielding the uplink until it closes.
+    urgent_live: Mutex<Option<crate::uplink::UrgentLive>>,
 }
 
 #[derive(Default)]
@@ -388,11 +390,17 @@ async fn attach(ctx: &Arc<Ctx>, peer: &PeerIdentity, start: &Start) -> Result<Ar
         attached: AtomicU64::new(0),
         replies: Mutex::new(None),
         recording: tokio::sync::Mutex::default(),
+        urgent_live: Mutex::new(None),
     });
-    let entry = lock(&ctx.ecg.sessions)
-        .entry(start.session)
-        .or_insert(entry)
-        .clone();
+    let (entry, new) = {
+        let mut sessions = lock(&ctx.ecg.sessions);
+        let e = sessions.entry(start.session);
+        let new = matches!(e, std::collections::hash_map::Entry::Vacant(_));
+        (e.or_insert(entry).clone(), new)
+    };
+    if new && lock(&entry.live).routing().urgent {
+        *lock(&entry.urgent_live) = Some(ctx.uplinks.urgent_live(&peer.site));
+    }
     audit(
         ctx,
         peer,
@@ -612,6 +620,8 @@ async fn close(ctx: &Arc<Ctx>, peer: &PeerIdentity, entry: &Arc<Entry>, error: O
     .await;
     drop(recorded);
     ctx.ecg.remove(&id);
+    // The site's uploads may take the uplink back (unless another urgent session is live).
+    drop(lock(&entry.urgent_live).take());
 }
 
 /// The live datagrams of a cart's connection (`LiveDatagram`): each frame copy goes to its

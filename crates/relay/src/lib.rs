@@ -78,6 +78,7 @@ mod reload_state;
 mod retry;
 mod revocation;
 pub mod server;
+mod uplink;
 
 pub use config::{ConfigFile, Limits, RelayConfig};
 pub use config_ecg::EcgSection;

@@ -133,6 +133,7 @@ impl Relay {
                 budget: Arc::new(budget),
                 dicom_tls,
                 ecg,
+                uplinks: Arc::default(),
             }),
             endpoint,
             dimse: std::sync::Mutex::new(dimse),
@@ -173,6 +174,7 @@ impl Relay {
         let stats = tokio::spawn(log_stats(self.ctx.clone()));
         let ticks = tokio::spawn(tick(self.ctx.clone()));
         let sweeps = tokio::spawn(sweep_partials(self.ctx.clone()));
+        let uplink_orders = tokio::spawn(crate::uplink::renew_orders(self.ctx.uplinks.clone()));
         let watch = tokio::spawn(crate::reload::watch(
             self.ctx.clone(),
             self.endpoint.clone(),
@@ -213,6 +215,7 @@ impl Relay {
         stats.abort();
         ticks.abort();
         sweeps.abort();
+        uplink_orders.abort();
         watch.abort();
         egress.abort();
         for d in doors {
@@ -532,7 +535,11 @@ async fn serve_stream(
         }
     };
     match req {
-        Request::Offer(offer) => upload(ctx, conn_id, peer, send, recv, offer, dec).await,
+        Request::Offer(offer) => {
+            // While the site has an urgent ECG live, this connection is told to yield.
+            let _uploading = ctx.uplinks.uploading(conn_id, &peer.site, conn.clone());
+            upload(ctx, conn_id, peer, send, recv, offer, dec).await
+        }
         Request::Manifest(m) => manifest(&ctx, &peer, &mut send, recv, m, dec).await,
         Request::EcgSource => crate::ecg::serve_source(ctx, peer, send, recv, dec).await,
         Request::EcgWatch => crate::ecg::serve_watch(ctx, peer, send, recv, dec).await,

@@ -74,9 +74,29 @@ impl Controller {
         }
     }
 
-    /// `bbr`, `bdp`, `cubic`, `newreno`, or `bdp:gain=G` (a `bdp` with window gain G).
+    /// `bbr`, `bdp`, `cubic`, `newreno`, `bdp:gain=G` (a `bdp` with window gain G), or
+    /// `bdp:yield[=G]` (a `bdp` whose uplink yield order the caller holds while it matters,
+    /// [`Controller::uplink`]; G its yield gain, default the product's).
     pub fn parse(s: &str) -> Result<Controller, String> {
         let s = s.trim();
+        if let Some(rest) = s.strip_prefix("bdp:yield") {
+            let mut bdp = BdpConfig::default();
+            if let Some(g) = rest.strip_prefix('=') {
+                bdp.yield_gain = g
+                    .parse()
+                    .ok()
+                    .filter(|g: &f64| g.is_finite() && *g > 0.0)
+                    .ok_or_else(|| format!("{s:?}: expected bdp:yield=<positive number>"))?;
+            } else if !rest.is_empty() {
+                return Err(format!("{s:?}: expected bdp:yield or bdp:yield=G"));
+            }
+            return Ok(Controller {
+                label: s.to_string(),
+                congestion: Congestion::Bdp,
+                bdp: Some(bdp),
+                stream_window: None,
+            });
+        }
         if let Some(rest) = s.strip_prefix("bdp:gain=") {
             let gain: f64 = rest
                 .parse()
@@ -97,6 +117,15 @@ impl Controller {
             .parse()
             .map_err(|e| format!("{s:?}: {e} (expected bbr, bdp, cubic, newreno or bdp:gain=G)"))?;
         Ok(Controller::named(c))
+    }
+
+    /// The uplink yield order of a `bdp:yield` controller (the relay's order, which a bench
+    /// holds itself while an urgent flow shares the link).
+    pub fn uplink(&self) -> Option<&yilian_transport::UplinkYield> {
+        self.bdp
+            .as_ref()
+            .filter(|_| self.label.starts_with("bdp:yield"))
+            .map(|b| &b.uplink)
     }
 
     /// The same controller with a stream receive window of `bytes`.

@@ -63,6 +63,17 @@
 //!   with the window is ours). For the floor `bg` counts at most 12 %, so the floor never
 //!   exceeds the cruise gain: overflow loss mistaken for background cannot feed itself.
 //!
+//! # Uplink yield
+//! While the endpoint's [`UplinkYield`] order holds (a relay said the site has an urgent ECG
+//! live, [`crate::uplink`]), ProbeBw and Drain use a window of `yield_gain` × BDP (0.9) with
+//! no probing round and no ack-aggregation allowance: below the pipe's size, so the sender
+//! keeps no standing queue at the township bottleneck and the ECG's packets pass at once,
+//! while the upload keeps ≈ `yield_gain` of the rate. Samples sent under the order measure the
+//! held-back window, not the path, so they count like app-limited ones (they may raise the
+//! estimate, never lower it or age the filter) unless the smoothed RTT shows a standing
+//! queue: then the path got slower than the estimate and the samples are the truth. Startup is
+//! not changed (a connection opened during the order must still find the rate).
+//!
 //! # Outages
 //! When no ack came for max(1 s, 4 × smoothed RTT) although the sender had data outstanding and
 //! was not app-limited, or quinn declares persistent congestion, the link was cut: the controller restarts in Startup from
@@ -77,6 +88,8 @@ use std::time::{Duration, Instant};
 
 use quinn::congestion::{Controller, ControllerFactory, ControllerMetrics};
 use quinn_proto::RttEstimator;
+
+use crate::uplink::UplinkYield;
 
 /// Shortest RTT a window is computed for: quinn's pacer releases 2 ms bursts on timers of
 /// ≈ 1 ms, and on loopback or a LAN the RTT under load is host time (wake-ups, batches), not
@@ -118,6 +131,12 @@ pub struct BdpConfig {
     pub loss_response: bool,
     /// Shortest ack gap (with data outstanding) taken as an outage; 4 × smoothed RTT if larger.
     pub outage_after: Duration,
+    /// Window gain (× BDP, no probing) while the [`UplinkYield`] order holds: below 1, so the
+    /// sender keeps no standing queue at the bottleneck and an urgent ECG sharing it is not
+    /// delayed (see [`crate::uplink`]).
+    pub yield_gain: f64,
+    /// The yield order this controller obeys (shared by the endpoint's connections).
+    pub uplink: UplinkYield,
 }
 
 impl Default for BdpConfig {
@@ -135,6 +154,8 @@ impl Default for BdpConfig {
             bw_window_rounds: 10,
             loss_response: true,
             outage_after: Duration::from_secs(1),
+            yield_gain: 0.9,
+            uplink: UplinkYield::default(),
         }
     }
 }
@@ -192,6 +213,8 @@ pub struct BdpState {
     pub restarts: u64,
     /// Times ProbeRtt was entered.
     pub probe_rtts: u64,
+    /// Whether the uplink yield order held at the last send or ack.
+    pub yielding: bool,
 }
 
 /// Per-send snapshot for delivery-rate samples (consecutive sends at one instant share one).
@@ -202,6 +225,8 @@ struct SendRecord {
     delivered_time: Instant,
     first_sent_time: Instant,
     app_limited: bool,
+    /// Sent under the yield order: the window was below the BDP on purpose.
+    yielding: bool,
 }
 
 /// The `bdp` congestion controller; see the [module docs](self).
@@ -272,6 +297,9 @@ pub struct Bdp {
     waiting_since: Option<Instant>,
     in_flight: u64,
 
+    // Uplink yield (as of the last send or ack).
+    yielding: bool,
+
     // Counters.
     congested_rounds: u64,
     restarts: u64,
@@ -325,6 +353,7 @@ impl Bdp {
             last_restart: None,
             waiting_since: None,
             in_flight: 0,
+            yielding: false,
             congested_rounds: 0,
             restarts: 0,
             probe_rtts: 0,
@@ -344,6 +373,7 @@ impl Bdp {
             congested_rounds: self.congested_rounds,
             restarts: self.restarts,
             probe_rtts: self.probe_rtts,
+            yielding: self.yielding,
         }
     }
 
@@ -428,6 +458,11 @@ impl Bdp {
         let extra = self.extra_acked();
         let w = match self.mode {
             Mode::Startup => self.cwnd,
+            // Yielding: below the pipe's size, so no queue builds (no ack-aggregation allowance
+            // either: it would be queue on a township link).
+            Mode::Drain | Mode::ProbeBw if self.yielding => {
+                self.bdp(c.yield_gain).unwrap_or(self.cwnd)
+            }
             Mode::Drain => self.bdp(1.0).map_or(self.cwnd, |w| w + extra),
             Mode::ProbeBw => self
                 .bdp(self.effective_gain())
@@ -512,8 +547,33 @@ impl Bdp {
         }
     }
 
+    /// Follow the uplink yield order as of `now`.
+    fn update_yield(&mut self, now: Instant) {
+        let yielding = self.config.uplink.active(now);
+        if yielding != self.yielding {
+            self.yielding = yielding;
+            tracing::debug!(
+                yielding,
+                btl_bw = self.btl_bw(),
+                min_rtt = ?self.min_rtt,
+                "bdp: uplink yield order {}",
+                if yielding { "holds" } else { "ended" }
+            );
+        }
+    }
+
+    /// Whether the smoothed RTT shows a standing queue (while yielding, the window is meant to
+    /// keep it empty: a queue means the path got slower than the estimate).
+    fn queue_standing(&self) -> bool {
+        match (self.srtt, self.min_rtt) {
+            (Some(srtt), Some(min)) => srtt > min + (min / 4).max(HOST_TIME),
+            _ => false,
+        }
+    }
+
     /// One or more packets of `bytes` were sent at `now`.
     pub(crate) fn sent(&mut self, now: Instant, bytes: u64) {
+        self.update_yield(now);
         if self.in_flight == 0 {
             // Nothing was outstanding: measure the next intervals from here.
             self.delivered_time = now;
@@ -535,6 +595,7 @@ impl Bdp {
             delivered_time: self.delivered_time,
             first_sent_time: self.first_sent_time,
             app_limited,
+            yielding: self.yielding,
         });
     }
 
@@ -583,7 +644,11 @@ impl Bdp {
             if long_enough {
                 let bytes = (self.delivered - p.delivered) as f64;
                 let rate = (bytes / interval.as_secs_f64()) as u64;
-                if !p.app_limited || rate > self.btl_bw() {
+                // A window held below the BDP measures itself, not the path, so yielding
+                // samples count like app-limited ones: they may raise the estimate, never lower
+                // it, unless a standing queue shows the path itself got slower.
+                let limited = p.app_limited || (p.yielding && !self.queue_standing());
+                if !limited || rate > self.btl_bw() {
                     self.round_bw = self.round_bw.max(rate);
                     self.round_has_sample = true;
                 }
@@ -597,6 +662,7 @@ impl Bdp {
 
     /// A batch of acks ended; `in_flight` bytes remain outstanding.
     pub(crate) fn end_acks(&mut self, now: Instant, in_flight: u64, app_limited: bool) {
+        self.update_yield(now);
         self.in_flight = in_flight;
         if in_flight == 0 {
             self.waiting_since = None;
@@ -1283,6 +1349,88 @@ mod tests {
             assert!((1.0..1.1).contains(&rtt_err), "min RTT {:?}", s.min_rtt);
             assert!(sim.c.max_queue_delay < link.rtt, "{:?}", sim.c);
         }
+    }
+
+    #[test]
+    fn under_the_yield_order_the_queue_stays_empty_and_most_of_the_rate_is_kept() {
+        // The township case of design §2 / issue 16: 20 Mbit/s, 120 ms, 2 % random loss.
+        for seed in [31, 32, 33] {
+            let link = Link::rural(20_000_000, 120, 0.02);
+            let config = BdpConfig::default();
+            let order = config.uplink.clone();
+            let mut sim = Sim::new(link, config, seed);
+            sim.run_for(Duration::from_secs(10));
+            let (_, before) = sim.measure(Duration::from_secs(10));
+            assert!(
+                sim.c.max_queue_delay > Duration::from_millis(30),
+                "{:?}",
+                sim.c
+            );
+
+            // An urgent ECG goes live: the relay's order, renewed as a lease.
+            order.hold_for(sim.now, Duration::from_secs(60));
+            sim.run_for(Duration::from_secs(2)); // what was queued drains
+            sim.c.max_queue_delay = Duration::ZERO;
+            let drops = sim.c.dropped_queue;
+            let (samples, during) = sim.measure(Duration::from_secs(30));
+            let s = sim.ctl.state();
+            assert!(s.yielding, "{s:?}");
+            // Quinn's pacer releases 1.25 × window / RTT: bursts, never a standing queue.
+            assert!(
+                sim.c.max_queue_delay < Duration::from_millis(15),
+                "seed {seed}: queue delay {:?} while yielding, {s:?}",
+                sim.c.max_queue_delay
+            );
+            assert_eq!(sim.c.dropped_queue, drops, "{:?}", sim.c);
+            let kept = during / before;
+            assert!(
+                (0.7..0.95).contains(&kept),
+                "seed {seed}: kept {kept} of the rate ({during} of {before} B/s), {s:?}"
+            );
+            // The estimate did not spiral down with the held-back window.
+            let bw = s.btl_bw as f64 / link.bytes_per_sec();
+            assert!(bw > 0.9, "seed {seed}: estimate {bw} of the link, {s:?}");
+            let w = median(samples.iter().map(|(w, _)| *w).collect()) as f64 / link.bdp();
+            assert!((0.75..0.95).contains(&w), "seed {seed}: window {w} BDP");
+
+            // The ECG ends: the order is released and the upload takes the link back.
+            order.release();
+            sim.run_for(Duration::from_secs(3));
+            let (samples, after) = sim.measure(Duration::from_secs(10));
+            assert!(!sim.ctl.state().yielding);
+            assert!(after / link.bytes_per_sec() > 0.9, "seed {seed}: {after}");
+            let w = cruise_window_in_bdps(&samples, &link, 1.5);
+            assert!(w > 1.3, "seed {seed}: window {w} BDP after the order");
+        }
+    }
+
+    #[test]
+    fn a_path_that_slows_down_under_the_yield_order_is_followed() {
+        let link = Link::rural(20_000_000, 120, 0.0);
+        let config = BdpConfig::default();
+        let order = config.uplink.clone();
+        let mut sim = Sim::new(link, config, 41);
+        sim.run_for(Duration::from_secs(10));
+        order.hold_for(sim.now, Duration::from_secs(120));
+        sim.run_for(Duration::from_secs(5));
+        // Half the rate (another household on the township's line): the held-back window is
+        // now far above the path's BDP and would keep a queue of its own.
+        sim.link.rate_bps /= 2;
+        sim.run_for(Duration::from_secs(20));
+        sim.c.max_queue_delay = Duration::ZERO;
+        let (_, goodput) = sim.measure(Duration::from_secs(20));
+        let s = sim.ctl.state();
+        let bw = s.btl_bw as f64 / sim.link.bytes_per_sec();
+        assert!(
+            (0.8..1.2).contains(&bw),
+            "estimate {bw} of the slower link, {s:?}"
+        );
+        assert!(
+            sim.c.max_queue_delay < Duration::from_millis(40),
+            "{:?}, {s:?}",
+            sim.c
+        );
+        assert!(goodput / sim.link.bytes_per_sec() > 0.6, "{goodput}");
     }
 
     #[test]

@@ -36,6 +36,8 @@
 //! congestion controller ([`congestion`]), 8 MiB
 //! stream / 32 MiB connection windows, 5 s keep-alive, 60 s idle timeout, 64 bidirectional
 //! and 16 unidirectional streams. See [`tuning`] for the measurements behind each choice.
+//! [`Tuning::uplink`] is the endpoint's [`UplinkYield`] order: while a relay says the site has
+//! an urgent ECG live, `bdp` connections keep their window below the path's BDP ([`uplink`]).
 //!
 //! # Errors people can act on
 //! [`explain`] (client side) and [`explain_handshake_failure`] (relay side) turn QUIC/TLS
@@ -66,6 +68,7 @@ mod identity;
 pub mod priority;
 mod tls;
 pub mod tuning;
+pub mod uplink;
 
 pub use congestion::{Bdp, BdpConfig, BdpState};
 pub use crl::{CrlError, Crls};
@@ -86,6 +89,7 @@ pub use tls::{
     TlsPem,
 };
 pub use tuning::{Congestion, ParseCongestionError, Tuning};
+pub use uplink::UplinkYield;
 
 /// The ALPN protocol of yilian/1; both sides require it.
 pub const ALPN: &[u8] = b"yilian/1";

@@ -39,6 +39,7 @@ use quinn::{IdleTimeout, TransportConfig, VarInt};
 use serde::{Deserialize, Serialize};
 
 use crate::congestion::BdpConfig;
+use crate::uplink::UplinkYield;
 
 /// Congestion controller of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -143,6 +144,9 @@ pub struct Tuning {
     /// relay's datagrams on loopback). Capped by `net.core.rmem_max`/`wmem_max` unless the
     /// process may force it (root); raise those sysctls on relays.
     pub udp_buffer: usize,
+    /// The endpoint's uplink yield order, obeyed by `bdp` connections ([`crate::uplink`]); the
+    /// client sets it when its relay says so.
+    pub uplink: UplinkYield,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -163,6 +167,7 @@ impl Default for Tuning {
             max_concurrent_uni_streams: 0,
             initial_rtt: Some(INITIAL_RTT),
             udp_buffer: 4 * MIB as usize,
+            uplink: UplinkYield::default(),
         }
     }
 }
@@ -172,7 +177,14 @@ impl Tuning {
     pub fn transport_config(&self) -> TransportConfig {
         let varint = |v: u64| VarInt::from_u64(v).unwrap_or(VarInt::MAX);
         let mut cfg = TransportConfig::default();
-        cfg.congestion_controller_factory(self.congestion.controller_factory())
+        let controller: Arc<dyn ControllerFactory + Send + Sync> = match self.congestion {
+            Congestion::Bdp => Arc::new(BdpConfig {
+                uplink: self.uplink.clone(),
+                ..BdpConfig::default()
+            }),
+            other => other.controller_factory(),
+        };
+        cfg.congestion_controller_factory(controller)
             .stream_receive_window(varint(self.stream_receive_window))
             .receive_window(varint(self.receive_window))
             .send_window(self.send_window)
