@@ -113,6 +113,9 @@ enum Command {
     /// Live 12-lead ECG: stream from a cart (`ecg stream`), watch as a reader (`ecg watch`).
     #[command(subcommand)]
     Ecg(crate::ecg_cli::EcgCommand),
+    /// Bearer tokens for DICOMweb viewers: issue one to a reader, revoke it.
+    #[command(subcommand)]
+    Token(crate::token_cli::TokenCommand),
     /// Certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -136,6 +139,11 @@ struct ServeArgs {
     /// is rejected); the relay's own AE title is [dimse] ae_title (default YILIAN).
     #[arg(long, value_name = "ADDR")]
     dimse_listen: Option<SocketAddr>,
+    /// Serve HTTPS (DICOMweb for viewers such as OHIF, at /dicomweb) on this TCP address, e.g.
+    /// 0.0.0.0:8443; overrides [http] listen (default 127.0.0.1:8443). Viewers authenticate
+    /// with an alliance client certificate or a token from `yilian token issue`.
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -271,6 +279,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Read(a) => read(a).await,
         Command::Gateway(a) => gateway(a).await,
         Command::Ecg(c) => crate::ecg_cli::run(c).await,
+        Command::Token(c) => crate::token_cli::run(c),
         Command::Certs(CertsCommand::Dev { out, topology }) => certs_dev(&out, topology.as_deref()),
     }
 }
@@ -294,6 +303,10 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     if let Some(l) = a.dimse_listen {
         config.dimse.listen = Some(l);
     }
+    if let Some(l) = a.http_listen {
+        config.http.listen = Some(l);
+        config.http.default_listen = false;
+    }
     let relay = Relay::bind(config.clone()).with_context(|| {
         format!(
             "starting the relay on {} with data in {}",
@@ -316,6 +329,9 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         malloc_arenas = ?crate::allocator::arena_limit(),
         "yilian relay ready"
     );
+    if let Some(http) = relay.http_addr() {
+        tracing::info!("DICOMweb (HTTPS) at https://{http}/dicomweb");
+    }
     let r = relay.clone();
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -5,6 +5,7 @@ mod cli;
 mod defaults;
 mod ecg_cli;
 mod progress;
+mod token_cli;
 
 use anyhow::Result;
 use clap::Parser;

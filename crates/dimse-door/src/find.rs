@@ -56,26 +56,7 @@ pub(crate) fn vr_of(tag: (u16, u16)) -> Option<[u8; 2]> {
     if tag == (0x0008, 0x0058) {
         return Some(*b"UI");
     }
-    Key::from_tag(tag.0, tag.1).map(key_vr)
-}
-
-fn key_vr(key: Key) -> [u8; 2] {
-    match key {
-        Key::PatientName | Key::ReferringPhysicianName => *b"PN",
-        Key::PatientId
-        | Key::IssuerOfPatientId
-        | Key::StudyDescription
-        | Key::SeriesDescription => *b"LO",
-        Key::PatientBirthDate | Key::StudyDate | Key::ContentDate => *b"DA",
-        Key::StudyTime => *b"TM",
-        Key::AccessionNumber | Key::StudyId => *b"SH",
-        Key::PatientSex | Key::ModalitiesInStudy | Key::Modality | Key::BodyPartExamined => *b"CS",
-        Key::StudyInstanceUid | Key::SeriesInstanceUid | Key::SopInstanceUid | Key::SopClassUid => {
-            *b"UI"
-        }
-        Key::Rows | Key::Columns => *b"US",
-        _ => *b"IS",
-    }
+    Key::from_tag(tag.0, tag.1).map(Key::vr)
 }
 
 fn text_vr(vr: [u8; 2]) -> TextVr {
@@ -121,7 +102,7 @@ pub(crate) fn parse_query(bytes: &[u8], transfer_syntax: &str) -> Result<ParsedQ
             continue; // not a key this relay matches on: not returned (PS3.4 C.4.1.2.3.1)
         };
         keys.push(key);
-        let value = match key_vr(key) {
+        let value = match key.vr() {
             [b'U', b'S'] => match el.value.as_slice() {
                 [a, b, ..] => u16::from_le_bytes([*a, *b]).to_string(),
                 _ => String::new(),
@@ -161,7 +142,7 @@ fn encode_match(
     let mut elements = Vec::new();
     let mut utf8 = false;
     for (key, value) in m.values() {
-        let vr = key_vr(key);
+        let vr = key.vr();
         let bytes = if vr == *b"US" {
             match value.parse::<u16>() {
                 Ok(n) => n.to_le_bytes().to_vec(),

@@ -61,6 +61,9 @@
 //! [ecg]                            # live ECG timing; see config_ecg.rs (all optional)
 //! grace = "60s"                    # a cart that went away may come back this long
 //!
+//! [http]                           # HTTPS: DICOMweb for viewers at /dicomweb
+//! listen = "127.0.0.1:8443"        # the default; "off" for none (config_http.rs)
+//!
 //! [log]
 //! stats_interval = "30s"           # counters and queue depths in the log
 //! ```
@@ -111,6 +114,8 @@ pub struct ConfigFile {
     pub dimse: DimseSection,
     #[serde(default)]
     pub ecg: crate::config_ecg::EcgSection,
+    #[serde(default)]
+    pub http: crate::config_http::HttpSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -363,6 +368,8 @@ pub enum ConfigError {
     Dimse(String),
     #[error("config: {0}")]
     Ecg(String),
+    #[error("config: {0}")]
+    Http(String),
 }
 
 /// Everything the relay runs with, resolved.
@@ -396,6 +403,8 @@ pub struct RelayConfig {
     pub dimse: DimseConfig,
     /// Live ECG sessions (`[ecg]`).
     pub ecg: crate::ecg::EcgSettings,
+    /// The HTTPS front door (`[http]`).
+    pub http: crate::config_http::HttpConfig,
 }
 
 /// Defaults used where the file says nothing.
@@ -537,6 +546,7 @@ impl ConfigFile {
             stats_interval: self.log.stats_interval.unwrap_or(Duration::from_secs(30)),
             dimse: self.dimse.resolve()?,
             ecg: self.ecg.resolve()?,
+            http: self.http.resolve()?,
         })
     }
 }
@@ -637,6 +647,30 @@ mod tests {
         assert!(dimse.listen.is_some(), "README shows how to turn DIMSE on");
         assert_eq!(dimse.ae_title, DimseConfig::default().ae_title);
         assert_eq!(dimse.quiet_period, DimseConfig::default().quiet_period);
+        let http = file.http.resolve().expect("its [http] is valid");
+        assert_eq!(
+            http.listen,
+            crate::config_http::HttpConfig::default().listen,
+            "README shows the default HTTPS address"
+        );
+    }
+
+    #[test]
+    fn http_is_on_by_default_and_can_move_or_be_off() {
+        let c = resolve("").unwrap();
+        assert_eq!(c.http.listen, Some("127.0.0.1:8443".parse().unwrap()));
+        assert!(c.http.default_listen, "a taken default port is not fatal");
+        let c = resolve("[http]\nlisten = \"0.0.0.0:9443\"\n").unwrap();
+        assert_eq!(c.http.listen, Some("0.0.0.0:9443".parse().unwrap()));
+        assert!(!c.http.default_listen, "an address asked for must bind");
+        let off = resolve("[http]\nlisten = \"off\"\n").unwrap();
+        assert_eq!(off.http.listen, None);
+        let e = error("[http]\nlisten = \"8443\"\n");
+        assert!(e.contains("http.listen"), "{e}");
+        assert!(
+            resolve("[http]\nport = 1\n").is_err(),
+            "unknown keys are refused"
+        );
     }
 
     #[test]

@@ -62,15 +62,15 @@ pub(crate) fn check(config: &RelayConfig) -> Result<DevCerts, DevCertsRefused> {
     let Some(why) = uses_dev_ca(config) else {
         return Ok(DevCerts::NotUsed);
     };
-    if is_loopback(config.listen.ip()) {
-        Ok(DevCerts::Loopback(why))
-    } else if config.allow_dev_certs {
-        Ok(DevCerts::AllowedOnNetwork(why))
-    } else {
-        Err(DevCertsRefused {
-            listen: config.listen,
-            why,
-        })
+    // Every listener where the certificates authenticate peers: QUIC, HTTPS, DICOM TLS.
+    let exposed = std::iter::once(config.listen)
+        .chain(config.http.listen)
+        .chain(config.dimse.tls_listen)
+        .find(|a| !is_loopback(a.ip()));
+    match exposed {
+        None => Ok(DevCerts::Loopback(why)),
+        Some(_) if config.allow_dev_certs => Ok(DevCerts::AllowedOnNetwork(why)),
+        Some(listen) => Err(DevCertsRefused { listen, why }),
     }
 }
 
@@ -190,6 +190,11 @@ mod tests {
             check(&config("[::]:4433", true, dev_tls())),
             Ok(DevCerts::AllowedOnNetwork(_))
         ));
+        // HTTPS on a network address exposes them too.
+        let mut c = config("127.0.0.1:4433", false, dev_tls());
+        c.http.listen = Some("0.0.0.0:8443".parse().unwrap());
+        let e = check(&c).unwrap_err();
+        assert!(e.to_string().contains("0.0.0.0:8443"), "{e}");
     }
 
     #[test]

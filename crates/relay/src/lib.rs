@@ -64,6 +64,7 @@ mod budget;
 pub mod close;
 pub mod config;
 mod config_ecg;
+mod config_http;
 mod connections;
 mod ctx;
 pub mod delivery;

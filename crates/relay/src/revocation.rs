@@ -38,9 +38,7 @@ pub(crate) fn admission(
     peer: &PeerIdentity,
     serial: &CertSerial,
 ) -> Result<(), Close> {
-    let known = topology.identity(&peer.name).is_some_and(|id| {
-        id.site == peer.site && id.role == peer.role && id.department == peer.department
-    });
+    let known = peer.declared_in(topology).is_some();
     if !known {
         return Err(Close {
             code: close::UNKNOWN_IDENTITY,

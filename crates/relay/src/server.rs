@@ -43,6 +43,10 @@ pub enum RelayError {
     Dimse(SocketAddr, std::io::Error),
     #[error("cannot serve DICOM TLS on {0}: the [tls] certificates do not load: {1}")]
     DimseTls(SocketAddr, String),
+    #[error("cannot serve HTTPS on {0}: {1}")]
+    Http(SocketAddr, String),
+    #[error(transparent)]
+    Tokens(#[from] yilian_web::token::TokenError),
 }
 
 /// A bound relay. [`Relay::run`] serves until [`Relay::close`].
@@ -54,6 +58,16 @@ pub struct Relay {
     dimse_addr: Option<SocketAddr>,
     /// The DICOM TLS listener and its configuration, when `[dimse] tls_listen` is set.
     dimse_tls: std::sync::Mutex<Option<(std::net::TcpListener, Arc<yilian_dimse_door::TlsConfig>)>>,
+    /// The HTTPS front door (DICOMweb), when `[http] listen` is set and bound.
+    http: std::sync::Mutex<Option<HttpDoor>>,
+    http_addr: Option<SocketAddr>,
+}
+
+/// What the HTTPS front door is started with.
+struct HttpDoor {
+    listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: Arc<yilian_web::WebState>,
 }
 
 impl Relay {
@@ -124,6 +138,8 @@ impl Relay {
             config.tuning.send_window,
         );
         let ecg = crate::ecg::EcgSessions::new(config.ecg.clone());
+        let http = http_door(&config, &ingest)?;
+        let http_addr = http.as_ref().and_then(|h| h.listener.local_addr().ok());
         Ok(Relay {
             ctx: Arc::new(Ctx {
                 current: Reloadable::new(&config),
@@ -139,7 +155,14 @@ impl Relay {
             dimse: std::sync::Mutex::new(dimse),
             dimse_addr,
             dimse_tls: std::sync::Mutex::new(dimse_tls),
+            http: std::sync::Mutex::new(http),
+            http_addr,
         })
+    }
+
+    /// The HTTPS address (DICOMweb at `/dicomweb`), when HTTPS is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// The DIMSE address, when DIMSE is on.
@@ -209,6 +232,13 @@ impl Relay {
                 Err(e) => warn!("DICOM TLS listener failed: {e}; DICOM TLS is off"),
             }
         }
+        let http = self.http.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = http {
+            match yilian_web::WebServer::from_std(h.listener, h.tls, h.state) {
+                Ok(web) => doors.push(tokio::spawn(web.run())),
+                Err(e) => warn!("HTTPS listener failed: {e}; HTTPS is off"),
+            }
+        }
         while let Some(incoming) = self.endpoint.accept().await {
             tokio::spawn(admit(self.ctx.clone(), incoming));
         }
@@ -235,6 +265,35 @@ impl Relay {
     pub fn topology(&self) -> Arc<Topology> {
         self.ctx.topology()
     }
+}
+
+/// Bind the HTTPS front door of `[http]`: its listener, TLS and token key. The default address
+/// being taken (another relay on this machine) is not fatal: the relay runs without HTTPS.
+fn http_door(config: &RelayConfig, ingest: &Arc<Ingest>) -> Result<Option<HttpDoor>, RelayError> {
+    let Some(addr) = config.http.listen else {
+        return Ok(None);
+    };
+    let listener = match std::net::TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) if config.http.default_listen && e.kind() == std::io::ErrorKind::AddrInUse => {
+            warn!(
+                "HTTPS (DICOMweb) is off: the default address {addr} is in use (another relay on this machine?); set [http] listen or --http-listen to serve it elsewhere"
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(RelayError::Http(addr, e.to_string())),
+    };
+    let tls = yilian_transport::https_server_config(&config.tls, &config.crls)
+        .map_err(|e| RelayError::Http(addr, e.to_string()))?;
+    let tokens = yilian_web::token::Tokens::open(&config.data_dir)?;
+    Ok(Some(HttpDoor {
+        listener,
+        tls: Arc::new(tls),
+        state: Arc::new(yilian_web::WebState {
+            ingest: ingest.clone(),
+            tokens,
+        }),
+    }))
 }
 
 /// Once a second: the gate's clock (idle uploads), free space.

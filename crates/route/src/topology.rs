@@ -89,6 +89,21 @@ impl Topology {
         self.identity_index.get(name).map(|&i| &self.identities[i])
     }
 
+    /// The declared identity a certificate's identity is, if it is declared exactly so (same
+    /// name, site, role and department): the admission rule of every door that takes
+    /// certificates (QUIC, HTTPS). Revocations are checked separately ([`Topology::revoked`]).
+    pub fn declared(
+        &self,
+        name: &str,
+        site: &str,
+        role: Role,
+        department: Option<&str>,
+    ) -> Option<&Identity> {
+        self.identity(name).filter(|id| {
+            id.site == site && id.role == role && id.department.as_deref() == department
+        })
+    }
+
     /// The `[[ae]]` with this title (leading and trailing spaces are not significant).
     pub fn ae(&self, title: &str) -> Option<&AeTitle> {
         self.ae_index.get(title.trim()).map(|&i| &self.ae_titles[i])

@@ -250,6 +250,82 @@ impl Key {
         ALL_KEYS.into_iter().find(|k| k.tag() == (group, element))
     }
 
+    /// The attribute's keyword in the DICOM dictionary (PS3.6), as QIDO-RS names it.
+    pub fn keyword(self) -> &'static str {
+        use Key::*;
+        match self {
+            PatientName => "PatientName",
+            PatientId => "PatientID",
+            IssuerOfPatientId => "IssuerOfPatientID",
+            PatientBirthDate => "PatientBirthDate",
+            PatientSex => "PatientSex",
+            NumberOfPatientRelatedStudies => "NumberOfPatientRelatedStudies",
+            NumberOfPatientRelatedSeries => "NumberOfPatientRelatedSeries",
+            NumberOfPatientRelatedInstances => "NumberOfPatientRelatedInstances",
+            StudyInstanceUid => "StudyInstanceUID",
+            StudyDate => "StudyDate",
+            StudyTime => "StudyTime",
+            AccessionNumber => "AccessionNumber",
+            StudyId => "StudyID",
+            StudyDescription => "StudyDescription",
+            ReferringPhysicianName => "ReferringPhysicianName",
+            ModalitiesInStudy => "ModalitiesInStudy",
+            NumberOfStudyRelatedSeries => "NumberOfStudyRelatedSeries",
+            NumberOfStudyRelatedInstances => "NumberOfStudyRelatedInstances",
+            SeriesInstanceUid => "SeriesInstanceUID",
+            Modality => "Modality",
+            SeriesNumber => "SeriesNumber",
+            SeriesDescription => "SeriesDescription",
+            BodyPartExamined => "BodyPartExamined",
+            NumberOfSeriesRelatedInstances => "NumberOfSeriesRelatedInstances",
+            SopInstanceUid => "SOPInstanceUID",
+            SopClassUid => "SOPClassUID",
+            InstanceNumber => "InstanceNumber",
+            NumberOfFrames => "NumberOfFrames",
+            Rows => "Rows",
+            Columns => "Columns",
+            ContentDate => "ContentDate",
+        }
+    }
+
+    /// The key of a keyword (exact, as in PS3.6) or of a tag written as 8 hex digits
+    /// (`00100010`), as QIDO-RS query parameters and `includefield` name attributes.
+    pub fn from_name(name: &str) -> Option<Key> {
+        if let Some(k) = ALL_KEYS.into_iter().find(|k| k.keyword() == name) {
+            return Some(k);
+        }
+        if name.len() == 8 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let group = u16::from_str_radix(&name[..4], 16).ok()?;
+            let element = u16::from_str_radix(&name[4..], 16).ok()?;
+            return Key::from_tag(group, element);
+        }
+        None
+    }
+
+    /// The attribute's value representation (PS3.6), e.g. `*b"PN"`.
+    pub fn vr(self) -> [u8; 2] {
+        use Key::*;
+        match self {
+            PatientName | ReferringPhysicianName => *b"PN",
+            PatientId | IssuerOfPatientId | StudyDescription | SeriesDescription => *b"LO",
+            PatientBirthDate | StudyDate | ContentDate => *b"DA",
+            StudyTime => *b"TM",
+            AccessionNumber | StudyId => *b"SH",
+            PatientSex | ModalitiesInStudy | Modality | BodyPartExamined => *b"CS",
+            StudyInstanceUid | SeriesInstanceUid | SopInstanceUid | SopClassUid => *b"UI",
+            Rows | Columns => *b"US",
+            NumberOfPatientRelatedStudies
+            | NumberOfPatientRelatedSeries
+            | NumberOfPatientRelatedInstances
+            | NumberOfStudyRelatedSeries
+            | NumberOfStudyRelatedInstances
+            | NumberOfSeriesRelatedInstances
+            | SeriesNumber
+            | InstanceNumber
+            | NumberOfFrames => *b"IS",
+        }
+    }
+
     /// The level the attribute belongs to.
     pub fn level(self) -> QueryLevel {
         use Key::*;
@@ -392,6 +468,8 @@ pub struct Query {
     keys: Vec<(Key, String)>,
     /// Most matches returned (`None`: [`DEFAULT_MATCH_LIMIT`]).
     pub limit: Option<usize>,
+    /// Matches skipped first, in the order of the level's unique key (QIDO's `offset`).
+    pub offset: usize,
 }
 
 impl fmt::Debug for Query {
@@ -403,6 +481,7 @@ impl fmt::Debug for Query {
                 &self.keys.iter().map(|(k, _)| k).collect::<Vec<_>>(),
             )
             .field("limit", &self.limit)
+            .field("offset", &self.offset)
             .finish()
     }
 }
@@ -434,6 +513,12 @@ impl Query {
     /// At most `n` matches.
     pub fn with_limit(mut self, n: usize) -> Self {
         self.limit = Some(n);
+        self
+    }
+
+    /// Skip the first `n` matches.
+    pub fn with_offset(mut self, n: usize) -> Self {
+        self.offset = n;
         self
     }
 
@@ -701,13 +786,16 @@ fn build_sql(
         "SELECT MAX(c.instance_id), {} FROM catalog c CROSS JOIN outbox o
              ON o.instance_id = c.instance_id
          WHERE o.reader = ? AND {group_match}
-         GROUP BY {group} ORDER BY {group} LIMIT ?",
+         GROUP BY {group} ORDER BY {group} LIMIT ? OFFSET ?",
         selects.join(", ")
     );
     let mut all = vec![Value::Text(reader.to_owned())];
     all.extend(params);
     all.push(Value::Integer(
         i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1,
+    ));
+    all.push(Value::Integer(
+        i64::try_from(query.offset).unwrap_or(i64::MAX),
     ));
     Ok((sql, all, returned))
 }

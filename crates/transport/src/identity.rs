@@ -57,6 +57,21 @@ impl PeerIdentity {
         Ok(id)
     }
 
+    /// The identity of `topology` this certificate identity is, if declared exactly so (same
+    /// name, site, role and department): the admission rule of every door that takes
+    /// certificates (QUIC, HTTPS). Revocations are checked separately.
+    pub fn declared_in<'t>(
+        &self,
+        topology: &'t yilian_route::Topology,
+    ) -> Option<&'t yilian_route::Identity> {
+        topology.declared(
+            &self.name,
+            &self.site,
+            self.role,
+            self.department.as_deref(),
+        )
+    }
+
     /// Check every label against `[a-z0-9][a-z0-9-]*`.
     pub fn validate(&self) -> Result<(), IdentityError> {
         check_label("name", &self.name)?;

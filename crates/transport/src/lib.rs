@@ -85,8 +85,8 @@ pub use identity::{
     Role, SAN_URI_PREFIX,
 };
 pub use tls::{
-    client_tls_config, crypto_provider, server_tls_config, server_tls_config_with_crls, TlsFiles,
-    TlsPem,
+    client_tls_config, crypto_provider, https_server_config, server_tls_config,
+    server_tls_config_with_crls, TlsFiles, TlsPem,
 };
 pub use tuning::{Congestion, ParseCongestionError, Tuning};
 pub use uplink::UplinkYield;

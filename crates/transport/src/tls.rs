@@ -126,16 +126,28 @@ pub fn server_tls_config_with_crls(
     tls: &TlsPem,
     crls: &Crls,
 ) -> Result<rustls::ServerConfig, TransportError> {
-    let provider = crypto_provider();
+    let mut config = server_config(tls, crls, true, &[&rustls::version::TLS13])?;
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    Ok(config)
+}
+
+/// A server configuration with our certificate, the alliance CA (and `crls`) for client
+/// certificates (`required` or optional), and these TLS versions.
+fn server_config(
+    tls: &TlsPem,
+    crls: &Crls,
+    required: bool,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<rustls::ServerConfig, TransportError> {
     let verifier =
-        client_verifier(tls.roots()?, crls.ders()).map_err(|e| TransportError::BadCa {
+        verifier(tls.roots()?, crls.ders(), required).map_err(|e| TransportError::BadCa {
             origin: "the CA certificate PEM".to_string(),
             reason: e.to_string(),
         })?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
+    rustls::ServerConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(versions)
         .map_err(|source| TransportError::Tls {
-            context: "cannot select TLS 1.3",
+            context: "cannot select the TLS versions",
             source,
         })?
         .with_client_cert_verifier(verifier)
@@ -143,9 +155,7 @@ pub fn server_tls_config_with_crls(
         .map_err(|source| TransportError::Tls {
             context: "cannot use our certificate and key (does the key belong to the certificate?)",
             source,
-        })?;
-    config.alpn_protocols = vec![ALPN.to_vec()];
-    Ok(config)
+        })
 }
 
 /// Client certificates required, chained to `roots`, and (when `crls` holds any) not revoked by
@@ -154,16 +164,39 @@ pub(crate) fn client_verifier(
     roots: RootCertStore,
     crls: impl IntoIterator<Item = CertificateRevocationListDer<'static>>,
 ) -> Result<Arc<dyn ClientCertVerifier>, VerifierBuilderError> {
+    verifier(roots, crls, true)
+}
+
+fn verifier(
+    roots: RootCertStore,
+    crls: impl IntoIterator<Item = CertificateRevocationListDer<'static>>,
+    required: bool,
+) -> Result<Arc<dyn ClientCertVerifier>, VerifierBuilderError> {
     let crls: Vec<_> = crls.into_iter().collect();
-    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider());
-    if crls.is_empty() {
-        builder.build()
-    } else {
-        builder
-            .with_crls(crls)
-            .allow_unknown_revocation_status()
-            .build()
+    let mut builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider());
+    if !crls.is_empty() {
+        builder = builder.with_crls(crls).allow_unknown_revocation_status();
     }
+    if !required {
+        builder = builder.allow_unauthenticated();
+    }
+    builder.build()
+}
+
+/// rustls server configuration for HTTPS (DICOMweb, later the console): our certificate, TLS
+/// 1.3 and 1.2 (viewers and browsers), ALPN `h2` then `http/1.1`. A client certificate is
+/// **optional** (a browser user has a token instead) but, when one is presented, it must chain
+/// to the alliance CA and not be revoked by `crls`; the caller reads it with
+/// [`identity_from_cert`].
+pub fn https_server_config(
+    tls: &TlsPem,
+    crls: &Crls,
+) -> Result<rustls::ServerConfig, TransportError> {
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    let mut config = server_config(tls, crls, false, &versions)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// rustls client configuration: our certificate presented to the server, the alliance CA as the

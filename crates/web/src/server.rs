@@ -1,0 +1,387 @@
+//! The HTTPS listener: TLS (rustls), HTTP/1.1 and HTTP/2 (hyper), routes (axum).
+//!
+//! Each TCP connection is TLS-accepted here; the client certificate it presented (if any) is
+//! read once and attached to every request of the connection ([`ConnCert`]), then hyper serves
+//! the connection with the [`router`]. Handlers authenticate each request (`auth.rs`) and run
+//! catalog queries on the blocking pool.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Path, Query as QueryParams, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
+use axum::{Extension, Router};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+use yilian_ingest::Ingest;
+use yilian_store::{AuditAction, AuditEvent, QueryLevel, StoreError};
+use yilian_transport::{certificate_serial, identity_from_cert};
+
+use crate::auth::{authenticate, AuthError, Caller, ConnCert};
+use crate::qido::{self, Scope};
+use crate::token::Tokens;
+use crate::{dicom_json, WebError};
+
+/// A TLS handshake that takes longer than this is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The media type of QIDO-RS answers.
+const DICOM_JSON: &str = "application/dicom+json";
+
+/// What every request handler shares.
+pub struct WebState {
+    /// The one ingest path: store (catalog, outboxes), topology in force, audit.
+    pub ingest: Arc<Ingest>,
+    pub tokens: Tokens,
+}
+
+/// A bound HTTPS listener, ready to [`WebServer::run`].
+pub struct WebServer {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+}
+
+impl WebServer {
+    /// Bind `addr` with the TLS configuration `tls` (see
+    /// `yilian_transport::https_server_config`).
+    pub async fn bind(
+        addr: SocketAddr,
+        tls: Arc<rustls::ServerConfig>,
+        state: Arc<WebState>,
+    ) -> Result<WebServer, WebError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| WebError::Bind { addr, source })?;
+        Ok(Self::new(listener, tls, state))
+    }
+
+    /// Serve on a listener bound earlier (outside the runtime); call within the runtime.
+    pub fn from_std(
+        listener: std::net::TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        state: Arc<WebState>,
+    ) -> std::io::Result<WebServer> {
+        listener.set_nonblocking(true)?;
+        Ok(Self::new(TcpListener::from_std(listener)?, tls, state))
+    }
+
+    fn new(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: Arc<WebState>) -> Self {
+        WebServer {
+            listener,
+            acceptor: TlsAcceptor::from(tls),
+            router: router(state),
+        }
+    }
+
+    /// The address bound (the port, when 0 was asked for).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serve connections until the task is dropped.
+    pub async fn run(self) {
+        loop {
+            let (tcp, remote) = match self.listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors, usually: wait instead of spinning.
+                    warn!("HTTPS accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = tcp.set_nodelay(true) {
+                debug!(%remote, "TCP_NODELAY not set: {e}");
+            }
+            let acceptor = self.acceptor.clone();
+            let router = self.router.clone();
+            tokio::spawn(async move {
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                {
+                    Ok(Ok(t)) => t,
+                    Ok(Err(e)) => {
+                        debug!(%remote, "HTTPS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        debug!(%remote, "HTTPS handshake timed out");
+                        return;
+                    }
+                };
+                let cert = conn_cert(tls.get_ref().1.peer_certificates());
+                let service = TowerToHyperService::new(router.layer(Extension(Arc::new(cert))));
+                if let Err(e) = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await
+                {
+                    debug!(%remote, "HTTPS connection ended: {e}");
+                }
+            });
+        }
+    }
+}
+
+fn conn_cert(certs: Option<&[rustls_pki_types::CertificateDer<'static>]>) -> ConnCert {
+    let Some(leaf) = certs.and_then(|c| c.first()) else {
+        return ConnCert::None;
+    };
+    match (identity_from_cert(leaf), certificate_serial(leaf)) {
+        (Ok(identity), Ok(serial)) => ConnCert::Peer { identity, serial },
+        (Err(e), _) => ConnCert::Unreadable(e.to_string()),
+        (_, Err(e)) => ConnCert::Unreadable(e.to_string()),
+    }
+}
+
+/// The routes: DICOMweb under `/dicomweb`.
+pub fn router(state: Arc<WebState>) -> Router {
+    Router::new()
+        .route("/dicomweb/studies", qido_at(QueryLevel::Study))
+        .route("/dicomweb/series", qido_at(QueryLevel::Series))
+        .route("/dicomweb/instances", qido_at(QueryLevel::Image))
+        .route(
+            "/dicomweb/studies/{study}/series",
+            qido_at(QueryLevel::Series),
+        )
+        .route(
+            "/dicomweb/studies/{study}/instances",
+            qido_at(QueryLevel::Image),
+        )
+        .route(
+            "/dicomweb/studies/{study}/series/{series}/instances",
+            qido_at(QueryLevel::Image),
+        )
+        .with_state(state)
+}
+
+/// A QIDO-RS search at `level`, scoped by the route's `{study}` and `{series}` if it has them.
+fn qido_at(level: QueryLevel) -> MethodRouter<Arc<WebState>> {
+    get(
+        move |State(s): State<Arc<WebState>>,
+              Extension(c): Extension<Arc<ConnCert>>,
+              path: Option<Path<HashMap<String, String>>>,
+              headers: HeaderMap,
+              QueryParams(p): QueryParams<Vec<(String, String)>>| async move {
+            let path = path.map(|Path(m)| m).unwrap_or_default();
+            let scope = Scope {
+                study: path.get("study").cloned(),
+                series: path.get("series").cloned(),
+            };
+            search(&s, &c, &headers, &p, level, scope).await
+        },
+    )
+}
+
+/// A plain-text error answer.
+fn error(status: StatusCode, text: impl Into<String>) -> Response {
+    let mut r = (status, text.into()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// 401 with the reason and the scheme to use.
+fn unauthorized(text: String) -> Response {
+    let mut r = error(StatusCode::UNAUTHORIZED, text);
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"yilian\""),
+    );
+    r
+}
+
+/// The caller of a request, or the answer refusing it. A refused credential (not a missing
+/// one: a browser's first request has none) is logged and audited.
+async fn caller(
+    state: &WebState,
+    cert: &ConnCert,
+    headers: &HeaderMap,
+) -> Result<Caller, Response> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    match authenticate(
+        &state.ingest.topology(),
+        &state.tokens,
+        cert,
+        authorization,
+        SystemTime::now(),
+    ) {
+        Ok(c) => Ok(c),
+        Err(AuthError::NoCredentials) => Err(unauthorized(AuthError::NoCredentials.to_string())),
+        Err(e) => {
+            info!("HTTPS request refused: {e}");
+            let actor = match cert {
+                ConnCert::Peer { identity, .. } => format!("{} (HTTPS)", identity.name),
+                _ => "unauthenticated (HTTPS)".to_string(),
+            };
+            state
+                .ingest
+                .audit(AuditEvent {
+                    actor,
+                    site: None,
+                    action: AuditAction::Connect,
+                    study_uid: None,
+                    sop_uid: None,
+                    outcome: "refused".into(),
+                    detail: Some(e.to_string()),
+                })
+                .await;
+            Err(unauthorized(e.to_string()))
+        }
+    }
+}
+
+/// Whether the client accepts DICOM JSON (or any JSON, or anything).
+fn accepts_json(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    accept.split(',').any(|a| {
+        let media = a.split(';').next().unwrap_or("").trim();
+        matches!(
+            media,
+            "application/dicom+json" | "application/json" | "*/*" | "application/*" | ""
+        )
+    })
+}
+
+/// The absolute URL a match can be retrieved from (Retrieve URL, 0008,1190).
+fn retrieve_url(headers: &HeaderMap, values: &[(&str, &str)]) -> Option<String> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && !h.contains(['/', ' ']))?;
+    let mut url = format!("https://{host}/dicomweb");
+    for (segment, uid) in values {
+        url.push_str(&format!("/{segment}/{uid}"));
+    }
+    Some(url)
+}
+
+async fn search(
+    state: &Arc<WebState>,
+    cert: &ConnCert,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+    level: QueryLevel,
+    scope: Scope,
+) -> Response {
+    let caller = match caller(state, cert, headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if !caller.is_reader() {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} is a {} identity: only readers search and retrieve studies",
+                caller.identity.name, caller.identity.role
+            ),
+        );
+    }
+    if !accepts_json(headers) {
+        return error(
+            StatusCode::NOT_ACCEPTABLE,
+            "QIDO-RS answers here are application/dicom+json only",
+        );
+    }
+    let search = match qido::parse(level, &scope, params) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let keys: Vec<String> = search
+        .query
+        .keys()
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, _)| k.keyword().to_string())
+        .collect();
+    let store = state.ingest.store.clone();
+    let reader = caller.identity.name.clone();
+    let query = search.query.clone();
+    let failed = |e: &dyn std::fmt::Display| {
+        warn!("QIDO-RS search failed: {e}");
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the relay could not search its catalog; its log says why",
+        )
+    };
+    let found =
+        match tokio::task::spawn_blocking(move || store.find_limited(&reader, level, &query)).await
+        {
+            Ok(Ok(f)) => f,
+            Ok(Err(StoreError::BadQuery(why))) => return error(StatusCode::BAD_REQUEST, why),
+            Ok(Err(e)) => return failed(&e),
+            Err(e) => return failed(&e),
+        };
+    let what = match level {
+        QueryLevel::Patient | QueryLevel::Study => "studies",
+        QueryLevel::Series => "series",
+        QueryLevel::Image => "instances",
+    };
+    state
+        .ingest
+        .audit(AuditEvent {
+            actor: caller.actor(),
+            site: Some(caller.identity.site.clone()),
+            action: AuditAction::Query,
+            study_uid: scope.study.clone(),
+            sop_uid: None,
+            outcome: "ok".into(),
+            detail: Some(format!(
+                "QIDO-RS {what} on {}: {} match(es)",
+                if keys.is_empty() {
+                    "no keys".to_string()
+                } else {
+                    keys.join(", ")
+                },
+                found.matches.len()
+            )),
+        })
+        .await;
+    let body: Vec<serde_json::Value> = found
+        .matches
+        .iter()
+        .map(|m| {
+            let study = m.get(yilian_store::Key::StudyInstanceUid).unwrap_or("");
+            let mut path = vec![("studies", study)];
+            if let Some(series) = m.get(yilian_store::Key::SeriesInstanceUid) {
+                path.push(("series", series));
+            }
+            if let Some(sop) = m.get(yilian_store::Key::SopInstanceUid) {
+                path.push(("instances", sop));
+            }
+            let url = retrieve_url(headers, &path)
+                .map(|u| ((0x0008, 0x1190), *b"UR", u))
+                .into_iter();
+            dicom_json::dataset(m.values(), url)
+        })
+        .collect();
+    let mut warnings = search.warnings;
+    if found.truncated {
+        warnings.push(
+            "299 yilian: The number of results exceeded the maximum supported by the server. Additional results can be requested."
+                .into(),
+        );
+    }
+    let mut r = (StatusCode::OK, serde_json::Value::Array(body).to_string()).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(DICOM_JSON));
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&w) {
+            h.append(header::WARNING, v);
+        }
+    }
+    r
+}

@@ -1,0 +1,390 @@
+//! DICOMweb end to end: studies uploaded by a township (`yilian send`, the real binary) are
+//! searched over HTTPS by an independent DICOMweb client (pip `dicomweb-client`, through
+//! `tests/py/qido_check.py`), as the reader they are routed to, with a token from
+//! `yilian token issue`; another reader, no credentials, a forged or revoked token get what
+//! PS3.18 and our authorisation rule say.
+
+mod common;
+
+use common::dimse::free_tcp_port;
+use common::*;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+
+struct Web {
+    _tmp: tempfile::TempDir,
+    relay: RelayProc,
+    pki: Pki,
+    url: String,
+    root: std::path::PathBuf,
+}
+
+fn web_relay() -> Web {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let pki = Pki::new(&root.join("pki"));
+    let port = free_tcp_port();
+    let relay = RelayProc::start_with(
+        &root.join("relay"),
+        &pki,
+        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    Web {
+        _tmp: tmp,
+        relay,
+        pki,
+        url: format!("https://127.0.0.1:{port}/dicomweb"),
+        root,
+    }
+}
+
+/// `yilian token issue` against the relay's config: the token (its last line) and its id.
+fn issue(w: &Web, identity: &str) -> (String, String) {
+    let mut c = yilian();
+    c.args(["token", "issue", "--identity", identity, "--ttl", "1h"])
+        .arg("--config")
+        .arg(&w.relay.config);
+    let out = run(c);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let token = stdout.lines().last().unwrap().trim().to_string();
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("token id: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    (token, id)
+}
+
+/// Run `searches` through dicomweb-client; one result per search.
+fn qido(w: &Web, token: &str, searches: Value) -> Vec<Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/qido_check.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&w.url)
+        .arg(w.pki.ca_path())
+        .arg(token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(searches.to_string().as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "qido_check.py failed (is dicomweb-client installed? scripts/test installs it):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+}
+
+/// The values of attribute `tag` in each dataset of a result.
+fn values(result: &Value, tag: &str) -> Vec<Value> {
+    result
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list of datasets: {result}"))
+        .iter()
+        .map(|d| d[tag]["Value"][0].clone())
+        .collect()
+}
+
+fn uids(result: &Value, tag: &str) -> BTreeSet<String> {
+    values(result, tag)
+        .into_iter()
+        .map(|v| v.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+const STUDY_UID: &str = "0020000D";
+const SERIES_UID: &str = "0020000E";
+const SOP_UID: &str = "00080018";
+
+/// A status from plain HTTPS (curl-free: python's requests), for the refusals.
+fn status(w: &Web, path: &str, authorization: Option<&str>) -> (u16, String) {
+    let code = r#"
+import sys, requests
+h = {"Authorization": sys.argv[3]} if len(sys.argv) > 3 else {}
+r = requests.get(sys.argv[1], headers=h, verify=sys.argv[2])
+print(r.status_code)
+print(r.headers.get("WWW-Authenticate", ""))
+print(r.text)
+"#;
+    let mut c = std::process::Command::new("python3");
+    c.arg("-c")
+        .arg(code)
+        .arg(format!("{}{path}", w.url))
+        .arg(w.pki.ca_path());
+    if let Some(a) = authorization {
+        c.arg(a);
+    }
+    let out = run(c);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut lines = s.lines();
+    let code = lines.next().unwrap().parse().unwrap();
+    (code, lines.collect::<Vec<_>>().join("\n"))
+}
+
+#[test]
+fn a_reader_searches_exactly_its_studies_with_the_standards_matching() {
+    let w = web_relay();
+    // Township A sends a CT (→ county radiology), the GB18030 sample with 王^小东 (no rule:
+    // the county's default, radiology) and pydicom's ultrasound (→ county ultrasound).
+    let ct_dir = w.root.join("ct");
+    let spec = yilian_testkit::StudySpec::new("CT", 61);
+    let ct = yilian_testkit::ct_series(&ct_dir, &spec, 3, 16, 16, 61).unwrap();
+    let chr_x2 = pydicom_dir().join("../charset_files/chrX2.dcm");
+    let us = pydicom_file("examples_ybr_color.dcm");
+    let sent = run(send_cmd(
+        &w.relay,
+        &w.pki,
+        "township-a-device",
+        &[&ct_dir, &chr_x2, &us],
+    ));
+    assert!(sent.status.success(), "{}", text(&sent));
+    let ct_study = ct[0].study_instance_uid.clone();
+    let chr_study = "1.3.6.1.4.1.5962.1.2.0.1175775771.5714.0".to_string();
+    let us_study = "1.2.840.114340.3.8251017118051.1.20160503.120850.2171".to_string();
+
+    let (rad, _) = issue(&w, "county-radiology");
+    let (usr, _) = issue(&w, "county-ultrasound");
+    let r = qido(
+        &w,
+        &rad,
+        json!([
+            {"level": "studies"},
+            {"level": "studies", "filters": {"PatientName": "王*"}},
+            {"level": "studies", "filters": {"PatientName": "wang^xiao*"}},
+            {"level": "studies", "filters": {"StudyInstanceUID": format!("{ct_study},{us_study}")}},
+            {"level": "studies", "filters": {"ModalitiesInStudy": "CT"}},
+            {"level": "studies", "filters": {"PatientID": spec.patient_id}},
+            {"level": "studies", "limit": 1},
+            {"level": "studies", "limit": 1, "offset": 1},
+            {"level": "series", "study": ct_study},
+            {"level": "instances", "study": ct_study, "fields": ["BodyPartExamined"]},
+            {"level": "studies", "study": us_study, "filters": {"StudyInstanceUID": us_study}},
+            {"level": "studies", "filters": {"PatientName": "*"}, "fuzzy": true, "fields": ["all"]},
+        ]),
+    );
+    // Everything routed to radiology, nothing else.
+    assert_eq!(
+        uids(&r[0], STUDY_UID),
+        BTreeSet::from([ct_study.clone(), chr_study.clone()]),
+        "{}",
+        r[0]
+    );
+    // A Chinese name by wildcard, and the alphabetic group case-insensitively; PN as Annex F.
+    assert_eq!(uids(&r[1], STUDY_UID), BTreeSet::from([chr_study.clone()]));
+    assert_eq!(
+        r[1][0]["00100010"]["Value"][0],
+        json!({"Alphabetic": "Wang^XiaoDong", "Ideographic": "王^小东"})
+    );
+    assert_eq!(uids(&r[2], STUDY_UID), BTreeSet::from([chr_study.clone()]));
+    // A UID list: the ultrasound study is never radiology's, even by UID.
+    assert_eq!(uids(&r[3], STUDY_UID), BTreeSet::from([ct_study.clone()]));
+    assert_eq!(uids(&r[4], STUDY_UID), BTreeSet::from([ct_study.clone()]));
+    assert_eq!(uids(&r[5], STUDY_UID), BTreeSet::from([ct_study.clone()]));
+    // limit and offset page through the two studies.
+    let (first, second) = (uids(&r[6], STUDY_UID), uids(&r[7], STUDY_UID));
+    assert_eq!((first.len(), second.len()), (1, 1));
+    assert_ne!(first, second);
+    // Series and instances of a study, with counts and an included field.
+    assert_eq!(uids(&r[8], SERIES_UID).len(), 1);
+    assert_eq!(values(&r[8], "00201209"), vec![json!(3)], "{}", r[8]);
+    assert_eq!(
+        uids(&r[9], SOP_UID),
+        ct.iter().map(|g| g.sop_instance_uid.clone()).collect()
+    );
+    assert_eq!(values(&r[9], "00180015")[0], json!("CHEST"));
+    assert!(
+        r[9][0]["00081190"]["Value"][0]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(
+                "/studies/{ct_study}/series/{}/instances/{}",
+                ct[0].series_instance_uid,
+                r[9][0][SOP_UID]["Value"][0].as_str().unwrap()
+            )),
+        "Retrieve URL: {}",
+        r[9][0]
+    );
+    assert_eq!(r[10], json!([]), "another reader's study is not found");
+    assert_eq!(uids(&r[11], STUDY_UID).len(), 2);
+    assert!(
+        r[11][0].get("00081030").is_some(),
+        "includefield=all: {}",
+        r[11][0]
+    );
+
+    // Date ranges, from the CT's own Study Date.
+    let date = r[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d[STUDY_UID]["Value"][0] == json!(ct_study))
+        .and_then(|d| d["00080020"]["Value"][0].as_str())
+        .expect("the CT has a Study Date")
+        .to_string();
+    let r = qido(
+        &w,
+        &rad,
+        json!([
+            {"level": "studies", "filters": {"StudyDate": format!("{date}-")}, "fields": ["StudyDate"]},
+            {"level": "studies", "filters": {"StudyDate": format!("-{date}")}},
+            {"level": "studies", "filters": {"StudyDate": "19000101-19000102"}},
+        ]),
+    );
+    assert!(uids(&r[0], STUDY_UID).contains(&ct_study));
+    assert!(uids(&r[1], STUDY_UID).contains(&ct_study));
+    assert_eq!(r[2], json!([]));
+
+    // County ultrasound sees only the ultrasound study.
+    let u = qido(&w, &usr, json!([{"level": "studies"}]));
+    assert_eq!(uids(&u[0], STUDY_UID), BTreeSet::from([us_study.clone()]));
+
+    // Every search is audited with its keys, never its values.
+    let rows = audit_rows(&w.relay.data, "query");
+    assert!(
+        rows.iter().any(
+            |(actor, _, detail)| actor.starts_with("county-radiology (HTTPS, token ")
+                && detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("PatientName") && !d.contains('王'))
+        ),
+        "{rows:?}"
+    );
+    assert!(
+        !w.relay.log_text().contains('王'),
+        "no patient names in the log"
+    );
+}
+
+#[test]
+fn no_forged_expired_or_revoked_credentials_get_in() {
+    let w = web_relay();
+    // No credentials: 401 with the scheme to use and what to do.
+    let (code, rest) = status(&w, "/studies", None);
+    assert_eq!(code, 401, "{rest}");
+    assert!(rest.contains("Bearer"), "{rest}");
+    assert!(rest.contains("yilian token issue"), "{rest}");
+    // A forged token, a malformed header.
+    let (code, rest) = status(&w, "/studies", Some("Bearer yl1.00.00"));
+    assert_eq!(code, 401, "{rest}");
+    let forged = format!("Bearer yl1.7b7d.{}", "0".repeat(64));
+    let (code, rest) = status(&w, "/studies", Some(&forged));
+    assert_eq!(code, 401, "{rest}");
+    let (code, _) = status(&w, "/studies", Some("Basic dXNlcjpwdw=="));
+    assert_eq!(code, 401);
+    let refused = audit_rows(&w.relay.data, "connect");
+    assert!(
+        refused.iter().any(
+            |(actor, outcome, detail)| actor == "unauthenticated (HTTPS)"
+                && outcome == "refused"
+                && detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("not issued by this relay"))
+        ),
+        "a forged token is audited: {refused:?}"
+    );
+    // A good token works until it is revoked.
+    let (token, id) = issue(&w, "county-radiology");
+    let auth = format!("Bearer {token}");
+    assert_eq!(status(&w, "/studies", Some(&auth)).0, 200);
+    let mut c = yilian();
+    c.args(["token", "revoke", &id])
+        .arg("--config")
+        .arg(&w.relay.config);
+    let out = run(c);
+    assert!(out.status.success(), "{}", text(&out));
+    let (code, rest) = status(&w, "/studies", Some(&auth));
+    assert_eq!(code, 401, "{rest}");
+    assert!(rest.contains("revoked"), "{rest}");
+    // A device identity may not search; an unknown attribute is a 400 that names it.
+    let (dev, _) = issue(&w, "township-a-device");
+    let (code, rest) = status(&w, "/studies", Some(&format!("Bearer {dev}")));
+    assert_eq!(code, 403, "{rest}");
+    let (rad, _) = issue(&w, "county-radiology");
+    let (code, rest) = status(
+        &w,
+        "/studies?NotAnAttribute=1",
+        Some(&format!("Bearer {rad}")),
+    );
+    assert_eq!(code, 400, "{rest}");
+    assert!(rest.contains("NotAnAttribute"), "{rest}");
+    // `token issue` refuses an identity the topology does not declare.
+    let mut c = yilian();
+    c.args(["token", "issue", "--identity", "nobody"])
+        .arg("--config")
+        .arg(&w.relay.config);
+    let out = run(c);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not an identity"), "{}", text(&out));
+}
+
+/// Every file pydicom ships (odd character sets, values and transfer syntaxes, broken files)
+/// that the relay stored is found by QIDO-RS as its reader, and every answer parses as the
+/// DICOM JSON model in an independent client.
+#[test]
+fn every_stored_pydicom_sample_is_found_by_its_reader() {
+    let w = web_relay();
+    let report_path = w.root.join("report.json");
+    let mut c = send_cmd(&w.relay, &w.pki, "township-a-device", &[&pydicom_dir()]);
+    c.arg("--report-json").arg(&report_path);
+    let out = run_guarded(
+        c,
+        std::time::Duration::from_secs(600),
+        "send of pydicom's files",
+    );
+    // Some files are broken or not DICOM: the run says so with exit 1.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let stored: BTreeSet<(String, String)> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e["outcome"].as_str(), Some("stored" | "already-stored")))
+        .map(|e| {
+            (
+                e["study_uid"].as_str().unwrap().to_string(),
+                e["sop_uid"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(stored.len() >= 60, "{} stored", stored.len());
+    let mut found = BTreeSet::new();
+    for reader in ["county-radiology", "county-ultrasound", "county-cardiology"] {
+        let (token, _) = issue(&w, reader);
+        let r = qido(
+            &w,
+            &token,
+            json!([
+                {"level": "instances", "limit": 10000, "fields": ["all"]},
+                {"level": "studies", "fields": ["all"]},
+            ]),
+        );
+        let instances = r[0]
+            .as_array()
+            .unwrap_or_else(|| panic!("{reader}: {}", r[0]));
+        for d in instances {
+            let key = (
+                d[STUDY_UID]["Value"][0].as_str().unwrap().to_string(),
+                d[SOP_UID]["Value"][0].as_str().unwrap().to_string(),
+            );
+            assert!(found.insert(key.clone()), "{key:?} found twice");
+        }
+        let studies: BTreeSet<String> = instances
+            .iter()
+            .map(|d| d[STUDY_UID]["Value"][0].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(uids(&r[1], STUDY_UID), studies, "{reader}");
+    }
+    assert_eq!(found, stored, "QIDO finds exactly what was stored");
+}
