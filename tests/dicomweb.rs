@@ -346,11 +346,14 @@ fn every_stored_pydicom_sample_is_found_by_its_reader() {
     // Some files are broken or not DICOM: the run says so with exit 1.
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
-    let stored: BTreeSet<(String, String)> = report["files"]
+    let stored_files: Vec<&Value> = report["files"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|e| matches!(e["outcome"].as_str(), Some("stored" | "already-stored")))
+        .collect();
+    let stored: BTreeSet<(String, String)> = stored_files
+        .iter()
         .map(|e| {
             (
                 e["study_uid"].as_str().unwrap().to_string(),
@@ -358,6 +361,14 @@ fn every_stored_pydicom_sample_is_found_by_its_reader() {
             )
         })
         .collect();
+    // The bytes of each stored study, by study.
+    let mut study_bytes: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for e in &stored_files {
+        study_bytes
+            .entry(e["study_uid"].as_str().unwrap().to_string())
+            .or_default()
+            .insert(sha256_of(Path::new(e["path"].as_str().unwrap())));
+    }
     assert!(stored.len() >= 60, "{} stored", stored.len());
     let mut found = BTreeSet::new();
     for reader in ["county-radiology", "county-ultrasound", "county-cardiology"] {
@@ -385,6 +396,145 @@ fn every_stored_pydicom_sample_is_found_by_its_reader() {
             .map(|d| d[STUDY_UID]["Value"][0].as_str().unwrap().to_string())
             .collect();
         assert_eq!(uids(&r[1], STUDY_UID), studies, "{reader}");
+        // Every study retrieves byte-identical through WADO-RS.
+        let paths: Vec<String> = studies.iter().map(|s| format!("studies/{s}")).collect();
+        let got = wado(&w, &token, AS_STORED, &paths);
+        for (study, r) in studies.iter().zip(&got) {
+            assert_eq!(r["status"], 200, "{study}: {r}");
+            let bytes: BTreeSet<String> = r["parts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["sha256"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(Some(&bytes), study_bytes.get(study), "{study}");
+        }
     }
     assert_eq!(found, stored, "QIDO finds exactly what was stored");
+}
+
+/// WADO-RS through `tests/py/wado_check.py`: raw bytes of each part, and dicomweb-client's view.
+fn wado(w: &Web, token: &str, accept: &str, paths: &[String]) -> Vec<Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/wado_check.py");
+    let mut c = std::process::Command::new("python3");
+    c.arg(script)
+        .arg(&w.url)
+        .arg(w.pki.ca_path())
+        .arg(token)
+        .arg(accept)
+        .args(paths);
+    let out = run(c);
+    assert!(out.status.success(), "wado_check.py: {}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn sha256_of(path: &Path) -> String {
+    let out = run({
+        let mut c = std::process::Command::new("sha256sum");
+        c.arg(path);
+        c
+    });
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+const AS_STORED: &str = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
+
+#[test]
+fn a_reader_retrieves_its_studies_byte_identical_and_nothing_else() {
+    let w = web_relay();
+    let ct_dir = w.root.join("ct");
+    let spec = yilian_testkit::StudySpec::new("CT", 71);
+    let ct = yilian_testkit::ct_series(&ct_dir, &spec, 3, 64, 64, 71).unwrap();
+    let us = pydicom_file("examples_ybr_color.dcm");
+    let sent = run(send_cmd(
+        &w.relay,
+        &w.pki,
+        "township-a-device",
+        &[&ct_dir, &us],
+    ));
+    assert!(sent.status.success(), "{}", text(&sent));
+    let us_study = "1.2.840.114340.3.8251017118051.1.20160503.120850.2171";
+    let study = &ct[0].study_instance_uid;
+    let series = &ct[0].series_instance_uid;
+    let (rad, _) = issue(&w, "county-radiology");
+    let paths = [
+        format!("studies/{study}"),
+        format!("studies/{study}/series/{series}"),
+        format!(
+            "studies/{study}/series/{series}/instances/{}",
+            ct[1].sop_instance_uid
+        ),
+        format!("studies/{us_study}"),
+        format!("studies/{us_study}/series/{series}"),
+    ];
+    let r = wado(&w, &rad, AS_STORED, &paths);
+    let all: BTreeSet<String> = ct.iter().map(|g| sha256_of(&g.path)).collect();
+    let sops: Vec<String> = {
+        let mut v: Vec<String> = ct.iter().map(|g| g.sop_instance_uid.clone()).collect();
+        v.sort();
+        v
+    };
+    for (i, want) in [(0, all.clone()), (1, all.clone())] {
+        assert_eq!(r[i]["status"], 200, "{}", r[i]);
+        assert!(r[i]["content_type"]
+            .as_str()
+            .unwrap()
+            .starts_with("multipart/related; type=\"application/dicom\"; boundary="));
+        let got: BTreeSet<String> = r[i]["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["sha256"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(got, want, "byte-identical: {}", r[i]);
+        for p in r[i]["parts"].as_array().unwrap() {
+            assert!(
+                p["content_type"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("application/dicom; transfer-syntax=1.2.840.10008.1.2"),
+                "{p}"
+            );
+        }
+        assert_eq!(r[i]["client"], json!(sops), "dicomweb-client reads them");
+    }
+    assert_eq!(r[2]["parts"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        r[2]["parts"][0]["sha256"].as_str().unwrap(),
+        sha256_of(&ct[1].path)
+    );
+    // Another reader's study, or a series under the wrong study: not found.
+    for i in [3, 4] {
+        assert_eq!(r[i]["status"], 404, "{}", r[i]);
+        assert_eq!(r[i]["client"], json!({"error": 404}));
+    }
+    // The client's own default Accept (no transfer syntax) gets the stored bytes too; one
+    // specific transfer syntax that is not stored is refused, saying what to ask instead.
+    let r = wado(&w, &rad, "", &paths[..1]);
+    assert_eq!(r[0]["status"], 200, "{}", r[0]);
+    let r = wado(
+        &w,
+        &rad,
+        "multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.50",
+        &paths[..1],
+    );
+    assert_eq!(r[0]["status"], 406, "{}", r[0]);
+    assert!(r[0]["text"].as_str().unwrap().contains("transfer-syntax=*"));
+    // Ultrasound retrieves its own.
+    let (usr, _) = issue(&w, "county-ultrasound");
+    let r = wado(&w, &usr, AS_STORED, &[format!("studies/{us_study}")]);
+    assert_eq!(r[0]["status"], 200, "{}", r[0]);
+    assert_eq!(r[0]["parts"][0]["sha256"].as_str().unwrap(), sha256_of(&us));
+    // Audited, found or not.
+    let rows = audit_rows(&w.relay.data, "retrieve");
+    assert!(rows
+        .iter()
+        .any(|(a, o, _)| a.starts_with("county-radiology (HTTPS") && o == "ok"));
+    assert!(rows
+        .iter()
+        .any(|(a, o, _)| a.starts_with("county-radiology (HTTPS") && o == "not-found"));
 }

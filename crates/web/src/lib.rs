@@ -23,6 +23,9 @@
 //! * **QIDO-RS** ([`qido`]): studies, series, instances (and their study- and series-scoped
 //!   forms), with the catalog's matching, answered in the DICOM JSON model ([`dicom_json`]).
 //!   Every search is audited (the keys, never the values).
+//! * **WADO-RS retrieve** ([`wado`]): a study, series or instance as `multipart/related` of the
+//!   stored bytes, streamed from the spool in chunks (bounded memory for any size); not the
+//!   reader's: 404. Every retrieve is audited.
 //!
 //! Handlers never hold patient data in logs: queries are logged and audited by key names only.
 
@@ -31,6 +34,7 @@ pub mod dicom_json;
 pub mod qido;
 mod server;
 pub mod token;
+pub mod wado;
 
 pub use server::{router, WebServer, WebState};
 

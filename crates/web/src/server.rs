@@ -28,7 +28,7 @@ use yilian_transport::{certificate_serial, identity_from_cert};
 use crate::auth::{authenticate, AuthError, Caller, ConnCert};
 use crate::qido::{self, Scope};
 use crate::token::Tokens;
-use crate::{dicom_json, WebError};
+use crate::{dicom_json, wado, WebError};
 
 /// A TLS handshake that takes longer than this is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -159,7 +159,26 @@ pub fn router(state: Arc<WebState>) -> Router {
             "/dicomweb/studies/{study}/series/{series}/instances",
             qido_at(QueryLevel::Image),
         )
+        .route("/dicomweb/studies/{study}", wado_at(QueryLevel::Study))
+        .route(
+            "/dicomweb/studies/{study}/series/{series}",
+            wado_at(QueryLevel::Series),
+        )
+        .route(
+            "/dicomweb/studies/{study}/series/{series}/instances/{instance}",
+            wado_at(QueryLevel::Image),
+        )
         .with_state(state)
+}
+
+/// A WADO-RS retrieve of the study, series or instance the route names.
+fn wado_at(level: QueryLevel) -> MethodRouter<Arc<WebState>> {
+    get(
+        move |State(s): State<Arc<WebState>>,
+              Extension(c): Extension<Arc<ConnCert>>,
+              Path(path): Path<HashMap<String, String>>,
+              headers: HeaderMap| async move { retrieve(&s, &c, &headers, level, &path).await },
+    )
 }
 
 /// A QIDO-RS search at `level`, scoped by the route's `{study}` and `{series}` if it has them.
@@ -178,6 +197,113 @@ fn qido_at(level: QueryLevel) -> MethodRouter<Arc<WebState>> {
             search(&s, &c, &headers, &p, level, scope).await
         },
     )
+}
+
+async fn retrieve(
+    state: &Arc<WebState>,
+    cert: &ConnCert,
+    headers: &HeaderMap,
+    level: QueryLevel,
+    path: &HashMap<String, String>,
+) -> Response {
+    let caller = match reader(state, cert, headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if let wado::Wanted::NotServed(why) = wado::wanted(accept) {
+        return error(StatusCode::NOT_ACCEPTABLE, why);
+    }
+    let study = path.get("study").cloned().unwrap_or_default();
+    let series = path.get("series").cloned();
+    let instance = path.get("instance").cloned();
+    for uid in [Some(&study), series.as_ref(), instance.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        if !yilian_proto::valid_uid(uid) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("{uid:?} in the path is not a valid UID"),
+            );
+        }
+    }
+    let key = match level {
+        QueryLevel::Image => instance.clone().unwrap_or_default(),
+        QueryLevel::Series => series.clone().unwrap_or_default(),
+        QueryLevel::Patient | QueryLevel::Study => study.clone(),
+    };
+    let store = state.ingest.store.clone();
+    let reader = caller.identity.name.clone();
+    let (want_study, want_series) = (study.clone(), series.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        store.instances_for(&reader, level, &[key]).map(|recs| {
+            recs.into_iter()
+                // The path's UIDs must agree: a series of another study is not this one.
+                .filter(|r| {
+                    r.study_uid == want_study
+                        && want_series.as_ref().is_none_or(|s| *s == r.series_uid)
+                })
+                .map(|r| store.object_path(&r.hash))
+                .collect::<Vec<_>>()
+        })
+    })
+    .await;
+    let failed = |e: &dyn std::fmt::Display| {
+        warn!("WADO-RS lookup failed: {e}");
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the relay could not look up its index; its log says why",
+        )
+    };
+    let files = match found {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => return failed(&e),
+        Err(e) => return failed(&e),
+    };
+    let what = match level {
+        QueryLevel::Patient | QueryLevel::Study => "study",
+        QueryLevel::Series => "series",
+        QueryLevel::Image => "instance",
+    };
+    state
+        .ingest
+        .audit(AuditEvent {
+            actor: caller.actor(),
+            site: Some(caller.identity.site.clone()),
+            action: AuditAction::Retrieve,
+            study_uid: Some(study.clone()),
+            sop_uid: instance.clone(),
+            outcome: if files.is_empty() { "not-found" } else { "ok" }.into(),
+            detail: Some(format!("WADO-RS {what}: {} instance(s)", files.len())),
+        })
+        .await;
+    if files.is_empty() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no such {what} among the studies routed to {}",
+                caller.identity.name
+            ),
+        );
+    }
+    let boundary = wado::boundary();
+    let parts = wado::Parts::new(files, boundary.clone());
+    let stream = futures_util::stream::unfold(parts, |mut p| async move {
+        p.next().await.map(|piece| {
+            if let Err(e) = &piece {
+                warn!("WADO-RS response cut short: {e}");
+            }
+            (piece, p)
+        })
+    });
+    let mut r = Response::new(axum::body::Body::from_stream(stream));
+    let content_type =
+        format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
 }
 
 /// A plain-text error answer.
@@ -242,6 +368,25 @@ async fn caller(
     }
 }
 
+/// The caller, if it is a reader (it searches and retrieves what is routed to it).
+async fn reader(
+    state: &WebState,
+    cert: &ConnCert,
+    headers: &HeaderMap,
+) -> Result<Caller, Response> {
+    let caller = caller(state, cert, headers).await?;
+    if !caller.is_reader() {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} is a {} identity: only readers search and retrieve studies",
+                caller.identity.name, caller.identity.role
+            ),
+        ));
+    }
+    Ok(caller)
+}
+
 /// Whether the client accepts DICOM JSON (or any JSON, or anything).
 fn accepts_json(headers: &HeaderMap) -> bool {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
@@ -277,19 +422,10 @@ async fn search(
     level: QueryLevel,
     scope: Scope,
 ) -> Response {
-    let caller = match caller(state, cert, headers).await {
+    let caller = match reader(state, cert, headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if !caller.is_reader() {
-        return error(
-            StatusCode::FORBIDDEN,
-            format!(
-                "{} is a {} identity: only readers search and retrieve studies",
-                caller.identity.name, caller.identity.role
-            ),
-        );
-    }
     if !accepts_json(headers) {
         return error(
             StatusCode::NOT_ACCEPTABLE,

@@ -1,0 +1,283 @@
+//! WADO-RS retrieve (PS3.18 §10.4): a study, a series or an instance as
+//! `multipart/related; type="application/dicom"`, the **stored bytes** of each instance.
+//!
+//! What a reader may retrieve is what it may search: the instances routed to it
+//! (`Store::instances_for`, the rule C-MOVE and C-GET use). A study, series or instance that is
+//! not the reader's is 404, audited like a found one.
+//!
+//! Instances are sent as stored (`transfer-syntax=*`): each part's `Content-Type` names its
+//! transfer syntax, read from the file meta in the part's first chunk. A request for one
+//! specific transfer syntax other than what is stored is not transcoded: 406, saying to ask
+//! with `transfer-syntax=*`. A request that names none gets the stored bytes too (as most
+//! origin servers do; PS3.18's default would be Explicit VR Little Endian).
+//!
+//! The body streams from the spool in [`CHUNK`] pieces through hyper's backpressure: memory
+//! per response stays at a chunk or two whatever the study's size (a 2 GiB instance included).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncReadExt;
+
+/// Bytes read from a file at a time.
+pub const CHUNK: usize = 256 * 1024;
+
+/// What the client's `Accept` allows for a retrieve.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Wanted {
+    /// Instances as stored.
+    AsStored,
+    /// Only `multipart/related` of something other than `application/dicom`, or one specific
+    /// transfer syntax (answered 406 with this text).
+    NotServed(String),
+}
+
+/// Read the `Accept` header of a retrieve.
+pub fn wanted(accept: Option<&str>) -> Wanted {
+    let Some(accept) = accept.map(str::trim).filter(|a| !a.is_empty()) else {
+        return Wanted::AsStored;
+    };
+    let mut refused = Vec::new();
+    for range in accept.split(',') {
+        let mut params = range.split(';').map(str::trim);
+        let media = params.next().unwrap_or("").to_ascii_lowercase();
+        let mut kind = None;
+        let mut syntax = None;
+        for p in params {
+            if let Some((k, v)) = p.split_once('=') {
+                let v = v.trim().trim_matches('"');
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "type" => kind = Some(v.to_ascii_lowercase()),
+                    "transfer-syntax" => syntax = Some(v.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        match media.as_str() {
+            "*/*" | "multipart/*" => return Wanted::AsStored,
+            "multipart/related" => {
+                if kind.as_deref().is_some_and(|k| k != "application/dicom") {
+                    refused.push(format!("{range:?}"));
+                    continue;
+                }
+                match syntax.as_deref() {
+                    None | Some("*") => return Wanted::AsStored,
+                    Some(ts) => refused.push(format!("transfer syntax {ts}")),
+                }
+            }
+            _ => refused.push(format!("{media:?}")),
+        }
+    }
+    Wanted::NotServed(format!(
+        "this relay sends instances as stored, as multipart/related; type=\"application/dicom\"; ask with transfer-syntax=* (not {})",
+        refused.join(", ")
+    ))
+}
+
+/// A fresh multipart boundary.
+pub fn boundary() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = blake3::hash(&nanos.to_le_bytes());
+    format!("yilian-{}", &n.to_hex()[..32])
+}
+
+/// The transfer syntax in a file's first bytes (its file meta), if it has one.
+fn transfer_syntax(first: &[u8]) -> Option<String> {
+    const PREAMBLE: usize = 128;
+    if first.len() < PREAMBLE + 4 || &first[PREAMBLE..PREAMBLE + 4] != b"DICM" {
+        return None;
+    }
+    // Group 0002 is Explicit VR Little Endian: tag, VR, then a 2-byte length (4 after 2
+    // reserved bytes for OB/OW/UN/SQ/UT/UC/UR).
+    let mut pos = PREAMBLE + 4;
+    while pos + 8 <= first.len() {
+        let group = u16::from_le_bytes([first[pos], first[pos + 1]]);
+        let element = u16::from_le_bytes([first[pos + 2], first[pos + 3]]);
+        if group != 0x0002 {
+            return None;
+        }
+        let vr = &first[pos + 4..pos + 6];
+        let (len, header) = if matches!(vr, b"OB" | b"OW" | b"UN" | b"SQ" | b"UT" | b"UC" | b"UR") {
+            let b = first.get(pos + 8..pos + 12)?;
+            (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)
+        } else {
+            (
+                usize::from(u16::from_le_bytes([first[pos + 6], first[pos + 7]])),
+                8,
+            )
+        };
+        let value = first.get(pos + header..pos + header + len)?;
+        if element == 0x0010 {
+            let ts = String::from_utf8_lossy(value)
+                .trim_end_matches(['\0', ' '])
+                .to_string();
+            return yilian_proto::valid_uid(&ts).then_some(ts);
+        }
+        pos += header + len;
+    }
+    None
+}
+
+/// The body of a multipart retrieve: each file in turn, read in chunks.
+pub struct Parts {
+    files: VecDeque<PathBuf>,
+    boundary: String,
+    current: Option<tokio::fs::File>,
+    closed: bool,
+}
+
+impl Parts {
+    pub fn new(files: Vec<PathBuf>, boundary: String) -> Parts {
+        Parts {
+            files: files.into(),
+            boundary,
+            current: None,
+            closed: false,
+        }
+    }
+
+    /// The next piece of the body; `None` after the closing boundary.
+    pub async fn next(&mut self) -> Option<std::io::Result<Bytes>> {
+        if let Some(file) = self.current.as_mut() {
+            let mut buf = BytesMut::zeroed(CHUNK);
+            return Some(match read_full(file, &mut buf).await {
+                Ok(0) => {
+                    self.current = None;
+                    Ok(Bytes::from_static(b"\r\n"))
+                }
+                Ok(n) => {
+                    buf.truncate(n);
+                    Ok(buf.freeze())
+                }
+                Err(e) => Err(e),
+            });
+        }
+        let Some(path) = self.files.pop_front() else {
+            if self.closed {
+                return None;
+            }
+            self.closed = true;
+            return Some(Ok(Bytes::from(format!("--{}--\r\n", self.boundary))));
+        };
+        Some(self.open(&path).await)
+    }
+
+    /// The first piece of the part of the file at `path`: the part's header and first chunk.
+    async fn open(&mut self, path: &std::path::Path) -> std::io::Result<Bytes> {
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let mut first = BytesMut::zeroed(CHUNK);
+        let n = read_full(&mut file, &mut first).await?;
+        first.truncate(n);
+        let content_type = match transfer_syntax(&first) {
+            Some(ts) => format!("application/dicom; transfer-syntax={ts}"),
+            None => "application/dicom".to_string(),
+        };
+        let mut part = BytesMut::with_capacity(n + 128);
+        part.extend_from_slice(
+            format!(
+                "--{}\r\nContent-Type: {content_type}\r\n\r\n",
+                self.boundary
+            )
+            .as_bytes(),
+        );
+        part.extend_from_slice(&first);
+        if n < CHUNK {
+            part.extend_from_slice(b"\r\n");
+        } else {
+            self.current = Some(file);
+        }
+        Ok(part.freeze())
+    }
+}
+
+/// Fill `buf` unless the file ends first; the bytes read.
+async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let r = file.read(&mut buf[n..]).await?;
+        if r == 0 {
+            break;
+        }
+        n += r;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_headers_are_read_as_ps3_18_says() {
+        assert_eq!(wanted(None), Wanted::AsStored);
+        assert_eq!(wanted(Some("*/*")), Wanted::AsStored);
+        assert_eq!(
+            wanted(Some("multipart/related; type=\"application/dicom\"")),
+            Wanted::AsStored
+        );
+        assert_eq!(
+            wanted(Some(
+                "multipart/related; type=\"application/dicom\"; transfer-syntax=*"
+            )),
+            Wanted::AsStored
+        );
+        assert!(matches!(
+            wanted(Some(
+                "multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.50"
+            )),
+            Wanted::NotServed(_)
+        ));
+        assert!(matches!(
+            wanted(Some("multipart/related; type=\"application/octet-stream\"")),
+            Wanted::NotServed(_)
+        ));
+        // One acceptable range among several is enough.
+        assert_eq!(
+            wanted(Some(
+                "multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.3, multipart/related; type=\"application/dicom\"; transfer-syntax=*"
+            )),
+            Wanted::AsStored
+        );
+    }
+
+    #[test]
+    fn the_transfer_syntax_is_read_from_the_file_meta() {
+        let mut f = vec![0u8; 128];
+        f.extend_from_slice(b"DICM");
+        // (0002,0001) OB 00\01, then (0002,0010) UI.
+        f.extend_from_slice(&[0x02, 0, 0x01, 0, b'O', b'B', 0, 0, 2, 0, 0, 0, 0, 1]);
+        let ts = b"1.2.840.10008.1.2.1\0";
+        f.extend_from_slice(&[0x02, 0, 0x10, 0, b'U', b'I', ts.len() as u8, 0]);
+        f.extend_from_slice(ts);
+        assert_eq!(transfer_syntax(&f).as_deref(), Some("1.2.840.10008.1.2.1"));
+        assert_eq!(transfer_syntax(&f[..140]), None, "cut short");
+        assert_eq!(transfer_syntax(b"not dicom"), None);
+    }
+
+    #[tokio::test]
+    async fn parts_frame_every_file_and_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::fs::write(&a, b"AAAA").unwrap();
+        let big: Vec<u8> = (0..CHUNK + 10).map(|i| i as u8).collect();
+        std::fs::write(&b, &big).unwrap();
+        let mut parts = Parts::new(vec![a, b], "XB".into());
+        let mut body = Vec::new();
+        while let Some(piece) = parts.next().await {
+            let piece = piece.unwrap();
+            assert!(piece.len() <= CHUNK + 128);
+            body.extend_from_slice(&piece);
+        }
+        let mut want = b"--XB\r\nContent-Type: application/dicom\r\n\r\nAAAA\r\n".to_vec();
+        want.extend_from_slice(b"--XB\r\nContent-Type: application/dicom\r\n\r\n");
+        want.extend_from_slice(&big);
+        want.extend_from_slice(b"\r\n--XB--\r\n");
+        assert_eq!(body, want);
+    }
+}
