@@ -538,3 +538,165 @@ fn a_reader_retrieves_its_studies_byte_identical_and_nothing_else() {
         .iter()
         .any(|(a, o, _)| a.starts_with("county-radiology (HTTPS") && o == "not-found"));
 }
+
+/// STOW-RS through `tests/py/stow_check.py`.
+fn stow(w: &Web, token: &str, mode: &str, files: &[&Path]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/stow_check.py");
+    let mut c = std::process::Command::new("python3");
+    c.arg(script)
+        .arg(&w.url)
+        .arg(w.pki.ca_path())
+        .arg(token)
+        .arg(mode)
+        .args(files);
+    let out = run(c);
+    assert!(
+        out.status.success(),
+        "stow_check.py: {}\nrelay log:\n{}",
+        text(&out),
+        w.relay.log_text()
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The SOP Instance UIDs of a STOW answer's sequence (`00081199` stored, `00081198` failed).
+fn sequence_sops(answer: &Value, tag: &str) -> BTreeSet<String> {
+    answer["body"][tag]["Value"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| i["00081155"]["Value"][0].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_device_stores_by_stow_into_the_one_ingest_path() {
+    let w = web_relay();
+    let ct_dir = w.root.join("ct");
+    let spec = yilian_testkit::StudySpec::new("CT", 81);
+    let ct = yilian_testkit::ct_series(&ct_dir, &spec, 3, 32, 32, 81).unwrap();
+    let (dev, _) = issue(&w, "township-a-device");
+    let (rad, _) = issue(&w, "county-radiology");
+    let files: Vec<&Path> = ct.iter().map(|g| g.path.as_path()).collect();
+
+    // Raw Part 10 bytes: 200 once every instance is durable, each referenced.
+    let r = stow(&w, &dev, "raw", &files);
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(
+        sequence_sops(&r, "00081199"),
+        ct.iter().map(|g| g.sop_instance_uid.clone()).collect()
+    );
+    // Routed like any upload from township A: radiology retrieves them byte-identical.
+    let got = wado(
+        &w,
+        &rad,
+        AS_STORED,
+        &[format!("studies/{}", ct[0].study_instance_uid)],
+    );
+    let bytes: BTreeSet<String> = got[0]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sha256"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(bytes, ct.iter().map(|g| sha256_of(&g.path)).collect());
+    // Sent again: already stored with the same bytes, a success.
+    let again = stow(&w, &dev, "raw", &files[..1]);
+    assert_eq!(again["status"], 200, "{again}");
+
+    // dicomweb-client's own encoding of pydicom's CT sample.
+    let small = pydicom_file("CT_small.dcm");
+    let r = stow(&w, &dev, "client", &[&small]);
+    assert_eq!(r["status"], 200, "{r}");
+
+    // A broken file among good ones: 202, the good one stored, the broken one failed with
+    // "cannot understand" (0xC000) and its reason in a Warning.
+    let broken = w.root.join("broken.dcm");
+    let good = &ct_dir.join("extra");
+    let extra = yilian_testkit::ct_series(
+        good,
+        &yilian_testkit::StudySpec::new("CT", 82),
+        1,
+        32,
+        32,
+        82,
+    )
+    .unwrap();
+    let bytes = std::fs::read(&extra[0].path).unwrap();
+    std::fs::write(&broken, &bytes[..bytes.len() / 2]).unwrap();
+    let other = yilian_testkit::ct_series(
+        &w.root.join("other"),
+        &yilian_testkit::StudySpec::new("CT", 83),
+        1,
+        32,
+        32,
+        83,
+    )
+    .unwrap();
+    let r = stow(&w, &dev, "raw", &[&broken, &other[0].path]);
+    assert_eq!(r["status"], 202, "{r}");
+    assert_eq!(
+        sequence_sops(&r, "00081199"),
+        BTreeSet::from([other[0].sop_instance_uid.clone()])
+    );
+    assert_eq!(
+        r["body"]["00081198"]["Value"][0]["00081197"]["Value"][0],
+        json!(0xC000),
+        "{r}"
+    );
+    assert!(
+        r["warnings"].as_str().unwrap().contains("299 yilian"),
+        "{r}"
+    );
+    // Nothing partial of the broken one is visible.
+    let q = qido(
+        &w,
+        &rad,
+        json!([{"level": "instances", "filters": {"SOPInstanceUID": extra[0].sop_instance_uid}}]),
+    );
+    assert_eq!(q[0], json!([]));
+    // Only broken parts: 409.
+    let r = stow(&w, &dev, "raw", &[&broken]);
+    assert_eq!(r["status"], 409, "{r}");
+
+    // A reader may not store; no credentials is 401; another media type is 415.
+    assert_eq!(stow(&w, &rad, "raw", &files[..1])["status"], 403);
+    assert_eq!(stow(&w, "", "raw", &files[..1])["status"], 401);
+    let r = stow(&w, &dev, "raw-type=application/dicom", &files[..1]);
+    assert_eq!(r["status"], 415, "{r}");
+    // Audited by the ingest path: stored as the device, refusals with the door and token.
+    let rows = audit_rows(&w.relay.data, "receive");
+    assert!(
+        rows.iter()
+            .any(|(a, o, _)| a == "township-a-device" && o == "ok"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|(a, o, _)| a.starts_with("township-a-device (HTTPS, token ") && o == "truncated"),
+        "{rows:?}"
+    );
+}
+
+/// Every file pydicom ships, in one STOW-RS request: every part gets a verdict, the relay keeps
+/// serving, and what it stored is retrievable.
+#[test]
+fn pydicoms_files_in_one_stow_request_each_get_a_verdict() {
+    let w = web_relay();
+    let files: Vec<std::path::PathBuf> = common::dimse::files_under(&pydicom_dir());
+    let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let (dev, _) = issue(&w, "township-a-device");
+    let r = stow(&w, &dev, "raw", &paths);
+    assert_eq!(r["status"], 202, "some are not DICOM: {}", r["status"]);
+    let stored = r["body"]["00081199"]["Value"].as_array().unwrap().len();
+    let failed = r["body"]["00081198"]["Value"].as_array().unwrap().len();
+    assert_eq!(stored + failed, files.len(), "a verdict per part");
+    assert!(stored >= 60, "{stored} stored");
+    // Still serving: a search as radiology answers.
+    let (rad, _) = issue(&w, "county-radiology");
+    let q = qido(&w, &rad, json!([{"level": "studies"}]));
+    assert!(!q[0].as_array().unwrap().is_empty());
+}

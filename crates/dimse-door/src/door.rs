@@ -432,19 +432,10 @@ fn accept_policy() -> AcceptPolicy {
 
 /// The C-STORE status for a refusal, with its reason as Error Comment.
 pub fn outcome_for(r: &Refusal) -> StoreOutcome {
-    let status = match r.code {
-        RefuseCode::StorageFull | RefuseCode::Busy | RefuseCode::TooLarge => {
-            Status::OUT_OF_RESOURCES
-        }
-        RefuseCode::NotDicom
-        | RefuseCode::Malformed
-        | RefuseCode::Truncated
-        | RefuseCode::Mismatch => Status::CANNOT_UNDERSTAND,
-        RefuseCode::Conflict => Status::DUPLICATE_SOP_INSTANCE,
-        RefuseCode::Unauthorized => Status::NOT_AUTHORIZED,
-        _ => Status::PROCESSING_FAILURE,
-    };
-    StoreOutcome::with(status, r.reason.clone())
+    StoreOutcome::with(
+        Status(yilian_ingest::dicom_status(r.code)),
+        r.reason.clone(),
+    )
 }
 
 /// Rejects every association: too many at once.

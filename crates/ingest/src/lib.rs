@@ -67,7 +67,7 @@ pub use hub::{Hub, LiveInstance, LiveOutcome};
 pub use ingest::{Ingest, IngestConfig};
 pub use metrics::{Gauge, Metrics};
 pub use principal::{Door, Principal};
-pub use refusal::{conflict, refusal, refusal_for, store_refusal};
+pub use refusal::{conflict, dicom_status, refusal, refusal_for, store_refusal};
 pub use spec::UploadSpec;
 pub use storage::{human, Storage};
 pub use upload::{next_conn, Event, Opened, Upload};

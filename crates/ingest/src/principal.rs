@@ -14,6 +14,11 @@ pub enum Door {
         /// The calling AE title, as the device sent it (trimmed).
         calling_ae: String,
     },
+    /// DICOMweb STOW-RS over HTTPS, identified by a client certificate or a bearer token.
+    Https {
+        /// The token's id, when a token was the credential.
+        token: Option<String>,
+    },
 }
 
 /// An authenticated uploader: an identity of the topology (its site is where the upload comes
@@ -43,6 +48,8 @@ impl Principal {
         match &self.door {
             Door::Quic => self.name.clone(),
             Door::Dimse { calling_ae } => format!("{} (AE {calling_ae})", self.name),
+            Door::Https { token: None } => format!("{} (HTTPS)", self.name),
+            Door::Https { token: Some(id) } => format!("{} (HTTPS, token {id})", self.name),
         }
     }
 }

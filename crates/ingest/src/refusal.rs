@@ -23,6 +23,23 @@ pub fn refusal_for(e: &DicomError) -> Refusal {
     }
 }
 
+/// The DICOM status (PS3.4 C-STORE statuses; also STOW-RS's Failure Reason) that tells a
+/// DICOM peer what a refusal means: out of resources (storage full, busy, too large), cannot
+/// understand (not DICOM, broken, truncated, UIDs that disagree), duplicate SOP instance (other
+/// bytes under a stored UID), not authorized, or processing failure.
+pub fn dicom_status(code: RefuseCode) -> u16 {
+    match code {
+        RefuseCode::StorageFull | RefuseCode::Busy | RefuseCode::TooLarge => 0xA700,
+        RefuseCode::NotDicom
+        | RefuseCode::Malformed
+        | RefuseCode::Truncated
+        | RefuseCode::Mismatch => 0xC000,
+        RefuseCode::Conflict => 0x0111,
+        RefuseCode::Unauthorized => 0x0124,
+        _ => 0x0110,
+    }
+}
+
 /// A refusal with this code and reason.
 pub fn refusal(code: RefuseCode, reason: impl Into<String>) -> Refusal {
     Refusal {

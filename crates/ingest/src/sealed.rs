@@ -303,7 +303,7 @@ async fn recover_one(ingest: &Arc<Ingest>, path: &Path, tag: &[u8]) -> Result<()
     let topology = ingest.topology();
     let ae = match &principal.door {
         crate::principal::Door::Dimse { calling_ae } => Some(calling_ae.clone()),
-        crate::principal::Door::Quic => None,
+        crate::principal::Door::Quic | crate::principal::Door::Https { .. } => None,
     };
     let charset = topology.default_charset(&principal.site, ae.as_deref());
     let principal2 = principal.clone();

@@ -309,7 +309,7 @@ impl SpoolWriter {
         // AE's or the site's default (`charset` in the topology).
         let ae = match &self.principal.door {
             Door::Dimse { calling_ae } => Some(calling_ae.as_str()),
-            Door::Quic => None,
+            Door::Quic | Door::Https { .. } => None,
         };
         let catalog =
             meta.catalog_with_default(self.topology.default_charset(&self.principal.site, ae));

@@ -26,6 +26,9 @@
 //! * **WADO-RS retrieve** ([`wado`]): a study, series or instance as `multipart/related` of the
 //!   stored bytes, streamed from the spool in chunks (bounded memory for any size); not the
 //!   reader's: 404. Every retrieve is audited.
+//! * **STOW-RS** ([`stow`]): a device's `POST /dicomweb/studies` streams each part into the one
+//!   ingest path (the same checks, routing, durability and audit as a C-STORE); 200 only when
+//!   every instance is durable, else each failure with its DICOM status.
 //!
 //! Handlers never hold patient data in logs: queries are logged and audited by key names only.
 
@@ -33,6 +36,7 @@ pub mod auth;
 pub mod dicom_json;
 pub mod qido;
 mod server;
+pub mod stow;
 pub mod token;
 pub mod wado;
 

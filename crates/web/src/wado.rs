@@ -85,7 +85,7 @@ pub fn boundary() -> String {
 }
 
 /// The transfer syntax in a file's first bytes (its file meta), if it has one.
-fn transfer_syntax(first: &[u8]) -> Option<String> {
+pub fn transfer_syntax(first: &[u8]) -> Option<String> {
     const PREAMBLE: usize = 128;
     if first.len() < PREAMBLE + 4 || &first[PREAMBLE..PREAMBLE + 4] != b"DICM" {
         return None;
