@@ -409,6 +409,15 @@ fn every_stored_pydicom_sample_is_found_by_its_reader() {
                 .collect();
             assert_eq!(Some(&bytes), study_bytes.get(study), "{study}");
         }
+        // And its metadata reads (every stored file's header through dicom-rs and dicom-json).
+        let paths: Vec<String> = studies
+            .iter()
+            .map(|s| format!("studies/{s}/metadata"))
+            .collect();
+        for (study, r) in studies.iter().zip(wado(&w, &token, "", &paths)) {
+            assert_eq!(r["status"], 200, "{study}: {r}");
+            assert!(r["items"].as_u64().unwrap() >= 1, "{study}: {r}");
+        }
     }
     assert_eq!(found, stored, "QIDO finds exactly what was stored");
 }
@@ -699,4 +708,61 @@ fn pydicoms_files_in_one_stow_request_each_get_a_verdict() {
     let (rad, _) = issue(&w, "county-radiology");
     let q = qido(&w, &rad, json!([{"level": "studies"}]));
     assert!(!q[0].as_array().unwrap().is_empty());
+}
+
+/// WADO-RS metadata, read by dicomweb-client and compared attribute by attribute with the
+/// original files (pydicom), a GB18030 name included.
+#[test]
+fn metadata_matches_the_stored_headers() {
+    let w = web_relay();
+    let ct_dir = w.root.join("ct");
+    let ct = yilian_testkit::ct_series(
+        &ct_dir,
+        &yilian_testkit::StudySpec::new("CT", 91),
+        2,
+        16,
+        16,
+        91,
+    )
+    .unwrap();
+    let chr_x2 = pydicom_dir().join("../charset_files/chrX2.dcm");
+    let sent = run(send_cmd(
+        &w.relay,
+        &w.pki,
+        "township-a-device",
+        &[&ct_dir, &chr_x2],
+    ));
+    assert!(sent.status.success(), "{}", text(&sent));
+    let (rad, _) = issue(&w, "county-radiology");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/metadata_check.py");
+    let check = |study: &str, files: &[&Path]| -> Value {
+        let mut c = std::process::Command::new("python3");
+        c.arg(&script)
+            .arg(&w.url)
+            .arg(w.pki.ca_path())
+            .arg(&rad)
+            .arg(study)
+            .args(files);
+        let out = run(c);
+        assert!(out.status.success(), "metadata_check.py: {}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let files: Vec<&Path> = ct.iter().map(|g| g.path.as_path()).collect();
+    let r = check(&ct[0].study_instance_uid, &files);
+    assert_eq!(r["instances"], 2, "{r}");
+    assert_eq!(r["mismatches"], json!([]), "{r}");
+    let r = check("1.3.6.1.4.1.5962.1.2.0.1175775771.5714.0", &[&chr_x2]);
+    assert_eq!(r["mismatches"], json!([]), "{r}");
+    assert!(
+        r["names"].to_string().contains("王^小东"),
+        "the GB18030 name decoded: {r}"
+    );
+    // Another reader's study: 404.
+    let usr = issue(&w, "county-ultrasound").0;
+    let (code, rest) = status(
+        &w,
+        &format!("/studies/{}/metadata", ct[0].study_instance_uid),
+        Some(&format!("Bearer {usr}")),
+    );
+    assert_eq!(code, 404, "{rest}");
 }

@@ -4,7 +4,7 @@
 usage: wado_check.py BASE_URL CA_PEM TOKEN ACCEPT PATH...
 
 Each PATH is relative to BASE_URL (studies/1.2/series/1.3); ACCEPT "" means dicomweb-client's
-own default. Prints a JSON list, one per PATH: {"status", "content_type", "parts": [{"sha256",
+own default. A PATH ending in /metadata is fetched as DICOM JSON: {"status", "items"}. Prints a JSON list, one per PATH: {"status", "content_type", "parts": [{"sha256",
 "content_type"}], "client": [SOPInstanceUID...] or {"error": status}}.
 """
 import hashlib
@@ -38,7 +38,20 @@ def parts_of(body, content_type):
     return out
 
 
+def metadata(url, ca, token, path):
+    headers = {"Accept": "application/dicom+json"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    r = requests.get(f"{url}/{path}", headers=headers, verify=ca)
+    out = {"status": r.status_code, "text": r.text[:300] if r.status_code != 200 else ""}
+    if r.status_code == 200:
+        out["items"] = len(r.json())
+    return out
+
+
 def retrieve(url, ca, token, accept, path):
+    if path.endswith("/metadata"):
+        return metadata(url, ca, token, path)
     headers = {"Accept": accept} if accept else {}
     if token:
         headers["Authorization"] = "Bearer " + token

@@ -25,20 +25,26 @@
 //!   Every search is audited (the keys, never the values).
 //! * **WADO-RS retrieve** ([`wado`]): a study, series or instance as `multipart/related` of the
 //!   stored bytes, streamed from the spool in chunks (bounded memory for any size); not the
-//!   reader's: 404. Every retrieve is audited.
+//!   reader's: 404. Every retrieve is audited. Metadata ([`metadata`]): each instance's header
+//!   in the DICOM JSON model, read up to its Pixel Data.
 //! * **STOW-RS** ([`stow`]): a device's `POST /dicomweb/studies` streams each part into the one
 //!   ingest path (the same checks, routing, durability and audit as a C-STORE); 200 only when
 //!   every instance is durable, else each failure with its DICOM status.
 //!
 //! Handlers never hold patient data in logs: queries are logged and audited by key names only.
 
+mod answer;
 pub mod auth;
 pub mod dicom_json;
+pub mod metadata;
 pub mod qido;
+mod qido_http;
 mod server;
 pub mod stow;
+mod stow_http;
 pub mod token;
 pub mod wado;
+mod wado_http;
 
 pub use server::{router, WebServer, WebState};
 

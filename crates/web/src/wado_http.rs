@@ -1,0 +1,245 @@
+//! The WADO-RS handlers: look up what a path names among the reader's instances (404 and audit
+//! otherwise), then stream the stored bytes (`wado.rs`) or answer their metadata (`metadata.rs`).
+
+use crate::answer::*;
+use crate::server::WebState;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tracing::warn;
+use yilian_store::{AuditAction, AuditEvent, Key, QueryLevel};
+
+use crate::auth::{Caller, ConnCert};
+use crate::{dicom_json, wado};
+
+pub(crate) async fn metadata(
+    state: &Arc<WebState>,
+    cert: &ConnCert,
+    headers: &HeaderMap,
+    level: QueryLevel,
+    path: &HashMap<String, String>,
+) -> Response {
+    let caller = match reader(state, cert, headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if !accepts_json(headers) {
+        return error(
+            StatusCode::NOT_ACCEPTABLE,
+            "metadata is served as application/dicom+json",
+        );
+    }
+    let found = match lookup(state, &caller, level, path, "WADO-RS metadata").await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let files: Vec<std::path::PathBuf> = found.iter().map(|f| f.file.clone()).collect();
+    let read = tokio::task::spawn_blocking(move || {
+        files
+            .iter()
+            .map(|f| crate::metadata::instance(f))
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let read = match read {
+        Ok(items) => items,
+        Err(e) => {
+            warn!("WADO-RS metadata failed: {e}");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the relay could not read the instances; its log says why",
+            );
+        }
+    };
+    // An instance dicom-rs cannot read in full still answers with what identifies it.
+    let mut partial = 0;
+    let items: Vec<serde_json::Value> = read
+        .into_iter()
+        .zip(&found)
+        .map(|(item, f)| match item {
+            Ok(item) => item,
+            Err(e) => {
+                partial += 1;
+                warn!(sop_uid = %f.sop, "WADO-RS metadata: only the UIDs of an instance: {e}");
+                dicom_json::dataset(
+                    [
+                        (Key::StudyInstanceUid, f.study.as_str()),
+                        (Key::SeriesInstanceUid, f.series.as_str()),
+                        (Key::SopInstanceUid, f.sop.as_str()),
+                    ]
+                    .into_iter(),
+                    [],
+                )
+            }
+        })
+        .zip(&found)
+        .map(|(mut item, f)| {
+            if let (serde_json::Value::Object(map), Some(url)) = (
+                &mut item,
+                retrieve_url(
+                    headers,
+                    &[
+                        ("studies", f.study.as_str()),
+                        ("series", f.series.as_str()),
+                        ("instances", f.sop.as_str()),
+                    ],
+                ),
+            ) {
+                map.insert("00081190".into(), dicom_json::attribute(*b"UR", &url));
+            }
+            item
+        })
+        .collect();
+    let mut r = (StatusCode::OK, serde_json::Value::Array(items).to_string()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(DICOM_JSON));
+    if partial > 0 {
+        let w = warning(&format!(
+            "{partial} instance(s) could not be read in full: their metadata holds only their UIDs"
+        ));
+        if let Ok(v) = HeaderValue::from_str(&w) {
+            r.headers_mut().insert(header::WARNING, v);
+        }
+    }
+    r
+}
+
+/// The stored instances a WADO-RS path names among what is routed to `caller`: each one's
+/// file and (study, series, SOP) UIDs. A path that names nothing of the reader's is 404; every
+/// lookup is audited (`service`: what the log and the audit call it).
+pub(crate) async fn lookup(
+    state: &Arc<WebState>,
+    caller: &Caller,
+    level: QueryLevel,
+    path: &HashMap<String, String>,
+    service: &str,
+) -> Result<Vec<Found>, Response> {
+    let study = path.get("study").cloned().unwrap_or_default();
+    let series = path.get("series").cloned();
+    let instance = path.get("instance").cloned();
+    for uid in [Some(&study), series.as_ref(), instance.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        if !yilian_proto::valid_uid(uid) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("{uid:?} in the path is not a valid UID"),
+            ));
+        }
+    }
+    let key = match level {
+        QueryLevel::Image => instance.clone().unwrap_or_default(),
+        QueryLevel::Series => series.clone().unwrap_or_default(),
+        QueryLevel::Patient | QueryLevel::Study => study.clone(),
+    };
+    let store = state.ingest.store.clone();
+    let reader = caller.identity.name.clone();
+    let (want_study, want_series) = (study.clone(), series.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        store.instances_for(&reader, level, &[key]).map(|recs| {
+            recs.into_iter()
+                // The path's UIDs must agree: a series of another study is not this one.
+                .filter(|r| {
+                    r.study_uid == want_study
+                        && want_series.as_ref().is_none_or(|s| *s == r.series_uid)
+                })
+                .map(|r| Found {
+                    file: store.object_path(&r.hash),
+                    study: r.study_uid,
+                    series: r.series_uid,
+                    sop: r.sop_uid,
+                })
+                .collect::<Vec<_>>()
+        })
+    })
+    .await;
+    let failed = |e: &dyn std::fmt::Display| {
+        warn!("{service} lookup failed: {e}");
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the relay could not look up its index; its log says why",
+        )
+    };
+    let found = match found {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => return Err(failed(&e)),
+        Err(e) => return Err(failed(&e)),
+    };
+    let what = match level {
+        QueryLevel::Patient | QueryLevel::Study => "study",
+        QueryLevel::Series => "series",
+        QueryLevel::Image => "instance",
+    };
+    state
+        .ingest
+        .audit(AuditEvent {
+            actor: caller.actor(),
+            site: Some(caller.identity.site.clone()),
+            action: AuditAction::Retrieve,
+            study_uid: Some(study.clone()),
+            sop_uid: instance.clone(),
+            outcome: if found.is_empty() { "not-found" } else { "ok" }.into(),
+            detail: Some(format!("{service} {what}: {} instance(s)", found.len())),
+        })
+        .await;
+    if found.is_empty() {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no such {what} among the studies routed to {}",
+                caller.identity.name
+            ),
+        ));
+    }
+    Ok(found)
+}
+
+/// A stored instance a WADO-RS path names.
+pub(crate) struct Found {
+    file: std::path::PathBuf,
+    study: String,
+    series: String,
+    sop: String,
+}
+
+pub(crate) async fn retrieve(
+    state: &Arc<WebState>,
+    cert: &ConnCert,
+    headers: &HeaderMap,
+    level: QueryLevel,
+    path: &HashMap<String, String>,
+) -> Response {
+    let caller = match reader(state, cert, headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if let wado::Wanted::NotServed(why) = wado::wanted(accept) {
+        return error(StatusCode::NOT_ACCEPTABLE, why);
+    }
+    let files: Vec<std::path::PathBuf> = match lookup(state, &caller, level, path, "WADO-RS").await
+    {
+        Ok(found) => found.into_iter().map(|f| f.file).collect(),
+        Err(r) => return r,
+    };
+    let boundary = wado::boundary();
+    let parts = wado::Parts::new(files, boundary.clone());
+    let stream = futures_util::stream::unfold(parts, |mut p| async move {
+        p.next().await.map(|piece| {
+            if let Err(e) = &piece {
+                warn!("WADO-RS response cut short: {e}");
+            }
+            (piece, p)
+        })
+    });
+    let mut r = Response::new(axum::body::Body::from_stream(stream));
+    let content_type =
+        format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
