@@ -555,3 +555,50 @@ fn a_revoked_serial_seen_by_polling_drops_that_certificate_only() {
     all.extend(expected(&second));
     assert_eq!(received(&received_dir), all);
 }
+
+/// HTTPS takes the CRLs a reload brings: a client certificate revoked since the start fails the
+/// next handshake (the topology's deny list is checked on every request anyway).
+#[test]
+fn https_handshakes_use_the_crls_of_the_last_reload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"));
+    let dir = tmp.path().join("relay");
+    std::fs::create_dir_all(&dir).unwrap();
+    write_crl(&pki, &dir.join("alliance.crl"), &[], 1);
+    let http = common::dimse::free_tcp_port();
+    let relay = RelayProc::start_config(&dir, |port, data| {
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\n{}crl = [\"alliance.crl\"]\n[http]\nlisten = \"127.0.0.1:{http}\"\n",
+            tls_section(&pki)
+        )
+    });
+    let get = || {
+        let code = r#"
+import sys, requests
+try:
+    r = requests.get(sys.argv[1], cert=(sys.argv[3], sys.argv[4]), verify=sys.argv[2])
+    print(r.status_code)
+except requests.exceptions.SSLError as e:
+    print("tls-refused")
+except requests.exceptions.ConnectionError as e:
+    print("tls-refused")
+"#;
+        let mut c = std::process::Command::new("python3");
+        c.arg("-c")
+            .arg(code)
+            .arg(format!("https://127.0.0.1:{http}/dicomweb/studies"))
+            .arg(pki.ca_path())
+            .arg(pki.cert("county-radiology"))
+            .arg(pki.key("county-radiology"));
+        let out = run(c);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(get(), "200", "the certificate is good at start");
+    write_crl(&pki, &dir.join("alliance.crl"), &["county-radiology"], 2);
+    relay.hangup();
+    wait_until("the SIGHUP reload in the log", GUARD, || {
+        relay.log_text().contains("reloaded (SIGHUP)")
+    });
+    assert_eq!(get(), "tls-refused", "revoked since: the handshake fails");
+}

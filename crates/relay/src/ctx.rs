@@ -28,6 +28,8 @@ pub(crate) struct Ctx {
     pub ecg: crate::ecg::EcgSessions,
     /// Sites with an urgent ECG live and connections with uploads open (`uplink.rs`).
     pub uplinks: Arc<crate::uplink::Uplinks>,
+    /// HTTPS's TLS configuration, when `[http]` is on (a reload replaces it).
+    pub http_tls: Option<Arc<yilian_web::TlsSwitch>>,
 }
 
 impl Ctx {

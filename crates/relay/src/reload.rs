@@ -9,7 +9,7 @@
 //! from them — and changes nothing if any of it fails: the error names the file and the
 //! problem, and the relay keeps running on the previous state. Then, in this order, new
 //! handshakes get the new CRLs (QUIC: `Endpoint::set_server_config`; DICOM TLS: the door's
-//! `TlsConfig`, `dicom_tls.rs`), every reader of the topology
+//! `TlsConfig`, `dicom_tls.rs`; HTTPS: `yilian_web::TlsSwitch`), every reader of the topology
 //! gets the new one (routing, admission), and the live connections the new files no longer
 //! admit are closed with the reason (`revocation.rs`; DICOM TLS associations: `dicom_tls.rs`).
 
@@ -127,15 +127,19 @@ pub(crate) async fn reload(
         let crls = Crls::load(&crl_paths, &tls)?;
         let server = yilian_transport::server_config_with_crls(&tls, &tuning, &crls)?;
         let dicom = crate::dicom_tls::server_config(&tls, &crls)?;
-        Ok::<_, ReloadError>((topology, crls, server, dicom))
+        let https = yilian_transport::https_server_config(&tls, &crls)?;
+        Ok::<_, ReloadError>((topology, crls, server, dicom, https))
     })
     .await
     .map_err(|e| ReloadError::Task(e.to_string()))?;
-    let (topology, crls, server, dicom) = loaded?;
+    let (topology, crls, server, dicom, https) = loaded?;
 
     endpoint.set_server_config(Some(server));
     if let Some(d) = &ctx.dicom_tls {
         d.replace(dicom);
+    }
+    if let Some(h) = &ctx.http_tls {
+        h.replace(https);
     }
     let topology = topology.map(Arc::new).unwrap_or_else(|| ctx.topology());
     ctx.ingest.set_topology(topology.clone());

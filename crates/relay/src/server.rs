@@ -66,7 +66,7 @@ pub struct Relay {
 /// What the HTTPS front door is started with.
 struct HttpDoor {
     listener: std::net::TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Arc<yilian_web::TlsSwitch>,
     state: Arc<yilian_web::WebState>,
 }
 
@@ -140,6 +140,7 @@ impl Relay {
         let ecg = crate::ecg::EcgSessions::new(config.ecg.clone());
         let http = http_door(&config, &ingest)?;
         let http_addr = http.as_ref().and_then(|h| h.listener.local_addr().ok());
+        let http_tls = http.as_ref().map(|h| h.tls.clone());
         Ok(Relay {
             ctx: Arc::new(Ctx {
                 current: Reloadable::new(&config),
@@ -150,6 +151,7 @@ impl Relay {
                 dicom_tls,
                 ecg,
                 uplinks: Arc::default(),
+                http_tls,
             }),
             endpoint,
             dimse: std::sync::Mutex::new(dimse),
@@ -288,7 +290,7 @@ fn http_door(config: &RelayConfig, ingest: &Arc<Ingest>) -> Result<Option<HttpDo
     let tokens = yilian_web::token::Tokens::open(&config.data_dir)?;
     Ok(Some(HttpDoor {
         listener,
-        tls: Arc::new(tls),
+        tls: Arc::new(yilian_web::TlsSwitch::new(tls)),
         state: Arc::new(yilian_web::WebState {
             ingest: ingest.clone(),
             tokens,

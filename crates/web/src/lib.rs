@@ -46,7 +46,7 @@ pub mod token;
 pub mod wado;
 mod wado_http;
 
-pub use server::{router, WebServer, WebState};
+pub use server::{router, TlsSwitch, WebServer, WebState};
 
 use std::net::SocketAddr;
 

@@ -43,10 +43,30 @@ pub struct WebState {
     pub tokens: Tokens,
 }
 
+/// The TLS configuration new HTTPS connections get; a reload replaces it (new CRLs), and
+/// from then on every handshake uses the new one.
+pub struct TlsSwitch(std::sync::RwLock<Arc<rustls::ServerConfig>>);
+
+impl TlsSwitch {
+    pub fn new(config: rustls::ServerConfig) -> TlsSwitch {
+        TlsSwitch(std::sync::RwLock::new(Arc::new(config)))
+    }
+
+    /// Use `config` for the handshakes from now on.
+    pub fn replace(&self, config: rustls::ServerConfig) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+    }
+
+    /// The configuration in force.
+    pub fn current(&self) -> Arc<rustls::ServerConfig> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// A bound HTTPS listener, ready to [`WebServer::run`].
 pub struct WebServer {
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    tls: Arc<TlsSwitch>,
     router: Router,
 }
 
@@ -55,7 +75,7 @@ impl WebServer {
     /// `yilian_transport::https_server_config`).
     pub async fn bind(
         addr: SocketAddr,
-        tls: Arc<rustls::ServerConfig>,
+        tls: Arc<TlsSwitch>,
         state: Arc<WebState>,
     ) -> Result<WebServer, WebError> {
         let listener = TcpListener::bind(addr)
@@ -67,17 +87,17 @@ impl WebServer {
     /// Serve on a listener bound earlier (outside the runtime); call within the runtime.
     pub fn from_std(
         listener: std::net::TcpListener,
-        tls: Arc<rustls::ServerConfig>,
+        tls: Arc<TlsSwitch>,
         state: Arc<WebState>,
     ) -> std::io::Result<WebServer> {
         listener.set_nonblocking(true)?;
         Ok(Self::new(TcpListener::from_std(listener)?, tls, state))
     }
 
-    fn new(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: Arc<WebState>) -> Self {
+    fn new(listener: TcpListener, tls: Arc<TlsSwitch>, state: Arc<WebState>) -> Self {
         WebServer {
             listener,
-            acceptor: TlsAcceptor::from(tls),
+            tls,
             router: router(state),
         }
     }
@@ -102,7 +122,8 @@ impl WebServer {
             if let Err(e) = tcp.set_nodelay(true) {
                 debug!(%remote, "TCP_NODELAY not set: {e}");
             }
-            let acceptor = self.acceptor.clone();
+            // The configuration in force now (a reload may have replaced its CRLs).
+            let acceptor = TlsAcceptor::from(self.tls.current());
             let router = self.router.clone();
             tokio::spawn(async move {
                 let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
