@@ -766,3 +766,87 @@ fn metadata_matches_the_stored_headers() {
     );
     assert_eq!(code, 404, "{rest}");
 }
+
+/// WADO-URI: the stored file with an ETag, conditional requests and byte ranges.
+#[test]
+fn wado_uri_answers_the_stored_file_with_etag_and_ranges() {
+    let w = web_relay();
+    let ct_dir = w.root.join("ct");
+    let ct = yilian_testkit::ct_series(
+        &ct_dir,
+        &yilian_testkit::StudySpec::new("CT", 95),
+        1,
+        64,
+        64,
+        95,
+    )
+    .unwrap();
+    let sent = run(send_cmd(&w.relay, &w.pki, "township-a-device", &[&ct_dir]));
+    assert!(sent.status.success(), "{}", text(&sent));
+    let (rad, _) = issue(&w, "county-radiology");
+    let (usr, _) = issue(&w, "county-ultrasound");
+    let g = &ct[0];
+    let query = format!(
+        "?requestType=WADO&studyUID={}&seriesUID={}&objectUID={}",
+        g.study_instance_uid, g.series_instance_uid, g.sop_instance_uid
+    );
+    let code = r#"
+import hashlib, json, sys, requests
+base, ca, token, query = sys.argv[1:5]
+h = {"Authorization": "Bearer " + token}
+def get(extra_query="", **headers):
+    r = requests.get(base + "/wado" + query + extra_query, headers={**h, **headers}, verify=ca)
+    return {"status": r.status_code, "sha256": hashlib.sha256(r.content).hexdigest(),
+            "len": len(r.content), "etag": r.headers.get("ETag"),
+            "range": r.headers.get("Content-Range"), "type": r.headers.get("Content-Type"),
+            "ranges": r.headers.get("Accept-Ranges"), "head": r.content[:132].hex()}
+whole = get("&contentType=application/dicom")
+out = {"whole": whole,
+       "again": get("&contentType=application/dicom", **{"If-None-Match": whole["etag"] or ""}),
+       "part": get("&contentType=application/dicom", Range="bytes=0-131"),
+       "tail": get("&contentType=application/dicom", Range="bytes=-10"),
+       "beyond": get("&contentType=application/dicom", Range="bytes=99999999-"),
+       "jpeg": get("&contentType=image/jpeg"),
+       "root": requests.get(base + query + "&contentType=application/dicom", headers=h, verify=ca).status_code}
+print(json.dumps(out))
+"#;
+    let ask = |token: &str| -> Value {
+        let mut c = std::process::Command::new("python3");
+        c.arg("-c")
+            .arg(code)
+            .arg(&w.url)
+            .arg(w.pki.ca_path())
+            .arg(token)
+            .arg(&query);
+        let out = run(c);
+        assert!(
+            out.status.success(),
+            "{}\nrelay log:\n{}",
+            text(&out),
+            w.relay.log_text()
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let r = ask(&rad);
+    let bytes = std::fs::read(&g.path).unwrap();
+    assert_eq!(r["whole"]["status"], 200, "{r}");
+    assert_eq!(r["whole"]["sha256"], json!(sha256_of(&g.path)));
+    assert_eq!(r["whole"]["type"], "application/dicom");
+    assert_eq!(r["whole"]["ranges"], "bytes");
+    assert!(r["whole"]["etag"].as_str().unwrap().len() > 60, "{r}");
+    assert_eq!(r["again"]["status"], 304, "{r}");
+    assert_eq!(r["part"]["status"], 206, "{r}");
+    assert_eq!(r["part"]["len"], 132);
+    let head: String = bytes[..132].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(r["part"]["head"], json!(head));
+    assert_eq!(
+        r["part"]["range"],
+        json!(format!("bytes 0-131/{}", bytes.len()))
+    );
+    assert_eq!(r["tail"]["len"], 10);
+    assert_eq!(r["beyond"]["status"], 416, "{r}");
+    assert_eq!(r["jpeg"]["status"], 406, "{r}");
+    assert_eq!(r["root"], 200, "the DICOMweb root answers WADO-URI too");
+    // Not the ultrasound reader's.
+    assert_eq!(ask(&usr)["whole"]["status"], 404);
+}

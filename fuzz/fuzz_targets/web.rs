@@ -1,5 +1,5 @@
 //! The HTTPS front door's parsers, fed what a client controls: QIDO-RS query parameters and
-//! path UIDs, `Accept` and `Content-Type` headers, bearer tokens, a part's first bytes (file
+//! path UIDs, `Accept`, `Content-Type` and `Range` headers, bearer tokens, a part's first bytes (file
 //! meta) and attribute values encoded as DICOM JSON. Must never panic; a token it accepts must
 //! be one this relay issued.
 #![no_main]
@@ -41,6 +41,11 @@ fuzz_target!(|input: &[u8]| {
     let _ = wado::wanted(Some(&text));
     let _ = stow::boundary(&text);
     let _ = wado::transfer_syntax(input);
+    for size in [0, 1, 1000, u64::MAX] {
+        if let Some((start, len)) = wado::byte_range(&text, size) {
+            assert!(len >= 1 && start.checked_add(len).is_some_and(|end| end <= size));
+        }
+    }
     for vr in [*b"PN", *b"IS", *b"US", *b"DA", *b"UI", *b"CS"] {
         let v = dicom_json::attribute(vr, &text);
         assert!(v.get("vr").is_some());

@@ -7,7 +7,7 @@
 
 use crate::qido_http::search;
 use crate::stow_http::stow;
-use crate::wado_http::{metadata, retrieve};
+use crate::wado_http::{metadata, retrieve, wado_uri};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -186,11 +186,26 @@ pub fn router(state: Arc<WebState>) -> Router {
         (format!("{study}/metadata"), metadata_at(Study)),
         (format!("{series}/metadata"), metadata_at(Series)),
         (format!("{instance}/metadata"), metadata_at(Image)),
+        // WADO-URI.
+        ("/dicomweb/wado".into(), get(wado_uri_handler)),
+        ("/dicomweb".into(), get(wado_uri_handler)),
     ];
     routes
         .into_iter()
         .fold(Router::new(), |r, (path, method)| r.route(&path, method))
         .with_state(state)
+        // A bug in a handler answers 500 (and is logged) instead of dropping the connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+}
+
+/// WADO-URI: `?requestType=WADO&…` on the DICOMweb root (or `/dicomweb/wado`).
+async fn wado_uri_handler(
+    State(s): State<Arc<WebState>>,
+    Extension(c): Extension<Arc<ConnCert>>,
+    headers: HeaderMap,
+    QueryParams(p): QueryParams<Vec<(String, String)>>,
+) -> Response {
+    wado_uri(&s, &c, &headers, &p).await
 }
 
 /// STOW-RS: store the body's instances (into the route's study, if it names one).

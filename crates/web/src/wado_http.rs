@@ -151,6 +151,8 @@ pub(crate) async fn lookup(
                     study: r.study_uid,
                     series: r.series_uid,
                     sop: r.sop_uid,
+                    hash: r.hash,
+                    size: r.size,
                 })
                 .collect::<Vec<_>>()
         })
@@ -203,6 +205,9 @@ pub(crate) struct Found {
     study: String,
     series: String,
     sop: String,
+    /// BLAKE3 of the stored file (its ETag).
+    hash: [u8; 32],
+    size: u64,
 }
 
 pub(crate) async fn retrieve(
@@ -242,4 +247,101 @@ pub(crate) async fn retrieve(
         r.headers_mut().insert(header::CONTENT_TYPE, v);
     }
     r
+}
+
+/// WADO-URI (PS3.18 §9): `?requestType=WADO&studyUID=…&seriesUID=…&objectUID=…
+/// &contentType=application/dicom` answers the one stored file, with an `ETag` (its BLAKE3),
+/// `If-None-Match` (304) and byte ranges (206; a viewer resuming a large instance).
+pub(crate) async fn wado_uri(
+    state: &Arc<WebState>,
+    cert: &ConnCert,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+) -> Response {
+    let caller = match reader(state, cert, headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    if param("requestType").as_deref() != Some("WADO") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "WADO-URI needs requestType=WADO, studyUID, seriesUID and objectUID",
+        );
+    }
+    let content_type = param("contentType").unwrap_or_default();
+    if !content_type
+        .split(',')
+        .any(|t| t.trim() == "application/dicom")
+    {
+        return error(
+            StatusCode::NOT_ACCEPTABLE,
+            "this relay answers WADO-URI with contentType=application/dicom (the stored file); rendered images are not served yet",
+        );
+    }
+    if let Some(ts) = param("transferSyntax").filter(|t| t != "*") {
+        return error(
+            StatusCode::NOT_ACCEPTABLE,
+            format!("instances are sent as stored, not transcoded to {ts}; leave transferSyntax out or use *"),
+        );
+    }
+    let mut path = HashMap::new();
+    for (name, key) in [
+        ("studyUID", "study"),
+        ("seriesUID", "series"),
+        ("objectUID", "instance"),
+    ] {
+        match param(name) {
+            Some(v) => {
+                path.insert(key.to_string(), v);
+            }
+            None => return error(StatusCode::BAD_REQUEST, format!("WADO-URI needs {name}")),
+        }
+    }
+    let found = match lookup(state, &caller, QueryLevel::Image, &path, "WADO-URI").await {
+        Ok(mut f) => f.remove(0),
+        Err(r) => return r,
+    };
+    let etag = format!("\"{}\"", hex::encode(found.hash));
+    let mut head = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        head.insert(header::ETAG, v);
+    }
+    head.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if not_modified {
+        return (StatusCode::NOT_MODIFIED, head).into_response();
+    }
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, start, len) = match range.map(|r| wado::byte_range(r, found.size)) {
+        None => (StatusCode::OK, 0, found.size),
+        Some(Some((start, len))) => {
+            let end = start + len - 1;
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", found.size)) {
+                head.insert(header::CONTENT_RANGE, v);
+            }
+            (StatusCode::PARTIAL_CONTENT, start, len)
+        }
+        Some(None) => {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", found.size)) {
+                head.insert(header::CONTENT_RANGE, v);
+            }
+            return (StatusCode::RANGE_NOT_SATISFIABLE, head).into_response();
+        }
+    };
+    head.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/dicom"),
+    );
+    head.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    let body = axum::body::Body::from_stream(wado::file_range(found.file, start, len));
+    (status, head, body).into_response()
 }
