@@ -22,6 +22,11 @@ struct Web {
 }
 
 fn web_relay() -> Web {
+    web_relay_with("")
+}
+
+/// A relay with HTTPS on a free port; `http`: more keys of its `[http]` section.
+fn web_relay_with(http: &str) -> Web {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
     let pki = Pki::new(&root.join("pki"));
@@ -29,7 +34,7 @@ fn web_relay() -> Web {
     let relay = RelayProc::start_with(
         &root.join("relay"),
         &pki,
-        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n{http}"),
     );
     Web {
         _tmp: tmp,
@@ -849,4 +854,57 @@ print(json.dumps(out))
     assert_eq!(r["root"], 200, "the DICOMweb root answers WADO-URI too");
     // Not the ultrasound reader's.
     assert_eq!(ask(&usr)["whole"]["status"], 404);
+}
+
+/// A viewer's static files are served at `/` (its index.html for the paths it routes itself),
+/// and viewers served elsewhere may call DICOMweb from the configured origins only.
+#[test]
+fn a_viewer_is_served_and_cors_admits_only_configured_origins() {
+    let viewer = tempfile::tempdir().unwrap();
+    std::fs::write(viewer.path().join("index.html"), "<html>viewer</html>").unwrap();
+    std::fs::write(viewer.path().join("app.js"), "console.log(1)").unwrap();
+    let w = web_relay_with(&format!(
+        "viewer_dir = {:?}\ncors_origins = [\"https://viewer.example\"]\n",
+        viewer.path()
+    ));
+    let base = w.url.trim_end_matches("/dicomweb").to_string();
+    let code = r#"
+import json, sys, requests
+base, ca = sys.argv[1:3]
+def get(path):
+    r = requests.get(base + path, verify=ca)
+    return [r.status_code, r.text]
+def preflight(origin):
+    r = requests.options(base + "/dicomweb/studies", verify=ca, headers={
+        "Origin": origin, "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization"})
+    return [r.status_code, r.headers.get("Access-Control-Allow-Origin"),
+            r.headers.get("Access-Control-Allow-Headers", "")]
+print(json.dumps({"root": get("/"), "app": get("/app.js"), "route": get("/viewer/1.2.3"),
+                  "api": get("/dicomweb/studies"),
+                  "ok": preflight("https://viewer.example"), "other": preflight("https://evil.example")}))
+"#;
+    let mut c = std::process::Command::new("python3");
+    c.arg("-c").arg(code).arg(&base).arg(w.pki.ca_path());
+    let out = run(c);
+    assert!(out.status.success(), "{}", text(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["root"], json!([200, "<html>viewer</html>"]), "{r}");
+    assert_eq!(r["app"], json!([200, "console.log(1)"]), "{r}");
+    assert_eq!(
+        r["route"],
+        json!([200, "<html>viewer</html>"]),
+        "the viewer routes it: {r}"
+    );
+    assert_eq!(r["api"][0], 401, "DICOMweb still needs credentials: {r}");
+    assert_eq!(r["ok"][1], "https://viewer.example", "{r}");
+    assert!(
+        r["ok"][2].as_str().unwrap().contains("authorization"),
+        "{r}"
+    );
+    assert_eq!(
+        r["other"][1],
+        Value::Null,
+        "another origin is not admitted: {r}"
+    );
 }

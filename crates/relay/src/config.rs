@@ -546,7 +546,7 @@ impl ConfigFile {
             stats_interval: self.log.stats_interval.unwrap_or(Duration::from_secs(30)),
             dimse: self.dimse.resolve()?,
             ecg: self.ecg.resolve()?,
-            http: self.http.resolve()?,
+            http: self.http.resolve(base)?,
         })
     }
 }
@@ -647,7 +647,10 @@ mod tests {
         assert!(dimse.listen.is_some(), "README shows how to turn DIMSE on");
         assert_eq!(dimse.ae_title, DimseConfig::default().ae_title);
         assert_eq!(dimse.quiet_period, DimseConfig::default().quiet_period);
-        let http = file.http.resolve().expect("its [http] is valid");
+        let http = file
+            .http
+            .resolve(Path::new("."))
+            .expect("its [http] is valid");
         assert_eq!(
             http.listen,
             crate::config_http::HttpConfig::default().listen,
@@ -671,6 +674,24 @@ mod tests {
             resolve("[http]\nport = 1\n").is_err(),
             "unknown keys are refused"
         );
+    }
+
+    #[test]
+    fn http_viewer_dir_is_relative_to_the_file_and_cors_origins_are_checked() {
+        let file: ConfigFile = toml::from_str(
+            "[http]\nviewer_dir = \"ohif/dist\"\ncors_origins = [\"https://viewer.example\", \"*\"]\n",
+        )
+        .unwrap();
+        let http = file.http.resolve(Path::new("/etc/yilian")).unwrap();
+        assert_eq!(
+            http.viewer_dir,
+            Some(PathBuf::from("/etc/yilian/ohif/dist"))
+        );
+        assert_eq!(http.cors_origins.len(), 2);
+        for bad in ["viewer.example", "https://viewer.example/", "https://a b"] {
+            let e = error(&format!("[http]\ncors_origins = [{bad:?}]\n"));
+            assert!(e.contains("cors_origins"), "{bad}: {e}");
+        }
     }
 
     #[test]

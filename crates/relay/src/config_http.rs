@@ -3,6 +3,8 @@
 //! ```toml
 //! [http]
 //! listen = "127.0.0.1:8443"   # TCP address of HTTPS (DICOMweb at /dicomweb); "off": none
+//! viewer_dir = "ohif/dist"    # optional: a web viewer's static files, served at /
+//! cors_origins = ["https://viewer.example"]  # optional: viewers served from elsewhere ("*": any)
 //! ```
 //!
 //! HTTPS is on by default, on loopback. When the default port is taken (another relay on the
@@ -11,6 +13,7 @@
 
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use crate::config::ConfigError;
 
@@ -21,6 +24,9 @@ pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8443";
 #[serde(deny_unknown_fields)]
 pub struct HttpSection {
     pub listen: Option<String>,
+    pub viewer_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 /// The HTTPS front door's settings.
@@ -30,6 +36,10 @@ pub struct HttpConfig {
     pub listen: Option<SocketAddr>,
     /// `listen` is the built-in default (a taken port is then not fatal).
     pub default_listen: bool,
+    /// A web viewer's static files (its `index.html` answers every other path).
+    pub viewer_dir: Option<PathBuf>,
+    /// Origins of viewers served elsewhere that may call DICOMweb (`*`: any).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -37,29 +47,46 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: DEFAULT_HTTP_LISTEN.parse().ok(),
             default_listen: true,
+            viewer_dir: None,
+            cors_origins: Vec::new(),
         }
     }
 }
 
 impl HttpSection {
-    pub(crate) fn resolve(self) -> Result<HttpConfig, ConfigError> {
+    /// Paths are relative to the config file's folder (`base`).
+    pub(crate) fn resolve(self, base: &Path) -> Result<HttpConfig, ConfigError> {
+        let mut c = HttpConfig::default();
         match self.listen.as_deref().map(str::trim) {
-            None => Ok(HttpConfig::default()),
-            Some("off") => Ok(HttpConfig {
-                listen: None,
-                default_listen: false,
-            }),
-            Some(addr) => addr
-                .parse()
-                .map(|a| HttpConfig {
-                    listen: Some(a),
-                    default_listen: false,
-                })
-                .map_err(|_| {
+            None => {}
+            Some("off") => {
+                c.listen = None;
+                c.default_listen = false;
+            }
+            Some(addr) => {
+                c.listen = Some(addr.parse().map_err(|_| {
                     ConfigError::Http(format!(
                         "http.listen = {addr:?} is not an address like \"0.0.0.0:8443\" (or \"off\")"
                     ))
-                }),
+                })?);
+                c.default_listen = false;
+            }
         }
+        c.viewer_dir = self
+            .viewer_dir
+            .map(|p| if p.is_absolute() { p } else { base.join(p) });
+        for origin in &self.cors_origins {
+            let ok = origin == "*"
+                || ((origin.starts_with("https://") || origin.starts_with("http://"))
+                    && !origin.ends_with('/')
+                    && !origin.contains(char::is_whitespace));
+            if !ok {
+                return Err(ConfigError::Http(format!(
+                    "http.cors_origins: {origin:?} is not an origin like \"https://viewer.example\" (scheme and host, no path) or \"*\""
+                )));
+            }
+        }
+        c.cors_origins = self.cors_origins;
+        Ok(c)
     }
 }

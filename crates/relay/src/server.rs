@@ -294,6 +294,8 @@ fn http_door(config: &RelayConfig, ingest: &Arc<Ingest>) -> Result<Option<HttpDo
         state: Arc::new(yilian_web::WebState {
             ingest: ingest.clone(),
             tokens,
+            viewer_dir: config.http.viewer_dir.clone(),
+            cors_origins: config.http.cors_origins.clone(),
         }),
     }))
 }

@@ -38,6 +38,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What every request handler shares.
 pub struct WebState {
+    /// A web viewer's static files, served at `/` (its `index.html` for any other path).
+    pub viewer_dir: Option<std::path::PathBuf>,
+    /// Origins of viewers served elsewhere that may call DICOMweb (`*`: any).
+    pub cors_origins: Vec<String>,
     /// The one ingest path: store (catalog, outboxes), topology in force, audit.
     pub ingest: Arc<Ingest>,
     pub tokens: Tokens,
@@ -190,12 +194,56 @@ pub fn router(state: Arc<WebState>) -> Router {
         ("/dicomweb/wado".into(), get(wado_uri_handler)),
         ("/dicomweb".into(), get(wado_uri_handler)),
     ];
-    routes
+    let viewer = state.viewer_dir.clone();
+    let cors = cors(&state.cors_origins);
+    let mut router = routes
         .into_iter()
         .fold(Router::new(), |r, (path, method)| r.route(&path, method))
-        .with_state(state)
-        // A bug in a handler answers 500 (and is logged) instead of dropping the connection.
-        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .with_state(state);
+    if let Some(dir) = viewer {
+        // The viewer's own files need no credentials (they hold no patient data); a path the
+        // viewer routes itself gets its index.html.
+        let index = tower_http::services::ServeFile::new(dir.join("index.html"));
+        router = router.fallback_service(tower_http::services::ServeDir::new(dir).fallback(index));
+    }
+    if let Some(cors) = cors {
+        router = router.layer(cors);
+    }
+    // A bug in a handler answers 500 (and is logged) instead of dropping the connection.
+    router.layer(tower_http::catch_panic::CatchPanicLayer::new())
+}
+
+/// CORS for viewers served from other origins: DICOMweb's methods and headers, the answers'
+/// `Warning`, `ETag` and `Content-Range` readable; `None` when no origin is configured.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::ACCEPT,
+                header::CONTENT_TYPE,
+                header::RANGE,
+                header::IF_NONE_MATCH,
+            ])
+            .expose_headers([
+                header::WARNING,
+                header::ETAG,
+                header::CONTENT_RANGE,
+                header::CONTENT_TYPE,
+            ]),
+    )
 }
 
 /// WADO-URI: `?requestType=WADO&…` on the DICOMweb root (or `/dicomweb/wado`).
