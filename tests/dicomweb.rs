@@ -908,3 +908,69 @@ print(json.dumps({"root": get("/"), "app": get("/app.js"), "route": get("/viewer
         "another origin is not admitted: {r}"
     );
 }
+
+/// WADO-RS frames of pydicom's multi-frame and single-frame files (native, JPEG, RLE), each
+/// equal to the frame pydicom itself reads; a frame that does not exist is 404.
+#[test]
+fn frames_are_the_stored_frames_pydicom_reads() {
+    let w = web_relay();
+    let names = [
+        "CT_small.dcm",
+        "rtdose.dcm",
+        "SC_rgb_rle_2frame.dcm",
+        "examples_ybr_color.dcm",
+        "JPEG2000.dcm",
+    ];
+    let files: Vec<std::path::PathBuf> = names.iter().map(|n| pydicom_file(n)).collect();
+    let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let sent = run(send_cmd(&w.relay, &w.pki, "township-a-device", &paths));
+    assert!(sent.status.success(), "{}", text(&sent));
+    let (rad, _) = issue(&w, "county-radiology");
+    let (usr, _) = issue(&w, "county-ultrasound");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/frames_check.py");
+    let check = |token: &str, files: &[&Path]| -> Value {
+        let mut c = std::process::Command::new("python3");
+        c.arg(&script)
+            .arg(&w.url)
+            .arg(w.pki.ca_path())
+            .arg(token)
+            .args(files);
+        let out = run(c);
+        assert!(out.status.success(), "frames_check.py: {}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // The ultrasound goes to county ultrasound, the others to radiology.
+    let r = check(&rad, &paths[..4]);
+    let u = check(&usr, &paths[3..4]);
+    let mut all: Vec<Value> = r.as_array().unwrap().clone();
+    all[3] = u[0].clone();
+    all.extend(check(&rad, &paths[4..]).as_array().unwrap().clone());
+    for res in &all {
+        assert_eq!(res["status"], 200, "{res}");
+        let equal = res["equal"].as_array().unwrap_or_else(|| panic!("{res}"));
+        assert!(equal.iter().all(|e| e == true), "{res}");
+        assert_eq!(res["client"], true, "dicomweb-client reads frame 1: {res}");
+    }
+    assert!(all.iter().any(|r| r["frames"].as_u64().unwrap() > 1));
+    let types: BTreeSet<String> = all
+        .iter()
+        .flat_map(|r| r["content_types"].as_array().unwrap().clone())
+        .map(|t| t.as_str().unwrap().split(';').next().unwrap().to_string())
+        .collect();
+    for t in ["application/octet-stream", "image/jpeg", "image/dicom-rle"] {
+        assert!(types.contains(t), "{types:?}");
+    }
+    // A frame beyond the last: 404.
+    let ct = pydicom_file("CT_small.dcm");
+    let code = r#"
+import sys, pydicom
+ds = pydicom.dcmread(sys.argv[1], stop_before_pixels=True)
+print(f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}/frames/2")
+"#;
+    let mut c = std::process::Command::new("python3");
+    c.arg("-c").arg(code).arg(&ct);
+    let out = run(c);
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (status, rest) = status(&w, &path, Some(&format!("Bearer {rad}")));
+    assert_eq!(status, 404, "{rest}");
+}

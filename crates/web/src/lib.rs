@@ -36,6 +36,7 @@
 mod answer;
 pub mod auth;
 pub mod dicom_json;
+pub mod frames;
 pub mod metadata;
 pub mod qido;
 mod qido_http;

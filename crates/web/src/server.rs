@@ -7,7 +7,7 @@
 
 use crate::qido_http::search;
 use crate::stow_http::stow;
-use crate::wado_http::{metadata, retrieve, wado_uri};
+use crate::wado_http::{frames, metadata, retrieve, wado_uri};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -190,6 +190,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         (format!("{study}/metadata"), metadata_at(Study)),
         (format!("{series}/metadata"), metadata_at(Series)),
         (format!("{instance}/metadata"), metadata_at(Image)),
+        (format!("{instance}/frames/{{frames}}"), get(frames_handler)),
         // WADO-URI.
         ("/dicomweb/wado".into(), get(wado_uri_handler)),
         ("/dicomweb".into(), get(wado_uri_handler)),
@@ -244,6 +245,16 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header::CONTENT_TYPE,
             ]),
     )
+}
+
+/// WADO-RS frames of one instance.
+async fn frames_handler(
+    State(s): State<Arc<WebState>>,
+    Extension(c): Extension<Arc<ConnCert>>,
+    Path(path): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    frames(&s, &c, &headers, &path).await
 }
 
 /// WADO-URI: `?requestType=WADO&…` on the DICOMweb root (or `/dicomweb/wado`).

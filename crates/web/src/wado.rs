@@ -269,6 +269,75 @@ pub fn file_range(
     )
 }
 
+/// Whether `accept` allows frames stored as `media_type` in `transfer_syntax`: any type with
+/// `transfer-syntax=*`, the stored media type, or anything when no Accept is given.
+pub fn frames_wanted(
+    accept: Option<&str>,
+    media_type: &str,
+    transfer_syntax: &str,
+) -> Result<(), String> {
+    let Some(accept) = accept.map(str::trim).filter(|a| !a.is_empty()) else {
+        return Ok(());
+    };
+    for range in accept.split(',') {
+        let mut params = range.split(';').map(str::trim);
+        let media = params.next().unwrap_or("").to_ascii_lowercase();
+        let (mut kind, mut syntax) = (None, None);
+        for p in params {
+            if let Some((k, v)) = p.split_once('=') {
+                let v = v.trim().trim_matches('"').to_string();
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "type" => kind = Some(v.to_ascii_lowercase()),
+                    "transfer-syntax" => syntax = Some(v),
+                    _ => {}
+                }
+            }
+        }
+        let kind = match media.as_str() {
+            "*/*" | "multipart/*" => return Ok(()),
+            "multipart/related" => kind,
+            other => Some(other.to_string()),
+        };
+        let syntax_ok = match syntax.as_deref() {
+            None => true,
+            Some(s) => s == "*" || s == transfer_syntax,
+        };
+        let kind_ok = kind
+            .as_deref()
+            .is_none_or(|k| k == media_type || k == "*/*");
+        if syntax.as_deref() == Some("*") || (kind_ok && syntax_ok) {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "the frames are stored as {media_type} in transfer syntax {transfer_syntax} and sent as stored; ask for that, or with transfer-syntax=*"
+    ))
+}
+
+/// The multipart body of frames: each frame's byte ranges of the file at `path` as one part.
+pub fn frame_parts(
+    path: PathBuf,
+    frames: Vec<Vec<(u64, u64)>>,
+    boundary: String,
+    part_type: String,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> {
+    use futures_util::stream::{self, StreamExt};
+    let close = Bytes::from(format!("--{boundary}--\r\n"));
+    let parts = frames.into_iter().map(move |ranges| {
+        let head = Bytes::from(format!("--{boundary}\r\nContent-Type: {part_type}\r\n\r\n"));
+        let path = path.clone();
+        let data = stream::iter(ranges)
+            .map(move |(start, len)| file_range(path.clone(), start, len))
+            .flatten();
+        stream::once(async move { Ok(head) })
+            .chain(data)
+            .chain(stream::once(async { Ok(Bytes::from_static(b"\r\n")) }))
+    });
+    stream::iter(parts)
+        .flatten()
+        .chain(stream::once(async move { Ok(close) }))
+}
+
 /// Fill `buf` unless the file ends first; the bytes read.
 async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;

@@ -345,3 +345,72 @@ pub(crate) async fn wado_uri(
     let body = axum::body::Body::from_stream(wado::file_range(found.file, start, len));
     (status, head, body).into_response()
 }
+
+/// WADO-RS frames: the chosen frames of one instance, each as stored (`frames.rs`).
+pub(crate) async fn frames(
+    state: &Arc<WebState>,
+    cert: &ConnCert,
+    headers: &HeaderMap,
+    path: &HashMap<String, String>,
+) -> Response {
+    let caller = match reader(state, cert, headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let found = match lookup(state, &caller, QueryLevel::Image, path, "WADO-RS frames").await {
+        Ok(mut f) => f.remove(0),
+        Err(r) => return r,
+    };
+    let file = found.file.clone();
+    let map = match tokio::task::spawn_blocking(move || crate::frames::map(&file)).await {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => {
+            use crate::frames::FramesError as E;
+            let status = match &e {
+                E::NoPixelData | E::NoSuchFrame { .. } => StatusCode::NOT_FOUND,
+                E::Deflated | E::Unsplittable(_) => StatusCode::NOT_ACCEPTABLE,
+                E::Read(_) => {
+                    warn!(sop_uid = %found.sop, "WADO-RS frames: {e}");
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            };
+            return error(status, e.to_string());
+        }
+        Err(e) => {
+            warn!("WADO-RS frames failed: {e}");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the relay could not read the instance; its log says why",
+            );
+        }
+    };
+    let count = u32::try_from(map.frames.len()).unwrap_or(u32::MAX);
+    let list = path.get("frames").map(String::as_str).unwrap_or("");
+    let wanted = match crate::frames::parse_list(list, count) {
+        Ok(w) => w,
+        Err(e) => return error(StatusCode::NOT_FOUND, e.to_string()),
+    };
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if let Err(why) = wado::frames_wanted(accept, map.media_type, &map.transfer_syntax) {
+        return error(StatusCode::NOT_ACCEPTABLE, why);
+    }
+    let boundary = wado::boundary();
+    let part_type = format!(
+        "{}; transfer-syntax={}",
+        map.media_type, map.transfer_syntax
+    );
+    let ranges: Vec<Vec<(u64, u64)>> = wanted
+        .iter()
+        .map(|n| map.frames[*n as usize - 1].clone())
+        .collect();
+    let body = wado::frame_parts(found.file, ranges, boundary.clone(), part_type);
+    let mut r = Response::new(axum::body::Body::from_stream(body));
+    let content_type = format!(
+        "multipart/related; type=\"{}\"; boundary={boundary}",
+        map.media_type
+    );
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
