@@ -1,5 +1,5 @@
 //! The HTTPS front door's parsers, fed what a client controls: QIDO-RS query parameters and
-//! path UIDs, `Accept`, `Content-Type` and `Range` headers, bearer tokens, a part's first bytes (file
+//! path UIDs, frame lists, `Accept`, `Content-Type` and `Range` headers, bearer tokens, a part's first bytes (file
 //! meta) and attribute values encoded as DICOM JSON. Must never panic; a token it accepts must
 //! be one this relay issued.
 #![no_main]
@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use yilian_store::QueryLevel;
 use yilian_web::qido::{parse, Scope};
 use yilian_web::token::Tokens;
-use yilian_web::{dicom_json, stow, wado};
+use yilian_web::{dicom_json, frames, stow, wado};
 
 fn tokens() -> &'static Tokens {
     static T: OnceLock<Tokens> = OnceLock::new();
@@ -41,6 +41,12 @@ fuzz_target!(|input: &[u8]| {
     let _ = wado::wanted(Some(&text));
     let _ = stow::boundary(&text);
     let _ = wado::transfer_syntax(input);
+    for n in [1, 3, u32::MAX] {
+        if let Ok(list) = frames::parse_list(&text, n) {
+            assert!(list.iter().all(|&f| f >= 1 && f <= n));
+        }
+    }
+    let _ = wado::frames_wanted(Some(&text), "image/jpeg", "1.2.840.10008.1.2.4.50");
     for size in [0, 1, 1000, u64::MAX] {
         if let Some((start, len)) = wado::byte_range(&text, size) {
             assert!(len >= 1 && start.checked_add(len).is_some_and(|end| end <= size));
