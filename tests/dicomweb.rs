@@ -425,6 +425,29 @@ fn every_stored_pydicom_sample_is_found_by_its_reader() {
         }
     }
     assert_eq!(found, stored, "QIDO finds exactly what was stored");
+    // Frame 1 of every stored instance: served, or refused with a reason (no pixel data,
+    // fragments that cannot be split), never a server error.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/frames_survey.py");
+    let mut served = 0;
+    for reader in ["county-radiology", "county-ultrasound", "county-cardiology"] {
+        let (token, _) = issue(&w, reader);
+        let mut c = std::process::Command::new("python3");
+        c.arg(&script).arg(&w.url).arg(w.pki.ca_path()).arg(&token);
+        let out = run(c);
+        assert!(out.status.success(), "frames_survey.py: {}", text(&out));
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["errors"], json!([]), "{reader}: {r}");
+        for (status, n) in r["statuses"].as_object().unwrap() {
+            assert!(
+                ["200", "404", "406"].contains(&status.as_str()),
+                "{reader}: {r}"
+            );
+            if status == "200" {
+                served += n.as_u64().unwrap();
+            }
+        }
+    }
+    assert!(served >= 40, "{served} instances' frames served");
 }
 
 /// WADO-RS through `tests/py/wado_check.py`: raw bytes of each part, and dicomweb-client's view.

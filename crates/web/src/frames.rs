@@ -112,10 +112,7 @@ pub fn map(path: &Path) -> Result<FrameMap, FramesError> {
 
 /// The Basic Offset Table and the fragments (offset in the file, length) of encapsulated
 /// pixel data whose items begin at `offset`.
-fn fragments<R: Read + Seek>(
-    r: &mut R,
-    offset: u64,
-) -> Result<(Vec<u32>, Ranges), FramesError> {
+fn fragments<R: Read + Seek>(r: &mut R, offset: u64) -> Result<(Vec<u32>, Ranges), FramesError> {
     let bad = |what: &str| FramesError::Unsplittable(what.to_string());
     let io = |e: std::io::Error| FramesError::Read(e.to_string());
     let mut pos = offset;
