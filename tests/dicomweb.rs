@@ -427,15 +427,10 @@ fn every_stored_pydicom_sample_is_found_by_its_reader() {
     assert_eq!(found, stored, "QIDO finds exactly what was stored");
     // Frame 1 of every stored instance: served, or refused with a reason (no pixel data,
     // fragments that cannot be split), never a server error.
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/frames_survey.py");
     let mut served = 0;
     for reader in ["county-radiology", "county-ultrasound", "county-cardiology"] {
         let (token, _) = issue(&w, reader);
-        let mut c = std::process::Command::new("python3");
-        c.arg(&script).arg(&w.url).arg(w.pki.ca_path()).arg(&token);
-        let out = run(c);
-        assert!(out.status.success(), "frames_survey.py: {}", text(&out));
-        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let r = py(&w, "frames_survey.py", &token, NO_ARGS);
         assert_eq!(r["errors"], json!([]), "{reader}: {r}");
         for (status, n) in r["statuses"].as_object().unwrap() {
             assert!(
@@ -452,16 +447,35 @@ fn every_stored_pydicom_sample_is_found_by_its_reader() {
 
 /// WADO-RS through `tests/py/wado_check.py`: raw bytes of each part, and dicomweb-client's view.
 fn wado(w: &Web, token: &str, accept: &str, paths: &[String]) -> Vec<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/wado_check.py");
+    let args = std::iter::once(accept).chain(paths.iter().map(String::as_str));
+    serde_json::from_value(py(w, "wado_check.py", token, args)).unwrap()
+}
+
+const NO_ARGS: [&str; 0] = [];
+
+/// `tests/py/SCRIPT BASE_URL CA_PEM TOKEN ARGS…`: its output, JSON (the relay's log if it fails).
+fn py<A: AsRef<std::ffi::OsStr>>(
+    w: &Web,
+    script: &str,
+    token: &str,
+    args: impl IntoIterator<Item = A>,
+) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(script);
     let mut c = std::process::Command::new("python3");
-    c.arg(script)
+    c.arg(path)
         .arg(&w.url)
         .arg(w.pki.ca_path())
         .arg(token)
-        .arg(accept)
-        .args(paths);
+        .args(args);
     let out = run(c);
-    assert!(out.status.success(), "wado_check.py: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "{script}: {}\nrelay log:\n{}",
+        text(&out),
+        w.relay.log_text()
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -578,22 +592,8 @@ fn a_reader_retrieves_its_studies_byte_identical_and_nothing_else() {
 
 /// STOW-RS through `tests/py/stow_check.py`.
 fn stow(w: &Web, token: &str, mode: &str, files: &[&Path]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/stow_check.py");
-    let mut c = std::process::Command::new("python3");
-    c.arg(script)
-        .arg(&w.url)
-        .arg(w.pki.ca_path())
-        .arg(token)
-        .arg(mode)
-        .args(files);
-    let out = run(c);
-    assert!(
-        out.status.success(),
-        "stow_check.py: {}\nrelay log:\n{}",
-        text(&out),
-        w.relay.log_text()
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let args = std::iter::once(mode.as_ref()).chain(files.iter().map(|f| f.as_os_str()));
+    py(w, "stow_check.py", token, args)
 }
 
 /// The SOP Instance UIDs of a STOW answer's sequence (`00081199` stored, `00081198` failed).
@@ -762,18 +762,9 @@ fn metadata_matches_the_stored_headers() {
     ));
     assert!(sent.status.success(), "{}", text(&sent));
     let (rad, _) = issue(&w, "county-radiology");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/metadata_check.py");
     let check = |study: &str, files: &[&Path]| -> Value {
-        let mut c = std::process::Command::new("python3");
-        c.arg(&script)
-            .arg(&w.url)
-            .arg(w.pki.ca_path())
-            .arg(&rad)
-            .arg(study)
-            .args(files);
-        let out = run(c);
-        assert!(out.status.success(), "metadata_check.py: {}", text(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
+        let args = std::iter::once(study.as_ref()).chain(files.iter().map(|f| f.as_os_str()));
+        py(&w, "metadata_check.py", &rad, args)
     };
     let files: Vec<&Path> = ct.iter().map(|g| g.path.as_path()).collect();
     let r = check(&ct[0].study_instance_uid, &files);
@@ -950,18 +941,7 @@ fn frames_are_the_stored_frames_pydicom_reads() {
     assert!(sent.status.success(), "{}", text(&sent));
     let (rad, _) = issue(&w, "county-radiology");
     let (usr, _) = issue(&w, "county-ultrasound");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/frames_check.py");
-    let check = |token: &str, files: &[&Path]| -> Value {
-        let mut c = std::process::Command::new("python3");
-        c.arg(&script)
-            .arg(&w.url)
-            .arg(w.pki.ca_path())
-            .arg(token)
-            .args(files);
-        let out = run(c);
-        assert!(out.status.success(), "frames_check.py: {}", text(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let check = |token: &str, files: &[&Path]| -> Value { py(&w, "frames_check.py", token, files) };
     // The ultrasound goes to county ultrasound, the others to radiology.
     let r = check(&rad, &paths[..4]);
     let u = check(&usr, &paths[3..4]);

@@ -126,6 +126,8 @@ pub struct Parts {
     files: VecDeque<PathBuf>,
     boundary: String,
     current: Option<tokio::fs::File>,
+    /// A piece read ahead (a part's first chunk, read with its header).
+    pending: Option<Bytes>,
     closed: bool,
 }
 
@@ -135,24 +137,23 @@ impl Parts {
             files: files.into(),
             boundary,
             current: None,
+            pending: None,
             closed: false,
         }
     }
 
     /// The next piece of the body; `None` after the closing boundary.
     pub async fn next(&mut self) -> Option<std::io::Result<Bytes>> {
+        if let Some(piece) = self.pending.take() {
+            return Some(Ok(piece));
+        }
         if let Some(file) = self.current.as_mut() {
-            let mut buf = BytesMut::zeroed(CHUNK);
-            return Some(match read_full(file, &mut buf).await {
-                Ok(0) => {
+            return Some(match read_chunk(file, CHUNK).await {
+                Ok(c) if c.is_empty() => {
                     self.current = None;
                     Ok(Bytes::from_static(b"\r\n"))
                 }
-                Ok(n) => {
-                    buf.truncate(n);
-                    Ok(buf.freeze())
-                }
-                Err(e) => Err(e),
+                other => other,
             });
         }
         let Some(path) = self.files.pop_front() else {
@@ -165,33 +166,31 @@ impl Parts {
         Some(self.open(&path).await)
     }
 
-    /// The first piece of the part of the file at `path`: the part's header and first chunk.
+    /// The part header of the file at `path` (its first chunk, read to learn the transfer
+    /// syntax, follows as the next piece; the bytes are not copied).
     async fn open(&mut self, path: &std::path::Path) -> std::io::Result<Bytes> {
         let mut file = tokio::fs::File::open(path)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        let mut first = BytesMut::zeroed(CHUNK);
-        let n = read_full(&mut file, &mut first).await?;
-        first.truncate(n);
+        let first = read_chunk(&mut file, CHUNK).await?;
         let content_type = match transfer_syntax(&first) {
             Some(ts) => format!("application/dicom; transfer-syntax={ts}"),
             None => "application/dicom".to_string(),
         };
-        let mut part = BytesMut::with_capacity(n + 128);
-        part.extend_from_slice(
-            format!(
-                "--{}\r\nContent-Type: {content_type}\r\n\r\n",
-                self.boundary
-            )
-            .as_bytes(),
-        );
-        part.extend_from_slice(&first);
-        if n < CHUNK {
-            part.extend_from_slice(b"\r\n");
+        if first.len() < CHUNK {
+            // The whole file: the part ends after it.
+            let mut last = BytesMut::with_capacity(first.len() + 2);
+            last.extend_from_slice(&first);
+            last.extend_from_slice(b"\r\n");
+            self.pending = Some(last.freeze());
         } else {
+            self.pending = Some(first);
             self.current = Some(file);
         }
-        Ok(part.freeze())
+        Ok(Bytes::from(format!(
+            "--{}\r\nContent-Type: {content_type}\r\n\r\n",
+            self.boundary
+        )))
     }
 }
 
@@ -249,19 +248,17 @@ pub fn file_range(
                 }
             };
             let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
-            let mut buf = BytesMut::zeroed(want);
-            match read_full(&mut file, &mut buf).await {
-                Ok(0) => Some((
+            match read_chunk(&mut file, want).await {
+                Ok(c) if c.is_empty() => Some((
                     Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "the stored file is shorter than its index says",
                     )),
                     (None, path, start, 0),
                 )),
-                Ok(n) => {
-                    buf.truncate(n);
-                    let left = left - n as u64;
-                    Some((Ok(buf.freeze()), (Some(file), path, start, left)))
+                Ok(c) => {
+                    let left = left - c.len() as u64;
+                    Some((Ok(c), (Some(file), path, start, left)))
                 }
                 Err(e) => Some((Err(e), (None, path, start, 0))),
             }
@@ -338,17 +335,18 @@ pub fn frame_parts(
         .chain(stream::once(async move { Ok(close) }))
 }
 
-/// Fill `buf` unless the file ends first; the bytes read.
-async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        let r = file.read(&mut buf[n..]).await?;
-        if r == 0 {
+/// Up to `max` bytes from `file` (fewer only at its end; empty at its end), read into a fresh
+/// buffer that is handed on as is: no zero-filling, no copy.
+async fn read_chunk(file: &mut tokio::fs::File, max: usize) -> std::io::Result<Bytes> {
+    let mut buf = BytesMut::with_capacity(max);
+    while buf.len() < max {
+        // Never past `max` (the buffer's capacity may be larger).
+        let rest = (max - buf.len()) as u64;
+        if (&mut *file).take(rest).read_buf(&mut buf).await? == 0 {
             break;
         }
-        n += r;
     }
-    Ok(n)
+    Ok(buf.freeze())
 }
 
 #[cfg(test)]
