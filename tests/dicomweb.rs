@@ -425,24 +425,29 @@ fn every_stored_pydicom_sample_is_found_by_its_reader() {
         }
     }
     assert_eq!(found, stored, "QIDO finds exactly what was stored");
-    // Frame 1 of every stored instance: served, or refused with a reason (no pixel data,
-    // fragments that cannot be split), never a server error.
-    let mut served = 0;
+    // Frame 1, the rendered image and the thumbnail of every stored instance: served, or
+    // refused with a reason (no pixel data, fragments that cannot be split, a compression
+    // this relay cannot decode), never a server error; every image served opens in Pillow.
+    let mut served: std::collections::BTreeMap<String, u64> = Default::default();
     for reader in ["county-radiology", "county-ultrasound", "county-cardiology"] {
         let (token, _) = issue(&w, reader);
         let r = py(&w, "frames_survey.py", &token, NO_ARGS);
         assert_eq!(r["errors"], json!([]), "{reader}: {r}");
-        for (status, n) in r["statuses"].as_object().unwrap() {
-            assert!(
-                ["200", "404", "406"].contains(&status.as_str()),
-                "{reader}: {r}"
-            );
+        assert_eq!(r["unreadable"], json!([]), "{reader}: {r}");
+        for (key, n) in r["statuses"].as_object().unwrap() {
+            let (kind, status) = key.split_once(':').unwrap();
+            assert!(["200", "404", "406"].contains(&status), "{reader}: {r}");
             if status == "200" {
-                served += n.as_u64().unwrap();
+                *served.entry(kind.to_string()).or_default() += n.as_u64().unwrap();
             }
         }
     }
-    assert!(served >= 40, "{served} instances' frames served");
+    for (kind, least) in [("frames", 40), ("rendered", 35), ("thumbnail", 35)] {
+        assert!(
+            served.get(kind).copied().unwrap_or(0) >= least,
+            "{served:?}: too few {kind} served"
+        );
+    }
 }
 
 /// WADO-RS through `tests/py/wado_check.py`: raw bytes of each part, and dicomweb-client's view.
@@ -754,11 +759,12 @@ fn metadata_matches_the_stored_headers() {
     )
     .unwrap();
     let chr_x2 = pydicom_dir().join("../charset_files/chrX2.dcm");
+    let overlay = pydicom_file("examples_overlay.dcm");
     let sent = run(send_cmd(
         &w.relay,
         &w.pki,
         "township-a-device",
-        &[&ct_dir, &chr_x2],
+        &[&ct_dir, &chr_x2, &overlay],
     ));
     assert!(sent.status.success(), "{}", text(&sent));
     let (rad, _) = issue(&w, "county-radiology");
@@ -770,6 +776,24 @@ fn metadata_matches_the_stored_headers() {
     let r = check(&ct[0].study_instance_uid, &files);
     assert_eq!(r["instances"], 2, "{r}");
     assert_eq!(r["mismatches"], json!([]), "{r}");
+    // Pixel Data by reference: its frames, equal to the original's bytes.
+    assert_eq!(r["pixel_uris"], 2, "{r}");
+    assert_eq!(r["bulk"].as_array().unwrap().len(), 2, "{r}");
+    // An MR with an overlay (6000,3000) and a private binary value: both by reference, equal.
+    let r = check(
+        "1.2.124.113532.10.122.1.203.20051130.122937.2950157",
+        &[&overlay],
+    );
+    assert_eq!(r["mismatches"], json!([]), "{r}");
+    let tags: BTreeSet<String> = r["bulk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["tag"].as_str().unwrap().to_uppercase())
+        .collect();
+    for tag in ["60003000", "00291110", "7FE00010"] {
+        assert!(tags.contains(tag), "{tag} by reference: {r}");
+    }
     let r = check("1.3.6.1.4.1.5962.1.2.0.1175775771.5714.0", &[&chr_x2]);
     assert_eq!(r["mismatches"], json!([]), "{r}");
     assert!(
@@ -826,6 +850,9 @@ out = {"whole": whole,
        "tail": get("&contentType=application/dicom", Range="bytes=-10"),
        "beyond": get("&contentType=application/dicom", Range="bytes=99999999-"),
        "jpeg": get("&contentType=image/jpeg"),
+       "default": get(""),
+       "png": get("&contentType=image/png&columns=32&windowCenter=40&windowWidth=400"),
+       "gif": get("&contentType=image/gif"),
        "root": requests.get(base + query + "&contentType=application/dicom", headers=h, verify=ca).status_code}
 print(json.dumps(out))
 "#;
@@ -864,7 +891,21 @@ print(json.dumps(out))
     );
     assert_eq!(r["tail"]["len"], 10);
     assert_eq!(r["beyond"]["status"], 416, "{r}");
-    assert_eq!(r["jpeg"]["status"], 406, "{r}");
+    // Rendered: a JPEG by default, PNG when asked (scaled to 32 columns), GIF refused.
+    for kind in ["jpeg", "default"] {
+        assert_eq!(r[kind]["status"], 200, "{r}");
+        assert_eq!(r[kind]["type"], "image/jpeg", "{r}");
+        assert!(
+            r[kind]["head"].as_str().unwrap().starts_with("ffd8ff"),
+            "{r}"
+        );
+    }
+    assert_eq!(r["png"]["type"], "image/png", "{r}");
+    assert!(
+        r["png"]["head"].as_str().unwrap().starts_with("89504e47"),
+        "{r}"
+    );
+    assert_eq!(r["gif"]["status"], 406, "{r}");
     assert_eq!(r["root"], 200, "the DICOMweb root answers WADO-URI too");
     // Not the ultrasound reader's.
     assert_eq!(ask(&usr)["whole"]["status"], 404);
@@ -976,4 +1017,146 @@ print(f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{
     let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let (status, rest) = status(&w, &path, Some(&format!("Bearer {rad}")));
     assert_eq!(status, 404, "{rest}");
+}
+
+/// Rendered images (PS3.18 §8.3.5): each equal, pixel for pixel (within rounding), to what
+/// pydicom decodes from the same file put through the same window by hand; the header's
+/// window by default, the query's when given; viewports, PNG and JPEG, thumbnails, frames of a
+/// multi-frame, ETag and 304; refusals with their reasons.
+#[test]
+fn rendered_images_match_what_pydicom_decodes() {
+    let w = web_relay();
+    let ct_dir = w.root.join("ct");
+    let ct = yilian_testkit::ct_series(
+        &ct_dir,
+        &yilian_testkit::StudySpec::new("CT", 96),
+        3,
+        96,
+        80,
+        96,
+    )
+    .unwrap();
+    let names = [
+        "CT_small.dcm",
+        "MR_small_bigendian.dcm",
+        "SC_rgb_rle_2frame.dcm",
+        "JPEG2000.dcm",
+        "JPGExtended.dcm",
+        "examples_ybr_color.dcm",
+    ];
+    let files: Vec<std::path::PathBuf> = names.iter().map(|n| pydicom_file(n)).collect();
+    let mut paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    paths.push(&ct_dir);
+    let sent = run(send_cmd(&w.relay, &w.pki, "township-a-device", &paths));
+    assert!(sent.status.success(), "{}", text(&sent));
+    let (rad, _) = issue(&w, "county-radiology");
+    let (usr, _) = issue(&w, "county-ultrasound");
+    let f = |name: &str| pydicom_file(name).to_string_lossy().to_string();
+    let slice = &ct[1].path.to_string_lossy().to_string();
+    let cases = json!([
+        // 0: the header's window, PNG.
+        {"file": slice, "frame": 1, "query": {}, "accept": "image/png", "expect": "mono", "again": true},
+        // 1: the query's window (a bone window), PNG.
+        {"file": f("CT_small.dcm"), "frame": 1, "query": {"window": "300,1500,linear"}, "accept": "image/png", "expect": "mono"},
+        // 2: big-endian MR.
+        {"file": f("MR_small_bigendian.dcm"), "frame": 1, "query": {"window": "600,1200,linear"}, "accept": "image/png", "expect": "mono"},
+        // 3: frame 2 of an RLE colour multi-frame.
+        {"file": f("SC_rgb_rle_2frame.dcm"), "frame": 2, "resource": "frame", "query": {}, "accept": "image/png", "expect": "color"},
+        // 4: JPEG 2000.
+        {"file": f("JPEG2000.dcm"), "frame": 1, "query": {"window": "1000,2000,linear"}, "accept": "image/png", "expect": "mono"},
+        // 5: a generated CT slice in a viewport, PNG.
+        {"file": slice, "frame": 1, "query": {"window": "40,400,linear", "viewport": "48,48"}, "accept": "image/png", "expect": "mono"},
+        // 6: JPEG by default (no Accept), quality asked.
+        {"file": slice, "frame": 1, "query": {"quality": "95", "window": "40,400,linear"}, "expect": "mono"},
+        // 7: a thumbnail of the instance.
+        {"file": slice, "frame": 1, "resource": "thumbnail", "query": {}},
+        // 8: 12-bit JPEG cannot be decoded here: 406 with the reason.
+        {"file": f("JPGExtended.dcm"), "frame": 1, "query": {}},
+        // 9: no such frame: 404.
+        {"file": f("CT_small.dcm"), "frame": 2, "resource": "frame", "query": {}},
+        // 10: a bad window: 400.
+        {"file": f("CT_small.dcm"), "frame": 1, "query": {"window": "40,0,linear"}},
+        // 11: only GIF is acceptable: 406.
+        {"file": f("CT_small.dcm"), "frame": 1, "query": {}, "accept": "image/gif"},
+    ]);
+    let r = py(&w, "rendered_check.py", &rad, [cases.to_string()]);
+    let r = r.as_array().unwrap();
+    for (i, res) in r.iter().enumerate().take(7) {
+        assert_eq!(res["status"], 200, "case {i}: {res}");
+        let mean = res["mean_diff"].as_f64().unwrap();
+        let max = res["max_diff"].as_f64().unwrap();
+        // Rounding and resampling differ by a level or two; a wrong window, byte order,
+        // frame or colour conversion differs by tens.
+        let (mean_limit, max_limit) = match i {
+            5 => (2.0, 40.0), // resampled by two different filters
+            6 => (2.0, 24.0), // JPEG at quality 95
+            _ => (0.6, 2.0),
+        };
+        assert!(mean <= mean_limit && max <= max_limit, "case {i}: {res}");
+        // (The RGB test pattern has a few colours; the others, many levels.)
+        let least = if i == 3 { 4 } else { 16 };
+        assert!(
+            res["distinct"].as_u64().unwrap() >= least,
+            "case {i} is flat: {res}"
+        );
+    }
+    assert_eq!(r[0]["format"], "PNG");
+    assert_eq!(r[0]["type"], "image/png");
+    assert_eq!(r[0]["again"], 304, "{}", r[0]);
+    assert_eq!(
+        r[5]["size"],
+        json!([40, 48]),
+        "80 × 96 fits 48 × 48 as 40 × 48"
+    );
+    assert_eq!(r[6]["format"], "JPEG");
+    assert_eq!(r[6]["type"], "image/jpeg");
+    assert_eq!(r[7]["status"], 200, "{}", r[7]);
+    assert_eq!(
+        r[7]["size"],
+        json!([80, 96]),
+        "a small image is its own thumbnail"
+    );
+    assert_eq!(r[8]["status"], 406, "{}", r[8]);
+    assert!(
+        r[8]["text"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be rendered"),
+        "{}",
+        r[8]
+    );
+    assert_eq!(r[9]["status"], 404, "{}", r[9]);
+    assert_eq!(r[10]["status"], 400, "{}", r[10]);
+    assert_eq!(r[11]["status"], 406, "{}", r[11]);
+    // The ultrasound is the ultrasound reader's: rendered in colour for it, 404 for radiology.
+    let us = json!([{"file": f("examples_ybr_color.dcm"), "frame": 1, "resource": "frame",
+                     "query": {}, "accept": "image/png", "expect": "color"}]);
+    let mine = py(&w, "rendered_check.py", &usr, [us.to_string()]);
+    assert_eq!(mine[0]["status"], 200, "{mine}");
+    // JPEG-compressed YBR: two decoders of a lossy stream agree within a few levels.
+    assert!(mine[0]["mean_diff"].as_f64().unwrap() < 2.0, "{mine}");
+    let theirs = py(&w, "rendered_check.py", &rad, [us.to_string()]);
+    assert_eq!(theirs[0]["status"], 404, "{theirs}");
+    // Study and series thumbnails: an image the relay picks, small.
+    let g = &ct[0];
+    for path in [
+        format!("/studies/{}/thumbnail", g.study_instance_uid),
+        format!(
+            "/studies/{}/series/{}/thumbnail?viewport=32,32",
+            g.study_instance_uid, g.series_instance_uid
+        ),
+    ] {
+        let (code, rest) = status(&w, &path, Some(&format!("Bearer {rad}")));
+        assert_eq!(code, 200, "{path}: {rest}");
+    }
+    // A rendered image holds one frame.
+    let (code, rest) = status(
+        &w,
+        &format!(
+            "/studies/{}/series/{}/instances/{}/frames/1,2/rendered",
+            g.study_instance_uid, g.series_instance_uid, g.sop_instance_uid
+        ),
+        Some(&format!("Bearer {rad}")),
+    );
+    assert_eq!(code, 406, "{rest}");
 }

@@ -16,25 +16,8 @@ import pydicom
 import requests
 from pydicom.encaps import generate_frames
 from dicomweb_client.api import DICOMwebClient
+from multipart import split_parts
 
-
-def split_parts(body, content_type):
-    boundary = None
-    for p in content_type.split(";"):
-        p = p.strip()
-        if p.lower().startswith("boundary="):
-            boundary = p.split("=", 1)[1].strip('"').encode()
-    out = []
-    for chunk in body.split(b"--" + boundary)[1:]:
-        if chunk.startswith(b"--"):
-            break
-        head, _, content = chunk.partition(b"\r\n\r\n")
-        ctype = ""
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-type:"):
-                ctype = line.split(b":", 1)[1].strip().decode()
-        out.append((ctype, content[:-2]))
-    return out
 
 
 def expected_frames(ds):

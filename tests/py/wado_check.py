@@ -14,28 +14,12 @@ import sys
 
 import requests
 from dicomweb_client.api import DICOMwebClient
+from multipart import split_parts
 
 
 def parts_of(body, content_type):
-    boundary = None
-    for p in content_type.split(";"):
-        p = p.strip()
-        if p.lower().startswith("boundary="):
-            boundary = p.split("=", 1)[1].strip('"').encode()
-    assert boundary, content_type
-    out = []
-    for chunk in body.split(b"--" + boundary)[1:]:
-        if chunk.startswith(b"--"):
-            break
-        head, _, content = chunk.partition(b"\r\n\r\n")
-        assert content.endswith(b"\r\n"), "each part ends with CRLF"
-        content = content[:-2]
-        ctype = ""
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-type:"):
-                ctype = line.split(b":", 1)[1].strip().decode()
-        out.append({"sha256": hashlib.sha256(content).hexdigest(), "content_type": ctype})
-    return out
+    return [{"sha256": hashlib.sha256(content).hexdigest(), "content_type": ctype}
+            for ctype, content in split_parts(body, content_type)]
 
 
 def metadata(url, ca, token, path):

@@ -40,6 +40,8 @@ pub mod frames;
 pub mod metadata;
 pub mod qido;
 mod qido_http;
+pub mod rendered;
+mod rendered_http;
 mod server;
 pub mod stow;
 mod stow_http;

@@ -6,8 +6,9 @@
 //! catalog queries on the blocking pool.
 
 use crate::qido_http::search;
+use crate::rendered_http::{rendered, Kind};
 use crate::stow_http::stow;
-use crate::wado_http::{frames, metadata, retrieve, wado_uri};
+use crate::wado_http::{bulk, frames, metadata, retrieve, wado_uri};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -129,6 +130,7 @@ impl WebServer {
             // The configuration in force now (a reload may have replaced its CRLs).
             let acceptor = TlsAcceptor::from(self.tls.current());
             let router = self.router.clone();
+            let port = self.listener.local_addr().map_or(0, |a| a.port());
             tokio::spawn(async move {
                 let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
                 {
@@ -143,7 +145,12 @@ impl WebServer {
                     }
                 };
                 let cert = conn_cert(tls.get_ref().1.peer_certificates());
-                let service = TowerToHyperService::new(router.layer(Extension(Arc::new(cert))));
+                let service =
+                    TowerToHyperService::new(router.layer(Extension(Arc::new(cert))).layer(
+                        tower::util::MapRequestLayer::new(
+                            move |r: axum::http::Request<axum::body::Body>| host_with_port(r, port),
+                        ),
+                    ));
                 if let Err(e) = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(tls), service)
                     .await
@@ -153,6 +160,35 @@ impl WebServer {
             });
         }
     }
+}
+
+/// The request with a `Host` header that names the port it came to. The absolute URLs of
+/// answers (Retrieve URL, BulkDataURI) are built from it, and clients differ: HTTP/2 gives
+/// the host as `:authority` (no `Host` header), and some clients (dicomweb-client) leave a
+/// non-default port out of `Host`, which would send the viewer to port 443.
+fn host_with_port<B>(mut req: axum::http::Request<B>, port: u16) -> axum::http::Request<B> {
+    use axum::http::{header, HeaderValue};
+    let host = match req.headers().get(header::HOST) {
+        Some(h) => h.to_str().ok().map(str::to_string),
+        None => req.uri().authority().map(|a| a.as_str().to_string()),
+    };
+    let Some(host) = host.filter(|h| !h.is_empty()) else {
+        return req;
+    };
+    // A port is there if the host ends in ":digits" after any IPv6 literal's "]".
+    let after = host.rsplit(']').next().unwrap_or(&host);
+    let has_port = after
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let host = if has_port || port == 443 || port == 0 {
+        host
+    } else {
+        format!("{host}:{port}")
+    };
+    if let Ok(v) = HeaderValue::from_str(&host) {
+        req.headers_mut().insert(header::HOST, v);
+    }
+    req
 }
 
 fn conn_cert(certs: Option<&[rustls_pki_types::CertificateDer<'static>]>) -> ConnCert {
@@ -168,6 +204,7 @@ fn conn_cert(certs: Option<&[rustls_pki_types::CertificateDer<'static>]>) -> Con
 
 /// The routes: DICOMweb under `/dicomweb`.
 pub fn router(state: Arc<WebState>) -> Router {
+    use Kind::{Rendered, Thumbnail};
     use QueryLevel::{Image, Series, Study};
     let study = "/dicomweb/studies/{study}";
     let series = "/dicomweb/studies/{study}/series/{series}";
@@ -191,6 +228,26 @@ pub fn router(state: Arc<WebState>) -> Router {
         (format!("{series}/metadata"), metadata_at(Series)),
         (format!("{instance}/metadata"), metadata_at(Image)),
         (format!("{instance}/frames/{{frames}}"), get(frames_handler)),
+        (format!("{instance}/bulk/{{tag}}"), get(bulk_handler)),
+        // Rendered images and thumbnails.
+        (format!("{instance}/rendered"), rendered_at(Image, Rendered)),
+        (
+            format!("{instance}/frames/{{frames}}/rendered"),
+            rendered_at(Image, Rendered),
+        ),
+        (format!("{study}/thumbnail"), rendered_at(Study, Thumbnail)),
+        (
+            format!("{series}/thumbnail"),
+            rendered_at(Series, Thumbnail),
+        ),
+        (
+            format!("{instance}/thumbnail"),
+            rendered_at(Image, Thumbnail),
+        ),
+        (
+            format!("{instance}/frames/{{frames}}/thumbnail"),
+            rendered_at(Image, Thumbnail),
+        ),
         // WADO-URI.
         ("/dicomweb/wado".into(), get(wado_uri_handler)),
         ("/dicomweb".into(), get(wado_uri_handler)),
@@ -257,6 +314,16 @@ async fn frames_handler(
     frames(&s, &c, &headers, &path).await
 }
 
+/// WADO-RS bulk data of one instance (a metadata `BulkDataURI`).
+async fn bulk_handler(
+    State(s): State<Arc<WebState>>,
+    Extension(c): Extension<Arc<ConnCert>>,
+    Path(path): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    bulk(&s, &c, &headers, &path).await
+}
+
 /// WADO-URI: `?requestType=WADO&…` on the DICOMweb root (or `/dicomweb/wado`).
 async fn wado_uri_handler(
     State(s): State<Arc<WebState>>,
@@ -289,6 +356,19 @@ fn metadata_at(level: QueryLevel) -> MethodRouter<Arc<WebState>> {
     )
 }
 
+/// A rendered image or thumbnail of what the route names.
+fn rendered_at(level: QueryLevel, kind: Kind) -> MethodRouter<Arc<WebState>> {
+    get(
+        move |State(s): State<Arc<WebState>>,
+              Extension(c): Extension<Arc<ConnCert>>,
+              Path(path): Path<HashMap<String, String>>,
+              headers: HeaderMap,
+              QueryParams(p): QueryParams<Vec<(String, String)>>| async move {
+            rendered(&s, &c, &headers, level, &path, &p, kind).await
+        },
+    )
+}
+
 /// A WADO-RS retrieve of the study, series or instance the route names.
 fn wado_at(level: QueryLevel) -> MethodRouter<Arc<WebState>> {
     get(
@@ -315,4 +395,48 @@ fn qido_at(level: QueryLevel) -> MethodRouter<Arc<WebState>> {
             search(&s, &c, &headers, &p, level, scope).await
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host_of(uri: &str, host: Option<&str>, port: u16) -> Option<String> {
+        let mut b = axum::http::Request::builder().uri(uri);
+        if let Some(h) = host {
+            b = b.header("host", h);
+        }
+        let r = host_with_port(b.body(()).unwrap(), port);
+        r.headers()
+            .get("host")
+            .map(|h| h.to_str().unwrap().to_string())
+    }
+
+    #[test]
+    fn every_request_names_its_host_with_its_port() {
+        // A Host without the port (dicomweb-client): the port the request came to.
+        assert_eq!(
+            host_of("/x", Some("relay"), 8443).as_deref(),
+            Some("relay:8443")
+        );
+        assert_eq!(
+            host_of("/x", Some("relay:9000"), 8443).as_deref(),
+            Some("relay:9000")
+        );
+        assert_eq!(host_of("/x", Some("relay"), 443).as_deref(), Some("relay"));
+        assert_eq!(
+            host_of("/x", Some("[::1]"), 8443).as_deref(),
+            Some("[::1]:8443")
+        );
+        assert_eq!(
+            host_of("/x", Some("[::1]:8443"), 8443).as_deref(),
+            Some("[::1]:8443")
+        );
+        // HTTP/2: the authority.
+        assert_eq!(
+            host_of("https://relay:8443/x", None, 8443).as_deref(),
+            Some("relay:8443")
+        );
+        assert_eq!(host_of("/x", None, 8443), None);
+    }
 }

@@ -12,6 +12,7 @@ use tracing::warn;
 use yilian_store::{AuditAction, AuditEvent, Key, QueryLevel};
 
 use crate::auth::{Caller, ConnCert};
+use crate::rendered::Format;
 use crate::{dicom_json, wado};
 
 pub(crate) async fn metadata(
@@ -35,11 +36,29 @@ pub(crate) async fn metadata(
         Ok(f) => f,
         Err(r) => return r,
     };
-    let files: Vec<std::path::PathBuf> = found.iter().map(|f| f.file.clone()).collect();
+    // Each instance's URL: its Retrieve URL, and where its bulk data are.
+    let urls: Vec<Option<String>> = found
+        .iter()
+        .map(|f| {
+            retrieve_url(
+                headers,
+                &[
+                    ("studies", f.study.as_str()),
+                    ("series", f.series.as_str()),
+                    ("instances", f.sop.as_str()),
+                ],
+            )
+        })
+        .collect();
+    let files: Vec<(std::path::PathBuf, Option<String>)> = found
+        .iter()
+        .zip(&urls)
+        .map(|(f, u)| (f.file.clone(), u.clone()))
+        .collect();
     let read = tokio::task::spawn_blocking(move || {
         files
             .iter()
-            .map(|f| crate::metadata::instance(f))
+            .map(|(f, url)| crate::metadata::instance(f, url.as_deref()))
             .collect::<Vec<_>>()
     })
     .await;
@@ -74,19 +93,9 @@ pub(crate) async fn metadata(
                 )
             }
         })
-        .zip(&found)
-        .map(|(mut item, f)| {
-            if let (serde_json::Value::Object(map), Some(url)) = (
-                &mut item,
-                retrieve_url(
-                    headers,
-                    &[
-                        ("studies", f.study.as_str()),
-                        ("series", f.series.as_str()),
-                        ("instances", f.sop.as_str()),
-                    ],
-                ),
-            ) {
+        .zip(urls)
+        .map(|(mut item, url)| {
+            if let (serde_json::Value::Object(map), Some(url)) = (&mut item, url) {
                 map.insert("00081190".into(), dicom_json::attribute(*b"UR", &url));
             }
             item
@@ -201,13 +210,13 @@ pub(crate) async fn lookup(
 
 /// A stored instance a WADO-RS path names.
 pub(crate) struct Found {
-    file: std::path::PathBuf,
-    study: String,
-    series: String,
-    sop: String,
+    pub(crate) file: std::path::PathBuf,
+    pub(crate) study: String,
+    pub(crate) series: String,
+    pub(crate) sop: String,
     /// BLAKE3 of the stored file (its ETag).
-    hash: [u8; 32],
-    size: u64,
+    pub(crate) hash: [u8; 32],
+    pub(crate) size: u64,
 }
 
 pub(crate) async fn retrieve(
@@ -249,9 +258,18 @@ pub(crate) async fn retrieve(
     r
 }
 
-/// WADO-URI (PS3.18 §9): `?requestType=WADO&studyUID=…&seriesUID=…&objectUID=…
-/// &contentType=application/dicom` answers the one stored file, with an `ETag` (its BLAKE3),
-/// `If-None-Match` (304) and byte ranges (206; a viewer resuming a large instance).
+/// What a WADO-URI request is answered with.
+enum Served {
+    /// The stored file (`application/dicom`).
+    Stored,
+    /// A rendered frame.
+    Rendered(Format),
+}
+
+/// WADO-URI (PS3.18 §9): `?requestType=WADO&studyUID=…&seriesUID=…&objectUID=…`.
+/// `contentType=application/dicom` answers the one stored file, with an `ETag` (its BLAKE3),
+/// `If-None-Match` (304) and byte ranges (206; a viewer resuming a large instance);
+/// `image/jpeg` (the default) or `image/png` a rendered frame (`rendered_http`).
 pub(crate) async fn wado_uri(
     state: &Arc<WebState>,
     cert: &ConnCert,
@@ -274,17 +292,23 @@ pub(crate) async fn wado_uri(
             "WADO-URI needs requestType=WADO, studyUID, seriesUID and objectUID",
         );
     }
-    let content_type = param("contentType").unwrap_or_default();
-    if !content_type
-        .split(',')
-        .any(|t| t.trim() == "application/dicom")
-    {
+    // The first media type of contentType this relay serves; none named: a JPEG (PS3.18
+    // §9.1.2.1: image/jpeg is the default for an image).
+    let wanted = match param("contentType") {
+        None => Some(Served::Rendered(Format::Jpeg)),
+        Some(list) => list.split(',').find_map(|t| match t.trim() {
+            "application/dicom" => Some(Served::Stored),
+            other => Format::from_media_type(other).map(Served::Rendered),
+        }),
+    };
+    let Some(wanted) = wanted else {
         return error(
             StatusCode::NOT_ACCEPTABLE,
-            "this relay answers WADO-URI with contentType=application/dicom (the stored file); rendered images are not served yet",
+            "this relay answers WADO-URI with contentType=application/dicom (the stored file), image/jpeg or image/png",
         );
-    }
-    if let Some(ts) = param("transferSyntax").filter(|t| t != "*") {
+    };
+    let transcoding = param("transferSyntax").filter(|t| t != "*");
+    if let (Served::Stored, Some(ts)) = (&wanted, transcoding) {
         return error(
             StatusCode::NOT_ACCEPTABLE,
             format!("instances are sent as stored, not transcoded to {ts}; leave transferSyntax out or use *"),
@@ -307,6 +331,9 @@ pub(crate) async fn wado_uri(
         Ok(mut f) => f.remove(0),
         Err(r) => return r,
     };
+    if let Served::Rendered(format) = wanted {
+        return crate::rendered_http::wado_uri(headers, found, params, format).await;
+    }
     let etag = format!("\"{}\"", hex::encode(found.hash));
     let mut head = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -346,7 +373,8 @@ pub(crate) async fn wado_uri(
     (status, head, body).into_response()
 }
 
-/// WADO-RS frames: the chosen frames of one instance, each as stored (`frames.rs`).
+/// WADO-RS frames: the chosen frames of one instance (all of them when the path names none:
+/// the bulk data of its Pixel Data), each as stored (`frames.rs`).
 pub(crate) async fn frames(
     state: &Arc<WebState>,
     cert: &ConnCert,
@@ -385,10 +413,13 @@ pub(crate) async fn frames(
         }
     };
     let count = u32::try_from(map.frames.len()).unwrap_or(u32::MAX);
-    let list = path.get("frames").map(String::as_str).unwrap_or("");
-    let wanted = match crate::frames::parse_list(list, count) {
-        Ok(w) => w,
-        Err(e) => return error(StatusCode::NOT_FOUND, e.to_string()),
+    // No frame list: every frame (the bulk data of Pixel Data).
+    let wanted = match path.get("frames") {
+        None => (1..=count).collect(),
+        Some(list) => match crate::frames::parse_list(list, count) {
+            Ok(w) => w,
+            Err(e) => return error(StatusCode::NOT_FOUND, e.to_string()),
+        },
     };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     if let Err(why) = wado::frames_wanted(accept, map.media_type, &map.transfer_syntax) {
@@ -409,6 +440,84 @@ pub(crate) async fn frames(
         "multipart/related; type=\"{}\"; boundary={boundary}",
         map.media_type
     );
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// WADO-RS bulk data (PS3.18 §10.4.1.1.5): the value a metadata `BulkDataURI` names. Pixel
+/// Data's bulk data are the instance's frames (`frames`); another binary value is read from
+/// the header and answered as one `application/octet-stream` part (or bare, if the client
+/// accepts only `application/octet-stream`).
+pub(crate) async fn bulk(
+    state: &Arc<WebState>,
+    cert: &ConnCert,
+    headers: &HeaderMap,
+    path: &HashMap<String, String>,
+) -> Response {
+    let tag = match crate::metadata::bulk_tag(path.get("tag").map_or("", String::as_str)) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if tag == dicom_dictionary_std::tags::PIXEL_DATA {
+        return frames(state, cert, headers, path).await;
+    }
+    let caller = match reader(state, cert, headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let found = match lookup(state, &caller, QueryLevel::Image, path, "WADO-RS bulk data").await {
+        Ok(mut f) => f.remove(0),
+        Err(r) => return r,
+    };
+    let file = found.file.clone();
+    let value = tokio::task::spawn_blocking(move || crate::metadata::bulk_value(&file, tag)).await;
+    let bytes = match value {
+        Ok(Ok(b)) => b,
+        Ok(Err(e @ crate::metadata::BulkError::NoSuchValue(_))) => {
+            return error(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Ok(Err(e)) => {
+            warn!(sop_uid = %found.sop, "WADO-RS bulk data: {e}");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the relay could not read the instance; its log says why",
+            );
+        }
+        Err(e) => {
+            warn!("WADO-RS bulk data failed: {e}");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the relay could not read the instance; its log says why",
+            );
+        }
+    };
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let bare = accept.split(',').all(|r| {
+        r.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/octet-stream"))
+    });
+    if bare {
+        let mut r = (StatusCode::OK, bytes).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        return r;
+    }
+    let boundary = wado::boundary();
+    let mut body =
+        format!("--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n").into_bytes();
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut r = (StatusCode::OK, body).into_response();
+    let content_type =
+        format!("multipart/related; type=\"application/octet-stream\"; boundary={boundary}");
     if let Ok(v) = HeaderValue::from_str(&content_type) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);
     }
