@@ -1160,3 +1160,60 @@ fn rendered_images_match_what_pydicom_decodes() {
     );
     assert_eq!(code, 406, "{rest}");
 }
+
+/// A viewer that already has an instance (WADO-RS) sends its ETag back and gets 304; another
+/// instance's ETag, or none, gets the instance.
+#[test]
+fn an_instance_the_viewer_has_is_not_sent_again() {
+    let w = web_relay();
+    let ct_dir = w.root.join("ct");
+    let ct = yilian_testkit::ct_series(
+        &ct_dir,
+        &yilian_testkit::StudySpec::new("CT", 97),
+        2,
+        32,
+        32,
+        97,
+    )
+    .unwrap();
+    let sent = run(send_cmd(&w.relay, &w.pki, "township-a-device", &[&ct_dir]));
+    assert!(sent.status.success(), "{}", text(&sent));
+    let (rad, _) = issue(&w, "county-radiology");
+    let url = |g: &yilian_testkit::Generated| {
+        format!(
+            "{}/studies/{}/series/{}/instances/{}",
+            w.url, g.study_instance_uid, g.series_instance_uid, g.sop_instance_uid
+        )
+    };
+    let code = r#"
+import json, sys, requests
+ca, token, one, other = sys.argv[1:5]
+h = {"Authorization": "Bearer " + token,
+     "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'}
+first = requests.get(one, headers=h, verify=ca)
+tag = first.headers.get("ETag", "")
+again = requests.get(one, headers={**h, "If-None-Match": tag}, verify=ca)
+strong = requests.get(one, headers={**h, "If-None-Match": tag.replace("W/", "")}, verify=ca)
+theirs = requests.get(other, headers={**h, "If-None-Match": tag}, verify=ca)
+print(json.dumps({"first": first.status_code, "etag": tag, "again": again.status_code,
+                  "strong": strong.status_code, "other": theirs.status_code,
+                  "other_etag": theirs.headers.get("ETag", ""), "other_len": len(theirs.content)}))
+"#;
+    let mut c = std::process::Command::new("python3");
+    c.arg("-c")
+        .arg(code)
+        .arg(w.pki.ca_path())
+        .arg(&rad)
+        .arg(url(&ct[0]))
+        .arg(url(&ct[1]));
+    let out = run(c);
+    assert!(out.status.success(), "{}", text(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["first"], 200, "{r}");
+    assert!(r["etag"].as_str().unwrap().starts_with("W/\""), "{r}");
+    assert_eq!(r["again"], 304, "{r}");
+    assert_eq!(r["strong"], 304, "If-None-Match compares weakly: {r}");
+    assert_eq!(r["other"], 200, "{r}");
+    assert_ne!(r["other_etag"], r["etag"], "{r}");
+    assert!(r["other_len"].as_u64().unwrap() > 2048, "{r}");
+}

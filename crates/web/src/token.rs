@@ -77,7 +77,8 @@ pub struct Tokens {
     key: [u8; 32],
     revoked_path: PathBuf,
     /// The revocation list as last read, and the modification time it was read at.
-    revoked: Mutex<(Option<SystemTime>, HashSet<String>)>,
+    /// The revocation file's (modification time, length) when read, and its ids.
+    revoked: Mutex<(Option<(Option<SystemTime>, u64)>, HashSet<String>)>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -193,7 +194,7 @@ impl Tokens {
                 ago_s: now - claims.expires,
             });
         }
-        if self.revoked_ids()?.contains(&claims.id) {
+        if self.is_revoked(&claims.id)? {
             return Err(TokenError::Revoked { id: claims.id });
         }
         Ok(claims)
@@ -216,25 +217,26 @@ impl Tokens {
         Ok(())
     }
 
-    /// The revoked ids, re-read when the file changed.
-    fn revoked_ids(&self) -> Result<HashSet<String>, TokenError> {
+    /// Whether `id` is revoked; the list is re-read when the file changed (its length, which
+    /// every revocation grows, or its modification time).
+    fn is_revoked(&self, id: &str) -> Result<bool, TokenError> {
         let path = &self.revoked_path;
-        let modified = match fs::metadata(path) {
-            Ok(m) => m.modified().ok(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        let stamp = match fs::metadata(path) {
+            Ok(m) => (m.modified().ok(), m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(io("cannot read", path)(e)),
         };
         let mut cached = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
-        if cached.0 != modified || modified.is_none() {
+        if cached.0 != Some(stamp) || stamp.0.is_none() {
             let text = fs::read_to_string(path).map_err(io("cannot read", path))?;
             cached.1 = text
                 .lines()
                 .map(|l| l.trim().to_ascii_lowercase())
                 .filter(|l| !l.is_empty())
                 .collect();
-            cached.0 = modified;
+            cached.0 = Some(stamp);
         }
-        Ok(cached.1.clone())
+        Ok(cached.1.contains(id))
     }
 }
 

@@ -234,11 +234,33 @@ pub(crate) async fn retrieve(
     if let wado::Wanted::NotServed(why) = wado::wanted(accept) {
         return error(StatusCode::NOT_ACCEPTABLE, why);
     }
-    let files: Vec<std::path::PathBuf> = match lookup(state, &caller, level, path, "WADO-RS").await
-    {
-        Ok(found) => found.into_iter().map(|f| f.file).collect(),
+    let found = match lookup(state, &caller, level, path, "WADO-RS").await {
+        Ok(found) => found,
         Err(r) => return r,
     };
+    // One instance: a weak ETag, its BLAKE3 (the multipart framing differs per answer, the
+    // instance does not), so a viewer that has it gets 304.
+    let etag = match &found[..] {
+        [one] if level == QueryLevel::Image => Some(format!("W/\"{}\"", hex::encode(one.hash))),
+        _ => None,
+    };
+    if let Some(tag) = &etag {
+        let has = headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().trim_start_matches("W/") == tag.trim_start_matches("W/"))
+            });
+        if has {
+            let mut r = StatusCode::NOT_MODIFIED.into_response();
+            if let Ok(v) = HeaderValue::from_str(tag) {
+                r.headers_mut().insert(header::ETAG, v);
+            }
+            return r;
+        }
+    }
+    let files: Vec<std::path::PathBuf> = found.into_iter().map(|f| f.file).collect();
     let boundary = wado::boundary();
     let parts = wado::Parts::new(files, boundary.clone());
     let stream = futures_util::stream::unfold(parts, |mut p| async move {
@@ -254,6 +276,9 @@ pub(crate) async fn retrieve(
         format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
     if let Ok(v) = HeaderValue::from_str(&content_type) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    if let Some(v) = etag.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        r.headers_mut().insert(header::ETAG, v);
     }
     r
 }
