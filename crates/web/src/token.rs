@@ -78,7 +78,7 @@ pub struct Tokens {
     revoked_path: PathBuf,
     /// The revocation list as last read, and the modification time it was read at.
     /// The revocation file's (modification time, length) when read, and its ids.
-    revoked: Mutex<(Option<(Option<SystemTime>, u64)>, HashSet<String>)>,
+    revoked: Mutex<(Option<FileStamp>, HashSet<String>)>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -88,6 +88,9 @@ impl std::fmt::Debug for Tokens {
             .finish_non_exhaustive()
     }
 }
+
+/// A file's (modification time, length): it changed if either did.
+type FileStamp = (Option<SystemTime>, u64);
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> TokenError + 'a {
     move |source| TokenError::Io {
