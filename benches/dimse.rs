@@ -71,6 +71,10 @@ fn options() -> Result<Options> {
                 }
             }
             "--bench" => {}
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             other => bail!("unknown flag {other}\n{USAGE}"),
         }
     }

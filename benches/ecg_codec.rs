@@ -159,7 +159,22 @@ fn run(name: &str, signal: &Block, rate_hz: usize) {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; nothing to parse.
+    // `cargo bench` passes `--bench`; nothing else is taken.
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--bench" => {}
+            "-h" | "--help" => {
+                println!("cargo bench --bench ecg_codec   (no options: encodes and decodes real and synthetic ECG blocks, ours against deflate-6)");
+                return;
+            }
+            other => {
+                eprintln!(
+                    "unknown option {other}: cargo bench --bench ecg_codec takes none (try --help)"
+                );
+                std::process::exit(2);
+            }
+        }
+    }
     let started = Instant::now();
     println!(
         "{:<22} {:>5} {:>6} | ours ratio  enc MB/s dec MB/s | deflate-6 ratio enc MB/s dec MB/s | ratio of ratios",

@@ -641,6 +641,50 @@ mod tests {
         let file: ConfigFile = toml::from_str(block).unwrap_or_else(|e| panic!("{e}"));
         let congestion = file.transport.congestion.clone().expect("shows congestion");
         assert!(congestion.parse::<Congestion>().is_ok(), "{congestion}");
+        // Every choice its comment offers is one, and the default it names is the default.
+        let line = block
+            .lines()
+            .find(|l| l.starts_with("congestion ="))
+            .expect("a congestion line");
+        let (_, comment) = line.split_once('#').expect("with the choices in a comment");
+        for choice in comment.split('|') {
+            let name = choice.split_whitespace().next().unwrap_or("");
+            assert!(name.parse::<Congestion>().is_ok(), "{name:?} in {line:?}");
+            if choice.contains("(default)") {
+                assert_eq!(
+                    name.parse::<Congestion>().ok(),
+                    Some(Congestion::default()),
+                    "{line:?}"
+                );
+            }
+        }
+        // The keys shown commented out (`# key = value`) are real keys too.
+        let uncommented: String = block
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    }) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_ne!(
+            uncommented,
+            block.trim_end_matches('\n'),
+            "some keys are commented out"
+        );
+        let all: ConfigFile = toml::from_str(&uncommented).unwrap_or_else(|e| panic!("{e}"));
+        all.http
+            .resolve(Path::new("."))
+            .expect("its commented [http] keys are valid");
+        all.dimse
+            .resolve()
+            .expect("its commented [dimse] keys are valid");
         let limits = file.limits.resolve().expect("its limits are valid");
         assert_eq!(limits, Limits::default(), "README shows the defaults");
         let dimse = file.dimse.resolve().expect("its [dimse] is valid");
