@@ -21,6 +21,11 @@
 //! and reports the relay's RSS before the upload, its peak (VmHWM) and the growth; the
 //! reader's peak (VmHWM) and the sender's (`ru_maxrss` from `wait4`).
 //!
+//! Part 1b, DICOMweb (unless `--no-wado`): after the transfer, the reader retrieves the same
+//! instance over HTTPS with a token (`curl`): WADO-RS (multipart) and WADO-URI (the file,
+//! hashed against the original), the relay's RSS sampled every 50 ms: its growth must stay
+//! flat too.
+//!
 //! Part 2, idle connections: a fresh relay child; this process opens N QUIC connections to it
 //! (device certificate, no streams), waits for them to settle and reports the relay's RSS
 //! growth per connection.
@@ -55,11 +60,14 @@ usage: cargo bench --bench memory_2gib -- [--size-mib N] [--readers N] [--idle-c
   --readers N        `yilian read` processes subscribed during the upload (default 1)
   --idle-conns N     idle QUIC connections for the per-connection cost, 0 = off (default 200)
   --quick            256 MiB and 50 idle connections
+  --no-wado          skip the DICOMweb retrieval of the instance after the transfer
   --relay-toml TEXT  appended to the relay's config file, \\n for new lines
                      (e.g. '[delivery]\\nbuffer_budget = 16777216')
   YILIAN_BENCH_BIN=PATH runs that yilian binary instead of the one cargo built (A/B runs)";
 
 struct Args {
+    /// Also retrieve the instance over DICOMweb after the transfer.
+    wado: bool,
     size_mib: u64,
     idle_conns: usize,
     readers: usize,
@@ -77,6 +85,7 @@ fn parse_args() -> Result<Args> {
     let mut readers: Option<usize> = env("YILIAN_BENCH_READERS").map(|v| v.parse()).transpose()?;
     let mut quick = env("YILIAN_BENCH_QUICK").is_some_and(|v| v != "0");
     let mut relay_toml = env("YILIAN_BENCH_RELAY_TOML").unwrap_or_default();
+    let mut wado = true;
     let mut flags = common::Flags::new(USAGE);
     while let Some((flag, inline)) = flags.next_flag() {
         let mut value = || flags.value(&flag, inline.clone());
@@ -87,6 +96,7 @@ fn parse_args() -> Result<Args> {
             "--idle-conns" => idle = Some(value()?.parse().context("--idle-conns")?),
             "--readers" => readers = Some(value()?.parse().context("--readers")?),
             "--relay-toml" => relay_toml = value()?,
+            "--no-wado" => wado = false,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -96,6 +106,7 @@ fn parse_args() -> Result<Args> {
         }
     }
     let a = Args {
+        wado,
         size_mib: size.unwrap_or(if quick { 256 } else { 2048 }).max(1),
         idle_conns: idle.unwrap_or(if quick { 50 } else { 200 }),
         readers: readers.unwrap_or(1).clamp(1, 32),
@@ -331,16 +342,22 @@ fn mib(b: u64) -> f64 {
 struct RelayChild {
     proc: Proc,
     addr: String,
+    /// The DICOMweb root (HTTPS).
+    https: String,
+    config: PathBuf,
 }
 
 fn start_relay(dir: &Path, pki: &Path, extra_toml: &str) -> Result<RelayChild> {
     std::fs::create_dir_all(dir)?;
     let port = free_udp_port()?;
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let config = dir.join("relay.toml");
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\ntopology = {:?}\n\n[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n\n{extra_toml}\n",
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\ntopology = {:?}\n\n[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n{extra_toml}\n",
             dir.join("data"),
             pki.join("topology.toml"),
             pki.join(format!("{RELAY}.pem")),
@@ -354,6 +371,8 @@ fn start_relay(dir: &Path, pki: &Path, extra_toml: &str) -> Result<RelayChild> {
     let relay = RelayChild {
         proc,
         addr: format!("127.0.0.1:{port}"),
+        https: format!("https://127.0.0.1:{http_port}/dicomweb"),
+        config,
     };
     wait_log(&relay.proc, "yilian relay ready", Duration::from_secs(30))?;
     Ok(relay)
@@ -525,6 +544,11 @@ fn streaming(base: &Path, pki: &Path, a: &Args) -> Result<()> {
     for p in procs.iter_mut() {
         p.terminate(Duration::from_secs(5));
     }
+    let wado = if a.wado {
+        Some(wado_retrieval(&relay, pki, &large, dir.path())?)
+    } else {
+        None
+    };
     relay.proc.terminate(Duration::from_secs(10));
     let ok_hash = yilian_testkit::blake3_file(&delivered[0])? == large.blake3;
 
@@ -611,9 +635,149 @@ fn streaming(base: &Path, pki: &Path, a: &Args) -> Result<()> {
         (relay_end.cpu - baseline.cpu) / gb,
         reader_cpu / readers as f64 / gb,
     );
+    if let Some(w) = wado {
+        println!();
+        println!("DICOMweb retrieval of the same instance by its reader (curl, bearer token, after the transfer):");
+        for (what, bytes, secs, peak) in &w.requests {
+            println!(
+                "  {what:<34} {bytes:>14} bytes {secs:>7.2} s {:>8.1} MB/s  relay peak sampled RSS {:>7.1} MiB",
+                *bytes as f64 / MB / secs,
+                mib(*peak)
+            );
+        }
+        let growth = w.peak.saturating_sub(w.before);
+        println!(
+            "  relay RSS before {:.1} MiB, peak {:.1} MiB: growth {:.1} MiB (target < 64 MiB: {}); WADO-URI copy hash {}",
+            mib(w.before),
+            mib(w.peak),
+            mib(growth),
+            if growth < 64 * MIB { "met" } else { "NOT met" },
+            if w.hash_ok { "ok" } else { "MISMATCH" }
+        );
+        ensure!(w.hash_ok, "the WADO-URI copy differs from the original");
+    }
     ensure!(ok_hash, "the reader's copy differs from the original");
     drop(dir);
     Ok(())
+}
+
+/// What the DICOMweb leg measured: per request (what, bytes, seconds, relay peak RSS).
+struct Wado {
+    requests: Vec<(&'static str, u64, f64, u64)>,
+    before: u64,
+    peak: u64,
+    hash_ok: bool,
+}
+
+/// Retrieve the instance over HTTPS as its reader (a token from `yilian token issue`), by
+/// WADO-RS (multipart, to /dev/null) and WADO-URI (the file, hashed), sampling the relay's
+/// RSS every 50 ms: responses must stream from the spool, whatever the size.
+fn wado_retrieval(
+    relay: &RelayChild,
+    pki: &Path,
+    large: &yilian_testkit::Generated,
+    dir: &Path,
+) -> Result<Wado> {
+    let out = Command::new(yilian_bin()?)
+        .args([
+            "token",
+            "issue",
+            "--identity",
+            READER,
+            "--ttl",
+            "1h",
+            "--config",
+        ])
+        .arg(&relay.config)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "yilian token issue failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let instance = format!(
+        "{}/studies/{}/series/{}/instances/{}",
+        relay.https, large.study_instance_uid, large.series_instance_uid, large.sop_instance_uid
+    );
+    let uri = format!(
+        "{}/wado?requestType=WADO&studyUID={}&seriesUID={}&objectUID={}&contentType=application/dicom",
+        relay.https, large.study_instance_uid, large.series_instance_uid, large.sop_instance_uid
+    );
+    let copy = dir.join("wado-uri.dcm");
+    let before = relay
+        .proc
+        .status()
+        .ok_or_else(|| anyhow!("relay died"))?
+        .rss;
+    let mut w = Wado {
+        requests: Vec::new(),
+        before,
+        peak: before,
+        hash_ok: false,
+    };
+    for (what, url, accept, to) in [
+        (
+            "WADO-RS instance (multipart)",
+            &instance,
+            "multipart/related; type=\"application/dicom\"; transfer-syntax=*",
+            Path::new("/dev/null"),
+        ),
+        ("WADO-URI (application/dicom)", &uri, "*/*", copy.as_path()),
+    ] {
+        let mut curl = Command::new("curl");
+        curl.args(["-sS", "--fail", "-o"])
+            .arg(to)
+            .args(["-w", "%{size_download}", "--cacert"])
+            .arg(pki.join("ca.pem"))
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg("-H")
+            .arg(format!("Accept: {accept}"))
+            .arg(url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let t = Instant::now();
+        let mut child = curl
+            .spawn()
+            .context("curl (Debian curl) runs the HTTPS requests")?;
+        let mut peak = 0;
+        let status = loop {
+            if let Some(s) = relay.proc.status() {
+                peak = peak.max(s.rss);
+            }
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            std::thread::sleep(SAMPLE);
+        };
+        let secs = t.elapsed().as_secs_f64();
+        let out = child.wait_with_output()?;
+        ensure!(
+            status.success(),
+            "{what}: curl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bytes: u64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        ensure!(
+            bytes >= large.size,
+            "{what}: {bytes} bytes, fewer than the instance's {}",
+            large.size
+        );
+        w.peak = w.peak.max(peak);
+        w.requests.push((what, bytes, secs, peak));
+    }
+    w.hash_ok = yilian_testkit::blake3_file(&copy)? == large.blake3;
+    std::fs::remove_file(&copy)?;
+    Ok(w)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -447,9 +447,12 @@ pub fn render(path: &Path, frame: u32, how: &Rendering) -> Result<Vec<u8>, Rende
             PixelFragmentSequence::new(Vec::<u32>::new(), pieces),
         ));
     }
-    let decoded = obj
-        .decode_pixel_data()
-        .map_err(|e| RenderError::Undecodable(chain(&e)))?;
+    // dicom-rs's decoders can panic on malformed data (an RLE segment too short, found by
+    // fuzzing): that is one bad image, never a reason to take the thread down.
+    let decoded =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
+            .map_err(|_| RenderError::Undecodable("its pixel data is malformed".into()))?
+            .map_err(|e| RenderError::Undecodable(chain(&e)))?;
     let voi = match how.window {
         Some(w) => VoiLutOption::CustomWithFunction(
             WindowLevel {
@@ -460,9 +463,12 @@ pub fn render(path: &Path, frame: u32, how: &Rendering) -> Result<Vec<u8>, Rende
         ),
         None => VoiLutOption::Default,
     };
-    let image = decoded
-        .to_dynamic_image_with_options(0, &ConvertOptions::new().with_voi_lut(voi).force_8bit())
-        .map_err(|e| RenderError::Undecodable(chain(&e)))?;
+    let image = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decoded
+            .to_dynamic_image_with_options(0, &ConvertOptions::new().with_voi_lut(voi).force_8bit())
+    }))
+    .map_err(|_| RenderError::Undecodable("its pixel data is malformed".into()))?
+    .map_err(|e| RenderError::Undecodable(chain(&e)))?;
     let image = crop(image, how.crop)?;
     let image = match how.fit {
         Some((w, h)) if how.shrink_only && image.width() <= w && image.height() <= h => image,
