@@ -115,6 +115,9 @@ pub fn map(path: &Path) -> Result<FrameMap, FramesError> {
 fn fragments<R: Read + Seek>(r: &mut R, offset: u64) -> Result<(Vec<u32>, Ranges), FramesError> {
     let bad = |what: &str| FramesError::Unsplittable(what.to_string());
     let io = |e: std::io::Error| FramesError::Read(e.to_string());
+    // Every item must lie inside the stream: a length read from the file never sizes an
+    // allocation or a range beyond it (a crafted 4 GB table length, found by fuzzing).
+    let end = r.seek(SeekFrom::End(0)).map_err(io)?;
     let mut pos = offset;
     let mut header = [0u8; 8];
     let mut bot = Vec::new();
@@ -136,6 +139,11 @@ fn fragments<R: Read + Seek>(r: &mut R, offset: u64) -> Result<(Vec<u32>, Ranges
         }
         if tag != ITEM || len == 0xFFFF_FFFF {
             return Err(bad("an item of the pixel data is malformed"));
+        }
+        if pos + 8 + len > end {
+            return Err(bad(
+                "an item of the pixel data runs past the end of the file",
+            ));
         }
         if first {
             first = false;
@@ -284,6 +292,16 @@ mod tests {
         // Cut short.
         let b = encapsulated(&[], &[b"AA"]);
         assert!(frames_of(&b[..b.len() - 10], 1).is_err());
+        // A table or a fragment that claims more than the file holds: refused before anything
+        // of that size is allocated.
+        for at in [4, 16] {
+            let mut b = encapsulated(&[0], &[b"AA"]);
+            b[at..at + 4].copy_from_slice(&0xD000_0000u32.to_le_bytes());
+            assert!(
+                matches!(frames_of(&b, 1), Err(FramesError::Unsplittable(ref w)) if w.contains("past the end")),
+                "{at}"
+            );
+        }
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub const MAX_EDGE: u32 = 16_384;
 /// Largest frame rendered, in pixels (a 8k × 8k image): its decoded form is held in memory.
 pub const MAX_PIXELS: u64 = 1 << 26;
 /// Largest stored frame read, in bytes.
-pub const MAX_FRAME_BYTES: u64 = 512 << 20;
+pub const MAX_FRAME_BYTES: u64 = 256 << 20;
 /// JPEG quality when the request names none.
 pub const DEFAULT_QUALITY: u8 = 90;
 
