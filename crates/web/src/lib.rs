@@ -35,6 +35,7 @@
 
 mod answer;
 pub mod auth;
+pub mod codestream;
 pub mod dicom_json;
 pub mod frames;
 pub mod metadata;

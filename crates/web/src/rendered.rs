@@ -34,6 +34,7 @@ use dicom_object::OpenFileOptions;
 use dicom_pixeldata::{ConvertOptions, PixelDecoder, VoiLutFunction, VoiLutOption, WindowLevel};
 use image::DynamicImage;
 
+use crate::codestream;
 use crate::frames::{self, FramesError};
 
 /// A thumbnail with no viewport fits in this many pixels each way.
@@ -407,6 +408,18 @@ pub fn render(path: &Path, frame: u32, how: &Rendering) -> Result<Vec<u8>, Rende
             .and_then(|_| file.read_exact(&mut buf))
             .map_err(|e| RenderError::Read(e.to_string()))?;
         pieces.push(buf);
+    }
+    // A compressed frame's own header must describe what the DICOM header does, before a
+    // decoder sizes anything from it (`codestream.rs`).
+    if map.media_type != "application/octet-stream" {
+        let first = pieces.first().map(Vec::as_slice).unwrap_or_default();
+        codestream::check(
+            codestream::family(&map.transfer_syntax),
+            first,
+            rows,
+            columns,
+        )
+        .map_err(|e| RenderError::Undecodable(e.to_string()))?;
     }
     // One frame, with only its own per-frame functional groups.
     obj.put(DataElement::new(
