@@ -41,6 +41,11 @@ fn alert_of(code: quinn::TransportErrorCode) -> Option<AlertDescription> {
 }
 
 /// Peer- or rustls-supplied reason text, made safe for a log line and shorn of rustls' prefix.
+/// Longest close reason shown, in characters: the relay's reasons say what is wrong and what
+/// to do in a sentence or two (a refused second reader is told where the first one is); a
+/// close frame cannot carry much more than 1,000 bytes anyway.
+const MAX_REASON_CHARS: usize = 600;
+
 fn clean(reason: &[u8]) -> String {
     let text = String::from_utf8_lossy(reason);
     let text = text
@@ -49,9 +54,9 @@ fn clean(reason: &[u8]) -> String {
     let mut out: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
+        .take(MAX_REASON_CHARS)
         .collect();
-    if text.chars().count() > 200 {
+    if text.chars().count() > MAX_REASON_CHARS {
         out.push('…');
     }
     out
