@@ -789,6 +789,7 @@ fn client_config(relay: &str, tls: TlsPem) -> ClientConfig {
         tls,
         tuning: Tuning::default(),
         give_up_after: Duration::from_secs(30),
+        contact: Default::default(),
     }
 }
 

@@ -79,6 +79,15 @@ enum Command {
     /// cannot store (disk full, a file in the way) is logged once and the relay tries again.
     /// With --once, exit status 0 only when every instance waiting for this reader was stored;
     /// otherwise 1, naming the instances that were not and why.
+    ///
+    /// One reader certificate reads in one place at a time. While a `yilian read` with this
+    /// certificate is connected (another workstation of the department, or this one started
+    /// twice), a second one is refused: it says where the first is connected from and since
+    /// when, and exits with status 2 without retrying; the first keeps receiving, so a study is
+    /// never split between two folders. A reader that no longer answers (killed, switched off,
+    /// its link dead) does not lock its certificate out: the relay checks it for a few seconds
+    /// and lets the new one take over. Workstations that should each receive everything need
+    /// reader identities of their own in the topology.
     Read(ReadArgs),
     /// Run a township gateway: a DICOM receiver (C-STORE SCP) for the consoles on the township
     /// LAN that keeps every image durably and forwards it over QUIC to the county relay.
@@ -162,7 +171,9 @@ pub(crate) struct PeerArgs {
     ca: Option<PathBuf>,
     /// Keep retrying an unreachable relay or a dropped link until nothing was acknowledged for
     /// this long (e.g. 30s, 10m, 2h); then report what is left and exit 1. Running the same
-    /// command again resumes where it stopped.
+    /// command again resumes where it stopped. A relay never reached in this run is tried for
+    /// 30 s at most (the address is more likely wrong than the link down): then the command
+    /// names the address, UDP port and certificate name it tried, and exits 2.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
     give_up_after: Duration,
     /// Congestion controller: bdp (default; yilian's own: window from measured bandwidth × RTT, ignores random loss, does not flood the link), bbr (quinn's), cubic or newreno.
@@ -444,6 +455,7 @@ pub(crate) fn client_config(p: &PeerArgs) -> Result<ClientConfig> {
         tls: TlsPem { ..tls },
         tuning,
         give_up_after: p.give_up_after,
+        contact: Default::default(),
     })
 }
 

@@ -45,6 +45,7 @@ fn client(addr: &str, pki: &Pki, identity: &str) -> ClientConfig {
         .unwrap(),
         tuning: Tuning::default(),
         give_up_after: Duration::from_secs(30),
+        contact: Default::default(),
     }
 }
 

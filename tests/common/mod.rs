@@ -227,6 +227,13 @@ pub fn peer_cmd(command: &str, relay: &RelayProc, pki: &Pki, identity: &str) -> 
 /// `yilian COMMAND` as `identity` against the relay at `addr` (e.g. through a link emulator).
 /// `command` may be a subcommand path (`"ecg stream"`).
 pub fn peer_cmd_at(command: &str, addr: &str, pki: &Pki, identity: &str) -> Command {
+    let mut c = peer_cmd_default_budget(command, addr, pki, identity);
+    c.args(["--give-up-after", "60s"]);
+    c
+}
+
+/// [`peer_cmd_at`] with the default `--give-up-after` (10 minutes).
+pub fn peer_cmd_default_budget(command: &str, addr: &str, pki: &Pki, identity: &str) -> Command {
     let mut c = yilian();
     c.args(command.split(' '))
         .args(["--relay", addr])
@@ -235,8 +242,7 @@ pub fn peer_cmd_at(command: &str, addr: &str, pki: &Pki, identity: &str) -> Comm
         .arg("--key")
         .arg(pki.key(identity))
         .arg("--ca")
-        .arg(pki.ca_path())
-        .args(["--give-up-after", "60s"]);
+        .arg(pki.ca_path());
     c
 }
 
@@ -402,6 +408,7 @@ impl InProcessRelay {
             .unwrap(),
             tuning: yilian_transport::Tuning::default(),
             give_up_after: Duration::from_secs(30),
+            contact: Default::default(),
         }
     }
 }

@@ -1,6 +1,17 @@
 //! Reaching the relay, with capped exponential backoff while it cannot be reached.
+//!
+//! **First contact.** Until a client has reached its relay once ([`Contact`]), a relay that
+//! does not answer is more likely a wrong address (or a relay not running, or UDP blocked)
+//! than a township link that happens to be down: attempts are bounded by
+//! [`FIRST_CONTACT_ATTEMPT`], the first failure says that the address may be wrong (naming the
+//! address, UDP port and certificate name tried, and what to check), and the client gives up
+//! after [`FIRST_CONTACT_BUDGET`] (at most `give_up_after`) with
+//! [`ClientError::NoRelayAnswered`]. Once a connection succeeded, an outage is waited out for
+//! the whole `give_up_after`.
 
 use quinn::{Connection, Endpoint};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use yilian_transport::{TlsPem, Tuning};
 
@@ -13,9 +24,39 @@ pub struct ClientConfig {
     pub relay: String,
     pub tls: TlsPem,
     pub tuning: Tuning,
-    /// Stop retrying after this long without reaching the relay.
+    /// Stop retrying after this long without reaching the relay (once it was reached: see
+    /// [`Contact`]).
     pub give_up_after: Duration,
+    /// Whether the relay was reached yet; clones share it (one per `send` or `read` run, one
+    /// for a gateway's lifetime).
+    pub contact: Contact,
 }
+
+/// Whether a client has reached its relay yet (a connection succeeded). Clones share it.
+#[derive(Clone, Debug, Default)]
+pub struct Contact(Arc<AtomicBool>);
+
+impl Contact {
+    /// Whether a connection to the relay ever succeeded.
+    pub fn made(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How long a client that never reached its relay keeps trying (at most `give_up_after`).
+/// A relay that exists answers a handshake within a second on the links yilian is made for
+/// (RTT ≤ 300 ms; a lost handshake packet costs 0.3 s), and one that restarts is back within
+/// seconds; 30 s covers both and a few lost handshakes, and keeps a wrong address from
+/// holding the radiographer for the 10-minute outage budget meant for links that were up.
+pub const FIRST_CONTACT_BUDGET: Duration = Duration::from_secs(30);
+
+/// The longest one attempt of a first contact may take: after 5 s without any answer the
+/// user is told the address may be wrong (the attempt is then made again).
+pub const FIRST_CONTACT_ATTEMPT: Duration = Duration::from_secs(5);
 
 /// Capped exponential backoff: 0.5 s, 1 s, 2 s … 30 s.
 #[derive(Debug, Clone)]
@@ -142,12 +183,24 @@ pub(crate) async fn connect_until(
     deadline: Instant,
     handover: Handover,
 ) -> Result<Connection, ClientError> {
+    let started = Instant::now();
+    // Never reached in this run: a short budget, and the address is named on the first failure.
+    let first_contact = !cfg.contact.made();
+    let (deadline, attempt_max) = if first_contact {
+        (
+            deadline.min(started + FIRST_CONTACT_BUDGET.min(cfg.give_up_after)),
+            FIRST_CONTACT_ATTEMPT,
+        )
+    } else {
+        (deadline, HANDSHAKE_TIMEOUT)
+    };
     let mut backoff = Backoff::default();
+    let mut failures = 0u32;
     loop {
         // A handshake into a dead link would otherwise wait for the whole idle timeout.
         let wait = deadline
             .saturating_duration_since(Instant::now())
-            .clamp(Duration::from_secs(1), HANDSHAKE_TIMEOUT);
+            .clamp(Duration::from_secs(1), attempt_max);
         let attempt = async {
             match handover {
                 Handover::Confirmed => yilian_transport::connect(endpoint, &cfg.relay).await,
@@ -159,22 +212,101 @@ pub(crate) async fn connect_until(
         let e = match tokio::time::timeout(wait, attempt).await {
             Ok(Ok((conn, _relay))) => {
                 tracing::debug!(relay = %cfg.relay, rtt_ms = conn.rtt().as_millis() as u64, "connected");
+                cfg.contact.mark();
                 return Ok(conn);
             }
             Ok(Err(e)) if permanent(&e) => return Err(ClientError::Refused(e.to_string())),
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {} s", wait.as_secs()),
         };
+        failures += 1;
         let delay = backoff.next_delay();
-        if Instant::now() + delay > deadline {
-            return Err(ClientError::GaveUp(cfg.give_up_after, e));
+        if first_contact {
+            let target = Target::of(&cfg.relay).await;
+            if Instant::now() + delay > deadline {
+                return Err(ClientError::NoRelayAnswered {
+                    target: target.to_string(),
+                    waited: started.elapsed().as_secs(),
+                    attempts: failures,
+                    last: e,
+                });
+            }
+            if failures == 1 {
+                progress.status(&format!(
+                    "no relay answered at {target} ({e}): the address may be wrong. {CHECK}. Trying again for {} s more",
+                    deadline.saturating_duration_since(Instant::now()).as_secs()
+                ));
+            } else {
+                progress.status(&format!(
+                    "still no answer from {} ({e}); retrying in {:.1} s",
+                    cfg.relay,
+                    delay.as_secs_f32()
+                ));
+            }
+        } else {
+            if Instant::now() + delay > deadline {
+                return Err(ClientError::GaveUp(cfg.give_up_after, e));
+            }
+            progress.status(&format!(
+                "relay {} not reachable ({e}); retrying in {:.1} s",
+                cfg.relay,
+                delay.as_secs_f32()
+            ));
         }
-        progress.status(&format!(
-            "relay {} not reachable ({e}); retrying in {:.1} s",
-            cfg.relay,
-            delay.as_secs_f32()
-        ));
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// What to check when no relay answers at an address.
+pub(crate) const CHECK: &str = "Check that the relay is running there (`yilian serve` logs \"yilian relay ready\" with its listen address), that --relay gives its address and UDP port, and that firewalls let UDP through to that port";
+
+/// Where a client looked for its relay, in words: `--relay` as given, the address it resolved
+/// to, the UDP port, and the name the relay's certificate must carry.
+struct Target {
+    relay: String,
+    addresses: Option<String>,
+    port: Option<u16>,
+    server_name: Option<String>,
+}
+
+impl Target {
+    async fn of(relay: &str) -> Target {
+        let parts = yilian_transport::split_host_port(relay)
+            .ok()
+            .map(|(h, p)| (h.to_string(), p));
+        let addresses = match yilian_transport::resolve(relay).await {
+            Ok(a) => {
+                let mut ips: Vec<String> = Vec::new();
+                for ip in a.iter().map(|a| a.ip().to_string()) {
+                    if !ips.contains(&ip) {
+                        ips.push(ip);
+                    }
+                }
+                Some(ips.join(" or "))
+            }
+            Err(_) => None,
+        };
+        Target {
+            relay: relay.to_string(),
+            addresses,
+            port: parts.as_ref().map(|(_, p)| *p),
+            server_name: parts.map(|(h, _)| h),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    /// `localhost:4433 (address 127.0.0.1, UDP port 4433, relay certificate name "localhost")`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.relay)?;
+        let (Some(port), Some(name)) = (self.port, &self.server_name) else {
+            return Ok(());
+        };
+        match &self.addresses {
+            Some(a) => write!(f, " (address {a}, ")?,
+            None => write!(f, " (name not resolved, ")?,
+        }
+        write!(f, "UDP port {port}, relay certificate name \"{name}\")")
     }
 }
 

@@ -6,6 +6,21 @@ pub enum ClientError {
     Connect(String),
     #[error("gave up after {0:?} without reaching the relay; last error: {1}")]
     GaveUp(std::time::Duration, String),
+    /// The relay was never reached in this run (see `connect.rs`, first contact): the address
+    /// is likely wrong.
+    #[error(
+        "no relay answered at {target} in {waited} s ({attempts} attempts; last: {last}). The address may be wrong. {}",
+        crate::connect::CHECK
+    )]
+    NoRelayAnswered {
+        /// `--relay` with the address, UDP port and certificate name tried.
+        target: String,
+        /// Seconds spent trying.
+        waited: u64,
+        attempts: u32,
+        /// The last attempt's failure.
+        last: String,
+    },
     #[error("the relay refused: {0}")]
     Refused(String),
     #[error("{0}")]

@@ -9,7 +9,13 @@
 //! * [`read`]: a reader workstation. It subscribes to everything routed to its identity and
 //!   writes each instance to `OUT/<StudyInstanceUID>/<SOPInstanceUID>.dcm`, through a partial
 //!   file that resumes at its length, verified against the relay's hash and fsync'ed before it
-//!   is acknowledged.
+//!   is acknowledged. One reader identity reads in one place at a time: the relay refuses a
+//!   second subscription while the first answers, and `read` then stops with the reason.
+//!
+//! Reaching the relay (`connect.rs`): link failures are retried with backoff for
+//! `give_up_after`, but a relay never reached yet ([`Contact`]) is tried for
+//! [`FIRST_CONTACT_BUDGET`] only, and the client says which address, UDP port and certificate
+//! name it tried ([`ClientError::NoRelayAnswered`]).
 //!
 //! * [`send_manifests`]: tell the relay which instances make each study, on its own (the
 //!   township gateway forwards instances as they arrive and a study's manifest once it went
@@ -33,7 +39,7 @@ mod uplink;
 mod upload;
 pub mod write_order;
 
-pub use connect::{Backoff, ClientConfig};
+pub use connect::{Backoff, ClientConfig, Contact, FIRST_CONTACT_BUDGET};
 pub use error::ClientError;
 pub use failures::{DeliveryFailure, FailureSide};
 pub use manifest::send_manifests;

@@ -4,6 +4,10 @@
 //! full, a file in the way, a hash mismatch) and the ones the relay reports in its backlog
 //! notice; a later success clears one. `--once` ends with them in the report (the CLI exits 1
 //! and names them); a reader that keeps running logs each once and lets the relay retry.
+//!
+//! The relay refuses a second subscription of one reader identity while the first answers,
+//! closing the connection with a final code and where the first is connected from: `read`
+//! returns [`ClientError::Refused`] with that reason instead of reconnecting.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

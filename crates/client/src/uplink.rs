@@ -56,6 +56,8 @@ async fn run(conn: Connection, order: UplinkYield, progress: Arc<dyn Progress>) 
                     changed(is, progress.as_ref());
                 }
             }
+            // Only to be acknowledged (QUIC does that): the relay checks we are still here.
+            Ok(RelayDatagram::Probe) => {}
             Err(e) => tracing::debug!("ignored a datagram from the relay: {e}"),
         }
     }

@@ -1,10 +1,13 @@
 //! Datagrams the relay sends to a connected device (unreliable, unordered, outside any stream).
 //!
-//! Today one kind: the **uplink yield order** ([`RelayDatagram::YieldUplink`]). While a site has
+//! Two kinds. The **uplink yield order** ([`RelayDatagram::YieldUplink`]): while a site has
 //! an urgent live ECG, the relay tells the site's uploading connections to make room on the
 //! township uplink for `millis` from now, renewing the order well before it lapses; `millis == 0`
 //! ends it at once. An order is a lease, so a lost datagram or a vanished relay can only end
-//! it early, never keep an upload slowed (`yilian_transport::uplink`).
+//! it early, never keep an upload slowed (`yilian_transport::uplink`). The **probe**
+//! ([`RelayDatagram::Probe`]): asks nothing of the application; the peer's QUIC stack
+//! acknowledges it, which tells the relay the peer still answers (a reader's subscription is
+//! taken over only from a connection that does not).
 //!
 //! Encoding: one tag byte [`TAG`], then the postcard-encoded message; anything else (a future
 //! kind, noise) decodes to an error the receiver ignores.
@@ -24,6 +27,8 @@ pub const MAX_RELAY_DATAGRAM: usize = 64;
 pub enum RelayDatagram {
     /// Keep the uplink's queue empty for `millis` from receipt (0: the order ends now).
     YieldUplink { millis: u32 },
+    /// Nothing to do: sent only to be acknowledged (is the peer still there?).
+    Probe,
 }
 
 impl RelayDatagram {
@@ -66,6 +71,8 @@ mod tests {
             assert!(bytes.len() <= MAX_RELAY_DATAGRAM);
             assert_eq!(RelayDatagram::decode(&bytes).unwrap(), d);
         }
+        let probe = RelayDatagram::Probe.encode();
+        assert_eq!(RelayDatagram::decode(&probe).unwrap(), RelayDatagram::Probe);
     }
 
     #[test]

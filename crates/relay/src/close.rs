@@ -10,3 +10,9 @@ pub const TOO_MANY: u32 = 6;
 /// The reader identity is a push AE's (`[[ae]] push = true`): the DIMSE egress delivers
 /// its outbox, it cannot subscribe.
 pub const PUSH_READER: u32 = 7;
+/// The reader identity's one subscription is held by another connection that still answers
+/// (`subscriptions.rs`): the reason says from where and since when.
+pub const SUBSCRIBED_ELSEWHERE: u32 = 8;
+/// This connection held a reader's subscription but stopped answering, and a new connection
+/// of the same reader took the subscription over (`subscriptions.rs`).
+pub const TAKEN_OVER: u32 = 9;

@@ -139,21 +139,34 @@ impl<C: Closable> Drop for Registered<C> {
     }
 }
 
+/// A connection for tests that records how it was closed.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct FakeConnection(pub Mutex<Option<(u32, String)>>);
+
+#[cfg(test)]
+impl FakeConnection {
+    /// The close code and reason, once closed.
+    pub fn closed(&self) -> Option<(u32, String)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[cfg(test)]
+impl Closable for Arc<FakeConnection> {
+    fn close(&self, code: VarInt, reason: &[u8]) {
+        let code = u32::try_from(code.into_inner()).unwrap_or(u32::MAX);
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((code, String::from_utf8_lossy(reason).into()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex as StdMutex;
     use yilian_transport::Role;
 
-    #[derive(Default)]
-    struct Fake(StdMutex<Option<(u32, String)>>);
-
-    impl Closable for Arc<Fake> {
-        fn close(&self, code: VarInt, reason: &[u8]) {
-            let code = u32::try_from(code.into_inner()).unwrap_or(u32::MAX);
-            *self.0.lock().unwrap() = Some((code, String::from_utf8_lossy(reason).into()));
-        }
-    }
+    type Fake = FakeConnection;
 
     fn peer(name: &str) -> Arc<PeerIdentity> {
         Arc::new(PeerIdentity::new(name, "county", Role::Reader, None).unwrap())
@@ -194,10 +207,7 @@ mod tests {
         });
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].0.peer.name, "stolen");
-        assert_eq!(
-            stolen.0.lock().unwrap().clone(),
-            Some((5, "bye stolen".into()))
-        );
-        assert_eq!(other.0.lock().unwrap().clone(), None);
+        assert_eq!(stolen.closed(), Some((5, "bye stolen".into())));
+        assert_eq!(other.closed(), None);
     }
 }

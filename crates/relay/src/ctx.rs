@@ -20,6 +20,8 @@ pub(crate) struct Ctx {
     pub current: Reloadable,
     /// Admitted connections.
     pub connections: Arc<Connections>,
+    /// Which connection holds each reader identity's one subscription (`subscriptions.rs`).
+    pub subscriptions: Arc<crate::subscriptions::Subscriptions>,
     /// The relay-wide budget of delivery buffers (`budget.rs`).
     pub budget: Arc<crate::budget::DeliveryBudget>,
     /// DICOM TLS's configuration, when `[dimse] tls_listen` is set (a reload replaces it).

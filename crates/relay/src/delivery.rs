@@ -143,7 +143,7 @@ pub(crate) async fn reader_session(
         Some(format!("{} waiting", backlog.len())),
     )
     .await;
-    info!(reader = %reader, backlog = backlog.len(), once = sub.once, "reader subscribed");
+    info!(reader = %reader, remote = %conn.remote_address(), backlog = backlog.len(), once = sub.once, "reader subscribed");
 
     let mut order = 0u64;
     let mut queue = BinaryHeap::new();

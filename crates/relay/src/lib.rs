@@ -52,7 +52,9 @@
 //!   the session with capped backoff (`retry.rs`) and, if it keeps failing, named in the
 //!   backlog notice. The connected readers share one budget for delivery buffers
 //!   (`budget.rs`: each reader connection's QUIC send window is budget / readers), so memory
-//!   does not grow with fan-out.
+//!   does not grow with fan-out. One live subscription per reader identity
+//!   (`subscriptions.rs`): a second is refused with where and since when the first is
+//!   connected, unless the first no longer answers a probe, which it then takes over from.
 //! * **DIMSE egress** ([`dimse_egress`]): a reader identity of the topology may be a DICOM
 //!   peer (`[[ae]]` with `push = true`, host, port): one worker per such AE drains that
 //!   reader's outbox by C-STORE over a few associations in parallel, in the stored transfer
@@ -79,6 +81,7 @@ mod reload_state;
 mod retry;
 mod revocation;
 pub mod server;
+mod subscriptions;
 mod uplink;
 
 pub use config::{ConfigFile, Limits, RelayConfig};

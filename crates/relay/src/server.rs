@@ -4,7 +4,7 @@ use bytes::BytesMut;
 use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::io::AsyncReadExt;
 use tracing::{debug, info, warn};
 use yilian_proto::{encode_frame, FrameDecoder, Refusal, RefuseCode, Request};
@@ -21,6 +21,9 @@ use crate::manifest::manifest;
 use crate::quic_upload::upload;
 use crate::reload::{ReloadError, ReloadSummary};
 use crate::reload_state::Reloadable;
+use crate::subscriptions::{
+    answers, refusal, taken_over_reason, Claim, Subscription, PROBE_WINDOW,
+};
 use yilian_ingest::{GateConfig, Ingest, IngestConfig, Metrics};
 
 pub use crate::close;
@@ -147,6 +150,7 @@ impl Relay {
                 config,
                 ingest,
                 connections: Arc::default(),
+                subscriptions: Arc::default(),
                 budget: Arc::new(budget),
                 dicom_tls,
                 ecg,
@@ -631,6 +635,12 @@ async fn serve_stream(
                 .await;
                 conn.close(VarInt::from_u32(close::PUSH_READER), reason.as_bytes());
             } else if peer.role == Role::Reader {
+                // Held for the session's lifetime: this connection is the reader's one
+                // subscription until it ends.
+                let Some(_subscribed) = subscribe(&ctx, &conn, conn_id, &peer, &mut send).await
+                else {
+                    return;
+                };
                 reader_session(ctx, conn, peer, send, recv, sub).await;
             } else {
                 let r = Refusal {
@@ -644,6 +654,72 @@ async fn serve_stream(
             }
         }
     }
+}
+
+/// Take `peer`'s one subscription for `conn` (`subscriptions.rs`): at once if nobody holds it,
+/// from a holder that no longer answers, or not at all (`None`: the connection was closed with
+/// the reason, which names where and since when the holder is connected; audited).
+async fn subscribe(
+    ctx: &Arc<Ctx>,
+    conn: &Connection,
+    conn_id: u64,
+    peer: &PeerIdentity,
+    send: &mut SendStream,
+) -> Option<Subscription> {
+    let remote = conn.remote_address();
+    let mut holder = match ctx
+        .subscriptions
+        .claim(&peer.name, conn_id, remote, conn.clone())
+    {
+        Claim::Granted(s) => return Some(s),
+        Claim::Again => {
+            let r = Refusal {
+                code: RefuseCode::Busy,
+                reason: "this connection is already subscribed".into(),
+            };
+            refuse_stream(peer, send, r).await;
+            return None;
+        }
+        Claim::Held(h) => h,
+    };
+    if !answers(&holder.conn).await {
+        let reason = taken_over_reason(&peer.name, remote);
+        match ctx.subscriptions.take_over(
+            &peer.name,
+            &holder,
+            conn_id,
+            remote,
+            conn.clone(),
+            &reason,
+        ) {
+            Ok(s) => {
+                info!(
+                    reader = %peer.name, %remote, previous = %holder.remote,
+                    "the reader's previous connection did not answer for {} s: closed it, this one takes over the subscription",
+                    PROBE_WINDOW.as_secs()
+                );
+                return Some(s);
+            }
+            Err(h) => holder = h,
+        }
+    }
+    let reason = refusal(&peer.name, &holder, SystemTime::now());
+    warn!(reader = %peer.name, %remote, "subscription refused: {reason}");
+    audit(
+        ctx,
+        peer,
+        AuditAction::Subscribe,
+        None,
+        None,
+        "already-subscribed",
+        Some(format!("{remote}; held by {}", holder.remote)),
+    )
+    .await;
+    conn.close(
+        VarInt::from_u32(close::SUBSCRIBED_ELSEWHERE),
+        reason.as_bytes(),
+    );
+    None
 }
 
 /// Tell the peer why its stream is refused, and end it. A peer that is already gone cannot be

@@ -245,8 +245,9 @@ mod tests {
 
     impl Datagrams for Fake {
         fn send_datagram(&self, bytes: &[u8]) -> bool {
-            let RelayDatagram::YieldUplink { millis } =
-                RelayDatagram::decode(bytes).expect("a valid order");
+            let Ok(RelayDatagram::YieldUplink { millis }) = RelayDatagram::decode(bytes) else {
+                panic!("not an order: {bytes:?}");
+            };
             self.0.lock().unwrap().push(millis);
             true
         }

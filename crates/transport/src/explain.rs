@@ -41,6 +41,11 @@ fn alert_of(code: quinn::TransportErrorCode) -> Option<AlertDescription> {
 }
 
 /// Peer- or rustls-supplied reason text, made safe for a log line and shorn of rustls' prefix.
+/// Longest close reason shown, in characters: the relay's reasons say what is wrong and what
+/// to do in a sentence or two (a refused second reader is told where the first one is); a
+/// close frame cannot carry much more than 1,000 bytes anyway.
+const MAX_REASON_CHARS: usize = 600;
+
 fn clean(reason: &[u8]) -> String {
     let text = String::from_utf8_lossy(reason);
     let text = text
@@ -49,9 +54,9 @@ fn clean(reason: &[u8]) -> String {
     let mut out: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
+        .take(MAX_REASON_CHARS)
         .collect();
-    if text.chars().count() > 200 {
+    if text.chars().count() > MAX_REASON_CHARS {
         out.push('…');
     }
     out
@@ -257,7 +262,9 @@ mod tests {
         let long = format!("a\nb{}", "x".repeat(1000));
         let s = explain(&closed(AlertDescription::HandshakeFailure, &long));
         assert!(!s.contains('\n'));
-        assert!(s.len() < 600, "{}", s.len());
+        // Cut to MAX_REASON_CHARS (the 1,000 x's are not all there), plus our own words.
+        assert!(s.contains('…'), "{s}");
+        assert!(s.len() < MAX_REASON_CHARS + 200, "{}", s.len());
     }
 
     #[test]
