@@ -722,6 +722,7 @@ fn build_sql(
     level: QueryLevel,
     query: &Query,
     limit: usize,
+    walk: bool,
 ) -> Result<(String, Vec<Value>, Vec<Key>), StoreError> {
     let group = group_columns(level);
     let mut returned: Vec<Key> = level.unique_keys().to_vec();
@@ -739,6 +740,30 @@ fn build_sql(
     // condition an index serves (a UID, Patient ID, Accession Number, a date), the catalog
     // leads and the reader's outbox entry is looked up per row; otherwise the reader's outbox
     // leads (never a scan of every reader's catalog). CROSS JOIN fixes that order for SQLite.
+    // Nothing to filter on (a viewer's study list, first page): walk the level's index in
+    // order and stop after the page, instead of listing every group of the reader first —
+    // when the reader holds a good share of the catalog (`walk`), so that the walk meets
+    // its groups soon.
+    if walk
+        && level != QueryLevel::Patient
+        && conditions
+            .iter()
+            .all(|(_, c)| matches!(c, Condition::Universal))
+    {
+        let sql = format!(
+            "SELECT MAX(c.instance_id), {} FROM catalog c CROSS JOIN outbox o
+                 ON o.instance_id = c.instance_id
+             WHERE o.reader = ?
+             GROUP BY {group} ORDER BY {group} LIMIT ? OFFSET ?",
+            selects.join(", ")
+        );
+        let params = vec![
+            Value::Text(reader.to_owned()),
+            Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1),
+            Value::Integer(i64::try_from(query.offset).unwrap_or(i64::MAX)),
+        ];
+        return Ok((sql, params, returned));
+    }
     let indexed = conditions.iter().any(|(key, cond)| {
         key.indexed()
             && matches!(
@@ -839,8 +864,25 @@ impl Store {
         query: &Query,
     ) -> Result<Found, StoreError> {
         let limit = query.limit.unwrap_or(DEFAULT_MATCH_LIMIT);
-        let (sql, params, returned) = build_sql(reader, level, query, limit)?;
         let db = self.db();
+        // An unfiltered page walks the catalog in order when the reader holds at least a
+        // quarter of it (its outbox counted through its index; the catalog's size is its
+        // largest row id): then the walk meets the reader's groups at once. A reader with
+        // few studies on a big relay keeps the reader-first plan.
+        let unfiltered = query
+            .keys
+            .iter()
+            .all(|(k, v)| matches!(condition(*k, v), Ok(Condition::Universal)));
+        let walk = unfiltered && {
+            let mine: i64 = db
+                .prepare_cached("SELECT COUNT(*) FROM outbox WHERE reader = ?")?
+                .query_row([reader], |r| r.get(0))?;
+            let all: i64 = db
+                .prepare_cached("SELECT COALESCE(MAX(instance_id), 0) FROM catalog")?
+                .query_row([], |r| r.get(0))?;
+            mine.saturating_mul(4) >= all
+        };
+        let (sql, params, returned) = build_sql(reader, level, query, limit, walk)?;
         let mut st = db.prepare_cached(&sql)?;
         let mut rows = st.query(params_from_iter(params))?;
         let mut matches = Vec::new();
@@ -1102,7 +1144,7 @@ mod scale {
     }
 
     fn plan(store: &Store, level: QueryLevel, query: &Query) -> String {
-        let (sql, params, _) = build_sql("r0", level, query, 100).unwrap();
+        let (sql, params, _) = build_sql("r0", level, query, 100, false).unwrap();
         let db = store.db();
         let mut st = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let rows = st
@@ -1176,5 +1218,81 @@ mod scale {
             .unwrap();
         assert!(!months.is_empty());
         assert!(months.len() < 100);
+    }
+
+    /// An unfiltered page (a viewer's study list) walks the level's index and stops after the
+    /// page, with exactly the answers of the reader-first plan, at every level and offset;
+    /// a reader with a small share of the catalog keeps the reader-first plan.
+    #[test]
+    fn an_unfiltered_page_walks_the_index_with_the_same_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        populate(&store, 4000, 200);
+        let run = |level, query: &Query, walk| {
+            let (sql, params, returned) = build_sql("r0", level, query, 25, walk).unwrap();
+            let db = store.db();
+            let mut st = db.prepare(&sql).unwrap();
+            let rows = st
+                .query_map(params_from_iter(params), |r| {
+                    (1..=returned.len())
+                        .map(|i| r.get::<_, Value>(i).map(text_of))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .unwrap();
+            rows.map(|r| r.unwrap()).collect::<Vec<_>>()
+        };
+        for level in [QueryLevel::Study, QueryLevel::Series, QueryLevel::Image] {
+            for offset in [0, 7, 90, 5000] {
+                let q = Query::new()
+                    .with(Key::PatientName, "*")
+                    .with(Key::StudyDate, "")
+                    .with_limit(25)
+                    .with_offset(offset);
+                let walked = run(level, &q, true);
+                assert_eq!(walked, run(level, &q, false), "{level:?} offset {offset}");
+                if offset < 90 {
+                    assert_eq!(walked.len(), 26, "a page and one more");
+                }
+            }
+        }
+        let q = Query::new().with_limit(25);
+        let p = plan_with(&store, QueryLevel::Study, &q, true);
+        assert!(
+            p.contains("SCAN c USING COVERING INDEX catalog_by_study"),
+            "{p}"
+        );
+        assert!(!p.contains("LIST SUBQUERY"), "{p}");
+        // Through find_limited: r0 holds half the catalog, so it walks; the answers match.
+        let found = store.find_limited("r0", QueryLevel::Study, &q).unwrap();
+        assert_eq!(found.matches.len(), 25);
+        assert!(found.truncated);
+        // A reader with a tenth of the catalog: the reader-first plan, the same answers.
+        let db = store.db();
+        db.execute(
+            "UPDATE outbox SET reader = 'small' WHERE instance_id % 10 = 0",
+            [],
+        )
+        .unwrap();
+        let studies: i64 = db
+            .query_row(
+                "SELECT COUNT(DISTINCT c.study_uid) FROM outbox o JOIN catalog c
+                 ON c.instance_id = o.instance_id WHERE o.reader = 'small'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        drop(db);
+        let small = store.find_limited("small", QueryLevel::Study, &q).unwrap();
+        assert_eq!(small.matches.len() as i64, studies.min(25));
+    }
+
+    fn plan_with(store: &Store, level: QueryLevel, query: &Query, walk: bool) -> String {
+        let (sql, params, _) = build_sql("r0", level, query, 100, walk).unwrap();
+        let db = store.db();
+        let mut st = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = st
+            .query_map(params_from_iter(params), |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("\n")
     }
 }
