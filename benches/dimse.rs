@@ -36,7 +36,7 @@ use yilian_testkit::StudySpec;
 
 mod common;
 use common::proc::Proc;
-use common::{scratch_base, Flags};
+use common::{cpu_seconds, free_port, median, scratch_base, within_run_ratios, Flags};
 
 const USAGE: &str =
     "cargo bench --bench dimse -- [--ct-slices N] [--dx N] [--us-frames N] [--runs N] [--quick]";
@@ -226,12 +226,6 @@ struct Row {
     cpu_per_gb: f64,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 fn wait_port(port: u16, p: &mut Proc) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -247,23 +241,6 @@ fn wait_port(port: u16, p: &mut Proc) -> Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
-}
-
-/// User + system CPU seconds of `pid`, children it reaped included.
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, a)| a)
-        .context("unexpected /proc stat")?;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let mut ticks = 0u64;
-    for i in 11..=14 {
-        ticks += f.get(i).context("short /proc stat")?.parse::<u64>()?;
-    }
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    Ok(ticks as f64 / hz)
 }
 
 fn yilian_bin() -> PathBuf {
@@ -618,14 +595,6 @@ fn remove(dir: &Path) {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[v.len() / 2]
-}
-
 fn summary(rows: &[Row]) {
     let med = |kind: Kind, assocs: usize, f: fn(&Row) -> f64| {
         median(
@@ -663,15 +632,7 @@ fn summary(rows: &[Row]) {
                 .find(|r| r.run == run && r.kind == k && r.assocs == n)
                 .map(f)
         };
-        let per_run: Vec<f64> = (0..runs)
-            .filter_map(|run| Some(one(run, a)? / one(run, b)?))
-            .collect();
-        let shown = per_run
-            .iter()
-            .map(|r| format!("{r:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        (median(per_run), shown)
+        within_run_ratios(runs, |run| Some((one(run, a)?, one(run, b)?)))
     };
     let fps = |r: &Row| r.files_per_s;
     let cpu = |r: &Row| r.cpu_per_gb;

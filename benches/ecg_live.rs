@@ -83,7 +83,7 @@ use yilian_transport::{DevCa, TlsFiles, TlsPem, Tuning};
 
 mod common;
 use common::proc::Proc;
-use common::{fs_type, scratch_base};
+use common::{free_udp_port, fs_type, scratch_base};
 
 const DEVICE: &str = "township-a-device";
 const VIEWER: &str = "county-cardiology";
@@ -213,12 +213,6 @@ fn tls(pki: &Path, name: &str) -> Result<TlsPem> {
         ca: pki.join("ca.pem"),
     }
     .load()?)
-}
-
-fn free_udp_port() -> Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 fn yilian_bin() -> Result<PathBuf> {

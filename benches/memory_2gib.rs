@@ -44,7 +44,7 @@ use yilian_testkit::StudySpec;
 use yilian_transport::{DevCa, PeerIdentity, TlsFiles, Tuning};
 
 mod common;
-use common::{fs_type, scratch_base};
+use common::{free_udp_port, fs_type, scratch_base};
 
 const MIB: u64 = 1 << 20;
 const MB: f64 = 1e6;
@@ -175,12 +175,6 @@ fn write_pki(dir: &Path, readers: usize) -> Result<()> {
         std::fs::write(dir.join(format!("{}.key", id.name)), key)?;
     }
     Ok(())
-}
-
-fn free_udp_port() -> Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 // ---------------------------------------------------------------------------------------------

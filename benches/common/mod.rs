@@ -73,6 +73,61 @@ impl Flags {
     }
 }
 
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A free UDP port on loopback (bound, then released).
+pub fn free_udp_port() -> Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// User + system CPU seconds of `pid`, children it reaped included.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, a)| a)
+        .context("unexpected /proc stat")?;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let mut ticks = 0u64;
+    for i in 11..=14 {
+        ticks += f.get(i).context("short /proc stat")?.parse::<u64>()?;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok(ticks as f64 / hz)
+}
+
+/// The median (the upper one of an even count); NaN when empty.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+/// Ratios `a / b` taken within each run (what one run compares ran back to back on the same
+/// machine state), their median and each one (`"1.23, 1.45"`): this box's speed drifts
+/// between runs more than the ratios do. `pair(run)`: that run's `(a, b)`, if it has both.
+pub fn within_run_ratios(runs: usize, pair: impl Fn(usize) -> Option<(f64, f64)>) -> (f64, String) {
+    let per_run: Vec<f64> = (0..runs)
+        .filter_map(|run| pair(run).map(|(a, b)| a / b))
+        .collect();
+    let shown = per_run
+        .iter()
+        .map(|r| format!("{r:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (median(per_run), shown)
+}
+
 /// `name`'s identity in `topology` (for issuing its certificate).
 pub fn identity(
     topology: &yilian_route::Topology,
