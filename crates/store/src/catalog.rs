@@ -41,6 +41,8 @@ pub(crate) fn insert(
                 inst.sop_class_uid
             ],
         )?;
+        tx.prepare_cached("DELETE FROM catalog_names WHERE instance_id = ?1")?
+            .execute([instance_id])?;
         return Ok(());
     };
     let mut st = tx.prepare_cached(
@@ -83,5 +85,13 @@ pub(crate) fn insert(
         c.text_guessed,
         c.text_lossy,
     ])?;
+    // The person-name keys of wildcard searches (a replaced row's old keys go first).
+    tx.prepare_cached("DELETE FROM catalog_names WHERE instance_id = ?1")?
+        .execute([instance_id])?;
+    let mut keys = tx
+        .prepare_cached("INSERT OR IGNORE INTO catalog_names (key, instance_id) VALUES (?1, ?2)")?;
+    for key in crate::query::name_keys(c.patient.name.expose()) {
+        keys.execute(params![key, instance_id])?;
+    }
     Ok(())
 }

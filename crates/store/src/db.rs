@@ -17,6 +17,12 @@
 //! 0xA900) takes the entry out of the pending queue (`failed_at` set) with its status and reason
 //! kept; transient failures only count and remember the last status. Schema 3 is migrated in
 //! place (the columns are added; existing entries have no failures).
+//!
+//! Schema 5 indexes person names for wildcard searches (`catalog_names`: the lowercased whole
+//! Patient's Name and each of its component groups, one row per key, see
+//! `query::name_keys`): a search like `wang*` or `王*` reads a range of that index instead of
+//! matching every instance row of the reader. Schema 4 is migrated in place (the keys of every
+//! catalog row are computed and written).
 
 use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
@@ -24,7 +30,7 @@ use std::path::Path;
 use crate::StoreError;
 
 /// The schema this code writes (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS instances (
@@ -128,6 +134,12 @@ CREATE TABLE IF NOT EXISTS catalog (
     complete INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS catalog_by_study ON catalog(study_uid);
+CREATE TABLE IF NOT EXISTS catalog_names (
+    key TEXT NOT NULL,
+    instance_id INTEGER NOT NULL REFERENCES catalog(instance_id) ON DELETE CASCADE,
+    PRIMARY KEY (key, instance_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS catalog_names_by_instance ON catalog_names(instance_id);
 CREATE INDEX IF NOT EXISTS catalog_by_series ON catalog(series_uid);
 CREATE INDEX IF NOT EXISTS catalog_by_sop ON catalog(sop_uid);
 CREATE INDEX IF NOT EXISTS catalog_by_patient_id ON catalog(patient_id);
@@ -218,12 +230,18 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
             migrate_1_to_2(&mut conn)?;
             migrate_2_to_3(&mut conn)?;
             migrate_3_to_4(&mut conn)?;
+            migrate_4_to_5(&mut conn)?;
         }
         (2, _) => {
             migrate_2_to_3(&mut conn)?;
             migrate_3_to_4(&mut conn)?;
+            migrate_4_to_5(&mut conn)?;
         }
-        (3, _) => migrate_3_to_4(&mut conn)?,
+        (3, _) => {
+            migrate_3_to_4(&mut conn)?;
+            migrate_4_to_5(&mut conn)?;
+        }
+        (4, _) => migrate_4_to_5(&mut conn)?,
         (v, _) if v > SCHEMA_VERSION => {
             return Err(StoreError::Corrupt(format!(
                 "the index was written by a newer yilian (schema {v}, this one knows {SCHEMA_VERSION}); run that version or a newer one"
@@ -236,6 +254,31 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     crate::query::register_functions(&conn)?;
     Ok(conn)
+}
+
+/// Schema 4 → 5: the person-name keys of every catalog row (the table comes from `SCHEMA`).
+fn migrate_4_to_5(conn: &mut Connection) -> Result<(), StoreError> {
+    tracing::info!(
+        "migrating the index from schema 4 to 5 (person names indexed for wildcard searches)"
+    );
+    let tx = conn.transaction()?;
+    tx.execute_batch(SCHEMA)?;
+    {
+        let mut read = tx.prepare("SELECT instance_id, patient_name FROM catalog")?;
+        let mut write =
+            tx.prepare("INSERT OR IGNORE INTO catalog_names (key, instance_id) VALUES (?1, ?2)")?;
+        let mut rows = read.query([])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let name: String = row.get(1)?;
+            for key in crate::query::name_keys(&name) {
+                write.execute(rusqlite::params![key, id])?;
+            }
+        }
+    }
+    tx.pragma_update(None, "user_version", 5)?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// Schema 3 → 4: the outbox's failure columns. A table created by a newer `SCHEMA` during an

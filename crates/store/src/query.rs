@@ -764,13 +764,20 @@ fn build_sql(
         ];
         return Ok((sql, params, returned));
     }
-    let indexed = conditions.iter().any(|(key, cond)| {
-        key.indexed()
-            && matches!(
-                cond,
-                Condition::Equal(_) | Condition::AnyOf(_) | Condition::Range(..)
-            )
+    // A Patient's Name with a literal start is narrowed by the name index first
+    // (`catalog_names`, a range of keys), then matched exactly.
+    let name_range = conditions.iter().find_map(|(key, cond)| match cond {
+        Condition::PersonName(p) if *key == Key::PatientName => name_prefix(p),
+        _ => None,
     });
+    let indexed = name_range.is_some()
+        || conditions.iter().any(|(key, cond)| {
+            key.indexed()
+                && matches!(
+                    cond,
+                    Condition::Equal(_) | Condition::AnyOf(_) | Condition::Range(..)
+                )
+        });
     let from = if indexed {
         "catalog c2 CROSS JOIN outbox o2 ON o2.instance_id = c2.instance_id"
     } else {
@@ -781,6 +788,14 @@ fn build_sql(
         group.replace("c.", "c2.")
     );
     let mut params = vec![Value::Text(reader.to_owned())];
+    if let Some(prefix) = name_range {
+        inner.push_str(
+            " AND c2.instance_id IN (SELECT instance_id FROM catalog_names WHERE key >= ? AND key < ?)",
+        );
+        let end = format!("{prefix}{}", char::MAX);
+        params.push(Value::Text(prefix));
+        params.push(Value::Text(end));
+    }
     for (key, cond) in conditions {
         push_condition(
             &mut inner,
@@ -994,10 +1009,36 @@ pub fn wildcard(pattern: &str, value: &str) -> bool {
     p.get(pi..).unwrap_or_default().iter().all(|&c| c == '*')
 }
 
+/// The keys a Patient's Name is found by in `catalog_names`: the whole value and each of its
+/// component groups, trimmed and lowercased exactly as [`person_name`] compares them. A name
+/// that [`person_name`] matches has a key that begins with the pattern's literal start.
+pub(crate) fn name_keys(value: &str) -> Vec<String> {
+    let mut keys: Vec<String> = std::iter::once(value)
+        .chain(value.split('='))
+        .map(name_trim)
+        .filter(|k| !k.is_empty())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+fn name_trim(s: &str) -> String {
+    s.trim_end_matches(['^', '=', ' ']).to_lowercase()
+}
+
+/// The literal start of a person-name pattern (before its first wildcard), as keys are
+/// written; `None` when the pattern begins with a wildcard (nothing to narrow by).
+fn name_prefix(pattern: &str) -> Option<String> {
+    let p = name_trim(pattern);
+    let prefix: String = p.chars().take_while(|c| *c != '*' && *c != '?').collect();
+    (!prefix.is_empty()).then_some(prefix)
+}
+
 /// Person name matching: case-insensitive, wildcards allowed, against the whole value or any
 /// one component group; trailing `^` and `=` are ignored.
 pub fn person_name(pattern: &str, value: &str) -> bool {
-    let trim = |s: &str| s.trim_end_matches(['^', '=', ' ']).to_lowercase();
+    let trim = name_trim;
     let p = trim(pattern);
     let v = trim(value);
     if wildcard(&p, &v) {
@@ -1022,6 +1063,51 @@ mod tests {
         assert!(wildcard("CT", "CT"));
         assert!(!wildcard("CT", "ct"));
         assert!(wildcard("**a", "ba"));
+    }
+
+    #[test]
+    fn name_keys_hold_every_match_s_literal_start() {
+        assert_eq!(
+            name_keys("Wang^XiaoDong=王^小东="),
+            ["wang^xiaodong", "wang^xiaodong=王^小东", "王^小东"]
+        );
+        assert_eq!(name_keys(""), Vec::<String>::new());
+        assert_eq!(name_prefix("WANG*"), Some("wang".into()));
+        assert_eq!(name_prefix("王?东"), Some("王".into()));
+        assert_eq!(name_prefix("*东"), None);
+        assert_eq!(name_prefix("Smith^John^^"), Some("smith^john".into()));
+        // Whatever person_name matches has a key that starts with the pattern's prefix.
+        let values = [
+            "Wang^XiaoDong=王^小东=",
+            "Smith^John^^^",
+            "ÉMILE^Zola",
+            "İSTANBUL^X",
+            "O'Brien^Conan",
+            "=李^四",
+        ];
+        let patterns = [
+            "wang*",
+            "王*",
+            "王^小东",
+            "smith^john",
+            "émile*",
+            "i̇stanbul*",
+            "o'b*",
+            "李*",
+            "Wang^XiaoDong=王^小东",
+            "S?ith*",
+        ];
+        for v in values {
+            for p in patterns {
+                if person_name(p, v) {
+                    let prefix = name_prefix(p).unwrap_or_default();
+                    assert!(
+                        name_keys(v).iter().any(|k| k.starts_with(&prefix)),
+                        "{p:?} matches {v:?} but no key starts with {prefix:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
@@ -1139,6 +1225,13 @@ mod scale {
                 ],
             )
             .unwrap();
+            for key in name_keys(&format!("Patient^{study}")) {
+                tx.execute(
+                    "INSERT INTO catalog_names (key, instance_id) VALUES (?1, ?2)",
+                    params![key, id],
+                )
+                .unwrap();
+            }
         }
         tx.commit().unwrap();
     }
@@ -1209,6 +1302,23 @@ mod scale {
             .unwrap();
         // Studies 4, 40–48 and 400+ do not exist; the even ones are r0's: 4, 40, 42, …, 48.
         assert_eq!(all.len(), 6);
+        // Found through the name index, not by matching every row of the reader.
+        let p = plan(
+            &store,
+            QueryLevel::Study,
+            &Query::new().with(Key::PatientName, "patient^4*"),
+        );
+        assert!(p.contains("catalog_names"), "{p}");
+        assert!(!p.contains("SCAN o2"), "{p}");
+        // A leading wildcard has nothing to narrow by: matched row by row, same rule.
+        let tail = store
+            .find(
+                "r0",
+                QueryLevel::Study,
+                &Query::new().with(Key::PatientName, "*t^42"),
+            )
+            .unwrap();
+        assert_eq!(tail.len(), 1);
         let months = store
             .find(
                 "r0",

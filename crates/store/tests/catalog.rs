@@ -512,7 +512,7 @@ fn schema_2_is_migrated() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4, "migrated through schema 3 to the current one");
+    assert_eq!(version, 5, "migrated through schema 3 to the current one");
     let incomplete: i64 = db
         .query_row("SELECT COUNT(*) FROM catalog WHERE complete = 0", [], |r| {
             r.get(0)
@@ -521,4 +521,59 @@ fn schema_2_is_migrated() {
     assert_eq!(incomplete, 2);
     drop(db);
     Store::open(dir.path()).expect("reopens at the current schema");
+}
+
+/// A data directory at schema 4 (no person-name index) gets every catalog row's name keys:
+/// name searches find the same studies after the migration as the row-by-row match would.
+#[test]
+fn schema_4_is_migrated_with_every_name_indexed() {
+    let (dir, s) = populated();
+    drop(s);
+    let db = rusqlite::Connection::open(dir.path().join("index.sqlite")).unwrap();
+    db.execute_batch("DROP TABLE catalog_names; PRAGMA user_version = 4;")
+        .unwrap();
+    drop(db);
+    let s = Store::open(dir.path()).unwrap();
+    let q = |v: &str| Query::new().with(Key::PatientName, v);
+    assert_eq!(studies(&s, R1, q("王*")), [A]);
+    assert_eq!(studies(&s, R1, q("WANG^*")), [A]);
+    assert_eq!(studies(&s, R1, q("li^si")), [B]);
+    assert_eq!(studies(&s, R2, q("zhang*")), [C]);
+    assert_eq!(studies(&s, R2, q("*")), [B, C]);
+    drop(s);
+    let db = rusqlite::Connection::open(dir.path().join("index.sqlite")).unwrap();
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 5);
+    let keys: i64 = db
+        .query_row("SELECT COUNT(*) FROM catalog_names", [], |r| r.get(0))
+        .unwrap();
+    // Wang (5 instances × 3 keys), Li (3 × 1), Zhang (1 × 1); the bare DX has no name.
+    assert_eq!(keys, 5 * 3 + 3 + 1);
+}
+
+/// A name index entry follows its catalog row: removed with it, replaced with it.
+#[test]
+fn name_keys_follow_their_catalog_rows() {
+    let (dir, s) = populated();
+    drop(s);
+    let db = rusqlite::Connection::open(dir.path().join("index.sqlite")).unwrap();
+    db.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+    let before: i64 = db
+        .query_row("SELECT COUNT(*) FROM catalog_names", [], |r| r.get(0))
+        .unwrap();
+    db.execute(
+        "DELETE FROM catalog WHERE instance_id = (SELECT MIN(instance_id) FROM catalog)",
+        [],
+    )
+    .unwrap();
+    let after: i64 = db
+        .query_row("SELECT COUNT(*) FROM catalog_names", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        after,
+        before - 3,
+        "the first Wang instance's three keys went with it"
+    );
 }
