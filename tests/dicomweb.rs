@@ -1217,3 +1217,50 @@ print(json.dumps({"first": first.status_code, "etag": tag, "again": again.status
     assert_ne!(r["other_etag"], r["etag"], "{r}");
     assert!(r["other_len"].as_u64().unwrap() > 2048, "{r}");
 }
+
+/// A device over its cap of uploads in progress (`limits.uploads_per_identity`, here 1) is
+/// slowed, not refused: three STOW requests at once each get 200 with every instance stored.
+#[test]
+fn concurrent_stow_requests_over_the_upload_cap_wait_instead_of_failing() {
+    let w = web_relay_with("\n[limits]\nuploads_per_identity = 1\n");
+    let (dev, _) = issue(&w, "township-a-device");
+    let dirs: Vec<std::path::PathBuf> = (0..3)
+        .map(|i| {
+            let dir = w.root.join(format!("ct{i}"));
+            yilian_testkit::ct_series(
+                &dir,
+                &yilian_testkit::StudySpec::new("CT", 110 + i),
+                6,
+                64,
+                64,
+                110 + i,
+            )
+            .unwrap();
+            dir
+        })
+        .collect();
+    let answers: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = dirs
+            .iter()
+            .map(|dir| {
+                let w = &w;
+                let dev = &dev;
+                s.spawn(move || {
+                    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+                        .unwrap()
+                        .map(|e| e.unwrap().path())
+                        .collect();
+                    files.sort();
+                    let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+                    stow(w, dev, "raw", &paths)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for a in &answers {
+        assert_eq!(a["status"], 200, "{a}\nrelay log:\n{}", w.relay.log_text());
+        assert_eq!(sequence_sops(a, "00081199").len(), 6, "{a}");
+        assert!(sequence_sops(a, "00081198").is_empty(), "{a}");
+    }
+}

@@ -196,6 +196,9 @@ async fn store_part(
     }
 }
 
+/// How long a part waits for its device's upload slot before it fails as busy (0xA700).
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One part through the ingest path; its Study Instance UID once durable.
 async fn upload(
     ingest: &Arc<Ingest>,
@@ -204,9 +207,23 @@ async fn upload(
     head: Bytes,
     field: &mut multer::Field<'_>,
 ) -> Result<String, Refusal> {
-    let mut up = ingest
-        .begin(principal, spec, yilian_ingest::next_conn())
-        .await?;
+    let conn = yilian_ingest::next_conn();
+    // A device at its cap of uploads in progress (instances answered but not yet in the
+    // catalog count too) waits for a slot: a STOW request sends its parts one after another,
+    // so waiting is the natural back-pressure, where refusing would fail instances a
+    // QUIC sender would simply retry. Only for so long, then the part fails with the reason.
+    let mut waited = std::time::Duration::ZERO;
+    let mut pause = std::time::Duration::from_millis(5);
+    let mut up = loop {
+        match ingest.begin(principal.clone(), spec.clone(), conn).await {
+            Err(r) if r.code == RefuseCode::Busy && waited < BUSY_WAIT => {
+                tokio::time::sleep(pause).await;
+                waited += pause;
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            other => break other?,
+        }
+    };
     let outcome = async {
         up.lease().await?;
         if let Opened::AlreadyStored(_) = up.open().await? {
