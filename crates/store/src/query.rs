@@ -1237,13 +1237,7 @@ mod scale {
     }
 
     fn plan(store: &Store, level: QueryLevel, query: &Query) -> String {
-        let (sql, params, _) = build_sql("r0", level, query, 100, false).unwrap();
-        let db = store.db();
-        let mut st = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let rows = st
-            .query_map(params_from_iter(params), |r| r.get::<_, String>(3))
-            .unwrap();
-        rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("\n")
+        plan_with(store, level, query, false)
     }
 
     /// A few thousand instances: queries by the usual keys go through an index, never a scan

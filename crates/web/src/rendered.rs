@@ -227,12 +227,7 @@ impl Rendering {
         params: &[(String, String)],
         accept_header: Option<&str>,
     ) -> Result<Rendering, RenderError> {
-        let param = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let param = |name: &str| crate::wado::param(params, name);
         let format = choose_format(param("accept").or(accept_header))?;
         let quality = param("quality").map(quality).transpose()?;
         let window = match param("window") {
@@ -294,12 +289,7 @@ impl Rendering {
         params: &[(String, String)],
         format: Format,
     ) -> Result<Rendering, RenderError> {
-        let param = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let param = |name: &str| crate::wado::param(params, name);
         let window = match (param("windowCenter"), param("windowWidth")) {
             (None, None) => None,
             (Some(c), Some(w)) => Some(window(

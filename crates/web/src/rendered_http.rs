@@ -85,9 +85,9 @@ pub(crate) async fn wado_uri(
         Ok(h) => h,
         Err(e) => return refusal(&e),
     };
-    let frame = match params.iter().find(|(k, _)| k == "frameNumber") {
+    let frame = match crate::wado::param(params, "frameNumber") {
         None => 1,
-        Some((_, n)) => match one_frame(n) {
+        Some(n) => match one_frame(n) {
             Ok(n) => n,
             Err(r) => return r,
         },

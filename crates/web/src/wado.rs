@@ -179,7 +179,11 @@ impl Parts {
         let opened = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             use std::io::Read;
             let mut file = std::fs::File::open(&owned)?;
-            let mut first = Vec::with_capacity(FIRST_READ);
+            let size = file.metadata()?.len();
+            // Sized to what is read (and the part's closing CRLF), so that a small instance
+            // neither holds a 1 MiB buffer nor is copied to end its part.
+            let want = usize::try_from(size).map_or(FIRST_READ, |s| s.min(FIRST_READ));
+            let mut first = Vec::with_capacity(want + 2);
             (&mut file)
                 .take(FIRST_READ as u64)
                 .read_to_end(&mut first)?;
@@ -188,29 +192,32 @@ impl Parts {
         .await
         .map_err(std::io::Error::other)?
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        let (file, first) = opened;
-        let file = tokio::fs::File::from_std(file);
-        let first = Bytes::from(first);
+        let (file, mut first) = opened;
         let content_type = match transfer_syntax(&first) {
             Some(ts) => format!("application/dicom; transfer-syntax={ts}"),
             None => "application/dicom".to_string(),
         };
         if first.len() < FIRST_READ {
             // The whole file: the part ends after it.
-            drop(file);
-            let mut last = BytesMut::with_capacity(first.len() + 2);
-            last.extend_from_slice(&first);
-            last.extend_from_slice(b"\r\n");
-            self.pending = Some(last.freeze());
+            first.extend_from_slice(b"\r\n");
+            self.pending = Some(Bytes::from(first));
         } else {
-            self.pending = Some(first);
-            self.current = Some(file);
+            self.pending = Some(Bytes::from(first));
+            self.current = Some(tokio::fs::File::from_std(file));
         }
         Ok(Bytes::from(format!(
             "--{}\r\nContent-Type: {content_type}\r\n\r\n",
             self.boundary
         )))
     }
+}
+
+/// The value of query parameter `name` (the first one given), as the request has it.
+pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The one range of a `Range: bytes=…` header within a file of `size` bytes, as (start,

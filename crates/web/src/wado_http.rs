@@ -305,12 +305,7 @@ pub(crate) async fn wado_uri(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim().to_string())
-    };
+    let param = |name: &str| wado::param(params, name).map(|v| v.trim().to_string());
     if param("requestType").as_deref() != Some("WADO") {
         return error(
             StatusCode::BAD_REQUEST,
