@@ -723,6 +723,53 @@ fn a_device_stores_by_stow_into_the_one_ingest_path() {
     );
 }
 
+/// One request holding one instance several times (pydicom's MR image under one UID in other
+/// encodings, and the first file again): its parts are judged in their order, although the
+/// relay reads the next part while the last one is made durable. The first stored wins, its
+/// copy is "already stored", the other encodings fail as conflicts (0x0111).
+#[test]
+fn one_instance_twice_in_a_stow_request_is_judged_in_order() {
+    let w = web_relay();
+    let (dev, _) = issue(&w, "township-a-device");
+    let (rad, _) = issue(&w, "county-radiology");
+    let names = [
+        "MR_small.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small.dcm",
+        "MR_small_RLE.dcm",
+        "CT_small.dcm",
+    ];
+    let files: Vec<std::path::PathBuf> = names.iter().map(|n| pydicom_file(n)).collect();
+    let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let r = stow(&w, &dev, "raw", &paths);
+    assert_eq!(r["status"], 202, "{r}");
+    let stored = r["body"]["00081199"]["Value"].as_array().unwrap();
+    let failed = r["body"]["00081198"]["Value"].as_array().unwrap();
+    assert_eq!((stored.len(), failed.len()), (3, 2), "{r}");
+    for f in failed {
+        assert_eq!(f["00081197"]["Value"][0], json!(0x0111), "{r}");
+    }
+    // What the relay holds under that UID is the first file, byte for byte.
+    let mr = &files[0];
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import pydicom,sys; print(pydicom.dcmread(sys.argv[1]).StudyInstanceUID)",
+        ])
+        .arg(mr)
+        .output()
+        .unwrap();
+    let study = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let got = wado(&w, &rad, AS_STORED, &[format!("studies/{study}")]);
+    let parts: Vec<String> = got[0]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sha256"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(parts, vec![sha256_of(mr)], "{got:?}");
+}
+
 /// Every file pydicom ships, in one STOW-RS request: every part gets a verdict, the relay keeps
 /// serving, and what it stored is retrievable.
 #[test]

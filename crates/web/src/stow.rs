@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use yilian_dimse::part10::{parse_file_meta, Part10Error};
-use yilian_ingest::{Event, Ingest, Opened, Principal, UploadSpec};
+use yilian_ingest::{Event, Ingest, Opened, Principal, Upload, UploadSpec};
 use yilian_proto::{Refusal, RefuseCode};
 
 /// Most bytes read looking for a part's file meta (the preamble, `DICM`, a meta group).
@@ -77,7 +77,19 @@ pub fn boundary(content_type: &str) -> Result<String, StowError> {
     boundary.ok_or_else(bad)
 }
 
+/// Parts of one request whose data has arrived and whose verdict (seal, commit) is awaited
+/// while the next part is read. A request's parts then share fsyncs with each other, as the
+/// uploads of concurrent senders do, instead of each waiting for the last one's.
+const PARTS_IN_FLIGHT: usize = 8;
+
 /// Store every part of `body` for `principal`; one outcome per part, in order.
+///
+/// A part is read and handed to the ingest path; its verdict is awaited in a task of its own
+/// while the next part is read, at most [`PARTS_IN_FLIGHT`] at once. A part whose SOP Instance
+/// UID is still in flight waits for that verdict first, so a request holding one instance
+/// twice is judged as if its parts came one after the other. A request that is dropped
+/// half-way (the client went away) leaves its parts in flight to finish: what is durable is
+/// committed.
 pub async fn store_parts<S>(
     ingest: &Arc<Ingest>,
     principal: Arc<Principal>,
@@ -89,31 +101,94 @@ where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
 {
     let mut multipart = multer::Multipart::new(body, boundary);
-    let mut outcomes = Vec::new();
+    let mut parts = InFlight::default();
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
-                if outcomes.is_empty() {
+                if parts.is_empty() {
                     return Err(StowError::Body(e.to_string()));
                 }
                 // What was stored stays stored; the rest is reported as one failure.
-                outcomes.push(PartOutcome::Failed {
-                    sop_class: None,
-                    sop_instance: None,
-                    status: 0xC000,
-                    reason: format!("the rest of the body is malformed: {e}"),
-                });
+                parts.done(failed(
+                    0xC000,
+                    format!("the rest of the body is malformed: {e}"),
+                ));
                 break;
             }
         };
-        outcomes.push(store_part(ingest, &principal, field, study.as_deref()).await);
+        store_part(ingest, &principal, field, study.as_deref(), &mut parts).await;
     }
-    if outcomes.is_empty() {
+    if parts.is_empty() {
         return Err(StowError::Empty);
     }
-    Ok(outcomes)
+    Ok(parts.outcomes().await)
+}
+
+/// The outcomes of a request's parts, in order; the ones still in flight as tasks.
+#[derive(Default)]
+struct InFlight {
+    outcomes: Vec<Option<PartOutcome>>,
+    /// Index into `outcomes`, SOP Instance UID, and the task awaiting the verdict.
+    pending: std::collections::VecDeque<(usize, String, tokio::task::JoinHandle<PartOutcome>)>,
+}
+
+impl InFlight {
+    fn is_empty(&self) -> bool {
+        self.outcomes.is_empty()
+    }
+
+    /// A part with its outcome known at once.
+    fn done(&mut self, outcome: PartOutcome) {
+        self.outcomes.push(Some(outcome));
+    }
+
+    /// A part whose verdict `task` awaits.
+    fn push(&mut self, sop_uid: String, task: tokio::task::JoinHandle<PartOutcome>) {
+        self.pending.push_back((self.outcomes.len(), sop_uid, task));
+        self.outcomes.push(None);
+    }
+
+    /// Before a part of `sop_uid` starts: its earlier parts in flight are judged, and there
+    /// is room for one more.
+    async fn make_way(&mut self, sop_uid: &str) {
+        while let Some(i) = self.pending.iter().position(|(_, uid, _)| uid == sop_uid) {
+            if let Some(p) = self.pending.remove(i) {
+                self.settle(p).await;
+            }
+        }
+        while self.pending.len() >= PARTS_IN_FLIGHT {
+            if let Some(p) = self.pending.pop_front() {
+                self.settle(p).await;
+            }
+        }
+    }
+
+    async fn settle(
+        &mut self,
+        (i, sop_uid, task): (usize, String, tokio::task::JoinHandle<PartOutcome>),
+    ) {
+        let outcome = task.await.unwrap_or_else(|e| {
+            tracing::error!(sop_uid = %sop_uid, "a STOW-RS part's task failed: {e}");
+            PartOutcome::Failed {
+                sop_class: None,
+                sop_instance: Some(sop_uid),
+                status: yilian_ingest::dicom_status(RefuseCode::Internal),
+                reason: "the relay failed while storing this part (see its log); send it again"
+                    .into(),
+            }
+        });
+        self.outcomes[i] = Some(outcome);
+    }
+
+    /// Every outcome, in the parts' order, once all are known.
+    async fn outcomes(mut self) -> Vec<PartOutcome> {
+        while let Some(p) = self.pending.pop_front() {
+            self.settle(p).await;
+        }
+        self.outcomes.into_iter().flatten().collect()
+    }
 }
 
 fn failed(status: u16, reason: impl Into<String>) -> PartOutcome {
@@ -125,18 +200,38 @@ fn failed(status: u16, reason: impl Into<String>) -> PartOutcome {
     }
 }
 
+/// The UIDs a part's file meta gave.
+#[derive(Clone)]
+struct PartIds {
+    sop_class: String,
+    sop_instance: String,
+}
+
+impl PartIds {
+    fn failed(&self, r: Refusal) -> PartOutcome {
+        PartOutcome::Failed {
+            sop_class: Some(self.sop_class.clone()),
+            sop_instance: Some(self.sop_instance.clone()),
+            status: yilian_ingest::dicom_status(r.code),
+            reason: r.reason,
+        }
+    }
+}
+
+/// Read one part into the ingest path; its outcome, or the task awaiting it, goes to `parts`.
 async fn store_part(
     ingest: &Arc<Ingest>,
     principal: &Arc<Principal>,
     mut field: multer::Field<'_>,
     study: Option<&str>,
-) -> PartOutcome {
+    parts: &mut InFlight,
+) {
     if let Some(t) = field.content_type() {
         if t.essence_str() != "application/dicom" {
-            return failed(
+            return parts.done(failed(
                 0xC000,
                 format!("a part of type {t} (each part must be application/dicom)"),
-            );
+            ));
         }
     }
     // The part's first bytes, until its file meta can be read.
@@ -145,68 +240,83 @@ async fn store_part(
         match parse_file_meta(&head) {
             Ok(m) => break m,
             Err(Part10Error::Incomplete) if head.len() < MAX_HEAD => {}
-            Err(e) => return failed(0xC000, format!("not a DICOM Part 10 file: {e}")),
+            Err(e) => return parts.done(failed(0xC000, format!("not a DICOM Part 10 file: {e}"))),
         }
         match field.chunk().await {
             Ok(Some(c)) => head.extend_from_slice(&c),
             Ok(None) => {
-                return failed(
+                return parts.done(failed(
                     0xC000,
                     "not a DICOM Part 10 file: the part ends inside its file meta",
-                )
+                ))
             }
-            Err(e) => return failed(0xC000, format!("the part is malformed: {e}")),
+            Err(e) => return parts.done(failed(0xC000, format!("the part is malformed: {e}"))),
         }
     };
-    let (sop_class, sop_instance) = (meta.sop_class.clone(), meta.sop_instance.clone());
-    let with_uids = |r: Refusal| PartOutcome::Failed {
-        sop_class: Some(sop_class.clone()),
-        sop_instance: Some(sop_instance.clone()),
-        status: yilian_ingest::dicom_status(r.code),
-        reason: r.reason,
+    let ids = PartIds {
+        sop_class: meta.sop_class.clone(),
+        sop_instance: meta.sop_instance.clone(),
     };
-    if !yilian_proto::valid_uid(&sop_instance) {
-        return with_uids(yilian_ingest::refusal(
+    if !yilian_proto::valid_uid(&ids.sop_instance) {
+        return parts.done(ids.failed(yilian_ingest::refusal(
             RefuseCode::Malformed,
             "the file meta's SOP Instance UID is not a valid UID",
-        ));
+        )));
     }
+    parts.make_way(&ids.sop_instance).await;
     let spec = UploadSpec {
-        sop_uid: sop_instance.clone(),
+        sop_uid: ids.sop_instance.clone(),
         study_uid: study.map(str::to_string),
         ..UploadSpec::default()
     };
-    match upload(ingest, principal.clone(), spec, head.freeze(), &mut field).await {
-        Ok(study) => PartOutcome::Stored {
-            sop_class,
-            sop_instance,
-            study,
-        },
-        Err(r) => {
-            ingest
-                .refused(
-                    principal,
-                    study.map(str::to_string),
-                    Some(sop_instance.clone()),
-                    &r,
-                )
-                .await;
-            with_uids(r)
-        }
-    }
+    let fed = feed(ingest, principal.clone(), spec, head.freeze(), &mut field).await;
+    let (ingest, principal) = (ingest.clone(), principal.clone());
+    let study = study.map(str::to_string);
+    let sop_uid = ids.sop_instance.clone();
+    parts.push(
+        sop_uid,
+        tokio::spawn(async move {
+            let r = match fed {
+                Ok(Fed::AlreadyStored(up)) => settled(up).await,
+                Ok(Fed::Finished(up)) => verdict(up).await,
+                Err(r) => Err(r),
+            };
+            match r {
+                Ok(study) => PartOutcome::Stored {
+                    sop_class: ids.sop_class,
+                    sop_instance: ids.sop_instance,
+                    study,
+                },
+                Err(r) => {
+                    ingest
+                        .refused(&principal, study, Some(ids.sop_instance.clone()), &r)
+                        .await;
+                    ids.failed(r)
+                }
+            }
+        }),
+    );
+}
+
+/// How far a part got while its data was read.
+enum Fed {
+    /// The site holds this very instance already.
+    AlreadyStored(Upload),
+    /// Every byte went in; the verdict follows.
+    Finished(Upload),
 }
 
 /// How long a part waits for its device's upload slot before it fails as busy (0xA700).
 const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// One part through the ingest path; its Study Instance UID once durable.
-async fn upload(
+/// One part's data into the ingest path.
+async fn feed(
     ingest: &Arc<Ingest>,
     principal: Arc<Principal>,
     spec: UploadSpec,
     head: Bytes,
     field: &mut multer::Field<'_>,
-) -> Result<String, Refusal> {
+) -> Result<Fed, Refusal> {
     let conn = yilian_ingest::next_conn();
     // A device at its cap of uploads in progress (instances answered but not yet in the
     // catalog count too) waits for a slot: a STOW request sends its parts one after another,
@@ -224,10 +334,10 @@ async fn upload(
             other => break other?,
         }
     };
-    let outcome = async {
+    let fed = async {
         up.lease().await?;
         if let Opened::AlreadyStored(_) = up.open().await? {
-            return Ok(());
+            return Ok(false);
         }
         let mut accepted = up.data(head).await;
         while accepted {
@@ -245,18 +355,41 @@ async fn upload(
         if accepted {
             up.finish(None).await;
         }
-        loop {
-            match up.next_event().await {
-                Event::Hold(_) | Event::Checkpoint(_) => continue,
-                Event::Stored(_) => return Ok(()),
-                Event::Refused(r) => return Err(r),
-            }
-        }
+        Ok(true)
     }
     .await;
+    match fed {
+        Ok(true) => Ok(Fed::Finished(up)),
+        Ok(false) => Ok(Fed::AlreadyStored(up)),
+        Err(r) => {
+            up.close().await;
+            Err(r)
+        }
+    }
+}
+
+/// The verdict of a part whose data went in (or that the ingest path refused on the way).
+async fn verdict(mut up: Upload) -> Result<String, Refusal> {
+    let outcome = loop {
+        match up.next_event().await {
+            Event::Hold(_) | Event::Checkpoint(_) => continue,
+            Event::Stored(_) => break Ok(()),
+            Event::Refused(r) => break Err(r),
+        }
+    };
+    match outcome {
+        Ok(()) => settled(up).await,
+        Err(r) => {
+            up.close().await;
+            Err(r)
+        }
+    }
+}
+
+/// A stored part: its study, and the upload closed.
+async fn settled(up: Upload) -> Result<String, Refusal> {
     let study = up.study_uid().map(str::to_string);
     up.close().await;
-    outcome?;
     study.ok_or_else(|| {
         yilian_ingest::refusal(RefuseCode::Internal, "stored, but its study is unknown")
     })
@@ -265,6 +398,82 @@ async fn upload(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A seeded model of a request's parts in flight: verdicts arrive in any order, yet the
+    /// outcomes keep the parts' order, at most `PARTS_IN_FLIGHT` wait at once, and two parts of
+    /// one instance are never in flight together.
+    #[tokio::test(start_paused = true)]
+    async fn parts_in_flight_keep_their_order_and_one_instance_at_a_time() {
+        use std::collections::HashSet;
+        use std::sync::Mutex;
+        for seed in 1..=300u64 {
+            let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut next = move || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let running = Arc::new(Mutex::new(HashSet::new()));
+            let mut parts = InFlight::default();
+            let n = 1 + (next() % 40) as usize;
+            for i in 0..n {
+                if next() % 7 == 0 {
+                    parts.done(failed(0xC000, i.to_string()));
+                    continue;
+                }
+                let uid = format!("1.2.{}", next() % 5);
+                parts.make_way(&uid).await;
+                assert!(parts.pending.len() < PARTS_IN_FLIGHT, "seed {seed}");
+                assert!(
+                    !running.lock().unwrap().contains(&uid),
+                    "seed {seed}: {uid} twice"
+                );
+                let delay = std::time::Duration::from_micros(next() % 5_000);
+                let running = running.clone();
+                let task_uid = uid.clone();
+                running.lock().unwrap().insert(uid.clone());
+                parts.push(
+                    uid,
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        running.lock().unwrap().remove(&task_uid);
+                        failed(0, i.to_string())
+                    }),
+                );
+            }
+            let reasons: Vec<String> = parts
+                .outcomes()
+                .await
+                .into_iter()
+                .map(|o| match o {
+                    PartOutcome::Failed { reason, .. } => reason,
+                    PartOutcome::Stored { .. } => unreachable!(),
+                })
+                .collect();
+            assert_eq!(
+                reasons,
+                (0..n).map(|i| i.to_string()).collect::<Vec<_>>(),
+                "seed {seed}"
+            );
+        }
+    }
+
+    /// A part whose task failed still gets its verdict, in its place.
+    #[tokio::test]
+    async fn a_part_whose_task_failed_is_reported_as_such() {
+        let mut parts = InFlight::default();
+        parts.push("1.2.3".into(), tokio::spawn(async { panic!("boom") }));
+        parts.done(failed(0xC000, "next"));
+        let out = parts.outcomes().await;
+        assert!(
+            matches!(&out[0], PartOutcome::Failed { status, sop_instance: Some(s), reason, .. }
+                if *status == yilian_ingest::dicom_status(RefuseCode::Internal)
+                    && s == "1.2.3" && reason.contains("send it again")),
+            "{out:?}"
+        );
+        assert_eq!(out.len(), 2);
+    }
 
     #[test]
     fn the_boundary_comes_from_a_dicom_multipart_type_only() {
