@@ -7,6 +7,7 @@
 //!     --large-mib 1024 --stow-requests 1,4 --fill-requests 8 --fill-batch 100 --runs 3
 //! cargo bench --bench dicomweb -- --quick      # 3,000 instances, 60 CT, 64 MiB, 1 run
 //! cargo bench --bench dicomweb -- --runs 1 --hold 900   # then profile the servers by hand
+//! YILIAN_BENCH_BIN=/tmp/yilian.old cargo bench --bench dicomweb   # another build (A/B)
 //! ```
 //! Needs `/usr/sbin/Orthanc` and its DICOMweb plugin: `apt-get install orthanc orthanc-dicomweb`
 //! (Debian 12: Orthanc 1.10.1, plugin 1.7; the plugin's `.so` is found with `dpkg -L
@@ -206,8 +207,11 @@ fn dicomweb_plugin() -> Result<PathBuf> {
     })
 }
 
+/// The relay under test: `YILIAN_BENCH_BIN` (another build, for an A/B), else this build's.
 fn yilian_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_yilian"))
+    std::env::var_os("YILIAN_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_yilian")))
 }
 
 fn one_line(cmd: &str, args: &[&str]) -> String {

@@ -5,6 +5,7 @@
 //! cargo bench --bench dimse                                  # 300 CT, 20 DX, 1 US; 3 runs
 //! cargo bench --bench dimse -- --ct-slices 300 --dx 20 --us-frames 120 --runs 3
 //! cargo bench --bench dimse -- --quick                       # 60 CT, 4 DX, 1 small US, 1 run
+//! YILIAN_BENCH_BIN=/tmp/yilian.old cargo bench --bench dimse # another build of the relay (A/B)
 //! ```
 //! Needs `/usr/bin/storescu`, `/usr/bin/storescp` (Debian `dcmtk`) and `/usr/sbin/Orthanc`
 //! (Debian `orthanc`); every DICOM peer runs with `TCP_NODELAY=1` (DCMTK and Orthanc leave
@@ -243,8 +244,11 @@ fn wait_port(port: u16, p: &mut Proc) -> Result<()> {
     Ok(())
 }
 
+/// The relay under test: `YILIAN_BENCH_BIN` (another build, for an A/B), else this build's.
 fn yilian_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_yilian"))
+    std::env::var_os("YILIAN_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_yilian")))
 }
 
 /// Start a receiver; returns it, its port and its called AE title.

@@ -124,13 +124,22 @@ pub fn transfer_syntax(first: &[u8]) -> Option<String> {
     None
 }
 
+/// A file opened and its first [`FIRST_READ`] bytes read, on the blocking pool.
+type FirstRead = tokio::task::JoinHandle<std::io::Result<(std::fs::File, Vec<u8>)>>;
+
 /// The body of a multipart retrieve: each file in turn, read in chunks.
+///
+/// While a part is sent, the next file is opened and its first read made on the blocking pool
+/// (one file ahead, so at most [`FIRST_READ`] more bytes held): a series of small instances
+/// then goes out without a pause between parts while a thread fetches the next.
 pub struct Parts {
     files: VecDeque<PathBuf>,
     boundary: String,
     current: Option<tokio::fs::File>,
     /// A piece read ahead (a part's first chunk, read with its header).
     pending: Option<Bytes>,
+    /// The first read of `files.front()`, under way.
+    ahead: Option<FirstRead>,
     closed: bool,
 }
 
@@ -141,6 +150,7 @@ impl Parts {
             boundary,
             current: None,
             pending: None,
+            ahead: None,
             closed: false,
         }
     }
@@ -166,32 +176,21 @@ impl Parts {
             self.closed = true;
             return Some(Ok(Bytes::from(format!("--{}--\r\n", self.boundary))));
         };
-        Some(self.open(&path).await)
+        let read = match self.ahead.take() {
+            Some(read) => read,
+            None => first_read(path.clone()),
+        };
+        self.ahead = self.files.front().cloned().map(first_read);
+        Some(self.open(&path, read).await)
     }
 
     /// The part header of the file at `path` (its first chunk, read to learn the transfer
     /// syntax, follows as the next piece; the bytes are not copied).
-    async fn open(&mut self, path: &std::path::Path) -> std::io::Result<Bytes> {
-        // Open and read the first chunk in one trip to the blocking pool (a CT slice is one
-        // chunk or two: every trip is a thread hand-off, and they were a quarter of the
-        // relay's time retrieving a CT series).
-        let owned = path.to_path_buf();
-        let opened = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-            use std::io::Read;
-            let mut file = std::fs::File::open(&owned)?;
-            let size = file.metadata()?.len();
-            // Sized to what is read (and the part's closing CRLF), so that a small instance
-            // neither holds a 1 MiB buffer nor is copied to end its part.
-            let want = usize::try_from(size).map_or(FIRST_READ, |s| s.min(FIRST_READ));
-            let mut first = Vec::with_capacity(want + 2);
-            (&mut file)
-                .take(FIRST_READ as u64)
-                .read_to_end(&mut first)?;
-            Ok((file, first))
-        })
-        .await
-        .map_err(std::io::Error::other)?
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    async fn open(&mut self, path: &std::path::Path, read: FirstRead) -> std::io::Result<Bytes> {
+        let opened = read
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         let (file, mut first) = opened;
         let content_type = match transfer_syntax(&first) {
             Some(ts) => format!("application/dicom; transfer-syntax={ts}"),
@@ -210,6 +209,25 @@ impl Parts {
             self.boundary
         )))
     }
+}
+
+/// Open the file at `path` and read its first [`FIRST_READ`] bytes, in one trip to the
+/// blocking pool (a CT slice is one chunk or two: every trip is a thread hand-off, and they
+/// were a quarter of the relay's time retrieving a CT series).
+fn first_read(path: PathBuf) -> FirstRead {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = std::fs::File::open(&path)?;
+        let size = file.metadata()?.len();
+        // Sized to what is read (and the part's closing CRLF), so that a small instance
+        // neither holds a 1 MiB buffer nor is copied to end its part.
+        let want = usize::try_from(size).map_or(FIRST_READ, |s| s.min(FIRST_READ));
+        let mut first = Vec::with_capacity(want + 2);
+        (&mut file)
+            .take(FIRST_READ as u64)
+            .read_to_end(&mut first)?;
+        Ok((file, first))
+    })
 }
 
 /// The value of query parameter `name` (the first one given), as the request has it.
