@@ -1139,7 +1139,8 @@ fn multipart<'a>(parts: impl IntoIterator<Item = &'a Part>) -> Bytes {
 
 /// What a STOW-RS answer says.
 struct StowAnswer {
-    stored: usize,
+    /// SOP Instance UIDs in the Referenced SOP Sequence.
+    stored: std::collections::HashSet<String>,
     /// Instances refused as "out of resources" (0xA700: the relay's per-identity cap on
     /// uploads in progress), to send again.
     busy: Vec<String>,
@@ -1186,7 +1187,12 @@ async fn stow(c: &mut Client, root: &str, body: Bytes) -> Result<StowAnswer> {
             _ => bail!(fail()),
         }
     }
-    let stored = v["00081199"]["Value"].as_array().map_or(0, Vec::len);
+    let stored = v["00081199"]["Value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["00081155"]["Value"][0].as_str().map(str::to_string))
+        .collect();
     let ok = status == StatusCode::OK
         || (!busy.is_empty() && (status == StatusCode::ACCEPTED || status == StatusCode::CONFLICT));
     ensure!(ok, fail());
@@ -1195,30 +1201,47 @@ async fn stow(c: &mut Client, root: &str, body: Bytes) -> Result<StowAnswer> {
 
 /// Store every part (`body`: them all, made beforehand), sending again what the server
 /// refused as out of resources after 20 ms, as a client told "the others are sent when these
-/// finish" would. Returns how many parts were sent again.
+/// finish" would, and what its answer left out (Orthanc once listed 51 of 100 instances in a
+/// 200 with no failure; at most [`UNANSWERED_TRIES`] times). Returns how many parts were sent
+/// again.
 async fn stow_all(c: &mut Client, root: &str, parts: &[Part], body: Bytes) -> Result<usize> {
     let mut body = body;
-    let mut expected = parts.len();
+    let mut sent: Vec<&Part> = parts.iter().collect();
     let mut resent = 0;
+    let mut unanswered_tries = 0;
     loop {
         let a = stow(c, root, body).await?;
-        ensure!(
-            a.stored + a.busy.len() == expected,
-            "{}: STOW-RS stored {} and refused {} of {expected} instances",
-            c.ep.name,
-            a.stored,
-            a.busy.len()
-        );
-        if a.busy.is_empty() {
+        let busy: std::collections::HashSet<String> = a.busy.into_iter().collect();
+        let unanswered = sent
+            .iter()
+            .filter(|p| !a.stored.contains(&p.sop) && !busy.contains(&p.sop))
+            .count();
+        if unanswered > 0 {
+            unanswered_tries += 1;
+            ensure!(
+                unanswered_tries <= UNANSWERED_TRIES,
+                "{}: STOW-RS answers left out {unanswered} of {} instances {UNANSWERED_TRIES} times",
+                c.ep.name,
+                sent.len()
+            );
+            eprintln!(
+                "{}: a STOW-RS answer left out {unanswered} of {} instances: sent again",
+                c.ep.name,
+                sent.len()
+            );
+        }
+        sent.retain(|p| !a.stored.contains(&p.sop));
+        if sent.is_empty() {
             return Ok(resent);
         }
-        resent += a.busy.len();
-        expected = a.busy.len();
-        let busy: std::collections::HashSet<String> = a.busy.into_iter().collect();
-        body = multipart(parts.iter().filter(|p| busy.contains(&p.sop)));
+        resent += sent.len();
+        body = multipart(sent.iter().copied());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// How often a server's STOW-RS answers may leave instances out before the bench gives up.
+const UNANSWERED_TRIES: usize = 3;
 
 // ---------------------------------------------------------------------------------------------
 // Fill.
