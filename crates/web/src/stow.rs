@@ -201,7 +201,6 @@ fn failed(status: u16, reason: impl Into<String>) -> PartOutcome {
 }
 
 /// The UIDs a part's file meta gave.
-#[derive(Clone)]
 struct PartIds {
     sop_class: String,
     sop_instance: String,
@@ -254,8 +253,8 @@ async fn store_part(
         }
     };
     let ids = PartIds {
-        sop_class: meta.sop_class.clone(),
-        sop_instance: meta.sop_instance.clone(),
+        sop_class: meta.sop_class,
+        sop_instance: meta.sop_instance,
     };
     if !yilian_proto::valid_uid(&ids.sop_instance) {
         return parts.done(ids.failed(yilian_ingest::refusal(
