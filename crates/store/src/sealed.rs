@@ -47,6 +47,9 @@ pub(crate) struct Pool {
     stock: Arc<Stock>,
     /// Whether the filesystem keeps our extended attributes (no pool otherwise).
     pub(crate) enabled: bool,
+    /// The last background refill: joined when the pool is dropped, so that no thread still
+    /// creates files in a store that was closed (and perhaps is being removed).
+    refill: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// The pool's files, shared with its background refill.
@@ -107,6 +110,7 @@ impl Pool {
                 refilling: AtomicBool::new(false),
             }),
             enabled,
+            refill: Mutex::new(None),
         };
         if enabled && short {
             pool.stock.add_batch()?;
@@ -157,9 +161,16 @@ impl Pool {
                 }
                 stock.refilling.store(false, Ordering::Release);
             });
-        if let Err(e) = spawned {
-            tracing::warn!("could not start the pool's refill: {e}");
-            self.stock.refilling.store(false, Ordering::Release);
+        match spawned {
+            // The previous refill has ended (it cleared `refilling`): replacing its handle
+            // only detaches a finished thread.
+            Ok(handle) => {
+                *self.refill.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+            }
+            Err(e) => {
+                tracing::warn!("could not start the pool's refill: {e}");
+                self.stock.refilling.store(false, Ordering::Release);
+            }
         }
     }
 
@@ -171,6 +182,21 @@ impl Pool {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .len()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let handle = self
+            .refill
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(h) = handle {
+            if h.join().is_err() {
+                tracing::warn!("the pool's refill thread panicked");
+            }
+        }
     }
 }
 
@@ -346,6 +372,11 @@ mod tests {
         });
         let free = pool.free_files();
         drop(pool);
+        // A refill started by the last take has ended with the pool: the folder can go.
+        let (short, _) = Pool::open(&dir.path().join("short")).unwrap();
+        short.take().unwrap().unwrap();
+        drop(short);
+        std::fs::remove_dir_all(dir.path().join("short")).unwrap();
         let (again, leftovers) = Pool::open(&ready).unwrap();
         assert!(leftovers.is_empty());
         // The taken files are still empty (nothing was written): free again.
