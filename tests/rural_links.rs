@@ -279,6 +279,10 @@ fn a_30_second_link_cut_heals_without_rerunning_send() {
         "the progress line says the link is quiet and how much is safe: {stderr}"
     );
     let r = report(&report_path);
+    assert_eq!(
+        r["connections"], 1,
+        "the link came back within the idle timeout: the same connection carries on"
+    );
     let sent = r["bytes_sent"].as_u64().unwrap();
     let lost = r["bytes_lost_in_transit"].as_u64().unwrap();
     // Application resends (bytes written beyond the study) plus QUIC retransmissions.
@@ -287,6 +291,42 @@ fn a_30_second_link_cut_heals_without_rerunning_send() {
         resent * 20 < total,
         "resent {resent} bytes of a {total}-byte study (sent {sent}, lost in transit {lost})"
     );
+    assert_delivered(&relay, &pki, &tmp, &files);
+}
+
+/// During a cut the sender keeps probing about once a second (`yilian_transport::revive`)
+/// instead of QUIC's doubling probe timeout, whose probes are ≥ 10 s apart once a cut is 10 s
+/// old: a link that comes back is noticed within a second, not up to the cut's length later.
+/// Counted in packets the cut dropped between its 10th and 19th second (QUIC alone: at most
+/// one probe timeout there, 2 packets).
+#[test]
+fn a_cut_sender_probes_every_second_not_at_doubling_timeouts() {
+    let _serial = serial();
+    let (tmp, pki, relay) = alliance();
+    let spec = LinkSpec::rural(40_000_000, Duration::from_millis(60), 0.005);
+    let CtUpload {
+        files,
+        link,
+        report_path,
+        child,
+        ..
+    } = ct_upload_a_third_in(&tmp, &pki, &relay, 84, 60, spec, 10);
+    link.proxy.cut_for(Duration::from_secs(20));
+    let cut_at = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let at_10 = link.proxy.stats().up.dropped_cut;
+    std::thread::sleep(Duration::from_secs(19).saturating_sub(cut_at.elapsed()));
+    let at_19 = link.proxy.stats().up.dropped_cut;
+    let probes = at_19 - at_10;
+    assert!(
+        probes >= 6,
+        "the sender sent {probes} packets into the cut between its 10th and 19th second"
+    );
+    let out = finish(child, Duration::from_secs(300));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    let r = report(&report_path);
+    assert_eq!(r["connections"], 1, "the same connection carried on");
     assert_delivered(&relay, &pki, &tmp, &files);
 }
 

@@ -213,6 +213,9 @@ pub(crate) async fn connect_until(
             Ok(Ok((conn, _relay))) => {
                 tracing::debug!(relay = %cfg.relay, rtt_ms = conn.rtt().as_millis() as u64, "connected");
                 cfg.contact.mark();
+                // After a cut link heals, a probe leaves within a second (QUIC's own backs
+                // off to minutes).
+                cfg.tuning.revive(&conn);
                 return Ok(conn);
             }
             Ok(Err(e)) if permanent(&e) => return Err(ClientError::Refused(e.to_string())),

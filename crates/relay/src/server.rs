@@ -512,6 +512,9 @@ async fn admit(ctx: Arc<Ctx>, incoming: quinn::Incoming) {
         Some(remote.to_string()),
     )
     .await;
+    // After a cut link heals, a probe leaves within a second (QUIC's own backs off to
+    // minutes).
+    ctx.config.tuning.revive(&conn);
     if peer.role == Role::Device {
         // Live ECG frames a cart sends as datagrams (see `ecg.rs`).
         tokio::spawn(crate::ecg::serve_datagrams(

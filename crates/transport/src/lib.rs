@@ -36,6 +36,9 @@
 //! congestion controller ([`congestion`]), 8 MiB
 //! stream / 32 MiB connection windows, 5 s keep-alive, 60 s idle timeout, 64 bidirectional
 //! and 16 unidirectional streams. See [`tuning`] for the measurements behind each choice.
+//! Every controller is wrapped in [`revive::Revive`], and [`Tuning::revive`] starts the
+//! per-connection task that lets a probe through after a cut link heals, instead of QUIC's
+//! doubling probe timeout ([`revive`]).
 //! [`Tuning::uplink`] is the endpoint's [`UplinkYield`] order: while a relay says the site has
 //! an urgent ECG live, `bdp` connections keep their window below the path's BDP ([`uplink`]).
 //!
@@ -66,6 +69,7 @@ mod error;
 mod explain;
 mod identity;
 pub mod priority;
+pub mod revive;
 mod tls;
 pub mod tuning;
 pub mod uplink;

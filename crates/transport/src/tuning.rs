@@ -28,6 +28,9 @@
 //!   path slower than 100 ms the only cost is one spurious resend of the 1200-byte Initial.
 //! - **Timers**: a 5 s keep-alive keeps NAT bindings on township routers open and notices a
 //!   dead link quickly; 60 s idle timeout survives short outages without holding dead peers.
+//!   QUIC's own probes back off (doubling) during an outage, so every controller is wrapped in
+//!   [`crate::revive`] and [`Tuning::revive`] starts its per-connection nudge: a link that
+//!   comes back is noticed within about a second.
 
 use std::fmt;
 use std::str::FromStr;
@@ -39,6 +42,7 @@ use quinn::{IdleTimeout, TransportConfig, VarInt};
 use serde::{Deserialize, Serialize};
 
 use crate::congestion::BdpConfig;
+use crate::revive::ReviveFactory;
 use crate::uplink::UplinkYield;
 
 /// Congestion controller of a connection.
@@ -184,7 +188,7 @@ impl Tuning {
             }),
             other => other.controller_factory(),
         };
-        cfg.congestion_controller_factory(controller)
+        cfg.congestion_controller_factory(Arc::new(ReviveFactory::new(controller)))
             .stream_receive_window(varint(self.stream_receive_window))
             .receive_window(varint(self.receive_window))
             .send_window(self.send_window)
@@ -196,6 +200,13 @@ impl Tuning {
             cfg.initial_rtt(rtt);
         }
         cfg
+    }
+
+    /// Start the task that revives `conn` when a cut link heals ([`crate::revive`]): every
+    /// connection made with [`Tuning::transport_config`] should have one. It ends with the
+    /// connection.
+    pub fn revive(&self, conn: &quinn::Connection) {
+        crate::revive::nudge(conn, self.receive_window);
     }
 }
 
