@@ -10,6 +10,8 @@
 //! directions). The server compares every chunk with the payload as it arrives and answers one
 //! byte (identical or not); the [`Outcome`] holds what arrived, how long it took, what QUIC
 //! declared lost, the emulator's counters and, for `bdp`, the controller's final state.
+//! Both ends run as the product's do: the controller wrapped in `yilian_transport::revive` and
+//! a revive nudge on each connection.
 //!
 //! Nothing here asserts: the callers decide what a property or a measurement is. Setup
 //! failures (endpoints, certificates, the emulator) panic with a message — this is test
@@ -43,6 +45,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use yilian_linkem::{LinkSpec, PathStats, UdpProxy};
+use yilian_transport::revive::ReviveFactory;
 use yilian_transport::{
     client_config, client_endpoint, connect, server_endpoint, Bdp, BdpConfig, BdpState, Congestion,
     DevCa, PeerIdentity, Role, TlsPem, Tuning,
@@ -285,7 +288,9 @@ pub async fn transfer(
         client_endpoint(&pki.client, &tuning, false).expect("bind the client endpoint");
     if let Some(bdp) = &controller.bdp {
         let mut transport = tuning.transport_config();
-        transport.congestion_controller_factory(Arc::new(bdp.clone()));
+        // Wrapped like every product connection's controller (`Tuning::transport_config`).
+        transport
+            .congestion_controller_factory(Arc::new(ReviveFactory::new(Arc::new(bdp.clone()))));
         let mut config = client_config(&pki.client, &tuning).expect("the client configuration");
         config.transport_config(Arc::new(transport));
         client.set_default_client_config(config);
@@ -310,11 +315,13 @@ pub async fn transfer(
     let received = Arc::new(AtomicU64::new(0));
     let expected = data.clone();
     let counter = received.clone();
+    let server_tuning = tuning.clone();
     let receiver = tokio::spawn(async move {
         let incoming = server.accept().await.ok_or("the server endpoint closed")?;
         let (conn, _) = yilian_transport::accept(incoming)
             .await
             .map_err(|e| format!("accept: {e}"))?;
+        server_tuning.revive(&conn);
         let (mut send, mut recv) = conn
             .accept_bi()
             .await
@@ -344,6 +351,7 @@ pub async fn transfer(
     let (conn, _) = connect(&client, &target.to_string())
         .await
         .expect("connect to the server");
+    tuning.revive(&conn);
     let start = Instant::now();
     if let (Some(proxy), Some((after, length))) = (&proxy, cut) {
         let handle = proxy.handle();
