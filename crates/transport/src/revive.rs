@@ -44,7 +44,9 @@ pub const PROBE_GAP: Duration = Duration::from_millis(900);
 /// How often a [`Nudger`] looks at its connection (a little longer than [`PROBE_GAP`], so each
 /// nudge during an outage gets its probe).
 pub const TICK: Duration = Duration::from_secs(1);
-/// Packets a probe may carry past the window (two: a packet may be coalesced with another).
+/// Room a probe gets beyond what is in flight, in packets: quinn blocks a datagram when what
+/// is in flight plus the datagram (and a packet it may coalesce into it) reaches the window,
+/// so three let one or two packets through.
 const PROBE_PACKETS: u64 = 3;
 
 /// Factory of [`Revive`] controllers around another factory's.
@@ -115,18 +117,27 @@ impl Revive {
     /// [`PROBE_GAP`], room for one probe beyond what is in flight.
     pub fn window_at(&self, now: Instant) -> u64 {
         let window = self.inner.window();
-        let room = PROBE_PACKETS * self.mtu;
-        if self.in_flight.saturating_add(room) < window || !self.quiet(now) {
+        if !self.full(window) || !self.quiet(now) {
             return window;
         }
         let due = self
             .probed
             .is_none_or(|p| now.saturating_duration_since(p) >= PROBE_GAP);
         if due {
-            window.max(self.in_flight.saturating_add(room))
+            window.max(self.with_probe())
         } else {
             window
         }
+    }
+
+    /// What is in flight plus the room of one probe.
+    fn with_probe(&self) -> u64 {
+        self.in_flight.saturating_add(PROBE_PACKETS * self.mtu)
+    }
+
+    /// Whether `window` leaves no room for a probe.
+    fn full(&self, window: u64) -> bool {
+        self.with_probe() >= window
     }
 }
 
@@ -184,7 +195,7 @@ impl Controller for Revive {
     fn window(&self) -> u64 {
         let window = self.inner.window();
         // The common case, without reading the clock: the window is not full.
-        if self.in_flight.saturating_add(PROBE_PACKETS * self.mtu) < window {
+        if !self.full(window) {
             return window;
         }
         self.window_at(Instant::now())
