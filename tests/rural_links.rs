@@ -330,6 +330,51 @@ fn a_cut_sender_probes_every_second_not_at_doubling_timeouts() {
     assert_delivered(&relay, &pki, &tmp, &files);
 }
 
+/// The relay sends into a cut too: a reader downloading through the link when it is cut for
+/// 20 s gets a probe from the relay about every second between the cut's 10th and 19th second
+/// (QUIC's probe timeout alone: at most one there), and the download then completes on the
+/// same `read`, byte-identical.
+#[test]
+fn a_cut_reader_link_is_probed_by_the_relay_every_second() {
+    let _serial = serial();
+    let (tmp, pki, relay) = alliance();
+    let study = folder(&tmp, "study");
+    let files = ct_series(&study, &StudySpec::new("CT", 85), 60, 512, 512, 85).unwrap();
+    let total: u64 = files.iter().map(|g| g.size).sum();
+    let o = run(send_cmd(&relay, &pki, "township-a-device", &[&study]));
+    assert!(o.status.success(), "{}", text(&o));
+
+    let spec = LinkSpec::rural(20_000_000, Duration::from_millis(60), 0.005);
+    let link = Link::new(&relay, spec.clone(), spec, 11);
+    let out = tmp.path().join("out");
+    let mut c = peer_cmd_at("read", &link.addr(), &pki, "county-radiology");
+    c.arg("--out").arg(&out).arg("--once");
+    let reading = Sending(Some(
+        c.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_until(
+        "a third of the study through the link",
+        Duration::from_secs(120),
+        || link.proxy.stats().down.bytes_delivered >= total / 3,
+    );
+    link.proxy.cut_for(Duration::from_secs(20));
+    let cut_at = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let at_10 = link.proxy.stats().down.dropped_cut;
+    std::thread::sleep(Duration::from_secs(19).saturating_sub(cut_at.elapsed()));
+    let probes = link.proxy.stats().down.dropped_cut - at_10;
+    assert!(
+        probes >= 6,
+        "the relay sent {probes} packets into the cut between its 10th and 19th second"
+    );
+    let o = finish(reading, Duration::from_secs(300));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(received(&out), expected(&files));
+}
+
 /// A relay whose connections die after 3 s of silence (keep-alive 1 s), fsyncing (and telling
 /// the sender) every 200 ms: a cut of a few seconds outlives the connection, and the instance
 /// in flight has acknowledged offsets to resume at.
