@@ -61,6 +61,10 @@
 //!   pushing a study would): files/s, from the first request sent to the last answer, parts
 //!   sent again (0xA700) included. These fresh servers' folders are removed only at the end
 //!   (a mass delete slows the next server's file creation on ext4 without a journal).
+//! * **The disk's durable ceiling** for STOW (`common/disk.rs`): the CT files written and
+//!   fsync'ed by bare threads, as many as the relay's STOW keeps parts in flight for N requests
+//!   (`yilian_web::stow::PARTS_IN_FLIGHT` × N), nothing else: yilian's rate and the target
+//!   (3 × Orthanc's) are shown against it.
 //!
 //! Each figure comes with the server's CPU seconds (`/proc/PID/stat`), this process's, and the
 //! cores everything else on the machine kept busy meanwhile ("other load", from `/proc/stat`:
@@ -85,6 +89,7 @@ use std::time::{Duration, Instant};
 use yilian_testkit::{Generated, Rng, StudySpec, TEST_UID_ROOT};
 
 mod common;
+use common::disk::{durable_ceiling, Ceiling};
 use common::proc::Proc;
 use common::{
     cpu_seconds, free_port, free_udp_port, median, scratch_base, within_run_ratios, Flags,
@@ -355,6 +360,7 @@ async fn bench(o: Options, orthanc: OrthancSetup) -> Result<()> {
 
     let mut rows: Vec<Row> = Vec::new();
     let mut lats: Vec<Lat> = Vec::new();
+    let mut ceilings: Vec<(usize, usize, Ceiling)> = Vec::new();
     for run in 0..o.runs {
         println!("\n--- run {run} (load {})", loadavg());
         let order: [&Server; 2] = if run % 2 == 0 {
@@ -419,6 +425,16 @@ async fn bench(o: Options, orthanc: OrthancSetup) -> Result<()> {
             }
         }
         for &n in &o.stow_requests {
+            // The disk's durable ceiling for the CT with as many files in flight as the
+            // relay's STOW allows to n requests (`common::disk`).
+            let writers = n * yilian_web::stow::PARTS_IN_FLIGHT;
+            let paths: Vec<PathBuf> = corpus.ct.iter().map(|g| g.path.clone()).collect();
+            let c = durable_ceiling(&root.join(format!("ceiling-{n}-{run}")), &paths, writers)?;
+            println!(
+                "run {run}: disk ceiling for STOW ×{n}: {writers} bare writers (write + fsync, nothing else): {:>6.1} files/s, {:>6.1} MB/s",
+                c.files_per_s, c.mb_per_s
+            );
+            ceilings.push((run, n, c));
             let kinds = if run % 2 == 0 {
                 [Kind::Yilian, Kind::Orthanc]
             } else {
@@ -451,7 +467,7 @@ async fn bench(o: Options, orthanc: OrthancSetup) -> Result<()> {
         }
     }
     println!("\nload at the end: {}", loadavg());
-    summary(&o, &corpus, &rows, &lats);
+    summary(&o, &corpus, &rows, &lats, &ceilings);
     if let Some(hold) = o.hold {
         println!(
             "\nholding the catalog servers for {} s (--hold):",
@@ -1881,7 +1897,13 @@ fn remove(dir: &Path) {
     }
 }
 
-fn summary(o: &Options, corpus: &Corpus, rows: &[Row], lats: &[Lat]) {
+fn summary(
+    o: &Options,
+    corpus: &Corpus,
+    rows: &[Row],
+    lats: &[Lat],
+    ceilings: &[(usize, usize, Ceiling)],
+) {
     let runs = o.runs;
     let med = |kind: Kind, m: Metric, f: fn(&Row) -> f64| {
         median(
@@ -1946,6 +1968,27 @@ fn summary(o: &Options, corpus: &Corpus, rows: &[Row], lats: &[Lat]) {
             med(y, m, value),
             med(or, m, value),
             other(m)
+        );
+    }
+    // What the STOW targets ask of the disk (`common::disk`).
+    for &n in &o.stow_requests {
+        let ceiling = |run: usize| {
+            ceilings
+                .iter()
+                .find(|c| c.0 == run && c.1 == n)
+                .map(|c| c.2.files_per_s)
+        };
+        let stow = |run: usize, k: Kind| {
+            rows.iter()
+                .find(|r| r.run == run && r.kind == k && r.metric == Metric::Stow(n))
+                .map(|r| r.value)
+        };
+        let c = median((0..runs).filter_map(ceiling).collect());
+        let (ry, sy) = within_run_ratios(runs, |run| Some((stow(run, y)?, ceiling(run)?)));
+        let (rt, st) = within_run_ratios(runs, |run| Some((3.0 * stow(run, or)?, ceiling(run)?)));
+        println!(
+            "| STOW-RS ×{n}: the disk's durable ceiling ({} bare writers, write + fsync), files/s | {c:.1} | | yilian / ceiling **{ry:.2}** [{sy}]; target (3 × Orthanc) / ceiling **{rt:.2}** [{st}] | | |",
+            n * yilian_web::stow::PARTS_IN_FLIGHT
         );
     }
     // QIDO: latencies pooled over the runs.

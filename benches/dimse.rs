@@ -20,9 +20,14 @@
 //!   storescp's forks) over the run, per GB received.
 //! * yilian also ingests the same corpus over **QUIC** (`yilian send`), for its CPU per GB.
 //! * **SCU egress**: the corpus, ingested beforehand and routed to a push AE (`[[ae]] push =
-//!   true`), is delivered by the relay's C-STORE egress to a DCMTK `storescp --fork`, timed from
-//!   the relay's start until storescp holds every file; against one `storescu` sending the same
-//!   files to the same kind of `storescp`.
+//!   true`), is delivered by the relay's C-STORE egress to a DCMTK `storescp --fork`; against
+//!   one `storescu` sending the same files to the same kind of `storescp`. The ratio is of the
+//!   flow (first file in storescp's folder to the last, both sides); the rate timed from each
+//!   sender's start (the relay's includes opening its store) is printed too.
+//! * **The disk's durable ceiling** (`common/disk.rs`): the same files written and fsync'ed by
+//!   1 and 4 bare threads (as many files in flight as associations, since a `storescu` waits for
+//!   each answer), nothing else. A durable receiver cannot beat it by much; a target above it
+//!   asks more of the disk than it makes durable.
 //!
 //! yilian answers each C-STORE only once the instance is hash-verified, fsync'ed and committed;
 //! Orthanc fsyncs each file; storescp only writes. Ratios are printed against both.
@@ -36,6 +41,7 @@ use yilian_route::Topology;
 use yilian_testkit::StudySpec;
 
 mod common;
+use common::disk::durable_ceiling;
 use common::proc::Proc;
 use common::{cpu_seconds, free_port, median, scratch_base, within_run_ratios, Flags};
 
@@ -124,6 +130,14 @@ fn main() -> Result<()> {
                 rows.push(r);
             }
         }
+        for writers in [1usize, 4] {
+            let c = measure_ceiling(tmp.path(), &corpus, writers, run)?;
+            println!(
+                "run {run}: disk ceiling, {writers} writer(s) (write + fsync, nothing else): {:>7.1} files/s {:>7.1} MB/s",
+                c.files_per_s, c.mb_per_s
+            );
+            rows.push(c);
+        }
         let q = measure_quic(tmp.path(), &corpus, run)?;
         println!(
             "run {run}: yilian QUIC: {:>7.1} files/s {:>7.1} MB/s  CPU {:>5.2} s/GB",
@@ -132,8 +146,11 @@ fn main() -> Result<()> {
         rows.push(q);
         let (egress, reference) = measure_egress(tmp.path(), &corpus, run)?;
         println!(
-            "run {run}: egress: yilian SCU {:>7.1} files/s, storescu {:>7.1} files/s",
-            egress.files_per_s, reference.files_per_s
+            "run {run}: egress, files/s once flowing (from each sender's start): yilian SCU {:>7.1} ({:.1}), storescu {:>7.1} ({:.1})",
+            egress.files_per_s,
+            egress.with_start_files_per_s,
+            reference.files_per_s,
+            reference.with_start_files_per_s
         );
         rows.push(egress);
         rows.push(reference);
@@ -203,6 +220,8 @@ enum Kind {
     Egress,
     /// storescu to storescp (the egress reference).
     StorescuEgress,
+    /// Bare durable writers, as many as associations (`common::disk`).
+    Ceiling,
 }
 
 impl Kind {
@@ -214,6 +233,7 @@ impl Kind {
             Kind::Quic => "yilianQUIC",
             Kind::Egress => "yilianSCU",
             Kind::StorescuEgress => "storescu",
+            Kind::Ceiling => "disk",
         }
     }
 }
@@ -225,6 +245,9 @@ struct Row {
     files_per_s: f64,
     mb_per_s: f64,
     cpu_per_gb: f64,
+    /// Egress only: files/s timed from the sender's start (the relay's start includes
+    /// opening its store), where `files_per_s` is the flow once files arrive.
+    with_start_files_per_s: f64,
 }
 
 fn wait_port(port: u16, p: &mut Proc) -> Result<()> {
@@ -288,6 +311,7 @@ fn start(dir: &Path, kind: Kind, assocs: usize) -> Result<(Proc, u16, &'static s
             c.env("TCP_NODELAY", "1").arg(&config);
             (Proc::spawn("Orthanc", c, &log)?, "ORTHANC")
         }
+        Kind::Ceiling => bail!("the disk ceiling is not a receiver"),
         Kind::Yilian | Kind::Quic | Kind::Egress | Kind::StorescuEgress => {
             let quic = free_port()?;
             let config = dir.join("relay.toml");
@@ -354,6 +378,28 @@ fn measure(scratch: &Path, corpus: &Corpus, kind: Kind, assocs: usize, run: usiz
         files_per_s: corpus.files as f64 / secs,
         mb_per_s: corpus.bytes as f64 / 1e6 / secs,
         cpu_per_gb: cpu / (corpus.bytes as f64 / 1e9),
+        with_start_files_per_s: f64::NAN,
+    })
+}
+
+/// The disk's durable ceiling for this corpus with `writers` files in flight (one association
+/// has one instance in flight: it waits for each answer). Its folder stays until the end.
+fn measure_ceiling(scratch: &Path, corpus: &Corpus, writers: usize, run: usize) -> Result<Row> {
+    let files: Vec<PathBuf> = corpus.parts.iter().flat_map(|p| walk(p)).collect();
+    ensure!(files.len() == corpus.files, "the corpus lost files");
+    let c = durable_ceiling(
+        &scratch.join(format!("ceiling-{writers}-{run}")),
+        &files,
+        writers,
+    )?;
+    Ok(Row {
+        run,
+        kind: Kind::Ceiling,
+        assocs: writers,
+        files_per_s: c.files_per_s,
+        mb_per_s: c.mb_per_s,
+        cpu_per_gb: f64::NAN,
+        with_start_files_per_s: f64::NAN,
     })
 }
 
@@ -398,6 +444,7 @@ fn measure_quic(scratch: &Path, corpus: &Corpus, run: usize) -> Result<Row> {
         files_per_s: corpus.files as f64 / secs,
         mb_per_s: corpus.bytes as f64 / 1e6 / secs,
         cpu_per_gb: cpu / (corpus.bytes as f64 / 1e9),
+        with_start_files_per_s: f64::NAN,
     })
 }
 
@@ -433,19 +480,6 @@ fn storescp(out: &Path, log: &Path) -> Result<(Proc, u16)> {
     let mut p = Proc::spawn("storescp", c, log)?;
     wait_port(port, &mut p)?;
     Ok((p, port))
-}
-
-fn wait_files(dir: &Path, n: usize, what: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while count_files(dir) < n {
-        ensure!(
-            Instant::now() < deadline,
-            "{what}: only {} of {n} files arrived",
-            count_files(dir)
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    Ok(())
 }
 
 /// Wait until the relay's pool holds no sealed upload waiting for its commit.
@@ -498,6 +532,7 @@ fn measure_egress(scratch: &Path, corpus: &Corpus, run: usize) -> Result<(Row, R
         .arg(port.to_string())
         .args(corpus.parts.iter());
     let mut sender = Proc::spawn("storescu", c, &dir.join("ref-storescu.log"))?;
+    let reference_flow = watch_files(&dir.join("ref-out"), files.len(), "storescu → storescp")?;
     let status = loop {
         if let Some(st) = sender.try_wait()? {
             break st;
@@ -551,23 +586,54 @@ fn measure_egress(scratch: &Path, corpus: &Corpus, run: usize) -> Result<(Row, R
     )?;
     let t0 = Instant::now();
     let (mut relay, _, _) = start_with_topology(&relay_dir, &topo)?;
-    wait_files(&dir.join("out"), files.len(), "egress")?;
+    let flow = watch_files(&dir.join("out"), files.len(), "egress")?;
     let secs = t0.elapsed().as_secs_f64();
     relay.kill();
     scp.kill();
     remove(&dir);
-    let row = |kind, secs: f64| Row {
+    let row = |kind, secs: f64, flow: Flow| Row {
         run,
         kind,
         assocs: 1,
-        files_per_s: files.len() as f64 / secs,
+        files_per_s: flow.files_per_s,
         mb_per_s: bytes as f64 / 1e6 / secs,
         cpu_per_gb: f64::NAN,
+        with_start_files_per_s: files.len() as f64 / secs,
     };
     Ok((
-        row(Kind::Egress, secs),
-        row(Kind::StorescuEgress, reference_secs),
+        row(Kind::Egress, secs, flow),
+        row(Kind::StorescuEgress, reference_secs, reference_flow),
     ))
+}
+
+/// Files flowing into a receiver's folder: the rate from the first file seen to the last
+/// (what the sender sustains once connected, without its start: the relay opening its store
+/// and recovering, storescu loading its files).
+#[derive(Clone, Copy)]
+struct Flow {
+    files_per_s: f64,
+}
+
+/// Watch `dir` until it holds `n` files (polled every 2 ms).
+fn watch_files(dir: &Path, n: usize, what: &str) -> Result<Flow> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut first: Option<(Instant, usize)> = None;
+    loop {
+        let now = Instant::now();
+        let have = count_files(dir);
+        if have > 0 && first.is_none() {
+            first = Some((now, have));
+        }
+        if have >= n {
+            let (t, seen) = first.unwrap_or((now, have));
+            let secs = now.duration_since(t).as_secs_f64().max(1e-3);
+            return Ok(Flow {
+                files_per_s: (n - seen) as f64 / secs,
+            });
+        }
+        ensure!(now < deadline, "{what}: only {have} of {n} files arrived");
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// A relay on `topology` (DIMSE on), in `dir` (its data kept across restarts).
@@ -627,6 +693,13 @@ fn summary(rows: &[Row]) {
         med(Kind::Quic, 1, |r| r.mb_per_s),
         med(Kind::Quic, 1, |r| r.cpu_per_gb)
     );
+    for writers in [1, 4] {
+        println!(
+            "| disk ceiling: {writers} bare writer(s), write + fsync each file, nothing else | {writers} | {:.1} | {:.1} | |",
+            med(Kind::Ceiling, writers, |r| r.files_per_s),
+            med(Kind::Ceiling, writers, |r| r.mb_per_s)
+        );
+    }
     // Ratios within each run (its receivers ran back to back on the same machine state),
     // then their median: this box's speed drifts between runs more than the ratios do.
     let runs = rows.iter().map(|r| r.run).max().map_or(0, |m| m + 1);
@@ -681,10 +754,51 @@ fn summary(rows: &[Row]) {
         let (m, shown) = paired(a, b, f);
         println!("  {label} {m:.2}  ({target})  [{shown}]");
     }
+    // What the targets ask of the disk: a durable receiver with as many files in flight as
+    // associations can go no faster than the bare writers (`common::disk`).
+    println!("\nthe disk's durable ceiling, same runs (bare writers, as many as associations):");
+    let of = |run: usize, k: Kind, n: usize| {
+        rows.iter()
+            .find(|r| r.run == run && r.kind == k && r.assocs == n)
+            .map(|r| r.files_per_s)
+    };
+    for (label, pair) in [
+        (
+            "1 assoc, yilian / ceiling:                       ",
+            Box::new(|run| Some((of(run, Kind::Yilian, 1)?, of(run, Kind::Ceiling, 1)?)))
+                as Box<dyn Fn(usize) -> Option<(f64, f64)>>,
+        ),
+        (
+            "1 assoc, target (2.5 × Orthanc) / ceiling:       ",
+            Box::new(|run| Some((2.5 * of(run, Kind::Orthanc, 1)?, of(run, Kind::Ceiling, 1)?))),
+        ),
+        (
+            "4 assoc, yilian / ceiling:                       ",
+            Box::new(|run| Some((of(run, Kind::Yilian, 4)?, of(run, Kind::Ceiling, 4)?))),
+        ),
+        (
+            "4 assoc, storescp (no fsync) / ceiling:          ",
+            Box::new(|run| Some((of(run, Kind::Storescp, 4)?, of(run, Kind::Ceiling, 4)?))),
+        ),
+        (
+            "4 assoc, target (4 × Orthanc) / ceiling:         ",
+            Box::new(|run| Some((4.0 * of(run, Kind::Orthanc, 4)?, of(run, Kind::Ceiling, 4)?))),
+        ),
+    ] {
+        let (m, shown) = within_run_ratios(runs, pair);
+        println!("  {label} {m:.2}  [{shown}]  (above 1: more than this disk makes durable)");
+    }
     let (m, shown) = paired((Kind::Egress, 1), (Kind::StorescuEgress, 1), fps);
     println!(
-        "  SCU egress, yilian / storescu files/s:      {m:.2}  (≥ 1.5)  [{shown}]; medians {:.1} vs {:.1} files/s",
+        "  SCU egress, yilian / storescu files/s:      {m:.2}  (≥ 1.5)  [{shown}]; medians {:.1} vs {:.1} files/s (first file to last)",
         med(Kind::Egress, 1, fps),
         med(Kind::StorescuEgress, 1, fps)
+    );
+    let started = |r: &Row| r.with_start_files_per_s;
+    let (m, shown) = paired((Kind::Egress, 1), (Kind::StorescuEgress, 1), started);
+    println!(
+        "    the same from each sender's start (the relay's start opens its store): {m:.2}  [{shown}]; medians {:.1} vs {:.1} files/s",
+        med(Kind::Egress, 1, started),
+        med(Kind::StorescuEgress, 1, started)
     );
 }

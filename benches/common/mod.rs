@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end benches: scratch space on a real disk.
 #![allow(dead_code)]
 
+pub mod disk;
 pub mod proc;
 
 use anyhow::{Context, Result};

@@ -80,7 +80,7 @@ pub fn boundary(content_type: &str) -> Result<String, StowError> {
 /// Parts of one request whose data has arrived and whose verdict (seal, commit) is awaited
 /// while the next part is read. A request's parts then share fsyncs with each other, as the
 /// uploads of concurrent senders do, instead of each waiting for the last one's.
-const PARTS_IN_FLIGHT: usize = 8;
+pub const PARTS_IN_FLIGHT: usize = 8;
 
 /// Store every part of `body` for `principal`; one outcome per part, in order.
 ///
