@@ -70,7 +70,9 @@ impl FileSink {
     /// next attempt finds a partial file nobody else is writing.
     pub(crate) async fn close(self) {
         drop(self.tx);
-        let _ = self.thread.await;
+        if let Err(e) = self.thread.await {
+            tracing::warn!("the file writer of a broken-off delivery ended abnormally: {e}");
+        }
     }
 
     async fn failure(&mut self) -> String {

@@ -610,7 +610,11 @@ impl Forwarder {
                     send.insert(study, sops);
                 }
                 Ok(_) => {
-                    let _ = self.book.remove(&study);
+                    // Nothing of it is held any more: forget it (a record that stays is
+                    // found empty again when the gateway next starts).
+                    if let Err(e) = self.book.remove(&study) {
+                        warn!(study_uid = %study, "cannot forget a study that has nothing left to send: {e}");
+                    }
                 }
                 Err(e) => {
                     warn!(study_uid = %study, "cannot list the study's instances: {e}");

@@ -80,7 +80,10 @@ impl StudyBook {
         for e in std::fs::read_dir(&self.dir)? {
             let p = e?.path();
             if p.extension().is_some_and(|x| x == "tmp") {
-                let _ = std::fs::remove_file(&p);
+                // A record cut off mid-write: it recorded nothing yet.
+                if let Err(e) = std::fs::remove_file(&p) {
+                    tracing::warn!(path = %p.display(), "cannot remove an unfinished study record: {e}");
+                }
                 continue;
             }
             if let Ok(uid) = std::fs::read_to_string(&p) {

@@ -134,7 +134,9 @@ fn udp_socket(addr: SocketAddr, buffer: usize) -> std::io::Result<std::net::UdpS
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         // Accept IPv4-mapped peers too on a [::] listener.
-        let _ = socket.set_only_v6(false);
+        if let Err(e) = socket.set_only_v6(false) {
+            tracing::warn!(%addr, "IPv4 peers cannot reach this IPv6 socket (IPV6_V6ONLY stays on): {e}");
+        }
     }
     if buffer > 0 {
         let _ = socket.set_recv_buffer_size(buffer);
