@@ -626,6 +626,8 @@ fn watch_files(dir: &Path, n: usize, what: &str) -> Result<Flow> {
         }
         if have >= n {
             let (t, seen) = first.unwrap_or((now, have));
+            // All of them between two looks: no flow to time (never with hundreds of files).
+            ensure!(seen < n, "{what}: every file arrived before the first look");
             let secs = now.duration_since(t).as_secs_f64().max(1e-3);
             return Ok(Flow {
                 files_per_s: (n - seen) as f64 / secs,
