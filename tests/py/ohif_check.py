@@ -21,7 +21,7 @@ import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
@@ -101,9 +101,28 @@ def dicomweb_requests(driver, seen):
 
 
 def click_if_shown(driver, label):
-    for b in driver.find_elements(By.TAG_NAME, "button"):
-        if b.text.strip() == label and b.is_displayed():
-            b.click()
+    """Click the shown buttons reading `label`, if any. OHIF re-renders while it loads (its
+    guided tour, the study list): a button found a moment ago may be gone, so look again."""
+    for _ in range(20):
+        try:
+            for b in driver.find_elements(By.TAG_NAME, "button"):
+                if b.text.strip() == label and b.is_displayed():
+                    b.click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.25)
+
+
+def click(driver, what, find):
+    """Wait for the element `find()` returns (None while absent), then click it; found again
+    whenever OHIF re-rendered it in between (a stale element is not clicked)."""
+    def found_and_clicked():
+        e = find()
+        if e is None:
+            return None
+        e.click()
+        return True
+    wait_for(what, found_and_clicked)
 
 
 def session(driver, base, s, screenshot):
@@ -115,20 +134,23 @@ def session(driver, base, s, screenshot):
         driver.get("about:blank")
         dicomweb_requests(driver, {})
         driver.get(base + "/#token=" + s["token"])
-        rows = wait_for("OHIF's study list", lambda: driver.find_elements(By.CSS_SELECTOR, ROWS))
+        # The rows' texts read in the same look (a row re-rendered meanwhile: look again).
+        out["rows"] = wait_for("OHIF's study list", lambda: [
+            r.text for r in driver.find_elements(By.CSS_SELECTOR, ROWS)])
         out["address"] = driver.current_url
-        out["rows"] = [r.text for r in rows]
         if s.get("open"):
             # The investigational-use notice covers the bottom of the page until confirmed.
             click_if_shown(driver, "Confirm and hide")
-            row = [r for r in rows if s["open"] in r.text]
-            if len(row) != 1:
+            if sum(s["open"] in r for r in out["rows"]) != 1:
                 raise RuntimeError(f"no single study row holds {s['open']!r}")
-            row[0].click()
-            launch = wait_for("the Basic Viewer button", lambda: [
+
+            def only(elements):
+                return elements[0] if len(elements) == 1 else None
+            click(driver, f"the study row holding {s['open']!r}", lambda: only([
+                r for r in driver.find_elements(By.CSS_SELECTOR, ROWS) if s["open"] in r.text]))
+            click(driver, "the Basic Viewer button", lambda: next(iter([
                 b for b in driver.find_elements(By.TAG_NAME, "button")
-                if b.text.strip() == "Basic Viewer" and b.is_enabled()])
-            launch[0].click()
+                if b.text.strip() == "Basic Viewer" and b.is_enabled()]), None))
             out["canvas"] = wait_for(
                 "an image in the viewport",
                 lambda: (lambda c: c if c and c["center_distinct"] > 16 else None)(
