@@ -88,6 +88,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use yilian_testkit::{Generated, Rng, StudySpec, TEST_UID_ROOT};
 
+#[path = "common/bare_stow.rs"]
+mod bare_stow;
 mod common;
 use common::disk::{durable_ceiling, Ceiling};
 use common::proc::Proc;
@@ -176,6 +178,13 @@ fn options() -> Result<Options> {
 }
 
 fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(bare_stow::FLAG) {
+        let (Some(dir), Some(port)) = (args.get(2), args.get(3)) else {
+            bail!("{} DIR PORT", bare_stow::FLAG);
+        };
+        return bare_stow::serve(dir.into(), port.parse()?);
+    }
     let o = options()?;
     ensure!(
         Path::new(ORTHANC).exists(),
@@ -320,6 +329,7 @@ async fn bench(o: Options, orthanc: OrthancSetup) -> Result<()> {
             match s.kind {
                 Kind::Yilian => "durable: each instance fsync'ed before the 200",
                 Kind::Orthanc => "\"SyncStorageArea\": false",
+                Kind::Bare => "bare",
             },
             spent.secs,
             items.len() as f64 / spent.secs,
@@ -436,9 +446,9 @@ async fn bench(o: Options, orthanc: OrthancSetup) -> Result<()> {
             );
             ceilings.push((run, n, c));
             let kinds = if run % 2 == 0 {
-                [Kind::Yilian, Kind::Orthanc]
+                [Kind::Yilian, Kind::Bare, Kind::Orthanc]
             } else {
-                [Kind::Orthanc, Kind::Yilian]
+                [Kind::Orthanc, Kind::Bare, Kind::Yilian]
             };
             for kind in kinds {
                 let dir = root.join(format!("stow-{}-{n}-{run}", kind.name()));
@@ -833,6 +843,8 @@ impl Catalog {
 enum Kind {
     Yilian,
     Orthanc,
+    /// The bare durable HTTPS receiver (`common/bare_stow.rs`): STOW only.
+    Bare,
 }
 
 impl Kind {
@@ -840,6 +852,7 @@ impl Kind {
         match self {
             Kind::Yilian => "yilian",
             Kind::Orthanc => "Orthanc",
+            Kind::Bare => "bare",
         }
     }
 }
@@ -952,6 +965,32 @@ async fn start_yilian(dir: &Path) -> Result<Server> {
         },
         reader: Some(token("county-radiology")?),
         device: Some(token("township-a-device")?),
+        proc,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// The bare durable HTTPS receiver (`common/bare_stow.rs`): this binary, re-executed.
+async fn start_bare(dir: &Path) -> Result<Server> {
+    std::fs::create_dir_all(dir)?;
+    let http = free_port()?;
+    let mut c = Command::new(std::env::current_exe()?);
+    c.arg(bare_stow::FLAG)
+        .arg(dir.join("files"))
+        .arg(http.to_string());
+    let mut proc = Proc::spawn("bare STOW-RS receiver", c, &dir.join("bare.log"))?;
+    proc.wait_listening(http, Duration::from_secs(60))?;
+    Ok(Server {
+        remove_dir: true,
+        kind: Kind::Bare,
+        ep: Endpoint {
+            name: "bare",
+            port: http,
+            tls: Some(yilian_tls()?),
+            root: "/dicomweb",
+        },
+        reader: None,
+        device: None,
         proc,
         dir: dir.to_path_buf(),
     })
@@ -1749,6 +1788,7 @@ async fn stow_run(
     let mut s = match kind {
         Kind::Yilian => start_yilian(dir).await?,
         Kind::Orthanc => start_orthanc(dir, orthanc, true).await?,
+        Kind::Bare => start_bare(dir).await?,
     };
     // Its files stay until the end of the invocation: removing hundreds of files just before
     // the next server's run made that server pay for them (on ext4 without a journal, as
@@ -1990,6 +2030,15 @@ fn summary(
             "| STOW-RS ×{n}: the disk's durable ceiling ({} bare writers, write + fsync), files/s | {c:.1} | | yilian / ceiling **{ry:.2}** [{sy}]; target (3 × Orthanc) / ceiling **{rt:.2}** [{st}] | | |",
             n * yilian_web::stow::PARTS_IN_FLIGHT
         );
+        let (rb, sb) = within_run_ratios(runs, |run| Some((stow(run, y)?, stow(run, Kind::Bare)?)));
+        let (rtb, stb) = within_run_ratios(runs, |run| {
+            Some((3.0 * stow(run, or)?, stow(run, Kind::Bare)?))
+        });
+        println!(
+            "| STOW-RS ×{n}: the bare durable HTTPS receiver (hyper, rustls, multer; create, write, fsync per part, {} in flight per request; `common/bare_stow.rs`), files/s | {:.1} | | yilian / bare **{rb:.2}** [{sb}]; target (3 × Orthanc) / bare **{rtb:.2}** [{stb}] | | |",
+            yilian_web::stow::PARTS_IN_FLIGHT,
+            med(Kind::Bare, Metric::Stow(n), value)
+        );
     }
     // QIDO: latencies pooled over the runs.
     let pooled = |kind: Kind, search: Option<usize>| {
@@ -2047,8 +2096,16 @@ fn summary(
             "per 1000 files, STOW-RS",
         )
     })) {
+        let bare = match m {
+            Metric::Stow(_) => format!(
+                "   bare {:>6.2} | {:>5.2}",
+                med(Kind::Bare, m, |r| r.spent.server_cpu) / per,
+                med(Kind::Bare, m, |r| r.spent.client_cpu) / per
+            ),
+            _ => String::new(),
+        };
         println!(
-            "  {:<32} yilian {:>6.2} | {:>5.2}   Orthanc {:>6.2} | {:>5.2}",
+            "  {:<32} yilian {:>6.2} | {:>5.2}   Orthanc {:>6.2} | {:>5.2}{bare}",
             format!(
                 "{what}{}",
                 match m {
