@@ -67,19 +67,19 @@ pub struct AuditRecord {
 }
 
 pub(crate) fn insert(tx: &rusqlite::Connection, e: &AuditEvent) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit (at, actor, site, action, study_uid, sop_uid, outcome, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        rusqlite::params![
-            crate::db::now(),
-            e.actor,
-            e.site,
-            e.action.to_string(),
-            e.study_uid,
-            e.sop_uid,
-            e.outcome,
-            e.detail
-        ],
-    )?;
+    )?
+    .execute(rusqlite::params![
+        crate::db::now(),
+        e.actor,
+        e.site,
+        e.action.to_string(),
+        e.study_uid,
+        e.sop_uid,
+        e.outcome,
+        e.detail
+    ])?;
     Ok(())
 }

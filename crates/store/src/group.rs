@@ -18,7 +18,7 @@
 
 use rusqlite::{params, Transaction};
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::audit::{self, AuditAction, AuditEvent};
@@ -221,13 +221,23 @@ impl Store {
             });
         }
 
-        // 1. File data: start write-back of every new file, then wait for each.
+        // 1. File data: start write-back of every new file, then wait for each. A sealed
+        // upload's file is durable already (its seal was an fsync): nothing to do.
+        let pending = |p: &Plan| match p {
+            Plan::Store { partial, .. } => partial.durable() < partial.len(),
+            _ => false,
+        };
         for p in &plan {
             if let Plan::Store { partial, .. } = p {
-                start_writeback(&partial.file);
+                if pending(p) {
+                    start_writeback(&partial.file);
+                }
             }
         }
         for p in &mut plan {
+            if !pending(p) {
+                continue;
+            }
             if let Plan::Store { partial, .. } = p {
                 if let Err(e) = partial
                     .file
@@ -316,7 +326,7 @@ impl Store {
                     if partial.sealable && partial.path != self.object_path(&hash) {
                         // Indexed now: the pooled copy of a sealed upload can go (a crash
                         // before this leaves a leftover that commits as "already stored").
-                        crate::partial::remove_files(&partial.path, &partial.path);
+                        crate::partial::remove_file(&partial.path);
                     }
                     let record = InstanceRecord {
                         id: row.id,
@@ -426,24 +436,39 @@ impl Store {
             .parent()
             .ok_or_else(|| StoreError::Corrupt("object path without parent".into()))?
             .to_path_buf();
-        if !dir.exists() {
-            crate::fsmode::private_dir(&dir)?;
-            *created = true;
-        }
-        if partial.sealable {
-            // A sealed upload may already be acknowledged: its pooled file stays (it is what a
-            // restart commits again) until the index holds the instance; a link, not a move.
-            match std::fs::hard_link(&partial.path, &dest) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(StoreError::io("link", &dest)(e)),
-            }
+        // A sealed upload may already be acknowledged: its pooled file stays (it is what a
+        // restart commits again) until the index holds the instance; a link, not a move.
+        let (what, place): (&str, PlaceFn) = if partial.sealable {
+            ("link", link_into)
         } else {
-            std::fs::rename(&partial.path, &dest).map_err(StoreError::io("rename", &dest))?;
-            crate::partial::remove_files(&partial.sidecar, &partial.sidecar);
+            ("rename", |from, to| std::fs::rename(from, to))
+        };
+        // `objects/00`…`ff` are made when the store opens; one found missing is made again.
+        let placed = match place(&partial.path, &dest) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {
+                crate::fsmode::private_dir(&dir)?;
+                *created = true;
+                place(&partial.path, &dest)
+            }
+            r => r,
+        };
+        placed.map_err(StoreError::io(what, &dest))?;
+        if !partial.sealable {
+            crate::partial::remove_file(&partial.sidecar);
         }
         self.partials.forget(&partial.key);
         Ok(dir)
+    }
+}
+
+/// How a verified partial's file gets its name in `objects/`: linked or renamed.
+type PlaceFn = fn(&Path, &Path) -> std::io::Result<()>;
+
+/// A second name for `from`; one already there (a commit again after a crash) is fine.
+fn link_into(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        r => r,
     }
 }
 
@@ -520,32 +545,34 @@ fn write_rows(tx: &Transaction<'_>, p: &Plan, now: i64) -> Result<Rows, StoreErr
         } => {
             let size = partial.len();
             claim_study(tx, &inst.study_uid, &inst.source_site, now)?;
-            tx.execute(
+            // Statements of the hot path are prepared once per connection (`prepare_cached`):
+            // parsing them again for every instance cost more than running them.
+            tx.prepare_cached(
                 "INSERT INTO instances (sop_uid, study_uid, series_uid, sop_class_uid, modality,
                      source_site, source_identity, size, hash, priority, stored_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    inst.sop_uid,
-                    inst.study_uid,
-                    inst.series_uid,
-                    inst.sop_class_uid,
-                    inst.modality,
-                    inst.source_site,
-                    inst.source_identity,
-                    size as i64,
-                    &hash[..],
-                    inst.priority,
-                    now
-                ],
-            )?;
+            )?
+            .execute(params![
+                inst.sop_uid,
+                inst.study_uid,
+                inst.series_uid,
+                inst.sop_class_uid,
+                inst.modality,
+                inst.source_site,
+                inst.source_identity,
+                size as i64,
+                &hash[..],
+                inst.priority,
+                now
+            ])?;
             rows.id = tx.last_insert_rowid();
             crate::catalog::insert(tx, rows.id, inst, catalog.as_deref())?;
+            let mut outbox = tx.prepare_cached(
+                "INSERT OR IGNORE INTO outbox (reader, instance_id, priority, enqueued_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
             for reader in readers {
-                tx.execute(
-                    "INSERT OR IGNORE INTO outbox (reader, instance_id, priority, enqueued_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![reader, rows.id, inst.priority, now],
-                )?;
+                outbox.execute(params![reader, rows.id, inst.priority, now])?;
             }
             rows.study_complete =
                 crate::manifest::instance_stored(tx, &inst.study_uid, &inst.sop_uid, now)?;
@@ -605,10 +632,10 @@ fn claim_study(
     site: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR IGNORE INTO studies (study_uid, owner_site, claimed_at) VALUES (?1, ?2, ?3)",
-        params![study_uid, site, now],
-    )?;
+    )?
+    .execute(params![study_uid, site, now])?;
     Ok(())
 }
 

@@ -196,10 +196,11 @@ pub(crate) fn instance_stored(
     sop_uid: &str,
     now: i64,
 ) -> Result<Option<u32>, StoreError> {
-    let changed = tx.execute(
-        "UPDATE manifest_entries SET stored = 1 WHERE study_uid = ?1 AND sop_uid = ?2 AND NOT stored",
-        params![study_uid, sop_uid],
-    )?;
+    let changed = tx
+        .prepare_cached(
+            "UPDATE manifest_entries SET stored = 1 WHERE study_uid = ?1 AND sop_uid = ?2 AND NOT stored",
+        )?
+        .execute(params![study_uid, sop_uid])?;
     if changed == 0 {
         return Ok(None);
     }

@@ -220,11 +220,17 @@ impl Drop for Partial {
 
 /// Remove a partial's files; a file already gone is fine, anything else is logged.
 pub(crate) fn remove_files(part: &std::path::Path, sidecar: &std::path::Path) {
-    for p in [part, sidecar] {
-        if let Err(e) = std::fs::remove_file(p) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(path = %p.display(), "cannot remove a partial upload: {e}");
-            }
+    remove_file(part);
+    if sidecar != part {
+        remove_file(sidecar);
+    }
+}
+
+/// Remove one file of a partial; a file already gone is fine, anything else is logged.
+pub(crate) fn remove_file(p: &std::path::Path) {
+    if let Err(e) = std::fs::remove_file(p) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %p.display(), "cannot remove a partial upload: {e}");
         }
     }
 }
@@ -398,7 +404,7 @@ fn open_files(
     if !resume && previous.is_some() {
         // Another upload's description: gone before this one's bytes replace that one's (the
         // new sidecar is written at the first sync; see the module docs).
-        remove_files(sidecar, sidecar);
+        remove_file(sidecar);
     }
     let mut len = file.metadata().map_err(StoreError::io("stat", path))?.len();
     if len > info.size {

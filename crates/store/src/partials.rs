@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use crate::partial::{remove_files, PartialInfo};
+use crate::partial::{remove_file, remove_files, PartialInfo};
 use crate::StoreError;
 
 #[derive(Debug)]
@@ -48,7 +48,7 @@ impl PartialRegistry {
             if let Some(key) = name.strip_suffix(".part") {
                 parts.push(key.to_string());
             } else if name.ends_with(".tmp") {
-                remove_files(&e.path(), &e.path());
+                remove_file(&e.path());
             }
         }
         for key in parts {
@@ -80,7 +80,7 @@ impl PartialRegistry {
                 let name = e.file_name().to_string_lossy().to_string();
                 if let Some(key) = name.strip_suffix(".json") {
                     if !entries.contains_key(key) {
-                        remove_files(&e.path(), &e.path());
+                        remove_file(&e.path());
                     }
                 }
             }

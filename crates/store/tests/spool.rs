@@ -549,3 +549,42 @@ fn a_sidecar_is_written_at_the_first_sync_only() {
     assert_eq!(s.open_partial(info("1.1", 10)).unwrap().len(), 0);
     assert_eq!(s.open_partial(info("1.2", 10)).unwrap().len(), 4);
 }
+
+/// `objects/00`…`ff` are made when the store opens, and a commit no longer looks for its
+/// folder first: one removed by hand while the relay runs is made again by the commit that
+/// needs it, for a renamed upload and for a sealed (linked) one alike.
+#[test]
+fn an_object_folder_removed_by_hand_is_made_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let folder = |bytes: &[u8]| {
+        s.object_path(blake3::hash(bytes).as_bytes())
+            .parent()
+            .unwrap()
+            .to_path_buf()
+    };
+
+    let renamed = b"a resumable upload, renamed into objects/";
+    std::fs::remove_dir_all(folder(renamed)).unwrap();
+    store_bytes(&s, "1.1", renamed, 0, &["county-radiology"]);
+    let path = s.object_path(blake3::hash(renamed).as_bytes());
+    assert_eq!(std::fs::read(&path).unwrap(), renamed);
+
+    let sealed = b"an upload of unknown size, sealed in the pool, then linked";
+    std::fs::remove_dir_all(folder(sealed)).unwrap();
+    let mut p = s.open_scratch("township-a", "1.2").unwrap();
+    assert!(p.is_sealable(), "this filesystem keeps no user.* attributes");
+    p.write(sealed).unwrap();
+    p.seal(b"tag").unwrap();
+    let hash = *blake3::hash(sealed).as_bytes();
+    s.commit(p, hash, &inst("1.2", 0), &uids(&["county-radiology"]))
+        .unwrap();
+    assert_eq!(std::fs::read(s.object_path(&hash)).unwrap(), sealed);
+    let pooled_with_data = std::fs::read_dir(dir.path().join("scratch/ready"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().metadata().unwrap().len() > 0)
+        .count();
+    assert_eq!(pooled_with_data, 0, "the pooled name of a committed upload is gone");
+    let pending = s.pending_for("county-radiology").unwrap();
+    assert_eq!(pending.len(), 2, "both instances are indexed: {pending:?}");
+}
