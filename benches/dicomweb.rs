@@ -61,6 +61,11 @@
 //!   pushing a study would): files/s, from the first request sent to the last answer, parts
 //!   sent again (0xA700) included. These fresh servers' folders are removed only at the end
 //!   (a mass delete slows the next server's file creation on ext4 without a journal).
+//! * **A bare durable HTTPS receiver** gets the same STOW-RS (`common/bare_stow.rs`: this
+//!   binary re-executed with `--bare-stow-server DIR PORT`): rustls, hyper, multer, each part
+//!   written into a new file and fsync'ed, 8 in flight per request, nothing else. It is what
+//!   the relay's own stack reaches without the ingest path; yilian's rate and the target are
+//!   shown against it.
 //! * **The disk's durable ceiling** for STOW (`common/disk.rs`): the CT files written and
 //!   fsync'ed by bare threads, as many as the relay's STOW keeps parts in flight for N requests
 //!   (`yilian_web::stow::PARTS_IN_FLIGHT` × N), nothing else: yilian's rate and the target

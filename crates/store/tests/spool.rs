@@ -573,7 +573,10 @@ fn an_object_folder_removed_by_hand_is_made_again() {
     let sealed = b"an upload of unknown size, sealed in the pool, then linked";
     std::fs::remove_dir_all(folder(sealed)).unwrap();
     let mut p = s.open_scratch("township-a", "1.2").unwrap();
-    assert!(p.is_sealable(), "this filesystem keeps no user.* attributes");
+    assert!(
+        p.is_sealable(),
+        "this filesystem keeps no user.* attributes"
+    );
     p.write(sealed).unwrap();
     p.seal(b"tag").unwrap();
     let hash = *blake3::hash(sealed).as_bytes();
@@ -584,7 +587,10 @@ fn an_object_folder_removed_by_hand_is_made_again() {
         .unwrap()
         .filter(|e| e.as_ref().unwrap().metadata().unwrap().len() > 0)
         .count();
-    assert_eq!(pooled_with_data, 0, "the pooled name of a committed upload is gone");
+    assert_eq!(
+        pooled_with_data, 0,
+        "the pooled name of a committed upload is gone"
+    );
     let pending = s.pending_for("county-radiology").unwrap();
     assert_eq!(pending.len(), 2, "both instances are indexed: {pending:?}");
 }
