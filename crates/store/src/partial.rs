@@ -287,7 +287,9 @@ pub(crate) fn adopt_sealed(
         .map_err(StoreError::io("open", path))?;
     let len = file.metadata().map_err(StoreError::io("stat", path))?.len();
     let key = format!("{}-sealed", key(source_site, sop_uid));
-    let mut p = scratch_partial(
+    // Not counted as durable: a crash between its tag and its fsync leaves a tagged file whose
+    // bytes may not have reached the disk, so the commit fsyncs it (at no cost if they have).
+    scratch_partial(
         path.to_path_buf(),
         file,
         key,
@@ -296,9 +298,7 @@ pub(crate) fn adopt_sealed(
         len,
         true,
         registry,
-    )?;
-    p.durable = len;
-    Ok(p)
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
