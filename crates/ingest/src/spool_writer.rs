@@ -16,6 +16,11 @@
 //!
 //! While data flows the thread stays, so a chunk costs what it cost a dedicated writer
 //! thread: one wake-up at most, not a hop through the async scheduler and back per batch.
+//!
+//! An upload that cannot resume (C-STORE, STOW-RS: size or study unknown) has nothing to
+//! re-validate and always starts at 0, so its partial is opened on the thread that takes its
+//! first bytes, not on one of its own before them: one hand-off between threads fewer per
+//! instance, for instances that are mostly a few hundred kilobytes.
 //! Loopback throughput is unchanged (upload, 1 reader and the CT series, old and new binaries
 //! run alternately).
 
@@ -114,9 +119,31 @@ impl SpoolWriter {
     pub async fn run(self, mut cmds: mpsc::Receiver<WriterCmd>) {
         let writer = Arc::new(self);
         let runtime = tokio::runtime::Handle::current();
-        let w = writer.clone();
-        let Ok(Some(mut spool)) = tokio::task::spawn_blocking(move || w.open()).await else {
-            return;
+        let mut spool = if writer.spec.resumable() {
+            let w = writer.clone();
+            let Ok(Some(spool)) = tokio::task::spawn_blocking(move || w.open()).await else {
+                return;
+            };
+            spool
+        } else {
+            // Opened with its first bytes (see the module docs); a stream that goes away
+            // before sending any leaves nothing to remove.
+            let Some(first) = cmds.recv().await else {
+                return;
+            };
+            let (w, rt) = (writer.clone(), runtime.clone());
+            let opened = tokio::task::spawn_blocking(move || {
+                let spool = w.open()?;
+                w.stream(spool, first, cmds, &rt)
+            })
+            .await;
+            match opened {
+                Ok(Some((s, c))) => {
+                    cmds = c;
+                    s
+                }
+                Ok(None) | Err(_) => return,
+            }
         };
         loop {
             // Waiting for data: no thread is held.

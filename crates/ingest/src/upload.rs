@@ -154,6 +154,12 @@ impl Upload {
     /// Open the upload's partial (after [`Upload::lease`]). A resumable upload of an instance
     /// the site already stored with the same content (or without a declared hash) is
     /// [`Opened::AlreadyStored`]; with other content it is refused as a conflict.
+    ///
+    /// An upload that cannot resume (size or study unknown: C-STORE, STOW-RS) starts at 0
+    /// whatever happens, so it is answered at once: its writer opens the partial together
+    /// with its first bytes, on one blocking thread (`spool_writer.rs`), and a failure to
+    /// open is the upload's refusal ([`Upload::data`] turns `false`, [`Upload::next_event`]
+    /// says why), as a failure while writing is.
     pub async fn open(&mut self) -> Result<Opened, Refusal> {
         if self.spec.resumable() {
             let store = self.ingest.store.clone();
@@ -189,6 +195,9 @@ impl Upload {
             events: ev_rx,
             task: tokio::spawn(writer.run(cmd_rx)),
         });
+        if !self.spec.resumable() {
+            return Ok(Opened::At(0));
+        }
         loop {
             let Some(ev) = self.writer_event().await else {
                 return Err(refusal(RefuseCode::Internal, "the spool writer stopped"));
