@@ -3,8 +3,9 @@
 //! An upload of unknown size (a C-STORE) is acknowledged once sealed and committed after; its
 //! lease of (site, SOP Instance UID) is held until that commit is done, so a second upload of
 //! the same instance waits, then sees the first one's outcome (same content: already stored;
-//! other content: a conflict). Front doors may also let go at any moment: mid-data, or right
-//! after the last byte, while the writer seals.
+//! other content: a conflict). Front doors may also let go at any moment: before the first
+//! byte (the writer has not opened its partial yet), mid-data, or right after the last byte,
+//! while the writer seals.
 //!
 //! Each seed draws a scenario — which uploads of which instances (two contents per UID), in
 //! what pieces, with what pauses, ending how — and runs it on a two-thread runtime against a
@@ -56,6 +57,10 @@ enum Ending {
     DropMidData,
     /// Close mid-data.
     CloseMidData,
+    /// Let go right after the open, before any byte (the writer of an upload that cannot
+    /// resume opens its partial only with its first bytes: it must still end, and the lease
+    /// pass on).
+    DropBeforeData,
 }
 
 #[derive(Debug)]
@@ -117,6 +122,10 @@ async fn run_upload(
         Ok(other) => panic!("an upload of unknown size opened as {other:?}"),
         Err(r) => return (plan, Outcome::Refused(r.code, r.reason)),
     }
+    if let Ending::DropBeforeData = plan.ending {
+        drop(up);
+        return (plan, Outcome::LetGo);
+    }
     let cut_at = match plan.ending {
         Ending::DropMidData | Ending::CloseMidData => rng.below(bytes.len() as u64) as usize,
         _ => bytes.len(),
@@ -143,7 +152,7 @@ async fn run_upload(
             up.close().await;
             return (plan, Outcome::LetGo);
         }
-        Ending::Answer | Ending::DropAfterFinish => {}
+        Ending::Answer | Ending::DropAfterFinish | Ending::DropBeforeData => {}
     }
     up.finish(None).await;
     if let Ending::DropAfterFinish = plan.ending {
@@ -173,10 +182,11 @@ async fn scenario(seed: u64, files: &[Vec<(Bytes, Hash)>], sops: &[String], root
     let uploads = 3 + rng.below(6) as usize;
     let mut tasks = Vec::new();
     for _ in 0..uploads {
-        let ending = match rng.below(8) {
+        let ending = match rng.below(9) {
             0 => Ending::DropAfterFinish,
             1 => Ending::DropMidData,
             2 => Ending::CloseMidData,
+            3 => Ending::DropBeforeData,
             _ => Ending::Answer,
         };
         let plan = Plan {
