@@ -16,13 +16,13 @@
 //!
 //! While data flows the thread stays, so a chunk costs what it cost a dedicated writer
 //! thread: one wake-up at most, not a hop through the async scheduler and back per batch.
+//! Loopback throughput is unchanged (upload, 1 reader and the CT series, old and new binaries
+//! run alternately).
 //!
 //! An upload that cannot resume (C-STORE, STOW-RS: size or study unknown) has nothing to
 //! re-validate and always starts at 0, so its partial is opened on the thread that takes its
 //! first bytes, not on one of its own before them: one hand-off between threads fewer per
 //! instance, for instances that are mostly a few hundred kilobytes.
-//! Loopback throughput is unchanged (upload, 1 reader and the CT series, old and new binaries
-//! run alternately).
 
 use bytes::Bytes;
 use std::sync::Arc;
@@ -119,44 +119,37 @@ impl SpoolWriter {
     pub async fn run(self, mut cmds: mpsc::Receiver<WriterCmd>) {
         let writer = Arc::new(self);
         let runtime = tokio::runtime::Handle::current();
-        let mut spool = if writer.spec.resumable() {
+        // A resumable upload is opened (and what it holds re-validated) before its data; one
+        // that cannot resume with its first bytes (see the module docs).
+        let mut spool = None;
+        if writer.spec.resumable() {
             let w = writer.clone();
-            let Ok(Some(spool)) = tokio::task::spawn_blocking(move || w.open()).await else {
+            let Ok(Some(opened)) = tokio::task::spawn_blocking(move || w.open()).await else {
                 return;
             };
-            spool
-        } else {
-            // Opened with its first bytes (see the module docs); a stream that goes away
-            // before sending any leaves nothing to remove.
-            let Some(first) = cmds.recv().await else {
-                return;
-            };
-            let (w, rt) = (writer.clone(), runtime.clone());
-            let opened = tokio::task::spawn_blocking(move || {
-                let spool = w.open()?;
-                w.stream(spool, first, cmds, &rt)
-            })
-            .await;
-            match opened {
-                Ok(Some((s, c))) => {
-                    cmds = c;
-                    s
-                }
-                Ok(None) | Err(_) => return,
-            }
-        };
+            spool = Some(opened);
+        }
         loop {
             // Waiting for data: no thread is held.
             let Some(first) = cmds.recv().await else {
-                // The stream went away: keep what we have for the resumed upload.
-                if let Err(e) = tokio::task::spawn_blocking(move || spool.stream_gone()).await {
+                // The stream went away: keep what we have for the resumed upload (an upload
+                // that sent nothing opened nothing).
+                let Some(s) = spool else { return };
+                if let Err(e) = tokio::task::spawn_blocking(move || s.stream_gone()).await {
                     tracing::warn!("closing a partial upload failed: {e}");
                 }
                 return;
             };
             let (w, rt) = (writer.clone(), runtime.clone());
-            match tokio::task::spawn_blocking(move || w.stream(spool, first, cmds, &rt)).await {
-                Ok(Some((s, c))) => (spool, cmds) = (s, c),
+            let streamed = tokio::task::spawn_blocking(move || {
+                let s = match spool {
+                    Some(s) => s,
+                    None => w.open()?,
+                };
+                w.stream(s, first, cmds, &rt)
+            });
+            match streamed.await {
+                Ok(Some((s, c))) => (spool, cmds) = (Some(s), c),
                 // Ended (its last event is sent), or it panicked: the ingest task sees the
                 // event channel close and reports that the writer stopped.
                 Ok(None) | Err(_) => return,

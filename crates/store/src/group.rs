@@ -223,22 +223,18 @@ impl Store {
 
         // 1. File data: start write-back of every new file, then wait for each. A sealed
         // upload's file is durable already (its seal was an fsync): nothing to do.
-        let pending = |p: &Plan| match p {
-            Plan::Store { partial, .. } => partial.durable() < partial.len(),
-            _ => false,
-        };
         for p in &plan {
             if let Plan::Store { partial, .. } = p {
-                if pending(p) {
+                if !partial.is_durable() {
                     start_writeback(&partial.file);
                 }
             }
         }
         for p in &mut plan {
-            if !pending(p) {
-                continue;
-            }
             if let Plan::Store { partial, .. } = p {
+                if partial.is_durable() {
+                    continue;
+                }
                 if let Err(e) = partial
                     .file
                     .sync_data()
@@ -438,20 +434,23 @@ impl Store {
             .to_path_buf();
         // A sealed upload may already be acknowledged: its pooled file stays (it is what a
         // restart commits again) until the index holds the instance; a link, not a move.
-        let (what, place): (&str, PlaceFn) = if partial.sealable {
-            ("link", link_into)
-        } else {
-            ("rename", |from, to| std::fs::rename(from, to))
+        let place = || {
+            if partial.sealable {
+                link_into(&partial.path, &dest)
+            } else {
+                std::fs::rename(&partial.path, &dest)
+            }
         };
         // `objects/00`…`ff` are made when the store opens; one found missing is made again.
-        let placed = match place(&partial.path, &dest) {
+        let placed = match place() {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {
                 crate::fsmode::private_dir(&dir)?;
                 *created = true;
-                place(&partial.path, &dest)
+                place()
             }
             r => r,
         };
+        let what = if partial.sealable { "link" } else { "rename" };
         placed.map_err(StoreError::io(what, &dest))?;
         if !partial.sealable {
             crate::partial::remove_file(&partial.sidecar);
@@ -460,9 +459,6 @@ impl Store {
         Ok(dir)
     }
 }
-
-/// How a verified partial's file gets its name in `objects/`: linked or renamed.
-type PlaceFn = fn(&Path, &Path) -> std::io::Result<()>;
 
 /// A second name for `from`; one already there (a commit again after a crash) is fine.
 fn link_into(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -68,6 +68,11 @@ impl Partial {
         self.durable
     }
 
+    /// Whether every byte written is known to be fsync'ed (a sealed upload's are).
+    pub(crate) fn is_durable(&self) -> bool {
+        self.durable == self.len
+    }
+
     /// Path of the partial file (readers of a live instance read its earlier bytes from here).
     pub fn path(&self) -> &std::path::Path {
         &self.path
@@ -221,9 +226,7 @@ impl Drop for Partial {
 /// Remove a partial's files; a file already gone is fine, anything else is logged.
 pub(crate) fn remove_files(part: &std::path::Path, sidecar: &std::path::Path) {
     remove_file(part);
-    if sidecar != part {
-        remove_file(sidecar);
-    }
+    remove_file(sidecar);
 }
 
 /// Remove one file of a partial; a file already gone is fine, anything else is logged.
