@@ -45,6 +45,8 @@ pub struct Ingest {
     pub config: IngestConfig,
     topology: RwLock<Arc<Topology>>,
     quiet: Mutex<QuietStudies>,
+    /// Sealed uploads waiting for their commit (`sealed.rs`).
+    pub(crate) sealed: Mutex<crate::sealed::SealedQueue>,
 }
 
 impl Ingest {
@@ -60,6 +62,7 @@ impl Ingest {
             config,
             topology: RwLock::new(topology),
             quiet: Mutex::new(QuietStudies::default()),
+            sealed: Mutex::new(Default::default()),
         }
     }
 

@@ -22,7 +22,9 @@ use tracing::{error, info, warn};
 use yilian_dicom::{Catalog, Walker};
 use yilian_proto::{Hash, InstanceRef, Refusal, RefuseCode};
 use yilian_route::Priority;
-use yilian_store::{AuditAction, AuditEvent, NewInstance, Partial, Store, StoreError, Stored};
+use yilian_store::{
+    AuditAction, AuditEvent, InstanceCommit, NewInstance, Partial, Store, StoreError, Stored,
+};
 
 use crate::gate_handle::Ticket;
 use crate::ingest::Ingest;
@@ -140,105 +142,186 @@ impl CommitJob {
     }
 }
 
-/// Commit a sealed upload, then let its lease go.
-pub(crate) async fn commit_after_seal(job: CommitJob) {
-    let CommitJob {
-        ingest,
-        principal,
-        partial,
-        hash,
-        instance,
-        readers,
-        catalog,
-        ticket,
-    } = job;
-    let path = partial.path().to_path_buf();
-    commit_sealed(
-        &ingest, &principal, partial, &path, hash, instance, readers, catalog,
-    )
-    .await;
-    drop(ticket);
+/// Sealed uploads waiting for their commit, and whether a task is draining them.
+#[derive(Default)]
+pub(crate) struct SealedQueue {
+    jobs: Vec<CommitJob>,
+    draining: bool,
 }
 
-/// Commit a sealed upload; a failure is tried again with backoff (the file stays sealed).
-#[allow(clippy::too_many_arguments)]
-async fn commit_sealed(
-    ingest: &Arc<Ingest>,
-    principal: &Principal,
-    partial: Partial,
-    path: &Path,
+/// Queue a sealed upload's commit; its lease goes once the commit is done.
+///
+/// One task drains the queue: it hands every sealed upload that is ready to one blocking
+/// thread, which commits them in one batch of the group commit ([`Store::commit_many`]), while
+/// the next ones queue up behind it. A commit per upload, each on a thread of its own that
+/// waits in the group commit, cost a thread hand-off and a wake-up per instance, and made
+/// batches of two or three.
+pub(crate) fn commit_after_seal(job: CommitJob) {
+    let ingest = job.ingest.clone();
+    let start = {
+        let mut q = ingest.sealed.lock().unwrap_or_else(|p| p.into_inner());
+        q.jobs.push(job);
+        !std::mem::replace(&mut q.draining, true)
+    };
+    if start {
+        tokio::spawn(drain(ingest));
+    }
+}
+
+/// Commit what the queue holds, batch after batch, until it is empty.
+async fn drain(ingest: Arc<Ingest>) {
+    loop {
+        let jobs = {
+            let mut q = ingest.sealed.lock().unwrap_or_else(|p| p.into_inner());
+            if q.jobs.is_empty() {
+                q.draining = false;
+                return;
+            }
+            std::mem::take(&mut q.jobs)
+        };
+        commit_batch(&ingest, jobs).await;
+    }
+}
+
+/// What a sealed upload's commit needs besides its partial, kept for a retry.
+struct Pending {
+    principal: Arc<Principal>,
+    path: PathBuf,
     hash: Hash,
     instance: NewInstance,
     readers: Vec<String>,
     catalog: Catalog,
+    ticket: Option<Ticket>,
+}
+
+/// One batch of sealed uploads; a failed one is tried again on its own, with backoff.
+async fn commit_batch(ingest: &Arc<Ingest>, jobs: Vec<CommitJob>) {
+    let mut pending = Vec::with_capacity(jobs.len());
+    let mut commits = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        pending.push(Pending {
+            principal: j.principal,
+            path: j.partial.path().to_path_buf(),
+            hash: j.hash,
+            instance: j.instance.clone(),
+            readers: j.readers.clone(),
+            catalog: j.catalog.clone(),
+            ticket: j.ticket,
+        });
+        commits.push(InstanceCommit {
+            partial: j.partial,
+            hash: j.hash,
+            instance: j.instance,
+            readers: j.readers,
+            catalog: j.catalog,
+        });
+    }
+    let store = ingest.store.clone();
+    let results = match tokio::task::spawn_blocking(move || store.commit_many(commits)).await {
+        Ok(r) => r,
+        Err(e) => {
+            // The files stay sealed: each is found again and committed on its own.
+            warn!("committing acknowledged instances failed: {e}");
+            Vec::new()
+        }
+    };
+    let mut results = results.into_iter();
+    for p in pending {
+        let first = results.next();
+        if let Some(Ok(stored)) = first {
+            announce(ingest, &p.instance, stored, true);
+            drop(p.ticket);
+            continue;
+        }
+        let ingest = ingest.clone();
+        tokio::spawn(async move {
+            commit_sealed(&ingest, &p, first).await;
+            drop(p.ticket);
+        });
+    }
+}
+
+/// Finish a sealed upload's commit whose first attempt (`first`, if it was made) failed: a
+/// refusal for good is reported; anything else is tried again with backoff, the file staying
+/// sealed meanwhile.
+async fn commit_sealed(
+    ingest: &Arc<Ingest>,
+    p: &Pending,
+    first: Option<Result<Stored, StoreError>>,
 ) {
-    let mut partial = Some(partial);
+    let mut attempt = first;
     let mut backoff = Duration::from_secs(1);
     loop {
-        let p = match partial.take() {
-            Some(p) => p,
-            // After a failed attempt: the file is where the commit left it (still in the
-            // pool, or already renamed to its content address).
-            None => {
-                let store = ingest.store.clone();
-                let (path, object) = (path.to_path_buf(), store.object_path(&hash));
-                let (site, sop) = (instance.source_site.clone(), instance.sop_uid.clone());
-                let adopted = tokio::task::spawn_blocking(move || {
-                    let at = if path.exists() { path } else { object };
-                    store.adopt_sealed(&at, &site, &sop)
-                })
-                .await;
-                match adopted {
-                    Ok(Ok(p)) => p,
-                    Ok(Err(e)) => {
-                        error!(sop_uid = %instance.sop_uid, "an acknowledged instance cannot be found again to commit it: {e}");
-                        return;
-                    }
-                    Err(e) => {
-                        error!(sop_uid = %instance.sop_uid, "committing an acknowledged instance failed: {e}");
-                        return;
-                    }
-                }
-            }
-        };
-        let store = ingest.store.clone();
-        let (inst, rs, cat) = (instance.clone(), readers.clone(), catalog.clone());
-        let r = tokio::task::spawn_blocking(move || {
-            store.commit_with_catalog(p, hash, &inst, &rs, &cat)
-        })
-        .await;
-        match r {
-            Ok(Ok(stored)) => {
-                announce(ingest, &instance, stored, true);
+        match attempt.take() {
+            Some(Ok(stored)) => {
+                announce(ingest, &p.instance, stored, true);
                 return;
             }
-            Ok(Err(e @ (StoreError::Conflict { .. } | StoreError::StudyOwned { .. }))) => {
+            Some(Err(e @ (StoreError::Conflict { .. } | StoreError::StudyOwned { .. }))) => {
                 // Only a race the checks before the seal could not see; the file stays sealed
                 // (reported again at the next start) so nothing acknowledged is thrown away.
-                error!(sop_uid = %instance.sop_uid, "an acknowledged instance cannot be committed: {e}; its file stays at {}", path.display());
+                error!(sop_uid = %p.instance.sop_uid, "an acknowledged instance cannot be committed: {e}; its file stays at {}", p.path.display());
                 ingest
                     .audit(AuditEvent {
-                        actor: principal.actor(),
-                        site: Some(principal.site.clone()),
+                        actor: p.principal.actor(),
+                        site: Some(p.principal.site.clone()),
                         action: AuditAction::Receive,
-                        study_uid: Some(instance.study_uid.clone()),
-                        sop_uid: Some(instance.sop_uid.clone()),
+                        study_uid: Some(p.instance.study_uid.clone()),
+                        sop_uid: Some(p.instance.sop_uid.clone()),
                         outcome: "commit-refused".into(),
                         detail: Some(e.to_string()),
                     })
                     .await;
                 return;
             }
-            Ok(Err(e)) => {
+            Some(Err(e)) => {
                 ingest.storage.notice(&e);
-                warn!(sop_uid = %instance.sop_uid, "committing an acknowledged instance failed: {e}; trying again in {} s", backoff.as_secs());
+                warn!(sop_uid = %p.instance.sop_uid, "committing an acknowledged instance failed: {e}; trying again in {} s", backoff.as_secs());
             }
-            Err(e) => {
-                warn!(sop_uid = %instance.sop_uid, "committing an acknowledged instance failed: {e}")
+            None => {
+                warn!(sop_uid = %p.instance.sop_uid, "committing an acknowledged instance failed; trying again in {} s", backoff.as_secs())
             }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(60));
+        // The file is where the failed commit left it: still in the pool, or already linked
+        // to its content address.
+        let store = ingest.store.clone();
+        let (path, object) = (p.path.clone(), store.object_path(&p.hash));
+        let (site, sop) = (p.instance.source_site.clone(), p.instance.sop_uid.clone());
+        let adopted = tokio::task::spawn_blocking(move || {
+            let at = if path.exists() { path } else { object };
+            store.adopt_sealed(&at, &site, &sop)
+        })
+        .await;
+        let partial = match adopted {
+            Ok(Ok(partial)) => partial,
+            Ok(Err(e)) => {
+                error!(sop_uid = %p.instance.sop_uid, "an acknowledged instance cannot be found again to commit it: {e}");
+                return;
+            }
+            Err(e) => {
+                error!(sop_uid = %p.instance.sop_uid, "committing an acknowledged instance failed: {e}");
+                return;
+            }
+        };
+        let store = ingest.store.clone();
+        let (inst, rs, cat, hash) = (
+            p.instance.clone(),
+            p.readers.clone(),
+            p.catalog.clone(),
+            p.hash,
+        );
+        attempt = Some(
+            match tokio::task::spawn_blocking(move || {
+                store.commit_with_catalog(partial, hash, &inst, &rs, &cat)
+            })
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => Err(StoreError::Corrupt(format!("the commit task failed: {e}"))),
+            },
+        );
     }
 }
 
@@ -330,17 +413,27 @@ async fn recover_one(ingest: &Arc<Ingest>, path: &Path, tag: &[u8]) -> Result<()
         .await
         .map_err(|e| refusal(RefuseCode::Internal, e.to_string()))?
         .map_err(|e| ingest.store_refusal(&e))?;
-    commit_sealed(
-        ingest,
-        &principal,
-        partial,
-        path,
+    let pending = Pending {
+        principal: Arc::new(principal),
+        path: path.to_path_buf(),
         hash,
-        routed.instance,
-        routed.readers,
+        instance: routed.instance,
+        readers: routed.readers,
         catalog,
-    )
-    .await;
+        ticket: None,
+    };
+    let store = ingest.store.clone();
+    let (inst, rs, cat) = (
+        pending.instance.clone(),
+        pending.readers.clone(),
+        pending.catalog.clone(),
+    );
+    let first = tokio::task::spawn_blocking(move || {
+        store.commit_with_catalog(partial, hash, &inst, &rs, &cat)
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("the commit task failed: {e}")));
+    commit_sealed(ingest, &pending, Some(first.and_then(|r| r))).await;
     Ok(())
 }
 

@@ -351,12 +351,12 @@ impl Upload {
         self.leave_hub();
         let ticket = self.ticket.take();
         if let Some(v) = unanswered {
-            tokio::spawn(commit_after_seal(CommitJob::of(
+            commit_after_seal(CommitJob::of(
                 self.ingest.clone(),
                 self.principal.clone(),
                 v,
                 ticket,
-            )));
+            ));
         }
     }
 
@@ -413,7 +413,7 @@ impl Upload {
                 v,
                 self.ticket.take(),
             );
-            tokio::spawn(commit_after_seal(job));
+            commit_after_seal(job);
             return Some(Event::Stored(hash));
         }
         let Verified {
@@ -465,7 +465,7 @@ impl Drop for Upload {
             match w.stopped(&sop_uid).await {
                 // Sealed as the front door let go: durable, so committed (lease held until
                 // then) rather than left for the next start.
-                Some(v) => commit_after_seal(CommitJob::of(ingest, principal, v, ticket)).await,
+                Some(v) => commit_after_seal(CommitJob::of(ingest, principal, v, ticket)),
                 None => drop(ticket),
             }
         });

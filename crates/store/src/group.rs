@@ -4,7 +4,8 @@
 //! rename into `objects/`, the SQLite WAL). With one fsync per file the disk here manages
 //! ≈ 250–300 files/s; a CT series arrives faster than that. So commits are batched:
 //!
-//! * every caller queues its [`Job`] and waits on its own slot;
+//! * every caller queues its [`Job`] (or several at once, [`Store::submit_many`]: one batch
+//!   holds them all) and waits on its own slot;
 //! * one caller at a time is the **leader**: it takes everything queued, makes it durable
 //!   together (write-back started for all files first, then `fdatasync` each — after the first
 //!   one the journal holds the others' allocations, so the rest are cheap; all renames, then one
@@ -134,44 +135,69 @@ impl GroupCommit {
 impl Store {
     /// Queue `job`, wait until it is durable (or failed), and return its outcome.
     pub(crate) fn submit(&self, job: Job) -> Done {
-        let slot = Arc::new(Slot {
-            state: Mutex::new(SlotState::Waiting),
-            cv: Condvar::new(),
-        });
+        let mut done = self.submit_many(vec![job]);
+        done.pop().unwrap_or_else(|| {
+            Done::Instance(Err(StoreError::Corrupt("group commit lost a job".into())))
+        })
+    }
+
+    /// Queue `jobs` together (one batch holds them all), wait until they are durable (or
+    /// failed), and return their outcomes in order. One thread waits for many commits: the
+    /// ingest path hands over every sealed upload that is ready at once.
+    pub(crate) fn submit_many(&self, jobs: Vec<Job>) -> Vec<Done> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        let slots: Vec<Arc<Slot>> = jobs
+            .iter()
+            .map(|_| {
+                Arc::new(Slot {
+                    state: Mutex::new(SlotState::Waiting),
+                    cv: Condvar::new(),
+                })
+            })
+            .collect();
         {
             let mut q = self.group.queue();
-            q.jobs.push((job, slot.clone()));
-            if q.leader {
-                drop(q);
+            q.jobs.extend(jobs.into_iter().zip(slots.iter().cloned()));
+            if !q.leader {
+                q.leader = true;
+                slots[0].set(SlotState::Lead);
+            }
+        }
+        // The jobs were queued under one lock, so the batch that takes one takes them all,
+        // and only the first of them can be handed the lead.
+        slots.iter().map(|slot| self.await_slot(slot)).collect()
+    }
+
+    /// Wait for `slot`'s outcome, leading a batch when handed the lead.
+    fn await_slot(&self, slot: &Slot) -> Done {
+        loop {
+            let state = {
                 let mut st = slot.lock();
                 loop {
                     match std::mem::replace(&mut *st, SlotState::Waiting) {
                         SlotState::Waiting => {
                             st = slot.cv.wait(st).unwrap_or_else(|p| p.into_inner());
                         }
-                        SlotState::Done(d) => return *d,
-                        SlotState::Lead => break,
+                        other => break other,
                     }
                 }
-            } else {
-                q.leader = true;
+            };
+            match state {
+                SlotState::Done(d) => return *d,
+                // Run one batch (which holds this slot's job unless a previous leader already
+                // did), then hand the lead to the oldest job still queued; the slot is filled.
+                _ => {
+                    let batch = std::mem::take(&mut self.group.queue().jobs);
+                    self.run_batch(batch);
+                    let mut q = self.group.queue();
+                    match q.jobs.first() {
+                        Some((_, next)) => next.set(SlotState::Lead),
+                        None => q.leader = false,
+                    }
+                }
             }
-        }
-        // Leader: run one batch (which holds our own job unless a previous leader already did it).
-        let batch = std::mem::take(&mut self.group.queue().jobs);
-        self.run_batch(batch);
-        {
-            let mut q = self.group.queue();
-            match q.jobs.first() {
-                Some((_, next)) => next.set(SlotState::Lead),
-                None => q.leader = false,
-            }
-        }
-        let mut st = slot.lock();
-        match std::mem::replace(&mut *st, SlotState::Waiting) {
-            SlotState::Done(d) => *d,
-            // Unreachable: our job was queued before we led, so this batch held it.
-            _ => Done::Instance(Err(StoreError::Corrupt("group commit lost a job".into()))),
         }
     }
 
@@ -771,6 +797,120 @@ mod tests {
             .unwrap()
             .count();
         assert_eq!(left, 0);
+    }
+
+    /// Several jobs handed over at once by one thread form one batch, and their outcomes come
+    /// back in their order (new, already stored, conflict).
+    #[test]
+    fn jobs_submitted_together_are_one_batch_with_outcomes_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for (sop, bytes) in [("1.5", &b"five"[..]), ("1.6", b"six")] {
+            let j = job(&store, "township-a", sop, bytes);
+            assert!(matches!(
+                store.submit(j),
+                Done::Instance(Ok(Stored::New { .. }))
+            ));
+        }
+        let before = store.group_stats();
+        let jobs = vec![
+            job(&store, "township-a", "1.1", b"one"),
+            job(&store, "township-a", "1.2", b"two"),
+            job(&store, "township-a", "1.6", b"six"), // stored already, same content
+            job(&store, "township-a", "1.5", b"other"), // same UID, other content: conflict
+        ];
+        let kinds: Vec<&str> = store
+            .submit_many(jobs)
+            .iter()
+            .map(|d| match d {
+                Done::Instance(Ok(Stored::New { record, .. })) if record.sop_uid == "1.1" => {
+                    "new 1.1"
+                }
+                Done::Instance(Ok(Stored::New { record, .. })) if record.sop_uid == "1.2" => {
+                    "new 1.2"
+                }
+                Done::Instance(Ok(Stored::AlreadyStored(r))) if r.sop_uid == "1.6" => "same 1.6",
+                Done::Instance(Err(StoreError::Conflict { sop_uid })) if sop_uid == "1.5" => {
+                    "conflict 1.5"
+                }
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["new 1.1", "new 1.2", "same 1.6", "conflict 1.5"]);
+        assert_eq!(
+            store.group_stats(),
+            GroupStats {
+                batches: before.batches + 1,
+                jobs: before.jobs + 4
+            }
+        );
+        assert!(store.submit_many(Vec::new()).is_empty());
+        assert!(!store.group.queue().leader, "the leader stepped down");
+    }
+
+    /// A seeded model of callers that hand over one job or several at once, with pauses of
+    /// random length between them, over many seeds: nobody waits forever (leadership always
+    /// passes to a caller that is waiting, also to one whose jobs were queued as a group),
+    /// every caller gets exactly its own outcomes, in order, and everything lands.
+    #[test]
+    fn single_and_grouped_submits_interleaved_all_land() {
+        for seed in 1..=24u64 {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(Store::open(dir.path()).unwrap());
+            let threads: Vec<_> = (0..5u64)
+                .map(|t| {
+                    let s = store.clone();
+                    std::thread::spawn(move || {
+                        let mut rng =
+                            (seed * 0x9E37_79B9_7F4A_7C15 + t * 0xD1B5_4A32_D192_ED03) | 1;
+                        let mut next = move || {
+                            rng ^= rng << 13;
+                            rng ^= rng >> 7;
+                            rng ^= rng << 17;
+                            rng
+                        };
+                        let mut sent = 0usize;
+                        for k in 0..6 {
+                            let n = 1 + (next() % 5) as usize;
+                            let sops: Vec<String> =
+                                (0..n).map(|i| format!("1.{t}.{k}.{i}")).collect();
+                            let jobs: Vec<Job> = sops
+                                .iter()
+                                .map(|sop| job(&s, "township-a", sop, sop.as_bytes()))
+                                .collect();
+                            for _ in 0..next() % 3 {
+                                std::thread::yield_now();
+                            }
+                            let done = if n == 1 && next() % 2 == 0 {
+                                jobs.into_iter().map(|j| s.submit(j)).collect()
+                            } else {
+                                s.submit_many(jobs)
+                            };
+                            assert_eq!(done.len(), n);
+                            for (d, sop) in done.iter().zip(&sops) {
+                                match d {
+                                    Done::Instance(Ok(Stored::New { record, .. })) => {
+                                        assert_eq!(&record.sop_uid, sop, "seed {seed}")
+                                    }
+                                    _ => panic!("seed {seed}: the commit of {sop} failed"),
+                                }
+                            }
+                            sent += n;
+                        }
+                        sent
+                    })
+                })
+                .collect();
+            let sent: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+            assert_eq!(store.group_stats().jobs, sent as u64, "seed {seed}");
+            assert!(!store.group.queue().leader, "seed {seed}: a leader is left");
+            assert!(store.group.queue().jobs.is_empty(), "seed {seed}");
+            assert_eq!(
+                store.pending_for("county-radiology").unwrap().len(),
+                sent,
+                "seed {seed}"
+            );
+        }
     }
 
     /// Leadership passes on: a follower still queued when the leader's batch is done leads

@@ -47,6 +47,7 @@ mod partial;
 mod partials;
 mod prune;
 mod query;
+mod readers;
 mod records;
 mod sealed;
 mod store;
@@ -61,6 +62,6 @@ pub use partial::{Partial, PartialInfo};
 pub use prune::Pruned;
 pub use query::{person_name, wildcard, Found, Key, Match, Query, QueryLevel, DEFAULT_MATCH_LIMIT};
 pub use records::{InstanceRecord, NewInstance};
-pub use store::{Store, StoreOptions, Stored};
+pub use store::{InstanceCommit, Store, StoreOptions, Stored};
 /// The catalog attributes [`Store::commit_with_catalog`] records (from the DICOM walker).
 pub use yilian_dicom::Catalog;

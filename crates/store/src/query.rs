@@ -879,7 +879,7 @@ impl Store {
         query: &Query,
     ) -> Result<Found, StoreError> {
         let limit = query.limit.unwrap_or(DEFAULT_MATCH_LIMIT);
-        let db = self.db();
+        let db = self.read()?;
         // An unfiltered page walks the catalog in order when the reader holds at least a
         // quarter of it (its outbox counted through its index; the catalog's size is its
         // largest row id): then the walk meets the reader's groups at once. A reader with
@@ -938,7 +938,7 @@ impl Store {
             QueryLevel::Series => "c.series_uid",
             QueryLevel::Image => "c.sop_uid",
         };
-        let db = self.db();
+        let db = self.read()?;
         let mut out = Vec::new();
         for chunk in keys.chunks(UIDS_PER_STATEMENT) {
             let marks = vec!["?"; chunk.len()].join(", ");

@@ -29,7 +29,10 @@ pub struct Store {
     /// Sealed uploads found at open, not yet committed again.
     leftovers: Mutex<Vec<(PathBuf, Vec<u8>)>>,
     pub(crate) partials: Arc<PartialRegistry>,
+    /// The writer's connection (the group commit, and changes outside it).
     pub(crate) db: Mutex<Connection>,
+    /// Connections for lookups, which must not wait for a commit (`readers.rs`).
+    readers: crate::readers::Readers,
     pub(crate) group: GroupCommit,
 }
 
@@ -46,6 +49,18 @@ impl Default for StoreOptions {
             partial_bytes_per_site: 64 << 30,
         }
     }
+}
+
+/// One verified partial for [`Store::commit_many`].
+#[derive(Debug)]
+pub struct InstanceCommit {
+    pub partial: Partial,
+    pub hash: Hash,
+    pub instance: NewInstance,
+    /// Readers that get an outbox entry.
+    pub readers: Vec<String>,
+    /// The catalog attributes (see [`Store::commit_with_catalog`]).
+    pub catalog: Catalog,
 }
 
 /// The outcome of [`Store::commit`].
@@ -109,7 +124,8 @@ impl Store {
             &partial,
             options.partial_bytes_per_site,
         )?);
-        let db = crate::db::open(&root.join("index.sqlite"))?;
+        let index = root.join("index.sqlite");
+        let db = crate::db::open(&index)?;
         Ok(Store {
             root: root.to_path_buf(),
             objects,
@@ -120,6 +136,7 @@ impl Store {
             leftovers: Mutex::new(leftovers),
             partials,
             db: Mutex::new(db),
+            readers: crate::readers::Readers::new(&index),
             group: GroupCommit::default(),
         })
     }
@@ -134,6 +151,12 @@ impl Store {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A connection for lookups: it sees every commit that ended before the lookup started,
+    /// and never waits for one in progress.
+    pub(crate) fn read(&self) -> Result<crate::readers::Reader<'_>, StoreError> {
+        self.readers.get()
+    }
+
     /// The instance `source_site` stored under this SOP Instance UID. UIDs are scoped by
     /// site: another site's instance with the same UID is not visible here.
     pub fn instance(
@@ -141,7 +164,7 @@ impl Store {
         source_site: &str,
         sop_uid: &str,
     ) -> Result<Option<InstanceRecord>, StoreError> {
-        let db = self.db();
+        let db = self.read()?;
         let mut st = db.prepare_cached(&format!(
             "SELECT {RECORD_COLUMNS} FROM instances WHERE source_site = ?1 AND sop_uid = ?2"
         ))?;
@@ -155,7 +178,7 @@ impl Store {
     /// The site a study belongs to (the first to send an instance of it or its manifest).
     pub fn study_owner(&self, study_uid: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .db()
+            .read()?
             .prepare_cached("SELECT owner_site FROM studies WHERE study_uid = ?1")?
             .query_row([study_uid], |r| r.get(0))
             .optional()?)
@@ -268,6 +291,31 @@ impl Store {
             readers,
             Some(Box::new(catalog.clone())),
         )
+    }
+
+    /// Commit several verified partials in one batch of the group commit, on this one thread;
+    /// one outcome per instance, in order. Each is what [`Store::commit_with_catalog`] would
+    /// have answered for it alone.
+    pub fn commit_many(&self, commits: Vec<InstanceCommit>) -> Vec<Result<Stored, StoreError>> {
+        let jobs = commits
+            .into_iter()
+            .map(|c| {
+                Job::Instance(Box::new(InstanceJob {
+                    partial: c.partial,
+                    hash: c.hash,
+                    inst: c.instance,
+                    readers: c.readers,
+                    catalog: Some(Box::new(c.catalog)),
+                }))
+            })
+            .collect();
+        self.submit_many(jobs)
+            .into_iter()
+            .map(|d| match d {
+                Done::Instance(r) => r,
+                _ => Err(StoreError::Corrupt("group commit mixed up two jobs".into())),
+            })
+            .collect()
     }
 
     fn commit_job(
