@@ -151,16 +151,27 @@ impl WebServer {
                             move |r: axum::http::Request<axum::body::Body>| host_with_port(r, port),
                         ),
                     ));
-                if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await
-                {
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                builder
+                    .http2()
+                    .initial_stream_window_size(H2_STREAM_WINDOW)
+                    .initial_connection_window_size(H2_CONNECTION_WINDOW);
+                if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
                     debug!(%remote, "HTTPS connection ended: {e}");
                 }
             });
         }
     }
 }
+
+/// HTTP/2 flow control: how much of one request's body a client may send ahead of what its
+/// handler has read. With hyper's default (1 MiB per stream and per connection) a STOW-RS
+/// over HTTP/2 waited on window updates: four requests of 75 CT slices each ran at 620
+/// files/s against 930 over HTTP/1.1 (curl, loopback); with 8 MiB per stream, 780. At most
+/// [`H2_CONNECTION_WINDOW`] bytes per connection sit unread in memory.
+const H2_STREAM_WINDOW: u32 = 8 << 20;
+/// See [`H2_STREAM_WINDOW`].
+const H2_CONNECTION_WINDOW: u32 = 32 << 20;
 
 /// The request with a `Host` header that names the port it came to. The absolute URLs of
 /// answers (Retrieve URL, BulkDataURI) are built from it, and clients differ: HTTP/2 gives
