@@ -861,8 +861,9 @@ mod tests {
                 .map(|t| {
                     let s = store.clone();
                     std::thread::spawn(move || {
-                        let mut rng =
-                            (seed * 0x9E37_79B9_7F4A_7C15 + t * 0xD1B5_4A32_D192_ED03) | 1;
+                        let mut rng = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                            ^ t.wrapping_mul(0xD1B5_4A32_D192_ED03))
+                            | 1;
                         let mut next = move || {
                             rng ^= rng << 13;
                             rng ^= rng >> 7;
