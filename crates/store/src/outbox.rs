@@ -72,7 +72,7 @@ pub struct QueueDepth {
 impl Store {
     /// Everything not yet delivered to `reader`, urgent first, then in arrival order.
     pub fn pending_for(&self, reader: &str) -> Result<Vec<OutboxItem>, StoreError> {
-        let db = self.db();
+        let db = self.read()?;
         let mut st = db.prepare_cached(&format!(
             "{PENDING} WHERE o.reader = ?1 AND o.delivered_at IS NULL AND o.failed_at IS NULL
              ORDER BY o.priority DESC, o.seq"
@@ -100,7 +100,7 @@ impl Store {
         study_uid: &str,
         sop_uid: &str,
     ) -> Result<Option<OutboxItem>, StoreError> {
-        let db = self.db();
+        let db = self.read()?;
         let mut st = db.prepare_cached(&format!(
             "{PENDING} WHERE o.reader = ?1 AND i.study_uid = ?2 AND i.sop_uid = ?3
                  AND o.delivered_at IS NULL AND o.failed_at IS NULL"
@@ -129,7 +129,7 @@ impl Store {
         study_uid: &str,
         sop_uid: &str,
     ) -> Result<bool, StoreError> {
-        let n: i64 = self.db().query_row(
+        let n: i64 = self.read()?.query_row(
             "SELECT COUNT(*) FROM outbox o JOIN instances i ON i.id = o.instance_id
              WHERE o.reader = ?1 AND i.study_uid = ?2 AND i.sop_uid = ?3
                  AND o.delivered_at IS NULL AND o.failed_at IS NULL",
@@ -214,7 +214,7 @@ impl Store {
 
     /// The entries of `reader` that failed for good, oldest failure first.
     pub fn failed_for(&self, reader: &str) -> Result<Vec<FailedItem>, StoreError> {
-        let db = self.db();
+        let db = self.read()?;
         let mut st = db.prepare_cached(&format!(
             "{PENDING_FAILED} WHERE o.reader = ?1 AND o.delivered_at IS NULL
                  AND o.failed_at IS NOT NULL
@@ -261,7 +261,7 @@ impl Store {
 
     /// Pending instances and bytes per reader (readers with nothing pending are omitted).
     pub fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
-        let db = self.db();
+        let db = self.read()?;
         let mut st = db.prepare_cached(
             "SELECT o.reader, COUNT(*), COALESCE(SUM(i.size), 0)
              FROM outbox o JOIN instances i ON i.id = o.instance_id
