@@ -110,15 +110,9 @@ pub(crate) fn check_and_seal(
 
 /// A sealed (durable, acknowledged) upload to commit.
 pub(crate) struct CommitJob {
-    pub ingest: Arc<Ingest>,
-    pub principal: Arc<Principal>,
-    pub partial: Partial,
-    pub hash: Hash,
-    pub instance: NewInstance,
-    pub readers: Vec<String>,
-    pub catalog: Catalog,
-    /// The lease of (site, SOP Instance UID), held until the commit is done.
-    pub ticket: Option<Ticket>,
+    ingest: Arc<Ingest>,
+    partial: Partial,
+    pending: Pending,
 }
 
 impl CommitJob {
@@ -129,23 +123,39 @@ impl CommitJob {
         v: Verified,
         ticket: Option<Ticket>,
     ) -> CommitJob {
-        CommitJob {
-            ingest,
+        let pending = Pending {
             principal,
-            partial: v.partial,
+            path: v.partial.path().to_path_buf(),
             hash: v.hash,
             instance: v.instance,
             readers: v.readers,
             catalog: v.catalog,
             ticket,
+        };
+        CommitJob {
+            ingest,
+            partial: v.partial,
+            pending,
         }
     }
+}
+
+/// What a sealed upload's commit needs besides its partial (kept for a retry), and its lease.
+struct Pending {
+    principal: Arc<Principal>,
+    path: PathBuf,
+    hash: Hash,
+    instance: NewInstance,
+    readers: Vec<String>,
+    catalog: Catalog,
+    /// The lease of (site, SOP Instance UID), held until the commit is done.
+    ticket: Option<Ticket>,
 }
 
 /// Sealed uploads waiting for their commit, and whether a task is draining them.
 #[derive(Default)]
 pub(crate) struct SealedQueue {
-    jobs: Vec<CommitJob>,
+    jobs: Vec<(Partial, Pending)>,
     draining: bool,
 }
 
@@ -157,10 +167,14 @@ pub(crate) struct SealedQueue {
 /// waits in the group commit, cost a thread hand-off and a wake-up per instance, and made
 /// batches of two or three.
 pub(crate) fn commit_after_seal(job: CommitJob) {
-    let ingest = job.ingest.clone();
+    let CommitJob {
+        ingest,
+        partial,
+        pending,
+    } = job;
     let start = {
         let mut q = ingest.sealed.lock().unwrap_or_else(|p| p.into_inner());
-        q.jobs.push(job);
+        q.jobs.push((partial, pending));
         !std::mem::replace(&mut q.draining, true)
     };
     if start {
@@ -183,39 +197,20 @@ async fn drain(ingest: Arc<Ingest>) {
     }
 }
 
-/// What a sealed upload's commit needs besides its partial, kept for a retry.
-struct Pending {
-    principal: Arc<Principal>,
-    path: PathBuf,
-    hash: Hash,
-    instance: NewInstance,
-    readers: Vec<String>,
-    catalog: Catalog,
-    ticket: Option<Ticket>,
-}
-
 /// One batch of sealed uploads; a failed one is tried again on its own, with backoff.
-async fn commit_batch(ingest: &Arc<Ingest>, jobs: Vec<CommitJob>) {
-    let mut pending = Vec::with_capacity(jobs.len());
-    let mut commits = Vec::with_capacity(jobs.len());
-    for j in jobs {
-        pending.push(Pending {
-            principal: j.principal,
-            path: j.partial.path().to_path_buf(),
-            hash: j.hash,
-            instance: j.instance.clone(),
-            readers: j.readers.clone(),
-            catalog: j.catalog.clone(),
-            ticket: j.ticket,
-        });
-        commits.push(InstanceCommit {
-            partial: j.partial,
-            hash: j.hash,
-            instance: j.instance,
-            readers: j.readers,
-            catalog: j.catalog,
-        });
-    }
+async fn commit_batch(ingest: &Arc<Ingest>, jobs: Vec<(Partial, Pending)>) {
+    let (partials, pending): (Vec<Partial>, Vec<Pending>) = jobs.into_iter().unzip();
+    let commits = partials
+        .into_iter()
+        .zip(&pending)
+        .map(|(partial, p)| InstanceCommit {
+            partial,
+            hash: p.hash,
+            instance: p.instance.clone(),
+            readers: p.readers.clone(),
+            catalog: p.catalog.clone(),
+        })
+        .collect();
     let store = ingest.store.clone();
     let results = match tokio::task::spawn_blocking(move || store.commit_many(commits)).await {
         Ok(r) => r,

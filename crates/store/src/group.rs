@@ -902,7 +902,17 @@ mod tests {
                     })
                 })
                 .collect();
-            let sent: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+            // A caller left waiting would hang the join: fail instead (not a timing bound,
+            // a seed finishes in well under a second).
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let sent: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+                // After a timeout nobody listens any more: the test has failed already.
+                tx.send(sent).ok();
+            });
+            let sent = rx
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .unwrap_or_else(|_| panic!("seed {seed}: a caller waits forever (or panicked)"));
             assert_eq!(store.group_stats().jobs, sent as u64, "seed {seed}");
             assert!(!store.group.queue().leader, "seed {seed}: a leader is left");
             assert!(store.group.queue().jobs.is_empty(), "seed {seed}");
