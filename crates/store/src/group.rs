@@ -248,9 +248,14 @@ impl Store {
         }
 
         // 1. File data: start write-back of every new file, then wait for each. A sealed
-        // upload's file is durable already (its seal was an fsync): nothing to do.
-        for p in &plan {
+        // upload's file is durable already (its seal was an fsync): nothing to do. A pooled
+        // file committed without a seal may hold its last bytes in its direct writer.
+        for p in &mut plan {
             if let Plan::Store { partial, .. } = p {
+                if let Err(e) = partial.complete_writes() {
+                    *p = Plan::Failed(e);
+                    continue;
+                }
                 if !partial.is_durable() {
                     start_writeback(&partial.file);
                 }

@@ -38,6 +38,7 @@
 mod audit;
 mod catalog;
 mod db;
+mod direct;
 mod error;
 mod fsmode;
 mod group;

@@ -14,10 +14,12 @@
 
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::direct::{Buffers, DirectError, DirectWriter};
 use crate::fsmode::{private_options, sync_dir, write_replace};
 use crate::partials::PartialRegistry;
 use crate::StoreError;
@@ -46,6 +48,8 @@ pub struct Partial {
     entries_durable: bool,
     /// A pooled scratch file: it can be sealed (`sealed.rs`).
     pub(crate) sealable: bool,
+    /// Writes that skip the page cache (a sealable upload, where the filesystem allows them).
+    direct: Option<Box<DirectWriter>>,
     registry: Arc<PartialRegistry>,
 }
 
@@ -80,21 +84,46 @@ impl Partial {
 
     /// Append bytes.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        if let Err(e) = self.file.write_all(bytes) {
+        if let Some(d) = &mut self.direct {
+            match d.write(&self.file, bytes) {
+                Ok(()) => {
+                    self.len += bytes.len() as u64;
+                    // Nothing for the kernel to write back: direct writes skip the page cache.
+                    self.written_back = self.len;
+                    return Ok(());
+                }
+                Err(DirectError::Refused { taken }) => {
+                    tracing::debug!(path = %self.path.display(), "direct writes refused here: through the page cache");
+                    if let Some(d) = self.direct.take() {
+                        d.fall_back(&self.file, &bytes[taken..])
+                            .map_err(StoreError::io("write", &self.path))?;
+                    }
+                    self.len += bytes.len() as u64;
+                    return Ok(());
+                }
+                Err(DirectError::Io(e)) => return Err(StoreError::io("write", &self.path)(e)),
+            }
+        }
+        if let Err(e) = self.file.write_all_at(bytes, self.len) {
             // A short write may have appended part of `bytes`: keep the file at what we count.
             // (If even that fails, nothing is lost: a resumed upload starts from the file's
             // length and the final hash check refuses anything wrong.)
-            let len = self.len;
-            let kept = self
-                .file
-                .set_len(len)
-                .and_then(|_| self.file.seek(SeekFrom::Start(len)).map(|_| ()));
-            if let Err(k) = kept {
+            if let Err(k) = self.file.set_len(self.len) {
                 tracing::warn!(path = %self.path.display(), "cannot cut a failed write back: {k}");
             }
             return Err(StoreError::io("write", &self.path)(e));
         }
         self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Put every byte written into the file (a direct writer keeps up to a buffer's worth;
+    /// `direct.rs`). Before anything makes the file durable or reads it.
+    pub(crate) fn complete_writes(&mut self) -> Result<(), StoreError> {
+        if let Some(d) = self.direct.take() {
+            d.finish(&self.file)
+                .map_err(StoreError::io("write", &self.path))?;
+        }
         Ok(())
     }
 
@@ -130,6 +159,7 @@ impl Partial {
                 "only a pooled scratch upload can be sealed".into(),
             ));
         }
+        self.complete_writes()?;
         crate::sealed::seal(&self.file, &self.path, tag)?;
         self.durable = self.len;
         self.written_back = self.len;
@@ -139,6 +169,7 @@ impl Partial {
     /// fsync the data written so far; returns the durable length. The first call also makes
     /// the sidecar and the folder entries durable.
     pub fn sync(&mut self) -> Result<u64, StoreError> {
+        self.complete_writes()?;
         if !self.entries_durable {
             // The sidecar (what a resumed upload must offer) is written here, at the first
             // sync, not at creation: an upload committed before its first checkpoint never
@@ -170,6 +201,8 @@ impl Partial {
         if self.len == 0 {
             return Ok(());
         }
+        // Only a resumable partial is replayed, and it never writes directly.
+        debug_assert!(self.direct.is_none());
         let mut file = File::open(&self.path).map_err(StoreError::io("open", &self.path))?;
         let mut buf = vec![0u8; self.len.min(1 << 20) as usize];
         let mut left = self.len;
@@ -191,8 +224,10 @@ impl Partial {
     pub fn reset(&mut self) -> Result<(), StoreError> {
         self.file
             .set_len(0)
-            .and_then(|_| self.file.seek(SeekFrom::Start(0)).map(|_| ()))
             .map_err(StoreError::io("truncate", &self.path))?;
+        if let Some(d) = &mut self.direct {
+            d.reset();
+        }
         self.len = 0;
         self.durable = 0;
         self.written_back = 0;
@@ -258,6 +293,7 @@ pub(crate) fn open_scratch(
     sop_uid: &str,
     n: u64,
     registry: &Arc<PartialRegistry>,
+    buffers: &Arc<Buffers>,
 ) -> Result<Partial, StoreError> {
     let key = format!("{}-{n}", key(source_site, sop_uid));
     let (path, file, sealable) = match pool.take()? {
@@ -273,7 +309,14 @@ pub(crate) fn open_scratch(
             (path, file, false)
         }
     };
-    scratch_partial(path, file, key, source_site, sop_uid, 0, sealable, registry)
+    let direct = if sealable {
+        DirectWriter::start(&file, buffers).map(Box::new)
+    } else {
+        None
+    };
+    let mut p = scratch_partial(path, file, key, source_site, sop_uid, 0, sealable, registry)?;
+    p.direct = direct;
+    Ok(p)
 }
 
 /// A sealed upload left by a crash, to be committed again (`sealed.rs`).
@@ -333,6 +376,7 @@ fn scratch_partial(
         // makes the objects folder durable; a pooled file's entry is durable already).
         entries_durable: true,
         sealable,
+        direct: None,
         registry: registry.clone(),
     })
 }
@@ -382,6 +426,7 @@ pub(crate) fn open(
         written_back: len,
         entries_durable,
         sealable: false,
+        direct: None,
         registry: registry.clone(),
     })
 }

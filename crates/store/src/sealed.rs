@@ -7,6 +7,7 @@
 //!
 //! * uploads of unknown size write into **pooled** files: `scratch/ready/<n>`, created empty in
 //!   batches whose folder entries were made durable together (one folder fsync per batch);
+//! * the upload's bytes go into it with direct writes, past the page cache (`direct.rs`);
 //! * at the end of a verified upload the file is **sealed**: what the relay needs to commit it
 //!   again (who sent it, as an opaque tag) goes into an extended attribute, then one `fsync`
 //!   makes data, size and attribute durable. The upload may be acknowledged now;

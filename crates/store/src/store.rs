@@ -26,6 +26,8 @@ pub struct Store {
     scratch_seq: std::sync::atomic::AtomicU64,
     /// Empty durable files for uploads of unknown size (`sealed.rs`).
     pool: crate::sealed::Pool,
+    /// Buffers of the direct writes into pooled files (`direct.rs`).
+    buffers: Arc<crate::direct::Buffers>,
     /// Sealed uploads found at open, not yet committed again.
     leftovers: Mutex<Vec<(PathBuf, Vec<u8>)>>,
     pub(crate) partials: Arc<PartialRegistry>,
@@ -133,6 +135,7 @@ impl Store {
             scratch,
             scratch_seq: std::sync::atomic::AtomicU64::new(0),
             pool,
+            buffers: Default::default(),
             leftovers: Mutex::new(leftovers),
             partials,
             db: Mutex::new(db),
@@ -227,6 +230,7 @@ impl Store {
             sop_uid,
             n,
             &self.partials,
+            &self.buffers,
         )
     }
 
