@@ -172,7 +172,9 @@ async fn run_upload(
 
 async fn scenario(seed: u64, files: &[Vec<(Bytes, Hash)>], sops: &[String], root: &Path) {
     let data = root.join(format!("seed-{seed}"));
-    let store = Arc::new(Store::open(&data).unwrap());
+    let store = Arc::new(
+        Store::open_with(&data, yilian_store::StoreOptions::with_ready_files(32)).unwrap(),
+    );
     let ingest = Arc::new(Ingest::new(
         store.clone(),
         Arc::new(Topology::example()),
@@ -281,7 +283,12 @@ async fn scenario(seed: u64, files: &[Vec<(Bytes, Hash)>], sops: &[String], root
     drop(ingest);
     // A restart finds nothing acknowledged and uncommitted.
     drop(store);
-    assert!(Store::open(&data).unwrap().sealed_leftovers().is_empty());
+    assert!(
+        Store::open_with(&data, yilian_store::StoreOptions::with_ready_files(32))
+            .unwrap()
+            .sealed_leftovers()
+            .is_empty()
+    );
     std::fs::remove_dir_all(&data).unwrap();
 }
 

@@ -27,7 +27,8 @@ async fn a_sealed_upload_left_by_a_crash_is_committed_at_the_next_start() {
     let principal = console();
     {
         // Written and sealed; then the process dies before the commit.
-        let store = Store::open(&data).unwrap();
+        let store =
+            Store::open_with(&data, yilian_store::StoreOptions::with_ready_files(32)).unwrap();
         let mut partial = store
             .open_scratch("township-a", &fixture.sop_instance_uid)
             .unwrap();
@@ -40,7 +41,9 @@ async fn a_sealed_upload_left_by_a_crash_is_committed_at_the_next_start() {
         partial.seal(&serde_json::to_vec(&tag).unwrap()).unwrap();
         std::mem::forget(partial);
     }
-    let store = Arc::new(Store::open(&data).unwrap());
+    let store = Arc::new(
+        Store::open_with(&data, yilian_store::StoreOptions::with_ready_files(32)).unwrap(),
+    );
     assert!(store
         .instance("township-a", &fixture.sop_instance_uid)
         .unwrap()
@@ -72,7 +75,7 @@ async fn a_sealed_upload_left_by_a_crash_is_committed_at_the_next_start() {
     assert!(pending.is_some());
     // And only once: a second start finds nothing left.
     drop(ingest);
-    let store2 = Store::open(&data).unwrap();
+    let store2 = Store::open_with(&data, yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     assert!(store2.sealed_leftovers().is_empty());
 }
 
@@ -96,7 +99,8 @@ async fn a_sealed_file_whose_instance_is_already_indexed_is_only_removed_at_the_
     let bytes = std::fs::read(&fixture.path).unwrap();
     let principal = console();
     let pooled = {
-        let store = Store::open(&data).unwrap();
+        let store =
+            Store::open_with(&data, yilian_store::StoreOptions::with_ready_files(32)).unwrap();
         let mut partial = store
             .open_scratch("township-a", &fixture.sop_instance_uid)
             .unwrap();
@@ -113,7 +117,9 @@ async fn a_sealed_file_whose_instance_is_already_indexed_is_only_removed_at_the_
     };
     // The first start commits it (the object is a link of the pooled file, tag included)...
     {
-        let store = Arc::new(Store::open(&data).unwrap());
+        let store = Arc::new(
+            Store::open_with(&data, yilian_store::StoreOptions::with_ready_files(32)).unwrap(),
+        );
         let ingest = Arc::new(Ingest::new(
             store.clone(),
             Arc::new(Topology::example()),
@@ -124,7 +130,9 @@ async fn a_sealed_file_whose_instance_is_already_indexed_is_only_removed_at_the_
         // ...and the crash point is recreated: indexed, the pooled file not yet removed.
         std::fs::hard_link(store.object_path(&fixture.blake3), &pooled).unwrap();
     }
-    let store = Arc::new(Store::open(&data).unwrap());
+    let store = Arc::new(
+        Store::open_with(&data, yilian_store::StoreOptions::with_ready_files(32)).unwrap(),
+    );
     let ingest = Arc::new(Ingest::new(
         store.clone(),
         Arc::new(Topology::example()),
@@ -151,7 +159,12 @@ async fn a_sealed_file_whose_instance_is_already_indexed_is_only_removed_at_the_
         .unwrap()
         .is_some());
     drop(ingest);
-    assert!(Store::open(&data).unwrap().sealed_leftovers().is_empty());
+    assert!(
+        Store::open_with(&data, yilian_store::StoreOptions::with_ready_files(32))
+            .unwrap()
+            .sealed_leftovers()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -159,12 +172,13 @@ async fn an_unsealed_file_in_the_pool_is_an_upload_cut_off_and_is_removed() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     {
-        let store = Store::open(&data).unwrap();
+        let store =
+            Store::open_with(&data, yilian_store::StoreOptions::with_ready_files(32)).unwrap();
         let mut partial = store.open_scratch("township-a", "1.2.3.4").unwrap();
         partial.write(b"half an instance").unwrap();
         std::mem::forget(partial);
     }
-    let store = Store::open(&data).unwrap();
+    let store = Store::open_with(&data, yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     assert!(store.sealed_leftovers().is_empty());
     let with_data: Vec<_> = std::fs::read_dir(data.join("scratch/ready"))
         .unwrap()

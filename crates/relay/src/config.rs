@@ -41,6 +41,8 @@
 //! [spool]
 //! checkpoint_bytes = 16777216      # fsync (and tell the sender) at least every this many bytes
 //! checkpoint_interval = "1s"       # … or this often on slow links
+//! ready_files = 512                # empty files kept made for uploads of unknown size (C-STORE,
+//!                                  # STOW-RS), so a burst does not wait for file creations
 //!
 //! [delivery]
 //! concurrent_per_reader = 8        # instances in flight to one reader
@@ -321,6 +323,7 @@ pub struct SpoolSection {
     pub checkpoint_bytes: Option<u64>,
     #[serde(default, with = "humantime_serde")]
     pub checkpoint_interval: Option<Duration>,
+    pub ready_files: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -395,6 +398,8 @@ pub struct RelayConfig {
     pub limits: Limits,
     pub checkpoint_bytes: u64,
     pub checkpoint_interval: Duration,
+    /// Empty files the store keeps made for uploads of unknown size (`[spool] ready_files`).
+    pub ready_files: usize,
     pub concurrent_per_reader: usize,
     /// Bytes of delivery buffers shared by all connected readers (`budget.rs`).
     pub delivery_buffer_budget: u64,
@@ -541,6 +546,7 @@ impl ConfigFile {
                 .spool
                 .checkpoint_interval
                 .unwrap_or(Duration::from_secs(1)),
+            ready_files: self.spool.ready_files.unwrap_or(yilian_store::STOCK),
             concurrent_per_reader: self.delivery.concurrent_per_reader.unwrap_or(8).max(1),
             delivery_buffer_budget,
             stats_interval: self.log.stats_interval.unwrap_or(Duration::from_secs(30)),
@@ -591,6 +597,18 @@ mod tests {
             ..Tuning::default()
         };
         assert_eq!(resolved, defaults);
+    }
+
+    #[test]
+    fn spool_section_sets_checkpoints_and_ready_files() {
+        let c = resolve(
+            "[spool]\ncheckpoint_bytes = 1048576\ncheckpoint_interval = \"2s\"\nready_files = 64\n",
+        )
+        .unwrap();
+        assert_eq!(c.checkpoint_bytes, 1 << 20);
+        assert_eq!(c.checkpoint_interval, Duration::from_secs(2));
+        assert_eq!(c.ready_files, 64);
+        assert_eq!(resolve("").unwrap().ready_files, yilian_store::STOCK);
     }
 
     fn error(toml_text: &str) -> String {

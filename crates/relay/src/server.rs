@@ -85,6 +85,7 @@ impl Relay {
             &config.data_dir,
             StoreOptions {
                 partial_bytes_per_site: config.limits.partial_bytes_per_site,
+                ready_files: config.ready_files,
             },
         )?);
         let reset_key = reset_key(&config.data_dir)?;

@@ -736,7 +736,7 @@ mod tests {
     #[test]
     fn followers_queued_behind_a_leader_share_one_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store = Arc::new(crate::Store::small_pool_for_tests(dir.path()).unwrap());
         for (sop, bytes) in [("1.4", &b"four"[..]), ("1.5", b"five")] {
             let j = job(&store, "township-a", sop, bytes);
             assert!(matches!(
@@ -809,7 +809,7 @@ mod tests {
     #[test]
     fn jobs_submitted_together_are_one_batch_with_outcomes_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::Store::small_pool_for_tests(dir.path()).unwrap();
         for (sop, bytes) in [("1.5", &b"five"[..]), ("1.6", b"six")] {
             let j = job(&store, "township-a", sop, bytes);
             assert!(matches!(
@@ -861,7 +861,7 @@ mod tests {
     fn single_and_grouped_submits_interleaved_all_land() {
         for seed in 1..=24u64 {
             let dir = tempfile::tempdir().unwrap();
-            let store = Arc::new(Store::open(dir.path()).unwrap());
+            let store = Arc::new(crate::Store::small_pool_for_tests(dir.path()).unwrap());
             let threads: Vec<_> = (0..5u64)
                 .map(|t| {
                     let s = store.clone();
@@ -934,7 +934,7 @@ mod tests {
     #[test]
     fn a_queued_follower_takes_over_as_leader() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store = Arc::new(crate::Store::small_pool_for_tests(dir.path()).unwrap());
         store.group.queue().leader = true;
         let s = store.clone();
         let j = job(&s, "township-a", "1.9", b"nine");
@@ -959,7 +959,7 @@ mod tests {
     #[test]
     fn concurrent_commits_and_deliveries_all_land() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store = Arc::new(crate::Store::small_pool_for_tests(dir.path()).unwrap());
         let threads: Vec<_> = (0..16)
             .map(|t| {
                 let s = store.clone();
@@ -986,7 +986,7 @@ mod tests {
         let stats = store.group_stats();
         assert_eq!(stats.jobs, 256);
         drop(store);
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::Store::small_pool_for_tests(dir.path()).unwrap();
         assert!(store.pending_for("county-radiology").unwrap().is_empty());
         assert_eq!(
             store.audit_entries(AuditAction::Deliver).unwrap().len(),

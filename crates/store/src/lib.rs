@@ -63,6 +63,7 @@ pub use partial::{Partial, PartialInfo};
 pub use prune::Pruned;
 pub use query::{person_name, wildcard, Found, Key, Match, Query, QueryLevel, DEFAULT_MATCH_LIMIT};
 pub use records::{InstanceRecord, NewInstance};
+pub use sealed::STOCK;
 pub use store::{InstanceCommit, Store, StoreOptions, Stored};
 /// The catalog attributes [`Store::commit_with_catalog`] records (from the DICOM walker).
 pub use yilian_dicom::Catalog;

@@ -1245,7 +1245,7 @@ mod scale {
     #[test]
     fn queries_use_indexes_at_a_few_thousand_instances() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::Store::small_pool_for_tests(dir.path()).unwrap();
         populate(&store, 4000, 200);
         for (level, query, index) in [
             (
@@ -1330,7 +1330,7 @@ mod scale {
     #[test]
     fn an_unfiltered_page_walks_the_index_with_the_same_answers() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::Store::small_pool_for_tests(dir.path()).unwrap();
         populate(&store, 4000, 200);
         let run = |level, query: &Query, walk| {
             let (sql, params, returned) = build_sql("r0", level, query, 25, walk).unwrap();

@@ -87,7 +87,7 @@ impl Drop for Reader<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{NewInstance, PartialInfo, Store, Stored};
+    use crate::{NewInstance, PartialInfo, Stored};
     use std::sync::Arc;
 
     /// Lookups read the index on connections of their own: one made while the writer's
@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn a_lookup_does_not_wait_for_a_commit_in_progress() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store = Arc::new(crate::Store::small_pool_for_tests(dir.path()).unwrap());
         let bytes = b"object 1.7";
         let mut p = store
             .open_partial(PartialInfo {

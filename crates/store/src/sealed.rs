@@ -23,21 +23,40 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::fsmode::{private_options, sync_dir};
 use crate::StoreError;
 
 /// The extended attribute holding a sealed upload's tag.
 const ATTR: &str = "user.yilian.sealed";
-/// Files created per refill of the pool (one folder fsync each).
+/// Files created at a time (one folder fsync each).
 const BATCH: usize = 32;
-/// Fewer free files than this start a refill in the background, so that an upload finds its
-/// file ready instead of waiting for a batch to be created (creating a file costs ext4 an
-/// inode search: on a filesystem without a journal it skips every inode freed in the last
-/// half minute, a fifth of the relay's CPU in a STOW-RS run after a mass delete).
-const LOW_WATER: usize = BATCH;
+/// Empty files the pool keeps ready by default ([`StoreOptions::ready_files`]): a burst (a CT
+/// series of a few hundred slices from several consoles at once) finds its files made.
+/// Creating a file costs ext4 an inode search, and on a filesystem without a journal that
+/// search skips every inode freed in the last half minute: after a mass delete (a prune,
+/// another program's files) creating the files during a burst took up to two fifths of the
+/// relay's CPU in a four-association C-STORE profile, and four associations ran at 0.90 of
+/// storescp's rate against 0.95 with the files made beforehand (BENCHMARKING.md). The stock is
+/// made when the store opens and stays on disk across restarts.
+///
+/// [`StoreOptions::ready_files`]: crate::StoreOptions::ready_files
+pub const STOCK: usize = 512;
+
+/// Below this many free files a refill starts in the background, at the lowest CPU priority,
+/// and waits for the uploads to pause ([`QUIET`]) before each batch while two batches or more
+/// are left: creating files in the pool's folder holds that folder's lock, which the commits
+/// (removing pooled names) need, so a refill in the middle of a burst slows the burst down.
+/// An upload that finds the pool empty makes a batch itself.
+fn low_water(stock: usize) -> usize {
+    stock - stock / 16
+}
+
+/// A pause in the uploads this long lets a refill make its next batch.
+const QUIET: Duration = Duration::from_millis(50);
 
 /// A sealed upload found in the pool at start: its file and its tag.
 pub(crate) type Leftover = (PathBuf, Vec<u8>);
@@ -48,6 +67,8 @@ pub(crate) struct Pool {
     stock: Arc<Stock>,
     /// Whether the filesystem keeps our extended attributes (no pool otherwise).
     pub(crate) enabled: bool,
+    /// Free files to keep (at least a batch).
+    target: usize,
     /// The last background refill: joined when the pool is dropped, so that no thread still
     /// creates files in a store that was closed (and perhaps is being removed).
     refill: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -61,13 +82,17 @@ struct Stock {
     next: Mutex<u64>,
     /// A background refill is under way.
     refilling: AtomicBool,
+    /// Files taken so far (a refill waits until this stops moving).
+    takes: AtomicU64,
+    /// The pool is being dropped: a refill stops.
+    closing: AtomicBool,
 }
 
 impl Pool {
     /// Open the pool in `dir`: empty files are kept, sealed ones returned as leftovers,
-    /// anything else (an upload cut off mid-way) removed. A pool with fewer than
-    /// [`LOW_WATER`] free files gets a batch at once.
-    pub(crate) fn open(dir: &Path) -> Result<(Pool, Vec<Leftover>), StoreError> {
+    /// anything else (an upload cut off mid-way) removed. A pool with fewer than `stock` free
+    /// files is filled up at once (to a batch at least).
+    pub(crate) fn open(dir: &Path, stock: usize) -> Result<(Pool, Vec<Leftover>), StoreError> {
         crate::fsmode::private_dir(dir)?;
         let enabled = xattrs_work(dir);
         let mut free = VecDeque::new();
@@ -102,24 +127,28 @@ impl Pool {
             );
         }
         leftovers.sort();
-        let short = free.len() < LOW_WATER;
         let pool = Pool {
             stock: Arc::new(Stock {
                 dir: dir.to_path_buf(),
                 free: Mutex::new(free),
                 next: Mutex::new(next),
                 refilling: AtomicBool::new(false),
+                takes: AtomicU64::new(0),
+                closing: AtomicBool::new(false),
             }),
             enabled,
+            target: stock.max(BATCH),
             refill: Mutex::new(None),
         };
-        if enabled && short {
-            pool.stock.add_batch()?;
+        if enabled {
+            while pool.stock.free_len() < pool.target {
+                pool.stock.add_batch()?;
+            }
         }
         Ok((pool, leftovers))
     }
 
-    /// An empty pooled file, open for writing; `None` without a pool. Below [`LOW_WATER`]
+    /// An empty pooled file, open for writing; `None` without a pool. Below [`low_water`]
     /// free files, a refill starts in the background; an empty pool refills here.
     pub(crate) fn take(&self) -> Result<Option<(PathBuf, File)>, StoreError> {
         if !self.enabled {
@@ -129,9 +158,10 @@ impl Pool {
             let (popped, left) = {
                 let mut free = self.stock.free.lock().unwrap_or_else(|p| p.into_inner());
                 let popped = free.pop_front();
+                self.stock.takes.fetch_add(1, Ordering::Relaxed);
                 (popped, free.len())
             };
-            if left < LOW_WATER {
+            if left < low_water(self.target) {
                 self.refill_in_background();
             }
             match popped {
@@ -153,13 +183,12 @@ impl Pool {
         if self.stock.refilling.swap(true, Ordering::AcqRel) {
             return;
         }
-        let stock = self.stock.clone();
+        let (stock, target) = (self.stock.clone(), self.target);
         let spawned = std::thread::Builder::new()
             .name("yilian-pool".into())
             .spawn(move || {
-                if let Err(e) = stock.add_batch() {
-                    tracing::warn!("refilling the pool of upload files failed (uploads create their own until it works again): {e}");
-                }
+                lowest_priority();
+                stock.refill_to(target);
                 stock.refilling.store(false, Ordering::Release);
             });
         match spawned {
@@ -188,6 +217,7 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
+        self.stock.closing.store(true, Ordering::Release);
         let handle = self
             .refill
             .get_mut()
@@ -201,7 +231,48 @@ impl Drop for Pool {
     }
 }
 
+/// Run the calling thread at the lowest CPU priority (nice 19: on Linux a thread has its own).
+#[cfg(target_os = "linux")]
+fn lowest_priority() {
+    // SAFETY: setpriority on the calling thread (who = 0), no pointers.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } != 0 {
+        tracing::debug!(
+            "cannot lower the pool refill's priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lowest_priority() {}
+
 impl Stock {
+    fn free_len(&self) -> usize {
+        self.free.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Batches until `target` files are free, each after a pause in the uploads unless the
+    /// pool is nearly empty (see [`low_water`]); stops when the pool is dropped.
+    fn refill_to(&self, target: usize) {
+        while !self.closing.load(Ordering::Acquire) {
+            let free = self.free_len();
+            if free >= target {
+                return;
+            }
+            if free >= 2 * BATCH {
+                let before = self.takes.load(Ordering::Relaxed);
+                std::thread::sleep(QUIET);
+                if self.takes.load(Ordering::Relaxed) != before {
+                    continue; // the uploads are taking files: wait for a pause
+                }
+            }
+            if let Err(e) = self.add_batch() {
+                tracing::warn!("refilling the pool of upload files failed (uploads create their own until it works again): {e}");
+                return;
+            }
+        }
+    }
+
     /// A batch, unless another thread refilled while we waited for the counter.
     fn refill_if_empty(&self) -> Result<(), StoreError> {
         let next = self.next.lock().unwrap_or_else(|p| p.into_inner());
@@ -343,27 +414,32 @@ mod tests {
         }
     }
 
-    /// An upload takes a file that is ready: the pool starts with a batch, and taking one
+    /// An upload takes a file that is ready: the pool starts with its stock, and taking it
     /// below the low-water mark refills it on another thread; every file is distinct, empty,
     /// and found free again when the pool is opened anew.
     #[test]
     fn the_pool_keeps_a_stock_refilled_in_the_background() {
         let dir = tempfile::tempdir().unwrap();
         let ready = dir.path().join("ready");
-        let (pool, leftovers) = Pool::open(&ready).unwrap();
+        let (pool, leftovers) = Pool::open(&ready, STOCK).unwrap();
         assert!(pool.enabled, "this filesystem keeps no user.* attributes");
         assert!(leftovers.is_empty());
-        assert_eq!(pool.free_files(), BATCH, "a batch at open");
+        assert_eq!(pool.free_files(), STOCK, "the stock is made at open");
 
-        let (first, _) = pool.take().unwrap().unwrap();
-        // BATCH - 1 left, below the mark: a batch is added without another take.
-        wait_for("the background refill", || {
-            pool.free_files() == 2 * BATCH - 1
-        });
+        // Down to the mark: no refill yet.
+        let mut taken = Vec::new();
+        let low = low_water(STOCK);
+        for _ in 0..STOCK - low {
+            taken.push(pool.take().unwrap().unwrap().0);
+        }
+        assert!(!pool.stock.refilling.load(Ordering::Acquire));
+        assert_eq!(pool.free_files(), low);
+        // One more, below the mark: the stock is made again without another take.
+        taken.push(pool.take().unwrap().unwrap().0);
+        wait_for("the background refill", || pool.free_files() >= STOCK);
 
         // Take them all and more: an empty pool refills where it is asked.
-        let mut taken = vec![first];
-        for _ in 0..3 * BATCH {
+        for _ in 0..STOCK + 3 * BATCH {
             taken.push(pool.take().unwrap().unwrap().0);
         }
         let distinct: std::collections::BTreeSet<_> = taken.iter().collect();
@@ -374,11 +450,11 @@ mod tests {
         let free = pool.free_files();
         drop(pool);
         // A refill started by the last take has ended with the pool: the folder can go.
-        let (short, _) = Pool::open(&dir.path().join("short")).unwrap();
+        let (short, _) = Pool::open(&dir.path().join("short"), BATCH).unwrap();
         short.take().unwrap().unwrap();
         drop(short);
         std::fs::remove_dir_all(dir.path().join("short")).unwrap();
-        let (again, leftovers) = Pool::open(&ready).unwrap();
+        let (again, leftovers) = Pool::open(&ready, STOCK).unwrap();
         assert!(leftovers.is_empty());
         // The taken files are still empty (nothing was written): free again.
         assert_eq!(again.free_files(), free + taken.len());

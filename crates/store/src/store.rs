@@ -43,12 +43,27 @@ pub struct Store {
 pub struct StoreOptions {
     /// Bytes of unfinished uploads (declared sizes) one source site may leave at the relay.
     pub partial_bytes_per_site: u64,
+    /// Empty files kept ready for uploads of unknown size (C-STORE, STOW-RS), made when the
+    /// store opens and refilled in the background ([`STOCK`](crate::STOCK) by default).
+    pub ready_files: usize,
+}
+
+impl StoreOptions {
+    /// The defaults, with `ready_files` files kept made (a test that opens many stores keeps a
+    /// batch: making the default stock for each, then removing it, only slows it down).
+    pub fn with_ready_files(ready_files: usize) -> Self {
+        StoreOptions {
+            ready_files,
+            ..Default::default()
+        }
+    }
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             partial_bytes_per_site: 64 << 30,
+            ready_files: crate::STOCK,
         }
     }
 }
@@ -103,6 +118,12 @@ impl Store {
         Self::open_with(root, StoreOptions::default())
     }
 
+    /// A store whose pool keeps one batch ready (tests open many stores).
+    #[cfg(test)]
+    pub(crate) fn small_pool_for_tests(root: &Path) -> Result<Store, StoreError> {
+        Self::open_with(root, StoreOptions::with_ready_files(32))
+    }
+
     /// Open (creating if needed) the spool under `root`. Its folders are 0700 and its files
     /// 0600: they hold patient data.
     pub fn open_with(root: &Path, options: StoreOptions) -> Result<Store, StoreError> {
@@ -121,7 +142,8 @@ impl Store {
                 "removed unfinished uploads that cannot be resumed (scratch)"
             );
         }
-        let (pool, leftovers) = crate::sealed::Pool::open(&scratch.join("ready"))?;
+        let (pool, leftovers) =
+            crate::sealed::Pool::open(&scratch.join("ready"), options.ready_files)?;
         let partials = Arc::new(PartialRegistry::load(
             &partial,
             options.partial_bytes_per_site,

@@ -107,7 +107,7 @@ fn spec(
 /// Three studies over two readers; one instance of C committed without a catalog.
 fn populated() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     let wang = "Wang^XiaoDong=王^小东=";
     for n in 1..=3 {
         let x = spec(
@@ -497,7 +497,7 @@ fn schema_2_is_migrated() {
     )
     .unwrap();
     drop(db);
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     let q = Query::new()
         .with(Key::StudyInstanceUid, "1.2.9")
         .returning(Key::ModalitiesInStudy)
@@ -520,7 +520,8 @@ fn schema_2_is_migrated() {
         .unwrap();
     assert_eq!(incomplete, 2);
     drop(db);
-    Store::open(dir.path()).expect("reopens at the current schema");
+    Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32))
+        .expect("reopens at the current schema");
 }
 
 /// A data directory at schema 4 (no person-name index) gets every catalog row's name keys:
@@ -533,7 +534,7 @@ fn schema_4_is_migrated_with_every_name_indexed() {
     db.execute_batch("DROP TABLE catalog_names; PRAGMA user_version = 4;")
         .unwrap();
     drop(db);
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     let q = |v: &str| Query::new().with(Key::PatientName, v);
     assert_eq!(studies(&s, R1, q("王*")), [A]);
     assert_eq!(studies(&s, R1, q("WANG^*")), [A]);

@@ -28,7 +28,7 @@ fn failure(status: u16, permanent: bool) -> DeliveryFailure {
 #[test]
 fn transient_failures_count_and_a_permanent_one_leaves_the_queue_with_its_status() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     store(&s, "1.1", 0, &[PACS, "county-radiology"]);
     store(&s, "1.2", 1, &[PACS]);
     store(&s, "1.3", 0, &[PACS]);
@@ -105,7 +105,7 @@ fn transient_failures_count_and_a_permanent_one_leaves_the_queue_with_its_status
     drop(s);
 
     // All of it survives a reopen.
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     assert_eq!(pending(&s, PACS), ["1.2", "1.1"]);
 }
 
@@ -115,7 +115,8 @@ fn transient_failures_count_and_a_permanent_one_leaves_the_queue_with_its_status
 fn schema_3_is_migrated() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let s = Store::open(dir.path()).unwrap();
+        let s =
+            Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
         store(&s, "1.1", 0, &["r"]);
         store(&s, "1.2", 0, &["r"]);
         s.mark_delivered("r", STUDY, "1.1").unwrap();
@@ -130,7 +131,7 @@ fn schema_3_is_migrated() {
     )
     .unwrap();
     drop(db);
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     assert_eq!(pending(&s, "r"), ["1.2"]);
     assert!(s
         .record_failure("r", STUDY, "1.2", &failure(0xC000, true))
@@ -144,6 +145,7 @@ fn schema_3_is_migrated() {
         .unwrap();
     assert_eq!(version, 5, "migrated through schema 4 to the current one");
     drop(db);
-    let s = Store::open(dir.path()).expect("reopens at the current schema");
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32))
+        .expect("reopens at the current schema");
     assert_eq!(s.failed_for("r").unwrap().len(), 1);
 }

@@ -18,7 +18,7 @@ fn now_ms() -> i64 {
 #[test]
 fn only_instances_delivered_everywhere_before_the_cut_off_are_removed() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = Store::open(tmp.path()).unwrap();
+    let s = Store::open_with(tmp.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     let up = "upstream";
     let delivered = store(&s, "1.2.9.1.1", 0, &[up]);
     let also_delivered = store(&s, "1.2.9.1.2", 0, &[up]);
@@ -90,7 +90,7 @@ fn only_instances_delivered_everywhere_before_the_cut_off_are_removed() {
 #[test]
 fn unreferenced_object_files_are_swept() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = Store::open(tmp.path()).unwrap();
+    let s = Store::open_with(tmp.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     let kept = store(&s, "1.2.9.1.1", 0, &["upstream"]);
     let orphan = s.object_path(&[7u8; 32]);
     std::fs::write(&orphan, b"left by a crash").unwrap();

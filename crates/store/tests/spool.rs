@@ -79,13 +79,14 @@ fn partial_files(dir: &std::path::Path) -> usize {
 fn partial_resumes_at_its_length_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let s = Store::open(dir.path()).unwrap();
+        let s =
+            Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
         let mut p = s.open_partial(info("1.1", 100)).unwrap();
         assert_eq!(p.len(), 0);
         p.write(&[7u8; 40]).unwrap();
         assert_eq!(p.sync().unwrap(), 40);
     }
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     let mut p = s.open_partial(info("1.1", 100)).unwrap();
     assert_eq!(p.len(), 40, "resumes where the first attempt stopped");
     let mut seen = Vec::new();
@@ -105,7 +106,7 @@ fn partial_resumes_at_its_length_across_reopen() {
 #[test]
 fn commit_stores_content_addressed_and_fills_outboxes_by_priority() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     store_bytes(&s, "1.1", b"routine one", 0, &["county-radiology"]);
     store_bytes(
         &s,
@@ -142,7 +143,7 @@ fn commit_stores_content_addressed_and_fills_outboxes_by_priority() {
 #[test]
 fn same_content_again_is_a_no_op_and_different_content_a_conflict() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     store_bytes(&s, "1.1", b"abc", 0, &["r"]);
     assert!(matches!(
         store_bytes(&s, "1.1", b"abc", 0, &["r"]),
@@ -160,7 +161,7 @@ fn same_content_again_is_a_no_op_and_different_content_a_conflict() {
 #[test]
 fn uids_are_scoped_by_site() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     commit_at(&s, "township-a", "1.5", "1.5.1", b"a's image", &["r"]).unwrap();
     assert!(s.instance("township-b", "1.5.1").unwrap().is_none());
     // B squats nothing: its own instance with the same UID (in its own study) is stored.
@@ -185,7 +186,7 @@ fn uids_are_scoped_by_site() {
 #[test]
 fn a_study_belongs_to_the_site_that_sent_it_first() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     commit_at(&s, "township-a", "1.7", "1.7.1", b"one", &["r"]).unwrap();
     assert_eq!(s.study_owner("1.7").unwrap().as_deref(), Some("township-a"));
     match commit_at(&s, "township-b", "1.7", "1.7.2", b"intruder", &["r"]) {
@@ -222,7 +223,7 @@ fn a_study_belongs_to_the_site_that_sent_it_first() {
 #[test]
 fn manifest_completes_when_every_instance_is_stored_and_notices_once_per_reader() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     assert_eq!(
         s.manifest_status(STUDY).unwrap(),
         ManifestStatus::NoManifest
@@ -267,7 +268,7 @@ fn manifest_completes_when_every_instance_is_stored_and_notices_once_per_reader(
 #[test]
 fn manifests_add_up_and_never_shrink() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     s.record_manifest("township-a", STUDY, &uids(&["1.1", "1.2"]))
         .unwrap();
     store_bytes(&s, "1.1", b"a", 0, &["r"]);
@@ -298,7 +299,7 @@ fn manifests_add_up_and_never_shrink() {
 #[test]
 fn a_manifest_of_5000_instances_completes_as_they_arrive() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     let all: Vec<String> = (0..5000).map(|i| format!("1.2.9.{i}")).collect();
     let status = s.record_manifest("township-a", STUDY, &all).unwrap();
     assert!(matches!(status, ManifestStatus::Pending { ref missing } if missing.len() == 5000));
@@ -322,7 +323,7 @@ fn a_manifest_of_5000_instances_completes_as_they_arrive() {
 #[test]
 fn audit_log_is_append_only() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     store_bytes(&s, "1.1", b"a", 0, &[]);
     drop(s);
     let db = rusqlite::Connection::open(dir.path().join("index.sqlite")).unwrap();
@@ -338,7 +339,7 @@ fn spool_files_are_private() {
     let root = dir.path().join("data");
     std::fs::create_dir(&root).unwrap();
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let s = Store::open(&root).unwrap();
+    let s = Store::open_with(&root, yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     store_bytes(&s, "1.1", b"stored", 0, &["r"]);
     let mut p = s.open_partial(info("1.2", 10)).unwrap();
     p.write(b"part").unwrap();
@@ -371,7 +372,7 @@ fn walkdir(root: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn closing_an_empty_partial_removes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     for i in 0..20 {
         let p = s.open_partial(info(&format!("1.{i}"), 100)).unwrap();
         p.close().unwrap();
@@ -394,6 +395,7 @@ fn partials_are_capped_per_site() {
         dir.path(),
         StoreOptions {
             partial_bytes_per_site: 1000,
+            ready_files: 32,
         },
     )
     .unwrap();
@@ -430,7 +432,7 @@ fn partials_are_capped_per_site() {
 #[test]
 fn abandoned_partials_are_swept_after_the_retention_period() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     let mut p = s.open_partial(info("1.1", 100)).unwrap();
     p.write(b"abc").unwrap();
     p.close().unwrap();
@@ -446,7 +448,7 @@ fn abandoned_partials_are_swept_after_the_retention_period() {
     assert_eq!(partial_files(dir.path()), 0);
     // Reopened, the registry starts from what is on disk.
     drop(s);
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     assert_eq!(s.partial_usage("township-a"), (0, 0));
 }
 
@@ -486,7 +488,7 @@ fn schema_1_is_migrated() {
     )
     .unwrap();
     drop(db);
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     assert!(s.instance("township-a", "1.1").unwrap().is_some());
     assert_eq!(s.study_owner(STUDY).unwrap().as_deref(), Some("township-a"));
     let pending = s.pending_for("r").unwrap();
@@ -506,7 +508,8 @@ fn schema_1_is_migrated() {
         ManifestStatus::Complete { instances: 3 }
     );
     drop(s);
-    Store::open(dir.path()).expect("reopens at schema 2");
+    Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32))
+        .expect("reopens at schema 2");
 }
 
 /// The sidecar (what a resumed upload must offer) is written at a partial's first sync only:
@@ -523,7 +526,8 @@ fn a_sidecar_is_written_at_the_first_sync_only() {
             .count()
     };
     {
-        let s = Store::open(dir.path()).unwrap();
+        let s =
+            Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
         let mut unsynced = s.open_partial(info("1.1", 10)).unwrap();
         unsynced.write(b"abcd").unwrap();
         assert_eq!(sidecars(), 0);
@@ -545,7 +549,7 @@ fn a_sidecar_is_written_at_the_first_sync_only() {
         std::mem::forget(unsynced);
         std::mem::forget(synced);
     }
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     assert_eq!(s.open_partial(info("1.1", 10)).unwrap().len(), 0);
     assert_eq!(s.open_partial(info("1.2", 10)).unwrap().len(), 4);
 }
@@ -556,7 +560,7 @@ fn a_sidecar_is_written_at_the_first_sync_only() {
 #[test]
 fn an_object_folder_removed_by_hand_is_made_again() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = Store::open_with(dir.path(), yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     let folder = |bytes: &[u8]| {
         s.object_path(blake3::hash(bytes).as_bytes())
             .parent()
