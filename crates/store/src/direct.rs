@@ -32,11 +32,11 @@ use std::sync::{Arc, Mutex};
 /// Alignment of offsets, lengths and buffers of direct writes: the largest logical block
 /// size of common devices (512 and 4096).
 pub(crate) const ALIGN: usize = 4096;
-/// Bytes gathered before a direct write. Each direct write waits for the device, so a
-/// smaller buffer sends most of an instance while the rest arrives and leaves less to write
-/// once it has: with four C-STORE associations, 256 KiB ran at 852–963 files/s, 1 MiB at
-/// 658–710 and 128 KiB at 849–904 (alternating runs, BENCHMARKING.md).
-pub(crate) const CAP: usize = 256 << 10;
+/// Bytes gathered before a direct write: one write for most CT slices. Each direct write
+/// waits for the device; 256 KiB (a CT slice mostly written while the rest arrives) was tried
+/// and ran four C-STORE associations of the bench's corpus 5–10 % slower, at more CPU per GB
+/// (BENCHMARKING.md).
+pub(crate) const CAP: usize = 1 << 20;
 /// Buffers kept for later uploads (more in flight at once are allocated, then freed).
 const KEEP: usize = 32;
 
