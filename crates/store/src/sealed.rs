@@ -459,4 +459,77 @@ mod tests {
         // The taken files are still empty (nothing was written): free again.
         assert_eq!(again.free_files(), free + taken.len());
     }
+
+    /// The pool's waits (a refill waiting for a pause in the takes, takers refilling an empty
+    /// pool themselves, the drop stopping a refill) over seeded interleavings: several threads
+    /// take files in bursts with seeded pauses between them, some long enough for the refill
+    /// to run, some not. Every take gets a file, no file is handed out twice, the refill fills
+    /// the pool back once the takes stop, and dropping the pool in the middle of a refill
+    /// returns.
+    #[test]
+    fn takes_and_refills_interleaved_never_hand_out_a_file_twice_nor_wait_forever() {
+        const TARGET: usize = 4 * BATCH;
+        for seed in 0..6u64 {
+            let dir = tempfile::tempdir().unwrap();
+            let ready = dir.path().join("ready");
+            let (pool, _) = Pool::open(&ready, TARGET).unwrap();
+            assert_eq!(pool.free_files(), TARGET);
+            let pool = Arc::new(pool);
+            let takers: Vec<_> = (0..3u64)
+                .map(|t| {
+                    let pool = pool.clone();
+                    std::thread::spawn(move || {
+                        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (t + 1);
+                        let mut next = move |below: u64| {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            x % below
+                        };
+                        let mut got = Vec::new();
+                        for _ in 0..6 {
+                            // A burst (up to a whole pool), then a pause: none, short, or
+                            // longer than the refill's wait for quiet.
+                            for _ in 0..1 + next(TARGET as u64) {
+                                got.push(pool.take().unwrap().unwrap().0);
+                            }
+                            let pause = match next(3) {
+                                0 => 0,
+                                1 => next(10),
+                                _ => QUIET.as_millis() as u64 + next(40),
+                            };
+                            std::thread::sleep(Duration::from_millis(pause));
+                        }
+                        got
+                    })
+                })
+                .collect();
+            let mut taken = Vec::new();
+            for t in takers {
+                taken.extend(t.join().unwrap());
+            }
+            let distinct: std::collections::BTreeSet<_> = taken.iter().collect();
+            assert_eq!(
+                distinct.len(),
+                taken.len(),
+                "seed {seed}: a file handed out twice"
+            );
+            for p in &taken {
+                assert_eq!(std::fs::metadata(p).unwrap().len(), 0, "seed {seed}");
+            }
+            // Quiet now: a refill (started by the last takes, or by one more) fills it back.
+            if !pool.stock.refilling.load(Ordering::Acquire) && pool.free_files() >= TARGET {
+                pool.take().unwrap().unwrap();
+            }
+            wait_for("the refill after the takes stopped", || {
+                pool.free_files() >= TARGET
+            });
+            // Below the mark again, then dropped while its refill waits for quiet or creates.
+            for _ in 0..TARGET / 2 {
+                pool.take().unwrap().unwrap();
+            }
+            let pool = Arc::into_inner(pool).expect("every taker has ended");
+            drop(pool); // joins the refill: returns
+        }
+    }
 }
