@@ -49,7 +49,7 @@ pub struct Partial {
     /// A pooled scratch file: it can be sealed (`sealed.rs`).
     pub(crate) sealable: bool,
     /// Writes that skip the page cache (a sealable upload, where the filesystem allows them).
-    direct: Option<Box<DirectWriter>>,
+    pub(crate) direct: Option<Box<DirectWriter>>,
     registry: Arc<PartialRegistry>,
 }
 

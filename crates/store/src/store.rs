@@ -27,7 +27,7 @@ pub struct Store {
     /// Empty durable files for uploads of unknown size (`sealed.rs`).
     pool: crate::sealed::Pool,
     /// Buffers of the direct writes into pooled files (`direct.rs`).
-    buffers: Arc<crate::direct::Buffers>,
+    pub(crate) buffers: Arc<crate::direct::Buffers>,
     /// Sealed uploads found at open, not yet committed again.
     leftovers: Mutex<Vec<(PathBuf, Vec<u8>)>>,
     pub(crate) partials: Arc<PartialRegistry>,
