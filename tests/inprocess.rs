@@ -119,6 +119,79 @@ async fn connected_readers_receive_an_instance_while_it_is_still_arriving() {
     assert_eq!(m.uploads_active, 0);
 }
 
+/// A reader that connects in the middle of an upload gets the bytes that arrived before it
+/// came, then the rest, byte-identical. The relay writes uploads directly (past the page
+/// cache), so the newest bytes may be in its buffer and not yet in the file: the reader takes
+/// those from memory (`LiveInstance::held`, whose seeded model covers every interleaving).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_connects_mid_upload_gets_the_bytes_so_far_and_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"));
+    let relay = InProcessRelay::start(&tmp.path().join("relay"), &pki, two_radiologists(), |_| {});
+    let g = large_instance(
+        &tmp.path().join("big.dcm"),
+        &StudySpec::new("CT", 6),
+        12 << 20,
+        6,
+    )
+    .unwrap();
+    let bytes = std::fs::read(&g.path).unwrap();
+    let conn = raw_connect(&relay, &pki, "township-a-device").await;
+    // Not a multiple of the relay's 1 MiB write buffer: its last bytes are in the buffer.
+    let first = (5 << 20) + 12_345;
+    let out = tmp.path().join("county-radiology");
+    let part = out
+        .join(&g.study_instance_uid)
+        .join(format!(".{}.dcm.part", g.sop_instance_uid));
+    let client = relay.client(&pki, "county-radiology");
+    let out2 = out.clone();
+    let late_reader = async move {
+        // Only now, with the upload paused after `first` bytes, does the reader connect.
+        let opts = yilian_client::ReadOptions {
+            client,
+            out: out2,
+            once: false,
+        };
+        tokio::spawn(async move {
+            yilian_client::read(&opts, Arc::new(yilian_client::NoProgress)).await
+        });
+        wait_for_or(
+            || std::fs::metadata(&part).is_ok_and(|m| m.len() >= first as u64),
+            || "the late reader did not get the bytes that arrived before it".into(),
+        )
+        .await;
+    };
+    let ev = raw_upload(
+        &conn,
+        offer_for(&g),
+        &bytes,
+        g.blake3,
+        Some(first),
+        late_reader,
+    )
+    .await;
+    assert_eq!(ev, SenderEvent::Stored { hash: g.blake3 });
+    let path = out
+        .join(&g.study_instance_uid)
+        .join(format!("{}.dcm", g.sop_instance_uid));
+    wait_for(|| path.exists()).await;
+    assert_eq!(yilian_testkit::blake3_file(&path).unwrap(), g.blake3);
+    // Delivered live: nothing left in this reader's outbox (the second radiologist of this
+    // topology never connected).
+    let store = relay.relay.store();
+    let waiting = || {
+        store
+            .queue_depths()
+            .unwrap()
+            .iter()
+            .any(|q| q.reader == "county-radiology")
+    };
+    wait_for(|| !waiting()).await;
+    let m = relay.relay.metrics().snapshot();
+    assert_eq!(m.instances_delivered, 1);
+    assert_eq!(m.bytes_out, g.size, "{m:?}");
+}
+
 fn connected(relay: &InProcessRelay) -> usize {
     // Two subscriptions show up as two "subscribe" audit entries.
     relay
@@ -324,6 +397,7 @@ async fn bad_uploads_are_refused_with_reasons_and_the_relay_keeps_working() {
 /// the other; a held routine upload; a link that is down) must not hold a thread each: on a
 /// relay whose blocking pool has 4 threads, 24 of them wait at once, at the start and half-way,
 /// and every one completes. A writer that kept a thread per upload stops accepting at the 5th.
+/// Nor do they hold a direct-write buffer (1 MiB) each.
 #[test]
 fn uploads_waiting_for_their_data_hold_no_thread_each() {
     const WAITING: usize = 24;
@@ -374,6 +448,18 @@ fn uploads_waiting_for_their_data_hold_no_thread_each() {
                 format!(
                     "only {} of {WAITING} uploads were accepted: waiting uploads hold the relay's threads",
                     accepted()
+                )
+            },
+        )
+        .await;
+        // Nor a write buffer each: those that stopped half-way gave theirs back.
+        let store = relay.relay.store();
+        wait_for_or(
+            || store.write_buffers_in_use() == 0,
+            || {
+                format!(
+                    "{} uploads waiting for their data hold a 1 MiB write buffer each",
+                    store.write_buffers_in_use()
                 )
             },
         )

@@ -1,7 +1,7 @@
 //! The fan-out hub: instances still arriving, and the readers connected right now.
 
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -32,17 +32,62 @@ pub struct LiveInstance {
     chunks: broadcast::Sender<(u64, Bytes)>,
     written: watch::Sender<u64>,
     outcome: watch::Sender<Option<LiveOutcome>>,
+    /// The published bytes not in the file yet.
+    unflushed: Mutex<Unflushed>,
+}
+
+/// The published bytes of a live instance that its file does not hold yet: the spool writes
+/// directly, gathering up to a buffer's worth before it writes (`yilian-store`'s `direct.rs`).
+/// The chunks are shared with the broadcast (no copy); there is at most a buffer's worth and
+/// one chunk of them.
+#[derive(Debug, Default)]
+struct Unflushed {
+    /// The file holds the instance's bytes before this offset.
+    in_file: u64,
+    /// Published chunks that end after `in_file`, in order and contiguous.
+    chunks: VecDeque<(u64, Bytes)>,
+}
+
+impl Unflushed {
+    fn advance(&mut self, in_file: u64) {
+        self.in_file = self.in_file.max(in_file);
+        while let Some((o, b)) = self.chunks.front() {
+            if o + b.len() as u64 > self.in_file {
+                break;
+            }
+            self.chunks.pop_front();
+        }
+    }
+}
+
+/// Where a reader finds the bytes from an offset on ([`LiveInstance::held`]).
+#[derive(Debug)]
+pub enum Held {
+    /// In the file, up to `until`.
+    File { until: u64 },
+    /// Only in memory: these pieces, in order (empty if those bytes were never published).
+    Memory(Vec<Bytes>),
 }
 
 impl LiveInstance {
+    /// `in_file` bytes are in `file`; `unwritten` (published nowhere yet) follow them.
     pub fn new(
         instance: InstanceRef,
         size: u64,
         priority: u8,
         readers: Vec<String>,
         file: File,
-        written: u64,
+        in_file: u64,
+        unwritten: Bytes,
     ) -> Self {
+        let written = in_file + unwritten.len() as u64;
+        let mut unflushed = Unflushed {
+            in_file,
+            chunks: VecDeque::new(),
+        };
+        if !unwritten.is_empty() {
+            unflushed.chunks.push_back((in_file, unwritten));
+        }
         Self {
             instance,
             size,
@@ -52,19 +97,63 @@ impl LiveInstance {
             chunks: broadcast::channel(LIVE_WINDOW_CHUNKS).0,
             written: watch::channel(written).0,
             outcome: watch::channel(None).0,
+            unflushed: Mutex::new(unflushed),
         }
     }
 
-    /// Bytes `[offset, offset + len)` were written to the partial file: publish them.
+    fn unflushed(&self) -> std::sync::MutexGuard<'_, Unflushed> {
+        self.unflushed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes `[offset, offset + len)` were written; the file holds the first `in_file` bytes
+    /// of the instance: publish them.
     ///
-    /// Broadcast first, then advance `written`: a reader that finds nothing in its broadcast
-    /// queue and `written` ahead of it really missed those bytes (it joined late or lagged)
-    /// and reads them from the file; one that keeps up never touches the file.
-    pub fn publish(&self, offset: u64, bytes: Bytes) {
+    /// Kept until in the file, then broadcast, then `written` advanced: a reader that finds
+    /// nothing in its broadcast queue and `written` ahead of it really missed those bytes (it
+    /// joined late or lagged) and reads them from the file or the unflushed chunks
+    /// ([`held`](Self::held)); one that keeps up never touches either.
+    pub fn publish(&self, offset: u64, bytes: Bytes, in_file: u64) {
         let end = offset + bytes.len() as u64;
+        {
+            let mut u = self.unflushed();
+            if end > in_file {
+                u.chunks.push_back((offset, bytes.clone()));
+            }
+            u.advance(in_file);
+        }
         // No receiver is fine: nobody is watching live.
         let _ = self.chunks.send((offset, bytes));
         self.written.send_replace(end);
+    }
+
+    /// The file now holds the instance's first `in_file` bytes (a flush, a checkpoint).
+    pub fn in_file(&self, in_file: u64) {
+        self.unflushed().advance(in_file);
+    }
+
+    /// Where the published bytes from `pos` to `end` are: the file up to where it holds them,
+    /// else shared pieces of the chunks it does not hold yet.
+    pub fn held(&self, pos: u64, end: u64) -> Held {
+        let u = self.unflushed();
+        if pos < u.in_file {
+            return Held::File {
+                until: end.min(u.in_file),
+            };
+        }
+        let mut pieces = Vec::new();
+        for (o, b) in &u.chunks {
+            let chunk_end = o + b.len() as u64;
+            if chunk_end <= pos {
+                continue;
+            }
+            if *o >= end {
+                break;
+            }
+            let from = pos.max(*o) - o;
+            let to = end.min(chunk_end) - o;
+            pieces.push(b.slice(from as usize..to as usize));
+        }
+        Held::Memory(pieces)
     }
 
     pub fn finish(&self, outcome: LiveOutcome) {
@@ -181,5 +270,146 @@ impl Hub {
         let mut v: Vec<String> = self.lock().readers.keys().cloned().collect();
         v.sort();
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+    use yilian_store::{PartialInfo, Store, StoreOptions};
+
+    /// A seeded generator (no test-time randomness: a failure names its seed).
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n.max(1)
+        }
+    }
+
+    /// Bytes `[pos, end)` as a reader that missed them gets them: from the file as far as it
+    /// holds them, the rest from memory.
+    fn missed(live: &LiveInstance, mut pos: u64, end: u64, seen: &mut (usize, usize)) -> Vec<u8> {
+        let mut out = Vec::new();
+        while pos < end {
+            match live.held(pos, end) {
+                Held::File { until } => {
+                    let mut buf = vec![0u8; (until - pos) as usize];
+                    live.file.read_exact_at(&mut buf, pos).unwrap();
+                    out.extend_from_slice(&buf);
+                    pos = until;
+                    seen.0 += 1;
+                }
+                Held::Memory(pieces) => {
+                    assert!(
+                        !pieces.is_empty(),
+                        "bytes {pos}..{end} are neither in the file nor in memory"
+                    );
+                    for p in pieces {
+                        pos += p.len() as u64;
+                        out.extend_from_slice(&p);
+                    }
+                    seen.1 += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// The spool writes live uploads directly, so the newest bytes (up to a buffer's worth)
+    /// are in no file until the buffer is full, flushed at a checkpoint or parked. A reader
+    /// that missed bytes (it joined late, or fell out of the broadcast) at any moment of any
+    /// interleaving of writes, checkpoints and parks finds every published byte, exactly, in
+    /// the file or in the chunks kept in memory, and memory keeps no more than a buffer's
+    /// worth and one chunk.
+    #[test]
+    fn a_reader_that_missed_bytes_finds_each_one_in_the_file_or_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(dir.path(), StoreOptions::with_ready_files(32)).unwrap();
+        let mut seen = (0usize, 0usize);
+        let mut direct_seen = false;
+        for seed in 0..24u64 {
+            let mut rng = Rng(seed);
+            let size = 1 + rng.below(4 << 20);
+            let data: Vec<u8> = (0..size)
+                .map(|i| (i as u8).wrapping_mul(29) ^ (i >> 11) as u8 ^ seed as u8)
+                .collect();
+            let mut p = store
+                .open_partial(PartialInfo {
+                    source_site: "township-a".into(),
+                    study_uid: "1.2.9".into(),
+                    sop_uid: format!("1.2.9.{seed}"),
+                    size,
+                })
+                .unwrap();
+            let max_piece = 1 + rng.below(300_000);
+            let piece = |rng: &mut Rng, at: u64| (1 + rng.below(max_piece)).min(size - at);
+            // Routed (made live) after its header: some bytes in, perhaps not in the file.
+            let route_at = rng.below(size / 3 + 1);
+            while p.len() < route_at {
+                let at = p.len();
+                let n = piece(&mut rng, at);
+                p.write(&data[at as usize..(at + n) as usize]).unwrap();
+            }
+            let live = LiveInstance::new(
+                InstanceRef {
+                    study_uid: "1.2.9".into(),
+                    sop_uid: format!("1.2.9.{seed}"),
+                },
+                size,
+                0,
+                Vec::new(),
+                File::open(p.path()).unwrap(),
+                p.readable(),
+                Bytes::from(p.unwritten()),
+            );
+            assert_eq!(*live.written().borrow(), p.len());
+            while p.len() < size {
+                let at = p.len();
+                let n = piece(&mut rng, at);
+                let bytes = Bytes::copy_from_slice(&data[at as usize..(at + n) as usize]);
+                p.write(&bytes).unwrap();
+                direct_seen |= p.readable() < p.len();
+                live.publish(at, bytes, p.readable());
+                match rng.below(8) {
+                    0 => {
+                        p.sync().unwrap();
+                        live.in_file(p.readable());
+                    }
+                    1 => {
+                        p.park().unwrap();
+                        live.in_file(p.readable());
+                    }
+                    _ => {}
+                }
+                let kept: u64 = live
+                    .unflushed()
+                    .chunks
+                    .iter()
+                    .map(|(_, b)| b.len() as u64)
+                    .sum();
+                assert!(
+                    kept <= (1 << 20) + max_piece,
+                    "seed {seed}: {kept} bytes kept in memory"
+                );
+                let len = p.len();
+                let from = rng.below(len);
+                let got = missed(&live, from, len, &mut seen);
+                assert!(
+                    got == data[from as usize..len as usize],
+                    "seed {seed}: bytes {from}..{len} differ"
+                );
+            }
+            p.discard();
+        }
+        assert!(seen.0 > 0, "no bytes came from the file");
+        if direct_seen {
+            assert!(seen.1 > 0, "no bytes came from memory");
+        }
     }
 }

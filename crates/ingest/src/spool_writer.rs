@@ -181,7 +181,7 @@ impl SpoolWriter {
                 Err(mpsc::error::TryRecvError::Empty) => {
                     match runtime.block_on(tokio::time::timeout(LINGER, cmds.recv())) {
                         Ok(c) => c,
-                        Err(_idle) => return Some((spool, cmds)),
+                        Err(_idle) => return self.park(spool).map(|s| (s, cmds)),
                     }
                 }
             };
@@ -193,6 +193,20 @@ impl SpoolWriter {
                 }
             }
         }
+    }
+
+    /// No data for a while: what was written goes into the file and the direct writer's
+    /// buffer back to the store (waiting uploads hold none).
+    fn park(&self, mut spool: Spool) -> Option<Spool> {
+        if let Err(e) = spool.partial.park() {
+            let r = store_refusal(&self.storage, &e);
+            spool.stream_gone();
+            return self.fail(r);
+        }
+        if let Some(l) = &spool.live {
+            l.in_file(spool.partial.readable());
+        }
+        Some(spool)
     }
 
     /// Open (or reopen) the partial, re-validating what a resumed upload already holds.
@@ -278,7 +292,7 @@ impl SpoolWriter {
             s.partial.start_writeback();
         }
         if let Some(l) = &s.live {
-            l.publish(offset, bytes);
+            l.publish(offset, bytes, s.partial.readable());
         }
         if s.routed.is_none() && s.walker.metadata().is_some() {
             s = self.route(s)?;
@@ -289,6 +303,9 @@ impl SpoolWriter {
             match s.partial.sync() {
                 Ok(d) => self.event(WriterEvent::Checkpoint(d)),
                 Err(e) => return self.fail(store_refusal(&self.storage, &e)),
+            }
+            if let Some(l) = &s.live {
+                l.in_file(s.partial.readable());
             }
             s.since_sync = 0;
             s.last_sync = Instant::now();
@@ -405,6 +422,7 @@ impl SpoolWriter {
             Ok(f) => f,
             Err(e) => return self.fail(refusal(RefuseCode::Internal, e.to_string())),
         };
+        // The bytes so far: the file's, then those still in the direct writer's buffer.
         let live = Arc::new(LiveInstance::new(
             InstanceRef {
                 study_uid: routed.instance.study_uid.clone(),
@@ -414,7 +432,8 @@ impl SpoolWriter {
             routed.instance.priority,
             routed.readers.clone(),
             file,
-            s.partial.len(),
+            s.partial.readable(),
+            Bytes::from(s.partial.unwritten()),
         ));
         self.event(WriterEvent::Routed {
             study_uid: routed.instance.study_uid.clone(),

@@ -31,7 +31,7 @@ use crate::budget::FILE_READS_PER_READER;
 use crate::ctx::Ctx;
 use crate::quic_upload::CHUNK;
 use crate::retry::{backoff, RetryQueue};
-use yilian_ingest::hub::{Job, LiveInstance, LiveOutcome};
+use yilian_ingest::hub::{Held, Job, LiveInstance, LiveOutcome};
 use yilian_ingest::{Gauge, Metrics};
 
 /// Where the bytes of a delivery in progress come from.
@@ -541,6 +541,38 @@ impl Out<'_> {
         Ok(())
     }
 
+    /// Published bytes `[pos, end)` of a live instance this reader missed: from the file as
+    /// far as it holds them, the rest from the chunks it does not hold yet (direct writes
+    /// gather up to a buffer's worth before they write; `LiveInstance::held`).
+    async fn missed_range(
+        &mut self,
+        live: &LiveInstance,
+        file: &Arc<File>,
+        mut pos: u64,
+        end: u64,
+    ) -> Result<(), DeliveryError> {
+        while pos < end {
+            match live.held(pos, end) {
+                Held::File { until } => {
+                    self.file_range(file, pos, until).await?;
+                    pos = until;
+                }
+                Held::Memory(pieces) => {
+                    if pieces.is_empty() {
+                        return Err(DeliveryError::Io(std::io::Error::other(
+                            "bytes of a live instance are neither in its file nor in memory",
+                        )));
+                    }
+                    for piece in pieces {
+                        pos += piece.len() as u64;
+                        self.write(piece).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Bytes `[pos, end)` from the file. Each chunk is read holding one of the reader's read
     /// slots, kept until QUIC has taken the chunk into the connection's (budgeted) window.
     async fn file_range(
@@ -591,8 +623,9 @@ impl Out<'_> {
                     continue; // already sent (from the file)
                 }
                 if off > pos {
-                    // A gap the broadcast no longer holds for us: the file has it.
-                    self.file_range(&file, pos, off).await?;
+                    // A gap the broadcast no longer holds for us: the file (or the bytes not
+                    // in it yet) has it.
+                    self.missed_range(live, &file, pos, off).await?;
                     pos = off;
                 }
                 let shared = bytes.slice((pos - off) as usize..);
@@ -616,10 +649,11 @@ impl Out<'_> {
                 }
                 None => {}
             }
-            // 3. Bytes published before we subscribed (or dropped while we lagged): the file.
+            // 3. Bytes published before we subscribed (or dropped while we lagged): the file,
+            // or the bytes not in it yet.
             let w = *written.borrow();
             if pos < w {
-                self.file_range(&file, pos, w).await?;
+                self.missed_range(live, &file, pos, w).await?;
                 pos = w;
                 continue;
             }

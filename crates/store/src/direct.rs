@@ -1,23 +1,33 @@
-//! Direct writes for sealed uploads: bytes that must be on the disk before the answer do not
-//! pass through the page cache.
+//! Direct writes: bytes that must be on the disk before the answer do not pass through the
+//! page cache.
 //!
-//! A sealed upload (C-STORE, STOW-RS: `sealed.rs`) is acknowledged after one fsync of its
-//! whole file, so every byte of it goes to the disk before the answer anyway. Written through
-//! the page cache, each byte is first copied into a page the kernel must find (and, on a host
-//! that hands a virtual machine its free memory back, fault in), then written back by the
-//! fsync. Written with `O_DIRECT`, the bytes go from one of a few reused, aligned buffers to the
-//! device, and the fsync has only the metadata left. Measured on this kind of machine (512 KiB
-//! files, write + fsync): about 100 µs of CPU per file direct, against 160–260 µs through a
-//! page cache that reuses pages and 800–1,300 µs through one that takes fresh memory
-//! (BENCHMARKING.md).
+//! Every upload is made durable before it is acknowledged: a sealed one (C-STORE, STOW-RS:
+//! `sealed.rs`) by one fsync of its whole file, a resumable one (yilian/1) by its checkpoints
+//! and its commit. So every byte of it goes to the disk before the answer anyway. Written
+//! through the page cache, each byte is first copied into a page the kernel must find (and, on
+//! a host that hands a virtual machine its free memory back, fault in), then written back by
+//! the fsync. Written with `O_DIRECT`, the bytes go from one of a few reused, aligned buffers
+//! to the device, and the fsync has only the metadata left. Measured on this kind of machine
+//! (512 KiB files, write + fsync): about 100 µs of CPU per file direct, against 160–260 µs
+//! through a page cache that reuses pages and 800–1,300 µs through one that takes fresh
+//! memory (BENCHMARKING.md).
 //!
 //! # The model
 //! A [`DirectWriter`] gathers an upload's bytes in an aligned buffer of [`CAP`] bytes and
 //! writes each full buffer at its aligned offset. [`DirectWriter::finish`] writes what is left:
 //! its aligned part directly, then the last few bytes (less than one block) through the page
-//! cache, so the file ends at the upload's exact length without a truncate; the seal's fsync
-//! that follows makes both durable. Nothing in between reads the file: a sealed upload has no
-//! live readers (its size is unknown until its end) and is never resumed.
+//! cache, so the file ends at the upload's exact length without a truncate; the fsync that
+//! follows (a seal, a commit) makes both durable.
+//!
+//! A resumable upload is read while it is written (live readers) and made durable at
+//! checkpoints, so it can also [`flush`](DirectWriter::flush): the whole blocks gathered go
+//! directly, the last partial block through the page cache, and that block stays gathered, so
+//! the next direct write covers it again from its aligned start, the same bytes in front of
+//! the new ones (the kernel writes a cached page back and drops it before a direct write over
+//! it). Until a flush, the last [`DirectWriter::unwritten`] bytes of the upload are only in
+//! the buffer: readers take those from memory (`yilian-ingest`'s live instance). An upload
+//! that waits for its data is [parked](DirectWriter::park): flushed, its buffer back in the
+//! store's [`Buffers`], so waiting uploads hold no megabyte each.
 //!
 //! Where the filesystem refuses `O_DIRECT` (tmpfs on older kernels, some network
 //! filesystems), or refuses a direct write (a device with larger blocks), the writer falls back
@@ -85,6 +95,8 @@ impl Drop for Aligned {
 #[derive(Default)]
 pub(crate) struct Buffers {
     free: Mutex<Vec<Aligned>>,
+    /// Buffers held by writers now.
+    in_use: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Buffers {
@@ -95,15 +107,24 @@ impl std::fmt::Debug for Buffers {
 
 impl Buffers {
     fn take(&self) -> Aligned {
+        self.in_use
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let reused = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop();
         reused.unwrap_or_else(Aligned::new)
     }
 
     fn give_back(&self, buf: Aligned) {
+        self.in_use
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         if free.len() < KEEP {
             free.push(buf);
         }
+    }
+
+    /// Buffers held by writers now (uploads whose bytes are flowing).
+    pub(crate) fn in_use(&self) -> usize {
+        self.in_use.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Buffers kept now.
@@ -143,14 +164,19 @@ fn refused(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(libc::EINVAL)
 }
 
-/// Writes an upload into an empty file, directly (see the module docs). Its buffer goes back
-/// to the store's [`Buffers`] when it is dropped.
+/// Writes an upload into an empty file, directly (see the module docs). Its buffer is taken
+/// from the store's [`Buffers`] at the first write and goes back when the writer is parked or
+/// dropped.
 pub(crate) struct DirectWriter {
-    /// Always `Some` until the writer is dropped.
+    /// The buffer while bytes flow; `None` before the first write and while parked.
     buf: Option<Aligned>,
-    /// Bytes of `buf` not yet written.
+    /// While parked: the gathered bytes (less than a block, in the file already).
+    parked: Vec<u8>,
+    /// Bytes gathered (in `buf`, or in `parked`).
     filled: usize,
-    /// The file offset of `buf[0]`: a multiple of [`ALIGN`].
+    /// Of the gathered bytes, how many are in the file already ([`DirectWriter::flush`]).
+    flushed: usize,
+    /// The file offset of the first gathered byte: a multiple of [`ALIGN`].
     at: u64,
     buffers: Arc<Buffers>,
 }
@@ -169,6 +195,7 @@ impl std::fmt::Debug for DirectWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DirectWriter")
             .field("filled", &self.filled)
+            .field("flushed", &self.flushed)
             .field("at", &self.at)
             .finish()
     }
@@ -182,8 +209,10 @@ impl DirectWriter {
             return None;
         }
         Some(DirectWriter {
-            buf: Some(buffers.take()),
+            buf: None,
+            parked: Vec::new(),
             filled: 0,
+            flushed: 0,
             at: 0,
             buffers: buffers.clone(),
         })
@@ -192,14 +221,20 @@ impl DirectWriter {
     fn gathered(&self) -> &[u8] {
         match &self.buf {
             Some(b) => &b.bytes()[..self.filled],
-            None => &[],
+            None => &self.parked,
         }
     }
 
     /// Append `bytes` (the file's length so far is `at + filled`).
     pub(crate) fn write(&mut self, file: &File, bytes: &[u8]) -> Result<(), DirectError> {
-        let Some(buf) = &mut self.buf else {
-            return Err(DirectError::Refused { taken: 0 });
+        let buf = match &mut self.buf {
+            Some(b) => b,
+            None => {
+                let mut b = self.buffers.take();
+                b.bytes_mut()[..self.parked.len()].copy_from_slice(&self.parked);
+                self.parked.clear();
+                self.buf.insert(b)
+            }
         };
         let mut taken = 0;
         while taken < bytes.len() {
@@ -212,6 +247,7 @@ impl DirectWriter {
                     Ok(()) => {
                         self.at += CAP as u64;
                         self.filled = 0;
+                        self.flushed = 0;
                     }
                     Err(e) if refused(&e) => return Err(DirectError::Refused { taken }),
                     Err(e) => return Err(DirectError::Io(e)),
@@ -221,10 +257,84 @@ impl DirectWriter {
         Ok(())
     }
 
+    /// Bytes gathered and not in the file yet: the file holds the upload's first
+    /// `length - unwritten()` bytes.
+    pub(crate) fn unwritten(&self) -> usize {
+        self.filled - self.flushed
+    }
+
+    /// The bytes counted by [`unwritten`](Self::unwritten).
+    pub(crate) fn unwritten_bytes(&self) -> &[u8] {
+        &self.gathered()[self.flushed..]
+    }
+
+    /// Put every gathered byte into the file and go on writing directly: the whole blocks
+    /// directly, the last partial block through the page cache. That block stays gathered,
+    /// so the next direct write covers it again from its aligned start (with the same bytes
+    /// in front of the new ones). For a resumable upload's checkpoint and before it waits for
+    /// data. `Refused`: everything gathered must go through the page cache
+    /// ([`DirectWriter::fall_back`]).
+    pub(crate) fn flush(&mut self, file: &File) -> Result<(), DirectError> {
+        if self.flushed == self.filled {
+            return Ok(());
+        }
+        let Some(buf) = &mut self.buf else {
+            // Parked bytes were flushed before the buffer went back.
+            return Ok(());
+        };
+        let whole = self.filled / ALIGN * ALIGN;
+        if whole > 0 {
+            match file.write_all_at(&buf.bytes()[..whole], self.at) {
+                Ok(()) => {}
+                Err(e) if refused(&e) => return Err(DirectError::Refused { taken: 0 }),
+                Err(e) => return Err(DirectError::Io(e)),
+            }
+            buf.bytes_mut().copy_within(whole..self.filled, 0);
+            self.at += whole as u64;
+            self.filled -= whole;
+        }
+        if self.filled > 0 {
+            if !set_direct(file, false) {
+                return Err(DirectError::Io(std::io::Error::other(
+                    "cannot switch the file back from direct writes",
+                )));
+            }
+            file.write_all_at(&buf.bytes()[..self.filled], self.at)
+                .map_err(DirectError::Io)?;
+            if !set_direct(file, true) {
+                // Later "direct" writes go through the page cache: slower, never wrong.
+                tracing::debug!("cannot switch direct writes back on after a flush");
+            }
+        }
+        self.flushed = self.filled;
+        Ok(())
+    }
+
+    /// [`flush`](Self::flush), then give the buffer back to the store until the next write
+    /// (an upload that waits for its data holds no buffer); the last partial block is kept
+    /// aside (less than [`ALIGN`] bytes).
+    pub(crate) fn park(&mut self, file: &File) -> Result<(), DirectError> {
+        self.flush(file)?;
+        if let Some(b) = self.buf.take() {
+            self.parked.extend_from_slice(&b.bytes()[..self.filled]);
+            self.buffers.give_back(b);
+        }
+        Ok(())
+    }
+
     /// Write what is gathered; afterwards the file holds every byte (the last partial block
     /// through the page cache, see the module docs) and is no longer in direct mode.
     pub(crate) fn finish(self, file: &File) -> std::io::Result<()> {
         let gathered = self.gathered();
+        if self.flushed == self.filled {
+            // All in the file already (or nothing written).
+            if !set_direct(file, false) {
+                return Err(std::io::Error::other(
+                    "cannot switch the file back from direct writes",
+                ));
+            }
+            return Ok(());
+        }
         let whole = gathered.len() / ALIGN * ALIGN;
         let mut done = 0;
         if whole > 0 {
@@ -256,13 +366,21 @@ impl DirectWriter {
     /// Drop what is gathered: the file was cut back to empty.
     pub(crate) fn reset(&mut self) {
         self.filled = 0;
+        self.flushed = 0;
         self.at = 0;
+        self.parked.clear();
     }
 
-    /// Bytes gathered and not yet in the file.
+    /// Bytes gathered and not yet written by a full buffer (some may be flushed).
     #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
         self.filled
+    }
+
+    /// Whether the writer holds a buffer now.
+    #[cfg(test)]
+    pub(crate) fn holds_buffer(&self) -> bool {
+        self.buf.is_some()
     }
 }
 
@@ -446,6 +564,60 @@ mod tests {
         if direct_seen {
             assert_eq!(buffers.kept(), 1, "one buffer, reused by every writer");
         }
+    }
+
+    /// Flushes and parks at any moment, between pieces of any length: after each one the
+    /// file (read through another open file, as a live reader reads it) holds exactly the
+    /// bytes so far; a parked writer holds no buffer and takes one again at its next write;
+    /// writes go on directly, and the end is byte-exact.
+    #[test]
+    fn flushes_and_parks_anywhere_leave_the_file_exact_and_go_on_directly() {
+        let dir = tempfile::tempdir().unwrap();
+        let buffers = Arc::new(Buffers::default());
+        let mut lengths = Lengths(23);
+        for case in 0..6u8 {
+            let len = CAP / 2 + lengths.next(3 * CAP);
+            let data = content(len, case);
+            let name = format!("f{case}");
+            let file = empty_file(dir.path(), &name);
+            let Some(mut w) = DirectWriter::start(&file, &buffers) else {
+                assert!(
+                    !takes_direct_writes(dir.path()),
+                    "direct writes not started"
+                );
+                return;
+            };
+            let mut at = 0;
+            let mut flushes = 0;
+            while at < len {
+                let n = (1 + lengths.next(CAP / 3)).min(len - at);
+                w.write(&file, &data[at..at + n]).unwrap();
+                at += n;
+                assert!(w.holds_buffer());
+                assert_eq!(w.unwritten_bytes(), &data[at - w.unwritten()..at]);
+                match lengths.next(4) {
+                    0 => w.flush(&file).unwrap(),
+                    1 => {
+                        w.park(&file).unwrap();
+                        assert!(!w.holds_buffer(), "case {case}: parked with a buffer");
+                    }
+                    _ => continue,
+                }
+                flushes += 1;
+                assert_eq!(w.unwritten(), 0);
+                #[cfg(target_os = "linux")]
+                assert!(is_direct(&file), "case {case}: a flush left direct mode");
+                let back = std::fs::read(dir.path().join(&name)).unwrap();
+                assert_eq!(back.len(), at, "case {case}: length after a flush");
+                assert!(back == data[..at], "case {case}: content after a flush");
+            }
+            assert!(flushes > 0);
+            w.finish(&file).unwrap();
+            file.sync_all().unwrap();
+            let back = std::fs::read(dir.path().join(&name)).unwrap();
+            assert!(back == data, "case {case} ({len} bytes): content differs");
+        }
+        assert_eq!(buffers.kept(), 1, "one buffer, reused by every writer");
     }
 
     /// After a refused direct write, what was gathered and the rest of the call go through

@@ -67,6 +67,21 @@ impl Partial {
         self.len == 0
     }
 
+    /// Bytes in the file now, readable by others (the upload's first bytes): direct writes
+    /// keep the last ones in their buffer until it is full, flushed or parked (`direct.rs`).
+    pub fn readable(&self) -> u64 {
+        self.len - self.direct.as_ref().map_or(0, |d| d.unwritten() as u64)
+    }
+
+    /// A copy of the bytes written and not in the file yet (after [`readable`](Self::readable)),
+    /// at most a direct-write buffer's worth: what a reader of a live upload cannot read from
+    /// the file.
+    pub fn unwritten(&self) -> Vec<u8> {
+        self.direct
+            .as_ref()
+            .map_or(Vec::new(), |d| d.unwritten_bytes().to_vec())
+    }
+
     /// Bytes known to be fsync'ed.
     pub fn durable(&self) -> u64 {
         self.durable
@@ -117,8 +132,41 @@ impl Partial {
         Ok(())
     }
 
+    /// Put every byte written into the file and go on writing directly (a checkpoint).
+    fn flush_writes(&mut self) -> Result<(), StoreError> {
+        self.direct_step(DirectWriter::flush)
+    }
+
+    /// The upload waits for its data: every byte written goes into the file and the direct
+    /// writer's buffer back to the store (`direct.rs`). Nothing to do for buffered writes.
+    pub fn park(&mut self) -> Result<(), StoreError> {
+        self.direct_step(DirectWriter::park)
+    }
+
+    fn direct_step(
+        &mut self,
+        step: impl FnOnce(&mut DirectWriter, &File) -> Result<(), DirectError>,
+    ) -> Result<(), StoreError> {
+        let Some(d) = &mut self.direct else {
+            return Ok(());
+        };
+        match step(d, &self.file) {
+            Ok(()) => Ok(()),
+            Err(DirectError::Refused { .. }) => {
+                tracing::debug!(path = %self.path.display(), "direct writes refused here: through the page cache");
+                match self.direct.take() {
+                    Some(d) => d
+                        .fall_back(&self.file, &[])
+                        .map_err(StoreError::io("write", &self.path)),
+                    None => Ok(()),
+                }
+            }
+            Err(DirectError::Io(e)) => Err(StoreError::io("write", &self.path)(e)),
+        }
+    }
+
     /// Put every byte written into the file (a direct writer keeps up to a buffer's worth;
-    /// `direct.rs`). Before anything makes the file durable or reads it.
+    /// `direct.rs`) and leave direct mode. Before the file is sealed or committed.
     pub(crate) fn complete_writes(&mut self) -> Result<(), StoreError> {
         if let Some(d) = self.direct.take() {
             d.finish(&self.file)
@@ -169,7 +217,7 @@ impl Partial {
     /// fsync the data written so far; returns the durable length. The first call also makes
     /// the sidecar and the folder entries durable.
     pub fn sync(&mut self) -> Result<u64, StoreError> {
-        self.complete_writes()?;
+        self.flush_writes()?;
         if !self.entries_durable {
             // The sidecar (what a resumed upload must offer) is written here, at the first
             // sync, not at creation: an upload committed before its first checkpoint never
@@ -201,7 +249,8 @@ impl Partial {
         if self.len == 0 {
             return Ok(());
         }
-        // Only a resumable partial is replayed, and it never writes directly.
+        // Replayed only right after it was opened: a partial with bytes writes through the
+        // page cache.
         debug_assert!(self.direct.is_none());
         let mut file = File::open(&self.path).map_err(StoreError::io("open", &self.path))?;
         let mut buf = vec![0u8; self.len.min(1 << 20) as usize];
@@ -402,6 +451,7 @@ pub(crate) fn open(
     dir: &std::path::Path,
     info: PartialInfo,
     registry: &Arc<PartialRegistry>,
+    buffers: &Arc<Buffers>,
 ) -> Result<Partial, StoreError> {
     let key = key(&info.source_site, &info.sop_uid);
     let path = dir.join(format!("{key}.part"));
@@ -415,6 +465,13 @@ pub(crate) fn open(
             return Err(e);
         }
     };
+    // A new upload writes directly (`direct.rs`); one resumed with bytes already in its file
+    // goes on through the page cache (its last block is not aligned).
+    let direct = if len == 0 {
+        DirectWriter::start(&file, buffers).map(Box::new)
+    } else {
+        None
+    };
     Ok(Partial {
         info,
         key,
@@ -426,7 +483,7 @@ pub(crate) fn open(
         written_back: len,
         entries_durable,
         sealable: false,
-        direct: None,
+        direct,
         registry: registry.clone(),
     })
 }

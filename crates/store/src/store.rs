@@ -235,7 +235,7 @@ impl Store {
     /// Fails with [`StoreError::PartialQuota`] when the site's unfinished uploads would pass
     /// [`StoreOptions::partial_bytes_per_site`] even after its oldest idle ones are removed.
     pub fn open_partial(&self, info: PartialInfo) -> Result<Partial, StoreError> {
-        partial::open(&self.partial, info, &self.partials)
+        partial::open(&self.partial, info, &self.partials, &self.buffers)
     }
 
     /// Open a partial that is never resumed: for an upload whose size or study is known only
@@ -254,6 +254,12 @@ impl Store {
             &self.partials,
             &self.buffers,
         )
+    }
+
+    /// Direct-write buffers (1 MiB each) held by uploads now: only uploads whose bytes are
+    /// flowing hold one; one that waits for its data gave its buffer back.
+    pub fn write_buffers_in_use(&self) -> usize {
+        self.buffers.in_use()
     }
 
     /// Sealed uploads that were not committed when the store last closed (a crash), with their
