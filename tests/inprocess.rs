@@ -30,6 +30,38 @@ fn two_radiologists() -> Topology {
     Topology::from_toml_str(&toml).unwrap()
 }
 
+/// A relay whose topology has two radiology readers, and a large CT instance (`pixel_bytes`
+/// of pixel data) with its bytes.
+fn relay_and_large_ct(
+    tmp: &std::path::Path,
+    pki: &Pki,
+    pixel_bytes: u64,
+    seed: u64,
+) -> (InProcessRelay, yilian_testkit::Generated, Vec<u8>) {
+    let relay = InProcessRelay::start(&tmp.join("relay"), pki, two_radiologists(), |_| {});
+    let g = large_instance(
+        &tmp.join("big.dcm"),
+        &StudySpec::new("CT", seed),
+        pixel_bytes,
+        seed,
+    )
+    .unwrap();
+    let bytes = std::fs::read(&g.path).unwrap();
+    (relay, g, bytes)
+}
+
+/// A reader session (`yilian read`, not once) writing into `out`, in the background.
+fn spawn_reader(client: yilian_client::ClientConfig, out: std::path::PathBuf) {
+    let opts = yilian_client::ReadOptions {
+        client,
+        out,
+        once: false,
+    };
+    tokio::spawn(
+        async move { yilian_client::read(&opts, Arc::new(yilian_client::NoProgress)).await },
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connected_readers_receive_an_instance_while_it_is_still_arriving() {
     let tmp = tempfile::tempdir().unwrap();
@@ -45,28 +77,13 @@ async fn connected_readers_receive_an_instance_while_it_is_still_arriving() {
         "county-radiology-2",
         false,
     );
-    let relay = InProcessRelay::start(&tmp.path().join("relay"), &pki, two_radiologists(), |_| {});
-    let g = large_instance(
-        &tmp.path().join("big.dcm"),
-        &StudySpec::new("CT", 5),
-        32 << 20,
-        5,
-    )
-    .unwrap();
-    let bytes = std::fs::read(&g.path).unwrap();
+    let (relay, g, bytes) = relay_and_large_ct(tmp.path(), &pki, 32 << 20, 5);
 
     // Two radiology readers online before the upload starts.
     let mut outs = Vec::new();
     for who in ["county-radiology", "county-radiology-2"] {
         let out = tmp.path().join(who);
-        let opts = yilian_client::ReadOptions {
-            client: relay.client(&pki, who),
-            out: out.clone(),
-            once: false,
-        };
-        tokio::spawn(async move {
-            yilian_client::read(&opts, Arc::new(yilian_client::NoProgress)).await
-        });
+        spawn_reader(relay.client(&pki, who), out.clone());
         outs.push(out);
     }
     wait_for(|| relay.relay.metrics().snapshot().deliveries_active == 0 && connected(&relay) == 2)
@@ -127,15 +144,7 @@ async fn connected_readers_receive_an_instance_while_it_is_still_arriving() {
 async fn a_reader_that_connects_mid_upload_gets_the_bytes_so_far_and_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::new(&tmp.path().join("pki"));
-    let relay = InProcessRelay::start(&tmp.path().join("relay"), &pki, two_radiologists(), |_| {});
-    let g = large_instance(
-        &tmp.path().join("big.dcm"),
-        &StudySpec::new("CT", 6),
-        12 << 20,
-        6,
-    )
-    .unwrap();
-    let bytes = std::fs::read(&g.path).unwrap();
+    let (relay, g, bytes) = relay_and_large_ct(tmp.path(), &pki, 12 << 20, 6);
     let conn = raw_connect(&relay, &pki, "township-a-device").await;
     // Not a multiple of the relay's 1 MiB write buffer: its last bytes are in the buffer.
     let first = (5 << 20) + 12_345;
@@ -147,14 +156,7 @@ async fn a_reader_that_connects_mid_upload_gets_the_bytes_so_far_and_the_rest() 
     let out2 = out.clone();
     let late_reader = async move {
         // Only now, with the upload paused after `first` bytes, does the reader connect.
-        let opts = yilian_client::ReadOptions {
-            client,
-            out: out2,
-            once: false,
-        };
-        tokio::spawn(async move {
-            yilian_client::read(&opts, Arc::new(yilian_client::NoProgress)).await
-        });
+        spawn_reader(client, out2);
         wait_for_or(
             || std::fs::metadata(&part).is_ok_and(|m| m.len() >= first as u64),
             || "the late reader did not get the bytes that arrived before it".into(),
