@@ -263,6 +263,11 @@ impl DirectWriter {
         self.filled - self.flushed
     }
 
+    /// How many of the upload's first bytes the file holds now.
+    pub(crate) fn in_file(&self) -> u64 {
+        self.at + self.flushed as u64
+    }
+
     /// The bytes counted by [`unwritten`](Self::unwritten).
     pub(crate) fn unwritten_bytes(&self) -> &[u8] {
         &self.gathered()[self.flushed..]

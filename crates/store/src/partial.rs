@@ -8,6 +8,11 @@
 //! fsyncs nor the file churn, and a crash before a checkpoint loses nothing anyone was told: a
 //! part without a sidecar only means the upload starts again from zero. Both files are 0600.
 //!
+//! A new partial is written directly (`direct.rs`): its last bytes, up to a buffer's worth, are
+//! in no file until the buffer is full, a [`sync`](Partial::sync) flushes it or the upload is
+//! [parked](Partial::park) while it waits for data; [`Partial::readable`] says how much of it
+//! the file holds, [`Partial::unwritten`] hands out a copy of the rest.
+//!
 //! Every partial is registered in the store's [`PartialRegistry`](crate::partials), which
 //! enforces the per-site byte cap and lets the retention sweep remove abandoned partials; a
 //! partial is "in use" from [`open`] until its [`Partial`] is dropped.
@@ -116,7 +121,10 @@ impl Partial {
                     self.len += bytes.len() as u64;
                     return Ok(());
                 }
-                Err(DirectError::Io(e)) => return Err(StoreError::io("write", &self.path)(e)),
+                Err(DirectError::Io(e)) => {
+                    self.abandon_direct();
+                    return Err(StoreError::io("write", &self.path)(e));
+                }
             }
         }
         if let Err(e) = self.file.write_all_at(bytes, self.len) {
@@ -161,8 +169,30 @@ impl Partial {
                     None => Ok(()),
                 }
             }
-            Err(DirectError::Io(e)) => Err(StoreError::io("write", &self.path)(e)),
+            Err(DirectError::Io(e)) => {
+                self.abandon_direct();
+                Err(StoreError::io("write", &self.path)(e))
+            }
         }
+    }
+
+    /// A direct write failed (a full disk): from now on the partial is what its file holds.
+    /// The gathered bytes are dropped, none of them acknowledged (a checkpoint flushes
+    /// first), so that closing the upload does not write them into a disk that just ran full,
+    /// taking the room the relay freed for its index and deliveries (the ballast,
+    /// `yilian-ingest`'s `storage.rs`). A resumed upload starts at the file's length.
+    fn abandon_direct(&mut self) {
+        let Some(d) = self.direct.take() else {
+            return;
+        };
+        let kept = d.in_file();
+        drop(d);
+        if let Err(e) = self.file.set_len(kept) {
+            tracing::warn!(path = %self.path.display(), "cannot cut a failed write back: {e}");
+        }
+        self.len = kept;
+        self.durable = self.durable.min(kept);
+        self.written_back = self.written_back.min(kept);
     }
 
     /// Put every byte written into the file (a direct writer keeps up to a buffer's worth;
