@@ -265,6 +265,12 @@ impl Hub {
         }
     }
 
+    /// Whether any of `readers` is connected now.
+    pub fn any_connected(&self, readers: &[String]) -> bool {
+        let g = self.lock();
+        readers.iter().any(|r| g.readers.contains_key(r))
+    }
+
     /// Readers connected now.
     pub fn connected_readers(&self) -> Vec<String> {
         let mut v: Vec<String> = self.lock().readers.keys().cloned().collect();

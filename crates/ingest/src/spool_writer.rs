@@ -98,6 +98,8 @@ pub(crate) struct SpoolWriter {
     pub checkpoint_bytes: u64,
     pub checkpoint_interval: Duration,
     pub events: mpsc::UnboundedSender<WriterEvent>,
+    /// For the hub: whether a reader the upload is routed to is connected now.
+    pub ingest: Arc<crate::Ingest>,
 }
 
 /// The state of one upload between batches.
@@ -281,6 +283,11 @@ impl SpoolWriter {
             return self.fail_discard(refusal_for(&e), s.partial);
         }
         s.hasher.update(&bytes);
+        // Routed once the header is parsed, before these bytes are written: the route decides
+        // how they are written (through the page cache when a connected reader reads them).
+        if s.routed.is_none() && s.walker.metadata().is_some() {
+            s = self.route(s)?;
+        }
         let offset = s.partial.len();
         if let Err(e) = s.partial.write(&bytes) {
             let r = store_refusal(&self.storage, &e);
@@ -293,9 +300,6 @@ impl SpoolWriter {
         }
         if let Some(l) = &s.live {
             l.publish(offset, bytes, s.partial.readable());
-        }
-        if s.routed.is_none() && s.walker.metadata().is_some() {
-            s = self.route(s)?;
         }
         let due = s.since_sync >= self.checkpoint_bytes
             || (s.since_sync > 0 && s.last_sync.elapsed() >= self.checkpoint_interval);
@@ -406,6 +410,16 @@ impl SpoolWriter {
             Ok(r) => r,
             Err(r) => return self.fail_discard(r, s.partial),
         };
+        // A connected reader reads this instance now (live, or right after its commit): its
+        // bytes stay in the page cache for it rather than going straight to the disk, from
+        // where it would read them back (a CT series to one reader ran 15 % slower so).
+        if self.ingest.hub.any_connected(&routed.readers) {
+            if let Err(e) = s.partial.write_through_cache() {
+                let r = store_refusal(&self.storage, &e);
+                s.stream_gone();
+                return self.fail(r);
+            }
+        }
         // Cut-through needs the size up front (a reader is told it before the bytes): an
         // upload of unknown size (C-STORE) reaches readers once stored.
         let priority = routed.instance.priority;

@@ -189,6 +189,7 @@ impl Upload {
             checkpoint_bytes: self.ingest.config.checkpoint_bytes,
             checkpoint_interval: self.ingest.config.checkpoint_interval,
             events: ev_tx,
+            ingest: self.ingest.clone(),
         };
         self.writer = Some(Writer {
             cmds: Some(cmd_tx),

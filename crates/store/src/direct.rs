@@ -401,6 +401,7 @@ impl Drop for DirectWriter {
 mod tests {
     use super::*;
     use std::os::unix::fs::OpenOptionsExt;
+    use yilian_testkit::takes_direct_writes;
 
     /// A seeded generator of lengths (no test-time randomness: a failure names its seed).
     struct Lengths(u64);
@@ -437,29 +438,6 @@ mod tests {
         // SAFETY: F_GETFL on a valid fd.
         let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
         flags >= 0 && flags & libc::O_DIRECT != 0
-    }
-
-    /// Whether `dir` is on a filesystem known to take direct writes (ext4, XFS, btrfs).
-    #[cfg(target_os = "linux")]
-    fn takes_direct_writes(dir: &std::path::Path) -> bool {
-        use std::os::unix::ffi::OsStrExt;
-        let Ok(p) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-            return false;
-        };
-        // SAFETY: a NUL-terminated path and a zeroed statfs for the call to fill.
-        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::statfs(p.as_ptr(), &mut st) } != 0 {
-            return false;
-        }
-        const EXT4: i64 = 0xEF53;
-        const XFS: i64 = 0x5846_5342;
-        const BTRFS: i64 = 0x9123_683E;
-        matches!(st.f_type as i64, EXT4 | XFS | BTRFS)
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn takes_direct_writes(_dir: &std::path::Path) -> bool {
-        false
     }
 
     /// A pooled upload of the store writes directly and lands byte-exact: longer than a

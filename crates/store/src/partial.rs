@@ -182,17 +182,33 @@ impl Partial {
     /// taking the room the relay freed for its index and deliveries (the ballast,
     /// `yilian-ingest`'s `storage.rs`). A resumed upload starts at the file's length.
     fn abandon_direct(&mut self) {
-        let Some(d) = self.direct.take() else {
-            return;
-        };
-        let kept = d.in_file();
-        drop(d);
+        if let Some(d) = self.direct.take() {
+            self.cut_back(d.in_file());
+        }
+    }
+
+    /// The partial is its file's first `kept` bytes, no more.
+    fn cut_back(&mut self, kept: u64) {
         if let Err(e) = self.file.set_len(kept) {
             tracing::warn!(path = %self.path.display(), "cannot cut a failed write back: {e}");
         }
         self.len = kept;
         self.durable = self.durable.min(kept);
         self.written_back = self.written_back.min(kept);
+    }
+
+    /// From now on, write through the page cache (someone reads this upload soon: its bytes
+    /// are then in memory for them, not only on the disk). What a direct writer gathered goes
+    /// into the file first.
+    pub fn write_through_cache(&mut self) -> Result<(), StoreError> {
+        let Some(kept) = self.direct.as_ref().map(|d| d.in_file()) else {
+            return Ok(());
+        };
+        let r = self.complete_writes();
+        if r.is_err() {
+            self.cut_back(kept);
+        }
+        r
     }
 
     /// Put every byte written into the file (a direct writer keeps up to a buffer's worth;

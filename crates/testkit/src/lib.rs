@@ -41,6 +41,7 @@
 mod bad;
 mod ct;
 mod dx;
+mod fs;
 mod generated;
 mod hash;
 mod header;
@@ -54,6 +55,7 @@ mod writer;
 pub use bad::{corrupt_length, not_dicom, truncated_copy};
 pub use ct::ct_series;
 pub use dx::{dx_image, DX_BITS_STORED};
+pub use fs::takes_direct_writes;
 pub use generated::Generated;
 pub use hash::blake3_file;
 pub use large::{large_instance, LARGE_FRAME_BYTES, LARGE_FRAME_SIDE, LARGE_MAX_PIXEL_BYTES};
