@@ -1819,7 +1819,8 @@ async fn stow_run(
     }
     let mut resent = 0;
     while let Some(r) = tasks.join_next().await {
-        resent += r?.with_context(|| format!("STOW-RS into {}", kind.name()))?;
+        resent +=
+            r?.with_context(|| format!("STOW-RS into {}\n{}", kind.name(), s.proc.log_tail()))?;
     }
     let spent = meter.stop()?;
     drop(s);
