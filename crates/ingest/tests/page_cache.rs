@@ -63,6 +63,23 @@ async fn upload(ingest: &Arc<Ingest>, g: &Generated, resumable: bool) -> Hash {
         }
     };
     up.close().await;
+    // A sealed upload is acknowledged before its commit: wait for its object (a hang guard,
+    // not a timing bound).
+    let store = ingest.store.clone();
+    let object = store.object_path(&hash);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while store
+        .instance("township-a", &g.sop_instance_uid)
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never committed: {}",
+            object.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     hash
 }
 
