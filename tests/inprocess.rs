@@ -50,6 +50,15 @@ fn relay_and_large_ct(
     (relay, g, bytes)
 }
 
+/// Wait until a reader writing into `out` has `g`, then check it is byte-identical.
+async fn wait_delivered(out: &std::path::Path, g: &yilian_testkit::Generated) {
+    let path = out
+        .join(&g.study_instance_uid)
+        .join(format!("{}.dcm", g.sop_instance_uid));
+    wait_for(|| path.exists()).await;
+    assert_eq!(yilian_testkit::blake3_file(&path).unwrap(), g.blake3);
+}
+
 /// A reader session (`yilian read`, not once) writing into `out`, in the background.
 fn spawn_reader(client: yilian_client::ClientConfig, out: std::path::PathBuf) {
     let opts = yilian_client::ReadOptions {
@@ -111,11 +120,7 @@ async fn connected_readers_receive_an_instance_while_it_is_still_arriving() {
 
     // Then both complete, byte-identical.
     for out in &outs {
-        let path = out
-            .join(&g.study_instance_uid)
-            .join(format!("{}.dcm", g.sop_instance_uid));
-        wait_for(|| path.exists()).await;
-        assert_eq!(yilian_testkit::blake3_file(&path).unwrap(), g.blake3);
+        wait_delivered(out, &g).await;
     }
     // Delivered live: nothing left in their outboxes.
     let store = relay.relay.store();
@@ -173,11 +178,7 @@ async fn a_reader_that_connects_mid_upload_gets_the_bytes_so_far_and_the_rest() 
     )
     .await;
     assert_eq!(ev, SenderEvent::Stored { hash: g.blake3 });
-    let path = out
-        .join(&g.study_instance_uid)
-        .join(format!("{}.dcm", g.sop_instance_uid));
-    wait_for(|| path.exists()).await;
-    assert_eq!(yilian_testkit::blake3_file(&path).unwrap(), g.blake3);
+    wait_delivered(&out, &g).await;
     // Delivered live: nothing left in this reader's outbox (the second radiologist of this
     // topology never connected).
     let store = relay.relay.store();

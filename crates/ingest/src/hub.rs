@@ -284,19 +284,7 @@ mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
     use yilian_store::{PartialInfo, Store, StoreOptions};
-
-    /// A seeded generator (no test-time randomness: a failure names its seed).
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (self.0 >> 33) % n.max(1)
-        }
-    }
+    use yilian_testkit::Rng;
 
     /// Bytes `[pos, end)` as a reader that missed them gets them: from the file as far as it
     /// holds them, the rest from memory.
@@ -340,7 +328,7 @@ mod tests {
         let mut seen = (0usize, 0usize);
         let mut direct_seen = false;
         for seed in 0..24u64 {
-            let mut rng = Rng(seed);
+            let mut rng = Rng::new(seed, 0);
             let size = 1 + rng.below(4 << 20);
             let data: Vec<u8> = (0..size)
                 .map(|i| (i as u8).wrapping_mul(29) ^ (i >> 11) as u8 ^ seed as u8)

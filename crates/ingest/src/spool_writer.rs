@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use yilian_dicom::{Catalog, DicomError, Metadata, Walker};
 use yilian_proto::{Hash, InstanceRef, Refusal, RefuseCode};
 use yilian_route::Topology;
-use yilian_store::{NewInstance, Partial, PartialInfo, Store};
+use yilian_store::{NewInstance, Partial, PartialInfo};
 
 use crate::hub::{LiveInstance, LiveOutcome};
 use crate::principal::{Door, Principal};
@@ -39,7 +39,6 @@ use crate::refusal::{refusal, refusal_for, store_refusal};
 use crate::routing::{route_instance, Routed};
 use crate::sealed::{check_and_seal, Sealing};
 use crate::spec::UploadSpec;
-use crate::storage::Storage;
 
 /// Start kernel write-back after this many unsynced bytes, so a checkpoint's fsync finds
 /// little left to write and does not stall the stream.
@@ -90,16 +89,13 @@ pub(crate) struct Verified {
 
 /// What the writer of one upload needs to know; shared by its batches.
 pub(crate) struct SpoolWriter {
-    pub store: Arc<Store>,
+    /// The store, free space, configuration and hub (is a routed reader connected now?).
+    pub ingest: Arc<crate::Ingest>,
+    /// The topology when the upload began (a reload does not change an upload's routing).
     pub topology: Arc<Topology>,
-    pub storage: Arc<Storage>,
     pub principal: Arc<Principal>,
     pub spec: Arc<UploadSpec>,
-    pub checkpoint_bytes: u64,
-    pub checkpoint_interval: Duration,
     pub events: mpsc::UnboundedSender<WriterEvent>,
-    /// For the hub: whether a reader the upload is routed to is connected now.
-    pub ingest: Arc<crate::Ingest>,
 }
 
 /// The state of one upload between batches.
@@ -201,7 +197,7 @@ impl SpoolWriter {
     /// buffer back to the store (waiting uploads hold none).
     fn park(&self, mut spool: Spool) -> Option<Spool> {
         if let Err(e) = spool.partial.park() {
-            let r = store_refusal(&self.storage, &e);
+            let r = store_refusal(&self.ingest.storage, &e);
             spool.stream_gone();
             return self.fail(r);
         }
@@ -214,7 +210,7 @@ impl SpoolWriter {
     /// Open (or reopen) the partial, re-validating what a resumed upload already holds.
     fn open(&self) -> Option<Spool> {
         let opened = match (&self.spec.study_uid, self.spec.size) {
-            (Some(study_uid), Some(size)) => self.store.open_partial(PartialInfo {
+            (Some(study_uid), Some(size)) => self.ingest.store.open_partial(PartialInfo {
                 source_site: self.principal.site.clone(),
                 study_uid: study_uid.clone(),
                 sop_uid: self.spec.sop_uid.clone(),
@@ -222,12 +218,13 @@ impl SpoolWriter {
             }),
             // Size or study unknown until the end (C-STORE): nothing to resume from.
             _ => self
+                .ingest
                 .store
                 .open_scratch(&self.principal.site, &self.spec.sop_uid),
         };
         let mut partial = match opened {
             Ok(p) => p,
-            Err(e) => return self.fail(store_refusal(&self.storage, &e)),
+            Err(e) => return self.fail(store_refusal(&self.ingest.storage, &e)),
         };
         let mut walker = Walker::new(Default::default());
         let mut hasher = blake3::Hasher::new();
@@ -241,7 +238,7 @@ impl SpoolWriter {
             walker = Walker::new(Default::default());
             hasher = blake3::Hasher::new();
             if let Err(e) = partial.reset() {
-                return self.fail(store_refusal(&self.storage, &e));
+                return self.fail(store_refusal(&self.ingest.storage, &e));
             }
         }
         let mut spool = Spool {
@@ -271,12 +268,12 @@ impl SpoolWriter {
     }
 
     fn data(&self, mut s: Spool, bytes: Bytes) -> Option<Spool> {
-        if self.storage.is_full() {
+        if self.ingest.storage.is_full() {
             // Keep what is durable for the resumed upload; write nothing more.
             s.stream_gone();
             return self.fail(refusal(
                 RefuseCode::StorageFull,
-                self.storage.refusal_text(),
+                self.ingest.storage.refusal_text(),
             ));
         }
         if let Err(e) = s.walker.feed(&bytes) {
@@ -290,7 +287,7 @@ impl SpoolWriter {
         }
         let offset = s.partial.len();
         if let Err(e) = s.partial.write(&bytes) {
-            let r = store_refusal(&self.storage, &e);
+            let r = store_refusal(&self.ingest.storage, &e);
             s.stream_gone();
             return self.fail(r);
         }
@@ -301,12 +298,13 @@ impl SpoolWriter {
         if let Some(l) = &s.live {
             l.publish(offset, bytes, s.partial.readable());
         }
-        let due = s.since_sync >= self.checkpoint_bytes
-            || (s.since_sync > 0 && s.last_sync.elapsed() >= self.checkpoint_interval);
+        let due = s.since_sync >= self.ingest.config.checkpoint_bytes
+            || (s.since_sync > 0
+                && s.last_sync.elapsed() >= self.ingest.config.checkpoint_interval);
         if due && self.spec.size.is_some_and(|size| s.partial.len() < size) {
             match s.partial.sync() {
                 Ok(d) => self.event(WriterEvent::Checkpoint(d)),
-                Err(e) => return self.fail(store_refusal(&self.storage, &e)),
+                Err(e) => return self.fail(store_refusal(&self.ingest.storage, &e)),
             }
             if let Some(l) = &s.live {
                 l.in_file(s.partial.readable());
@@ -360,7 +358,7 @@ impl SpoolWriter {
         let sealed = partial.is_sealable();
         if sealed {
             match check_and_seal(
-                &self.store,
+                &self.ingest.store,
                 &self.principal,
                 self.spec.priority,
                 partial,
@@ -373,7 +371,7 @@ impl SpoolWriter {
                     return;
                 }
                 Err(e) => {
-                    self.fail(store_refusal(&self.storage, &e));
+                    self.fail(store_refusal(&self.ingest.storage, &e));
                     return;
                 }
             }
@@ -415,7 +413,7 @@ impl SpoolWriter {
         // where it would read them back (a CT series to one reader ran 15 % slower so).
         if self.ingest.hub.any_connected(&routed.readers) {
             if let Err(e) = s.partial.write_through_cache() {
-                let r = store_refusal(&self.storage, &e);
+                let r = store_refusal(&self.ingest.storage, &e);
                 s.stream_gone();
                 return self.fail(r);
             }

@@ -181,15 +181,11 @@ impl Upload {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let topology = self.ingest.topology();
         let writer = SpoolWriter {
-            store: self.ingest.store.clone(),
+            ingest: self.ingest.clone(),
             topology,
-            storage: self.ingest.storage.clone(),
             principal: self.principal.clone(),
             spec: self.spec.clone(),
-            checkpoint_bytes: self.ingest.config.checkpoint_bytes,
-            checkpoint_interval: self.ingest.config.checkpoint_interval,
             events: ev_tx,
-            ingest: self.ingest.clone(),
         };
         self.writer = Some(Writer {
             cmds: Some(cmd_tx),

@@ -403,16 +403,16 @@ mod tests {
     use std::os::unix::fs::OpenOptionsExt;
     use yilian_testkit::takes_direct_writes;
 
-    /// A seeded generator of lengths (no test-time randomness: a failure names its seed).
-    struct Lengths(u64);
+    /// Lengths below `below` from the testkit's seeded generator (a failure names its seed).
+    struct Lengths(yilian_testkit::Rng);
 
     impl Lengths {
+        fn new(seed: u64) -> Lengths {
+            Lengths(yilian_testkit::Rng::new(seed, 0))
+        }
+
         fn next(&mut self, below: usize) -> usize {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((self.0 >> 33) as usize) % below.max(1)
+            self.0.below(below as u64) as usize
         }
     }
 
@@ -509,7 +509,7 @@ mod tests {
             CAP + 1,
             3 * CAP + 4097,
         ];
-        let mut lengths = Lengths(7);
+        let mut lengths = Lengths::new(7);
         let random: Vec<usize> = (0..12).map(|_| lengths.next(3 * CAP)).collect();
         let mut direct_seen = false;
         for (case, &len) in fixed.iter().chain(&random).enumerate() {
@@ -557,7 +557,7 @@ mod tests {
     fn flushes_and_parks_anywhere_leave_the_file_exact_and_go_on_directly() {
         let dir = tempfile::tempdir().unwrap();
         let buffers = Arc::new(Buffers::default());
-        let mut lengths = Lengths(23);
+        let mut lengths = Lengths::new(23);
         for case in 0..6u8 {
             let len = CAP / 2 + lengths.next(3 * CAP);
             let data = content(len, case);
