@@ -218,8 +218,9 @@ impl DimseDoor {
             let (stream, peer) = crate::door::accept(&listener, "DICOM TLS").await;
             let (door, scp, cell) = (self.clone(), scp.clone(), config.clone());
             tokio::spawn(async move {
+                // Whole socket reads under TLS (rustls alone reads 4 KiB at a time).
                 let tls = match yilian_dimse::tls::accept(
-                    stream,
+                    yilian_transport::read_ahead::ReadAhead::new(stream),
                     cell.current(),
                     yilian_dimse::tls::DEFAULT_HANDSHAKE_TIMEOUT,
                 )

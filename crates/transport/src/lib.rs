@@ -69,6 +69,7 @@ mod error;
 mod explain;
 mod identity;
 pub mod priority;
+pub mod read_ahead;
 pub mod revive;
 mod tls;
 pub mod tuning;

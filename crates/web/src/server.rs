@@ -27,6 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 use yilian_ingest::Ingest;
 use yilian_store::QueryLevel;
+use yilian_transport::read_ahead::ReadAhead;
 use yilian_transport::{certificate_serial, identity_from_cert};
 
 use crate::auth::ConnCert;
@@ -132,7 +133,12 @@ impl WebServer {
             let router = self.router.clone();
             let port = self.listener.local_addr().map_or(0, |a| a.port());
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                // Whole socket reads under TLS: rustls alone reads 4 KiB per `recv`.
+                let tls = match tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    acceptor.accept(ReadAhead::new(tcp)),
+                )
+                .await
                 {
                     Ok(Ok(t)) => t,
                     Ok(Err(e)) => {
