@@ -55,6 +55,7 @@ mod principal;
 pub mod quiet;
 mod refusal;
 mod routing;
+pub mod seal_tag;
 pub mod sealed;
 mod spec;
 mod spool_writer;

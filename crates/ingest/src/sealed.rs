@@ -14,7 +14,6 @@
 //! meanwhile, and a crash before the commit leaves it in the pool, where [`recover`] finds it
 //! at the next start and commits it. Nothing acknowledged is lost either way.
 
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,14 +31,8 @@ use crate::metrics::Metrics;
 use crate::principal::Principal;
 use crate::refusal::{refusal, refusal_for};
 use crate::routing::route_instance;
+use crate::seal_tag::{self, SealTag};
 use crate::spool_writer::Verified;
-
-/// What committing a sealed upload again after a crash needs (in the file's attribute).
-#[derive(Serialize, Deserialize)]
-struct Tag {
-    principal: Principal,
-    priority: u8,
-}
 
 /// What sealing a verified upload came to.
 pub(crate) enum Sealing {
@@ -92,13 +85,11 @@ pub(crate) fn check_and_seal(
             return Err(e);
         }
     }
-    let tag = Tag {
+    let tag = seal_tag::encode(&SealTag {
         principal: principal.clone(),
         priority: requested.as_u8(),
-    };
-    let sealed = serde_json::to_vec(&tag)
-        .map_err(|e| StoreError::Corrupt(format!("the upload's tag: {e}")))
-        .and_then(|tag| partial.seal(&tag));
+    });
+    let sealed = partial.seal(&tag);
     match sealed {
         Ok(()) => Ok(Sealing::Sealed(partial)),
         Err(e) => {
@@ -373,7 +364,7 @@ pub async fn recover(ingest: &Arc<Ingest>) -> usize {
 }
 
 async fn recover_one(ingest: &Arc<Ingest>, path: &Path, tag: &[u8]) -> Result<(), Refusal> {
-    let tag: Tag = serde_json::from_slice(tag)
+    let tag = seal_tag::decode(tag)
         .map_err(|e| refusal(RefuseCode::Internal, format!("unreadable tag: {e}")))?;
     let principal = tag.principal;
     let requested = Priority::from_u8(tag.priority).unwrap_or_default();
