@@ -233,16 +233,18 @@ async fn store_part(
             ));
         }
     }
-    // The part's first bytes, until its file meta can be read.
-    let mut head = BytesMut::new();
+    // The part's first bytes, until its file meta can be read. Usually the first chunk holds
+    // it (often the whole part): that chunk is taken as it is, and bytes are gathered only
+    // when the file meta spans chunks.
+    let mut head = Head::default();
     let meta = loop {
-        match parse_file_meta(&head) {
+        match parse_file_meta(head.bytes()) {
             Ok(m) => break m,
-            Err(Part10Error::Incomplete) if head.len() < MAX_HEAD => {}
+            Err(Part10Error::Incomplete) if head.bytes().len() < MAX_HEAD => {}
             Err(e) => return parts.done(failed(0xC000, format!("not a DICOM Part 10 file: {e}"))),
         }
         match field.chunk().await {
-            Ok(Some(c)) => head.extend_from_slice(&c),
+            Ok(Some(c)) => head.push(c),
             Ok(None) => {
                 return parts.done(failed(
                     0xC000,
@@ -268,7 +270,14 @@ async fn store_part(
         study_uid: study.map(str::to_string),
         ..UploadSpec::default()
     };
-    let fed = feed(ingest, principal.clone(), spec, head.freeze(), &mut field).await;
+    let fed = feed(
+        ingest,
+        principal.clone(),
+        spec,
+        head.into_bytes(),
+        &mut field,
+    )
+    .await;
     let (ingest, principal) = (ingest.clone(), principal.clone());
     let study = study.map(str::to_string);
     let sop_uid = ids.sop_instance.clone();
@@ -295,6 +304,43 @@ async fn store_part(
             }
         }),
     );
+}
+
+/// A part's first bytes: its first chunk as it came, or the chunks gathered so far.
+#[derive(Default)]
+struct Head {
+    first: Bytes,
+    gathered: BytesMut,
+}
+
+impl Head {
+    fn bytes(&self) -> &[u8] {
+        if self.gathered.is_empty() {
+            &self.first
+        } else {
+            &self.gathered
+        }
+    }
+
+    fn push(&mut self, chunk: Bytes) {
+        if self.first.is_empty() && self.gathered.is_empty() {
+            self.first = chunk;
+            return;
+        }
+        if self.gathered.is_empty() {
+            self.gathered
+                .extend_from_slice(&std::mem::take(&mut self.first));
+        }
+        self.gathered.extend_from_slice(&chunk);
+    }
+
+    fn into_bytes(self) -> Bytes {
+        if self.gathered.is_empty() {
+            self.first
+        } else {
+            self.gathered.freeze()
+        }
+    }
 }
 
 /// How far a part got while its data was read.
@@ -397,6 +443,34 @@ async fn settled(up: Upload) -> Result<String, Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A part's head is its first chunk itself when that chunk is enough (no copy of a
+    /// whole CT slice), and the chunks in order when the file meta spans several.
+    #[test]
+    fn a_head_takes_its_first_chunk_as_it_is_and_gathers_only_when_needed() {
+        let whole = Bytes::from(vec![7u8; 300_000]);
+        let mut h = Head::default();
+        h.push(whole.clone());
+        assert_eq!(h.bytes().as_ptr(), whole.as_ptr(), "the chunk was copied");
+        assert_eq!(h.into_bytes().as_ptr(), whole.as_ptr());
+
+        let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        for cuts in [
+            vec![1usize],
+            vec![0, 10, 11],
+            vec![132, 133, 4000],
+            vec![2500],
+        ] {
+            let mut h = Head::default();
+            let mut at = 0;
+            for &c in cuts.iter().chain([data.len()].iter()) {
+                h.push(Bytes::copy_from_slice(&data[at..c]));
+                at = c;
+                assert_eq!(h.bytes(), &data[..at]);
+            }
+            assert_eq!(h.into_bytes(), &data[..]);
+        }
+    }
 
     /// A seeded model of a request's parts in flight: verdicts arrive in any order, yet the
     /// outcomes keep the parts' order, at most `PARTS_IN_FLIGHT` wait at once, and two parts of
