@@ -53,8 +53,17 @@ const PREAMBLE: usize = 128;
 /// Largest meta group we read (real ones are a few hundred bytes).
 const MAX_META: usize = 64 * 1024;
 
-/// Parse the framing at the start of `prefix` (a file's first bytes).
+/// Parse the framing at the start of `prefix` (a file's first bytes; if the prefix ends right
+/// after an element of a meta group that has no group length, that is the end of the file).
 pub fn parse_file_meta(prefix: &[u8]) -> Result<FileMeta, Part10Error> {
+    parse_file_meta_of(prefix, true)
+}
+
+/// [`parse_file_meta`] of the first bytes of a file that is still arriving: `whole` says
+/// whether they are all of it. While more may follow, a prefix that ends right after an
+/// element of a meta group without a group length is [`Part10Error::Incomplete`] (the next
+/// bytes may be more of the group), not a file that ends there.
+pub fn parse_file_meta_of(prefix: &[u8], whole: bool) -> Result<FileMeta, Part10Error> {
     if prefix.len() < PREAMBLE + 4 {
         return Err(Part10Error::Incomplete);
     }
@@ -77,7 +86,7 @@ pub fn parse_file_meta(prefix: &[u8]) -> Result<FileMeta, Part10Error> {
             break;
         }
         if pos + 8 > prefix.len() {
-            if end.is_none() && pos == prefix.len() {
+            if end.is_none() && pos == prefix.len() && whole {
                 break; // a file with nothing after its meta group
             }
             return Err(Part10Error::Incomplete);
@@ -219,4 +228,52 @@ fn short(out: &mut Vec<u8>, element: u16, vr: &[u8; 2], value: &str, pad: u8) {
     out.extend_from_slice(vr);
     out.extend_from_slice(&(v.len() as u16).to_le_bytes());
     out.extend_from_slice(&v);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A meta group without its group length element (some writers leave it out), and a
+    /// data set's first element after it.
+    fn without_group_length() -> (Vec<u8>, usize) {
+        let with = file_meta(
+            "1.2.840.10008.5.1.4.1.1.2",
+            "1.2.3.4",
+            "1.2.840.10008.1.2.1",
+            None,
+        );
+        let mut v = with[..PREAMBLE + 4].to_vec();
+        v.extend_from_slice(&with[PREAMBLE + 4 + 12..]);
+        let meta_end = v.len();
+        // (0008,0016) SOP Class UID, UI, "1.2\0".
+        v.extend_from_slice(&[
+            0x08, 0x00, 0x16, 0x00, b'U', b'I', 4, 0, b'1', b'.', b'2', 0,
+        ]);
+        (v, meta_end)
+    }
+
+    /// While a file is still arriving, no cut of its meta group is taken for the whole group
+    /// (STOW-RS parts arrive in pieces that may end right after any element).
+    #[test]
+    fn a_prefix_cut_inside_the_meta_group_waits_for_more_while_more_may_come() {
+        let (file, meta_end) = without_group_length();
+        for cut in 0..meta_end {
+            assert!(
+                matches!(
+                    parse_file_meta_of(&file[..cut], false),
+                    Err(Part10Error::Incomplete)
+                ),
+                "cut at {cut}"
+            );
+        }
+        for cut in meta_end + 8..=file.len() {
+            let meta = parse_file_meta_of(&file[..cut], false).expect("the group is complete");
+            assert_eq!(meta.transfer_syntax, "1.2.840.10008.1.2.1");
+            assert_eq!(meta.data_set_offset, meta_end as u64);
+        }
+        // A whole file that is only its meta group still reads.
+        let meta = parse_file_meta(&file[..meta_end]).expect("a file of its meta group alone");
+        assert_eq!(meta.sop_instance, "1.2.3.4");
+    }
 }

@@ -50,6 +50,8 @@ const LINGER: Duration = Duration::from_millis(100);
 
 pub(crate) enum WriterCmd {
     Data(Bytes),
+    /// Pieces that follow each other, handed over at once.
+    DataMany(Vec<Bytes>),
     /// The data ended; the sender's hash of the whole file, if it has one (yilian/1 does,
     /// C-STORE does not: TCP and the relay's own hash are all there is).
     Finish(Option<Hash>),
@@ -168,6 +170,13 @@ impl SpoolWriter {
         loop {
             spool = match cmd {
                 WriterCmd::Data(bytes) => self.data(spool, bytes)?,
+                WriterCmd::DataMany(pieces) => {
+                    let mut s = spool;
+                    for bytes in pieces {
+                        s = self.data(s, bytes)?;
+                    }
+                    s
+                }
                 WriterCmd::Finish(claimed) => {
                     self.finish(spool, claimed);
                     return None;

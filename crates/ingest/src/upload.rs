@@ -224,6 +224,17 @@ impl Upload {
     /// refusal from [`Upload::next_event`].
     pub async fn data(&mut self, bytes: Bytes) -> bool {
         let n = bytes.len() as u64;
+        self.send_data(n, WriterCmd::Data(bytes)).await
+    }
+
+    /// [`Upload::data`] for several pieces that follow each other: one hand-off to the
+    /// writer for all of them.
+    pub async fn data_many(&mut self, pieces: Vec<Bytes>) -> bool {
+        let n = pieces.iter().map(|b| b.len() as u64).sum();
+        self.send_data(n, WriterCmd::DataMany(pieces)).await
+    }
+
+    async fn send_data(&mut self, n: u64, cmd: WriterCmd) -> bool {
         let Some(tx) = self.writer.as_mut().and_then(|w| w.cmds.as_ref()) else {
             return false;
         };
@@ -231,7 +242,7 @@ impl Upload {
         if let Some(t) = &self.ticket {
             self.ingest.gate.data(t.id);
         }
-        if tx.send(WriterCmd::Data(bytes)).await.is_err() {
+        if tx.send(cmd).await.is_err() {
             self.stop_writing();
             return false;
         }

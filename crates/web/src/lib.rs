@@ -29,7 +29,8 @@
 //!   in the DICOM JSON model, read up to its Pixel Data.
 //! * **STOW-RS** ([`stow`]): a device's `POST /dicomweb/studies` streams each part into the one
 //!   ingest path (the same checks, routing, durability and audit as a C-STORE); 200 only when
-//!   every instance is durable, else each failure with its DICOM status.
+//!   every instance is durable, else each failure with its DICOM status. Its body is read by
+//!   [`multipart`], which hands a part's data on as slices of the chunks it came in.
 //!
 //! Handlers never hold patient data in logs: queries are logged and audited by key names only.
 
@@ -39,6 +40,7 @@ pub mod codestream;
 pub mod dicom_json;
 pub mod frames;
 pub mod metadata;
+pub mod multipart;
 pub mod qido;
 mod qido_http;
 pub mod rendered;

@@ -2,7 +2,7 @@
 //! ingest path as every other front door.
 //!
 //! The body is `multipart/related; type="application/dicom"`; each part is one Part 10 file.
-//! Parts are read as they arrive (`multer`), never whole: the first bytes of a part give its
+//! Parts are read as they arrive (`multipart.rs`, their data never copied), never whole: the first bytes of a part give its
 //! file meta (SOP Instance UID, SOP class), then the part streams into
 //! `yilian_ingest::Upload` exactly like a C-STORE's data set (a scratch upload: size unknown,
 //! stored once verified). A part counts as stored only once the ingest path says it is durable
@@ -12,9 +12,10 @@
 
 use std::sync::Arc;
 
+use crate::multipart::{Multipart, PartHead};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use yilian_dimse::part10::{parse_file_meta, Part10Error};
+use yilian_dimse::part10::{parse_file_meta_of, Part10Error};
 use yilian_ingest::{Event, Ingest, Opened, Principal, Upload, UploadSpec};
 use yilian_proto::{Refusal, RefuseCode};
 
@@ -100,12 +101,16 @@ pub async fn store_parts<S>(
 where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
 {
-    let mut multipart = multer::Multipart::new(body, boundary);
+    let mut multipart =
+        Multipart::new(Box::pin(body), &boundary).map_err(|e| StowError::Body(e.to_string()))?;
     let mut parts = InFlight::default();
     loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
+        let head = match multipart.next_part().await {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                multipart.finish().await;
+                break;
+            }
             Err(e) => {
                 if parts.is_empty() {
                     return Err(StowError::Body(e.to_string()));
@@ -118,7 +123,15 @@ where
                 break;
             }
         };
-        store_part(ingest, &principal, field, study.as_deref(), &mut parts).await;
+        store_part(
+            ingest,
+            &principal,
+            &head,
+            &mut multipart,
+            study.as_deref(),
+            &mut parts,
+        )
+        .await;
     }
     if parts.is_empty() {
         return Err(StowError::Empty);
@@ -218,15 +231,16 @@ impl PartIds {
 }
 
 /// Read one part into the ingest path; its outcome, or the task awaiting it, goes to `parts`.
-async fn store_part(
+async fn store_part<S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin>(
     ingest: &Arc<Ingest>,
     principal: &Arc<Principal>,
-    mut field: multer::Field<'_>,
+    part: &PartHead,
+    body: &mut Multipart<S>,
     study: Option<&str>,
     parts: &mut InFlight,
 ) {
-    if let Some(t) = field.content_type() {
-        if t.essence_str() != "application/dicom" {
+    if let (Some(t), Some(essence)) = (&part.content_type, part.essence()) {
+        if essence != "application/dicom" {
             return parts.done(failed(
                 0xC000,
                 format!("a part of type {t} (each part must be application/dicom)"),
@@ -237,21 +251,26 @@ async fn store_part(
     // it (often the whole part): that chunk is taken as it is, and bytes are gathered only
     // when the file meta spans chunks.
     let mut head = Head::default();
+    let mut more = true;
     let meta = loop {
-        match parse_file_meta(head.bytes()) {
+        match parse_file_meta_of(head.bytes(), !more) {
             Ok(m) => break m,
-            Err(Part10Error::Incomplete) if head.bytes().len() < MAX_HEAD => {}
-            Err(e) => return parts.done(failed(0xC000, format!("not a DICOM Part 10 file: {e}"))),
-        }
-        match field.chunk().await {
-            Ok(Some(c)) => head.push(c),
-            Ok(None) => {
+            Err(Part10Error::Incomplete) if head.bytes().len() < MAX_HEAD && more => {}
+            Err(Part10Error::Incomplete) if !more => {
                 return parts.done(failed(
                     0xC000,
                     "not a DICOM Part 10 file: the part ends inside its file meta",
                 ))
             }
+            Err(e) => return parts.done(failed(0xC000, format!("not a DICOM Part 10 file: {e}"))),
+        }
+        let mut got = Vec::new();
+        match body.chunks(&mut got).await {
+            Ok(m) => more = m,
             Err(e) => return parts.done(failed(0xC000, format!("the part is malformed: {e}"))),
+        }
+        for c in got {
+            head.push(c);
         }
     };
     let ids = PartIds {
@@ -275,7 +294,8 @@ async fn store_part(
         principal.clone(),
         spec,
         head.into_bytes(),
-        &mut field,
+        more,
+        body,
     )
     .await;
     let (ingest, principal) = (ingest.clone(), principal.clone());
@@ -354,13 +374,14 @@ enum Fed {
 /// How long a part waits for its device's upload slot before it fails as busy (0xA700).
 const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// One part's data into the ingest path.
-async fn feed(
+/// One part's data into the ingest path: `head`, then (if `more`) the rest of the part.
+async fn feed<S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin>(
     ingest: &Arc<Ingest>,
     principal: Arc<Principal>,
     spec: UploadSpec,
     head: Bytes,
-    field: &mut multer::Field<'_>,
+    mut more: bool,
+    body: &mut Multipart<S>,
 ) -> Result<Fed, Refusal> {
     let conn = yilian_ingest::next_conn();
     // A device at its cap of uploads in progress (instances answered but not yet in the
@@ -385,16 +406,19 @@ async fn feed(
             return Ok(false);
         }
         let mut accepted = up.data(head).await;
-        while accepted {
-            match field.chunk().await {
-                Ok(Some(c)) => accepted = up.data(c).await,
-                Ok(None) => break,
+        let mut got = Vec::new();
+        while accepted && more {
+            match body.chunks(&mut got).await {
+                Ok(m) => more = m,
                 Err(e) => {
                     return Err(yilian_ingest::refusal(
                         RefuseCode::Truncated,
                         format!("the part was cut off: {e}"),
                     ))
                 }
+            }
+            if !got.is_empty() {
+                accepted = up.data_many(std::mem::take(&mut got)).await;
             }
         }
         if accepted {
