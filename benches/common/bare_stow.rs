@@ -147,9 +147,10 @@ async fn settle(t: tokio::task::JoinHandle<Result<String>>) -> Result<String> {
 /// The SOP Instance UID from the part's file meta.
 fn sop_instance(chunks: &[Bytes]) -> Result<String> {
     let mut head = Vec::new();
-    for c in chunks {
+    for (i, c) in chunks.iter().enumerate() {
         head.extend_from_slice(&c[..c.len().min(64 * 1024)]);
-        match yilian_dimse::part10::parse_file_meta(&head) {
+        let whole = i + 1 == chunks.len();
+        match yilian_dimse::part10::parse_file_meta_of(&head, whole) {
             Ok(m) => return Ok(m.sop_instance),
             Err(yilian_dimse::part10::Part10Error::Incomplete) if head.len() < 64 * 1024 => {}
             Err(e) => return Err(e).context("a part's file meta"),
