@@ -1311,3 +1311,56 @@ fn concurrent_stow_requests_over_the_upload_cap_wait_instead_of_failing() {
         assert!(sequence_sops(a, "00081198").is_empty(), "{a}");
     }
 }
+
+/// A 512 MiB instance stored by STOW-RS, its body streamed by the client (chunked, never whole
+/// in memory on either side), passes through the relay with flat memory: the relay's peak RSS
+/// grows by far less than the instance (each part's data goes to the spool writer as slices
+/// of the chunks it came in, with backpressure), and the stored object is byte-identical.
+#[test]
+fn a_large_stow_part_streams_with_flat_memory() {
+    let w = web_relay();
+    let big = w.root.join("large.dcm");
+    let g = yilian_testkit::large_instance(
+        &big,
+        &yilian_testkit::StudySpec::new("US", 73),
+        512 << 20,
+        73,
+    )
+    .unwrap();
+    let (dev, _) = issue(&w, "township-a-device");
+    // Warm up the path (pools, threads, buffers) with a small instance first.
+    let small = pydicom_file("CT_small.dcm");
+    let r = stow(&w, &dev, "stream", &[small.as_path()]);
+    assert_eq!(r["status"], 200, "{r}");
+    let before = w.relay.peak_rss();
+    let r = stow(&w, &dev, "stream", &[big.as_path()]);
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(
+        sequence_sops(&r, "00081199"),
+        BTreeSet::from([g.sop_instance_uid.clone()])
+    );
+    let growth = w.relay.peak_rss().saturating_sub(before);
+    eprintln!(
+        "relay peak RSS: {} MiB before, +{} MiB for the instance",
+        before >> 20,
+        growth >> 20
+    );
+    assert!(
+        growth < 64 << 20,
+        "the relay's peak RSS grew by {} MiB for a {} MiB instance",
+        growth >> 20,
+        g.size >> 20
+    );
+    let stored: Vec<_> = walkdir::WalkDir::new(w.relay.data.join("objects"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.metadata().is_ok_and(|m| m.len() == g.size))
+        .map(|e| e.into_path())
+        .collect();
+    assert_eq!(stored.len(), 1, "one object of the instance's size");
+    assert_eq!(
+        sha256_of(&stored[0]),
+        sha256_of(&big),
+        "stored byte-identical"
+    );
+}

@@ -386,17 +386,6 @@ fn a_large_c_store_streams_with_flat_memory() {
         71,
     )
     .unwrap();
-    let peak = |pid: u32| -> u64 {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let line = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-        line.split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            * 1024
-    };
-    let pid = r.relay.pid();
     // Warm up the path (pools, threads) with a small instance first.
     let small = pydicom_file("CT_small.dcm");
     let mut c = dcmtk("storescu");
@@ -405,7 +394,7 @@ fn a_large_c_store_streams_with_flat_memory() {
         .arg(r.port.to_string())
         .arg(&small);
     assert!(run_guarded(c, GUARD, "storescu warm-up").status.success());
-    let before = peak(pid);
+    let before = r.relay.peak_rss();
     let mut c = dcmtk("storescu");
     c.args(["-aet", "TWA_US1", "-aec", "YILIAN"])
         .arg("127.0.0.1")
@@ -413,7 +402,7 @@ fn a_large_c_store_streams_with_flat_memory() {
         .arg(&big);
     let out = run_guarded(c, GUARD, "storescu of 512 MiB");
     assert!(out.status.success(), "{}", text(&out));
-    let growth = peak(pid).saturating_sub(before);
+    let growth = r.relay.peak_rss().saturating_sub(before);
     eprintln!(
         "relay peak RSS: {} MiB before, +{} MiB for the instance",
         before >> 20,

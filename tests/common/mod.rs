@@ -160,6 +160,14 @@ impl RelayProc {
         self.child.as_ref().expect("relay not running").id()
     }
 
+    /// The relay process's peak resident memory so far (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    }
+
     /// Send SIGHUP (reload the topology and CRL files).
     pub fn hangup(&self) {
         let pid = self.child.as_ref().expect("relay not running").id();

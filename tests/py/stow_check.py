@@ -5,7 +5,9 @@ usage: stow_check.py BASE_URL CA_PEM TOKEN MODE FILE...
 
 MODE: "raw" posts the files' bytes as one multipart/related request (what a gateway does);
 "client" reads them with pydicom and stores them with dicomweb-client's store_instances;
-"raw-type=X" posts with Content-Type X instead. Prints JSON {"status", "body", "warnings"}.
+"raw-type=X" posts with Content-Type X instead; "stream" posts the same body read from the
+files 1 MiB at a time (chunked transfer encoding: no file is ever whole in memory). Prints JSON
+{"status", "body", "warnings"}.
 """
 import json
 import os
@@ -22,7 +24,29 @@ def main():
     files = sys.argv[5:]
     os.environ["REQUESTS_CA_BUNDLE"] = ca
     headers = {"Authorization": "Bearer " + token} if token else {}
-    if mode.startswith("raw"):
+    if mode == "stream":
+        boundary = uuid.uuid4().hex
+
+        def body():
+            for f in files:
+                yield b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n"
+                with open(f, "rb") as fh:
+                    while True:
+                        chunk = fh.read(1 << 20)
+                        if not chunk:
+                            break
+                        yield chunk
+                yield b"\r\n"
+            yield b"--" + boundary.encode() + b"--\r\n"
+
+        headers["Content-Type"] = f'multipart/related; type="application/dicom"; boundary={boundary}'
+        r = requests.post(f"{url}/studies", data=body(), headers=headers, verify=ca)
+        try:
+            parsed = r.json()
+        except ValueError:
+            parsed = r.text
+        out = {"status": r.status_code, "body": parsed, "warnings": r.headers.get("Warning", "")}
+    elif mode.startswith("raw"):
         boundary = uuid.uuid4().hex
         body = b""
         for f in files:
