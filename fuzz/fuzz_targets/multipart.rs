@@ -6,10 +6,10 @@
 use bytes::Bytes;
 use futures_util::FutureExt;
 use libfuzzer_sys::fuzz_target;
-use yilian_web::multipart::{collect_parts, MultipartError, PartHead};
+use yilian_web::multipart::{chunk_stream, collect_parts, MultipartError, PartHead};
 
 fn read(chunks: Vec<Bytes>) -> Result<Vec<(PartHead, Vec<u8>)>, MultipartError> {
-    collect_parts(chunks, "b0undary")
+    collect_parts(chunk_stream(chunks), "b0undary")
         .now_or_never()
         .expect("a body in memory never waits")
 }

@@ -23,11 +23,10 @@ pub const READ_AHEAD: usize = 128 * 1024;
 #[derive(Debug)]
 pub struct ReadAhead<T> {
     inner: T,
-    /// Read from the socket and not yet handed out: `buf[pos..filled]`. Empty (no allocation)
+    /// Read from the socket and not yet handed out: `buf[pos..]`. Empty (no allocation)
     /// while the connection is idle.
     buf: Vec<u8>,
     pos: usize,
-    filled: usize,
 }
 
 impl<T> ReadAhead<T> {
@@ -36,7 +35,6 @@ impl<T> ReadAhead<T> {
             inner,
             buf: Vec::new(),
             pos: 0,
-            filled: 0,
         }
     }
 
@@ -46,7 +44,7 @@ impl<T> ReadAhead<T> {
 
     /// Bytes read from the socket and not handed out yet.
     pub fn buffered(&self) -> usize {
-        self.filled - self.pos
+        self.buf.len() - self.pos
     }
 
     /// Whether a buffer is held now.
@@ -62,20 +60,25 @@ impl<T: AsyncRead + Unpin> AsyncRead for ReadAhead<T> {
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let me = &mut *self;
-        if me.pos == me.filled {
+        if me.pos == me.buf.len() {
             if out.remaining() >= READ_AHEAD {
                 me.buf = Vec::new();
+                me.pos = 0;
                 return Pin::new(&mut me.inner).poll_read(cx, out);
             }
-            if me.buf.len() < READ_AHEAD {
-                me.buf = vec![0; READ_AHEAD];
-            }
-            let mut rb = ReadBuf::new(&mut me.buf);
+            // Uninitialized room for one read (no zeroing of 128 KiB at every wake-up of a
+            // slow link); the read initializes what it fills.
+            me.buf.clear();
+            me.pos = 0;
+            me.buf.reserve(READ_AHEAD);
+            let mut rb = ReadBuf::uninit(&mut me.buf.spare_capacity_mut()[..READ_AHEAD]);
             match Pin::new(&mut me.inner).poll_read(cx, &mut rb) {
                 Poll::Ready(Ok(())) => {
-                    me.filled = rb.filled().len();
-                    me.pos = 0;
-                    if me.filled == 0 {
+                    let n = rb.filled().len();
+                    // SAFETY: `ReadBuf` guarantees its first `filled().len()` bytes were
+                    // initialized by the read, and they lie within the reserved capacity.
+                    unsafe { me.buf.set_len(n) };
+                    if n == 0 {
                         // End of stream: nothing to hand out, nothing to keep.
                         me.buf = Vec::new();
                         return Poll::Ready(Ok(()));
@@ -85,13 +88,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for ReadAhead<T> {
                 Poll::Pending => {
                     // Nothing to read: an idle connection keeps no buffer.
                     me.buf = Vec::new();
-                    me.pos = 0;
-                    me.filled = 0;
                     return Poll::Pending;
                 }
             }
         }
-        let n = out.remaining().min(me.filled - me.pos);
+        let n = out.remaining().min(me.buf.len() - me.pos);
         out.put_slice(&me.buf[me.pos..me.pos + n]);
         me.pos += n;
         Poll::Ready(Ok(()))

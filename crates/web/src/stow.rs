@@ -247,31 +247,36 @@ async fn store_part<S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin>(
             ));
         }
     }
-    // The part's first bytes, until its file meta can be read. Usually the first chunk holds
-    // it (often the whole part): that chunk is taken as it is, and bytes are gathered only
-    // when the file meta spans chunks.
+    // The part's first bytes, until its file meta can be read. Usually the first slice holds
+    // it (often the whole part): that slice is taken as it is, and bytes are gathered only
+    // when the file meta spans slices. The slices of a batch after the file meta stay as
+    // they came (`rest`), for the spool writer.
     let mut head = Head::default();
+    let mut rest = std::collections::VecDeque::new();
     let mut more = true;
     let meta = loop {
-        match parse_file_meta_of(head.bytes(), !more) {
+        let whole = !more && rest.is_empty();
+        match parse_file_meta_of(head.bytes(), whole) {
             Ok(m) => break m,
-            Err(Part10Error::Incomplete) if head.bytes().len() < MAX_HEAD && more => {}
-            Err(Part10Error::Incomplete) if !more => {
+            Err(Part10Error::Incomplete) if whole => {
                 return parts.done(failed(
                     0xC000,
                     "not a DICOM Part 10 file: the part ends inside its file meta",
                 ))
             }
+            Err(Part10Error::Incomplete) if head.bytes().len() < MAX_HEAD => {}
             Err(e) => return parts.done(failed(0xC000, format!("not a DICOM Part 10 file: {e}"))),
+        }
+        if let Some(slice) = rest.pop_front() {
+            head.push(slice);
+            continue;
         }
         let mut got = Vec::new();
         match body.chunks(&mut got).await {
             Ok(m) => more = m,
             Err(e) => return parts.done(failed(0xC000, format!("the part is malformed: {e}"))),
         }
-        for c in got {
-            head.push(c);
-        }
+        rest.extend(got);
     };
     let ids = PartIds {
         sop_class: meta.sop_class,
@@ -294,6 +299,7 @@ async fn store_part<S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin>(
         principal.clone(),
         spec,
         head.into_bytes(),
+        rest.into(),
         more,
         body,
     )
@@ -374,12 +380,14 @@ enum Fed {
 /// How long a part waits for its device's upload slot before it fails as busy (0xA700).
 const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// One part's data into the ingest path: `head`, then (if `more`) the rest of the part.
+/// One part's data into the ingest path: `head`, the slices already read after it (`rest`),
+/// then (if `more`) the rest of the part.
 async fn feed<S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin>(
     ingest: &Arc<Ingest>,
     principal: Arc<Principal>,
     spec: UploadSpec,
     head: Bytes,
+    rest: Vec<Bytes>,
     mut more: bool,
     body: &mut Multipart<S>,
 ) -> Result<Fed, Refusal> {
@@ -406,6 +414,9 @@ async fn feed<S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin>(
             return Ok(false);
         }
         let mut accepted = up.data(head).await;
+        if accepted && !rest.is_empty() {
+            accepted = up.data_many(rest).await;
+        }
         let mut got = Vec::new();
         while accepted && more {
             match body.chunks(&mut got).await {
