@@ -576,8 +576,9 @@ fn measure_egress(scratch: &Path, corpus: &Corpus, run: usize) -> Result<(Row, R
         "storescu → yilian failed\n{}",
         sender.log_tail()
     );
-    // Acknowledged once sealed, committed a moment later: stop the relay once every commit is
-    // done, so that the egress run below measures egress, not the next start's recovery.
+    // Acknowledged once sealed, committed a moment later, its pooled copy removed once settled
+    // (about a second later): stop the relay once every commit is done and settled, so that
+    // the egress run below measures egress, not the next start's recovery.
     wait_committed(&relay_dir.join("data"))?;
     relay.kill();
     std::fs::write(

@@ -639,9 +639,5 @@ fn every_pydicom_file_through_the_gateway_reaches_the_relay() {
         "{:?}",
         got.keys().collect::<Vec<_>>()
     );
-    let half_written: Vec<PathBuf> = files_under(&gw.data.join("scratch"))
-        .into_iter()
-        .filter(|f| std::fs::metadata(f).map(|m| m.len() > 0).unwrap_or(false))
-        .collect();
-    assert_eq!(half_written, Vec::<PathBuf>::new());
+    assert_eq!(scratch_with_data_at(&gw.data), Vec::<PathBuf>::new());
 }

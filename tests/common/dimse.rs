@@ -176,13 +176,42 @@ pub fn echoscu(r: &DimseRelay, calling: &str, called: &str) -> std::process::Out
     run_guarded(c, GUARD, "echoscu")
 }
 
-/// Files with data in the relay's scratch folder (uploads of unknown size in progress, or left
-/// behind); its pool of empty files does not count.
+/// Files with data in the relay's scratch folder that hold no committed instance: uploads of
+/// unknown size in progress, or left behind. Its pool of empty files does not count, nor the
+/// pooled copy of a committed instance, which stays until its object's folder is settled (a
+/// second later: `yilian_store`'s `settle.rs`).
 pub fn scratch_with_data(r: &DimseRelay) -> Vec<PathBuf> {
-    files_under(&r.relay.data.join("scratch"))
+    scratch_with_data_at(&r.relay.data)
+}
+
+/// [`scratch_with_data`] of the relay or gateway whose data folder is `data`.
+pub fn scratch_with_data_at(data: &Path) -> Vec<PathBuf> {
+    let indexed = indexed_hashes(data);
+    files_under(&data.join("scratch"))
         .into_iter()
         .filter(|f| std::fs::metadata(f).map(|m| m.len() > 0).unwrap_or(false))
+        .filter(|f| {
+            yilian_testkit::blake3_file(f)
+                .map(|h| !indexed.contains(h.as_slice()))
+                .unwrap_or(true)
+        })
         .collect()
+}
+
+/// The content hashes of every instance the relay's index holds.
+pub fn indexed_hashes(data: &Path) -> std::collections::BTreeSet<Vec<u8>> {
+    let Ok(db) = rusqlite::Connection::open_with_flags(
+        data.join("index.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) else {
+        return Default::default();
+    };
+    let Ok(mut st) = db.prepare("SELECT hash FROM instances") else {
+        return Default::default();
+    };
+    st.query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .map(|rows| rows.flatten().collect())
+        .unwrap_or_default()
 }
 
 /// The data set of a Part 10 file: the bytes after its file meta information.

@@ -250,6 +250,7 @@ impl Gateway {
                 "stopped with C-STOREs still in progress (not acknowledged; the console sends them again)"
             );
         }
+        yilian_ingest::sealed::settle(&self.ingest).await;
         info!("gateway stopped");
     }
 }

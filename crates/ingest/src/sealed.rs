@@ -345,6 +345,19 @@ pub(crate) fn announce(ingest: &Ingest, instance: &NewInstance, stored: Stored, 
     }
 }
 
+/// Make the object names of the sealed commits so far durable and remove their pooled copies
+/// (the store does it on its own a second after a commit; call this at a stop).
+pub async fn settle(ingest: &Arc<Ingest>) {
+    let store = ingest.store.clone();
+    match tokio::task::spawn_blocking(move || store.settle()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => warn!(
+            "cannot make the last stored objects' names durable ({e}); their pooled copies stay and are committed again at the next start"
+        ),
+        Err(e) => warn!("settling the last stored objects failed: {e}"),
+    }
+}
+
 /// Commit again the sealed uploads a crash left in the pool (call once at start).
 pub async fn recover(ingest: &Arc<Ingest>) -> usize {
     let leftovers = ingest.store.sealed_leftovers();

@@ -220,6 +220,8 @@ async fn scenario(seed: u64, files: &[Vec<(Bytes, Hash)>], sops: &[String], root
     // Commits after acknowledgements, and those of uploads let go, finish on their own.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
+        // Committed copies leave the pool once settled (the store's timer would take a second).
+        store.settle().unwrap();
         let left = with_data(&data.join("scratch"));
         if left.is_empty() && ingest.uploads_in_gate() == 0 {
             break;

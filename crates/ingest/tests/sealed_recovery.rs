@@ -73,8 +73,9 @@ async fn a_sealed_upload_left_by_a_crash_is_committed_at_the_next_start() {
         )
         .unwrap();
     assert!(pending.is_some());
-    // And only once: a second start finds nothing left.
+    // And only once: after a stop (which settles), a second start finds nothing left.
     drop(ingest);
+    drop(store);
     let store2 = Store::open_with(&data, yilian_store::StoreOptions::with_ready_files(32)).unwrap();
     assert!(store2.sealed_leftovers().is_empty());
 }
@@ -126,6 +127,10 @@ async fn a_sealed_file_whose_instance_is_already_indexed_is_only_removed_at_the_
             config(),
         ));
         assert_eq!(yilian_ingest::sealed::recover(&ingest).await, 1);
+        // The pooled name goes once the object's folder is settled (`yilian_store`'s
+        // `settle.rs`).
+        assert!(pooled.exists());
+        store.settle().unwrap();
         assert!(!pooled.exists());
         // ...and the crash point is recreated: indexed, the pooled file not yet removed.
         std::fs::hard_link(store.object_path(&fixture.blake3), &pooled).unwrap();
@@ -139,7 +144,8 @@ async fn a_sealed_file_whose_instance_is_already_indexed_is_only_removed_at_the_
         config(),
     ));
     assert_eq!(yilian_ingest::sealed::recover(&ingest).await, 1);
-    assert!(!pooled.exists(), "the pooled file is removed");
+    store.settle().unwrap();
+    assert!(!pooled.exists(), "the pooled file is removed once settled");
     let rec = store
         .instance("township-a", &fixture.sop_instance_uid)
         .unwrap()
@@ -159,6 +165,7 @@ async fn a_sealed_file_whose_instance_is_already_indexed_is_only_removed_at_the_
         .unwrap()
         .is_some());
     drop(ingest);
+    drop(store);
     assert!(
         Store::open_with(&data, yilian_store::StoreOptions::with_ready_files(32))
             .unwrap()

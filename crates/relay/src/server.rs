@@ -86,6 +86,7 @@ impl Relay {
             StoreOptions {
                 partial_bytes_per_site: config.limits.partial_bytes_per_site,
                 ready_files: config.ready_files,
+                ..StoreOptions::default()
             },
         )?);
         let reset_key = reset_key(&config.data_dir)?;
@@ -259,6 +260,8 @@ impl Relay {
             d.abort();
         }
         self.endpoint.wait_idle().await;
+        // Object names of the last sealed commits made durable, their pooled copies removed.
+        yilian_ingest::sealed::settle(&self.ctx.ingest).await;
     }
 
     /// Read the topology and CRL files again and put them in force (what SIGHUP does); on any

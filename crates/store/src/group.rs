@@ -275,12 +275,18 @@ impl Store {
                 }
             }
         }
-        // 2. Rename into objects/, then one fsync per directory touched.
+        // 2. Rename into objects/, then one fsync per directory touched. A sealed upload's
+        // pooled name still holds its file: the fsync of its object's folder is left to the
+        // settler, after the answer and shared with later commits (`settle.rs`).
         let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut deferred: BTreeSet<PathBuf> = BTreeSet::new();
         let mut created = false;
         for p in &mut plan {
             if let Plan::Store { partial, hash, .. } = p {
                 match self.place(partial, hash, &mut created) {
+                    Ok(dir) if self.keeps_pooled(partial, hash) => {
+                        deferred.insert(dir);
+                    }
                     Ok(dir) => {
                         dirs.insert(dir);
                     }
@@ -309,6 +315,22 @@ impl Store {
             tx.commit()?;
             Ok(rows)
         });
+        if outcome.is_ok() {
+            // Handed over while the index is still held: a prune (which settles first, under
+            // the same lock) cannot see these rows without their pooled names handed over.
+            let pooled: Vec<PathBuf> = plan
+                .iter()
+                .filter_map(|p| match p {
+                    Plan::Store { partial, hash, .. } if self.keeps_pooled(partial, hash) => {
+                        Some(partial.path.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            if !pooled.is_empty() {
+                self.settler.defer(deferred, pooled);
+            }
+        }
         drop(db);
         let rows = match outcome {
             Ok(rows) => rows,
@@ -350,11 +372,6 @@ impl Store {
                     readers,
                     ..
                 } => {
-                    if partial.sealable && partial.path != self.object_path(&hash) {
-                        // Indexed now: the pooled copy of a sealed upload can go (a crash
-                        // before this leaves a leftover that commits as "already stored").
-                        crate::partial::remove_file(&partial.path);
-                    }
                     let record = InstanceRecord {
                         id: row.id,
                         sop_uid: inst.sop_uid,
@@ -403,11 +420,32 @@ impl Store {
         }
         match self.instance(&inst.source_site, &inst.sop_uid) {
             Err(e) => Plan::Failed(e),
+            Ok(Some(existing)) if existing.hash == hash && self.keeps_pooled(&partial, &hash) => {
+                // A sealed file committed before a crash (or a stop) that came before its
+                // settle: the object's name may not have survived. Made again from the pooled
+                // name (a name already there is the same file), which goes only once that
+                // folder is settled.
+                match self.relink(&partial, &hash) {
+                    Ok(dir) => {
+                        self.settler.defer([dir], vec![partial.path.clone()]);
+                        self.partials.forget(&partial.key);
+                        Plan::Done(Stored::AlreadyStored(existing))
+                    }
+                    // The pooled file stays, for a later attempt.
+                    Err(e) => Plan::Failed(e),
+                }
+            }
             Ok(Some(existing)) => {
-                partial.discard();
                 if existing.hash == hash {
+                    if partial.path == self.object_path(&hash) {
+                        // Adopted from its object name: that is the stored instance itself.
+                        self.partials.forget(&partial.key);
+                    } else {
+                        partial.discard();
+                    }
                     Plan::Done(Stored::AlreadyStored(existing))
                 } else {
+                    partial.discard();
                     Plan::Failed(StoreError::Conflict {
                         sop_uid: inst.sop_uid,
                     })
@@ -487,6 +525,21 @@ impl Store {
             crate::partial::remove_file(&partial.sidecar);
         }
         self.partials.forget(&partial.key);
+        Ok(dir)
+    }
+    /// Whether `partial` is a sealed upload whose pooled name still holds its file apart from
+    /// its object name: that name keeps it safe until the object's folder is settled.
+    fn keeps_pooled(&self, partial: &Partial, hash: &Hash) -> bool {
+        partial.sealable && partial.path != self.object_path(hash)
+    }
+
+    /// Give a sealed file its object name again if it lacks it; returns the folder to settle.
+    fn relink(&self, partial: &Partial, hash: &Hash) -> Result<PathBuf, StoreError> {
+        let mut created = false;
+        let dir = self.place(partial, hash, &mut created)?;
+        if created {
+            sync_dir(&self.objects)?;
+        }
         Ok(dir)
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Everything yilian has acknowledged lives here, and the rule is simple: **nothing is
 //! acknowledged before it is on disk** (file fsync'ed, renamed into place, directory fsync'ed,
-//! index committed with SQLite `synchronous=FULL`). A `kill -9` at any moment loses nothing that
-//! was acknowledged.
+//! index committed with SQLite `synchronous=FULL`; an upload of unknown size is acknowledged
+//! once sealed in a pooled file that is durable already, and committed after: `sealed.rs`,
+//! `settle.rs`). A `kill -9` at any moment loses nothing that was acknowledged.
 //!
 //! ## Layout under the data directory
 //! ```text
@@ -51,6 +52,7 @@ mod query;
 mod readers;
 mod records;
 mod sealed;
+mod settle;
 mod store;
 
 pub use audit::{AuditAction, AuditEvent, AuditRecord};
@@ -64,6 +66,7 @@ pub use prune::Pruned;
 pub use query::{person_name, wildcard, Found, Key, Match, Query, QueryLevel, DEFAULT_MATCH_LIMIT};
 pub use records::{InstanceRecord, NewInstance};
 pub use sealed::STOCK;
+pub use settle::{PENDING_MAX, SETTLE_AFTER};
 pub use store::{InstanceCommit, Store, StoreOptions, Stored};
 /// The catalog attributes [`Store::commit_with_catalog`] records (from the DICOM walker).
 pub use yilian_dicom::Catalog;

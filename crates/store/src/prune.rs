@@ -9,7 +9,9 @@
 //! row shares its content. A crash in between leaves an object file nothing refers to, never
 //! an index row without its file; [`Store::sweep_unreferenced_objects`] removes those (the
 //! gateway runs it at start, after the sealed uploads of the last run were committed and
-//! before its door opens).
+//! before its door opens). Each batch first settles the sealed commits (`settle.rs`): a pooled
+//! copy left behind would otherwise be committed again after a crash, bringing back what was
+//! pruned.
 
 use rusqlite::params;
 
@@ -74,6 +76,10 @@ impl Store {
         actor: &str,
     ) -> Result<(u64, Vec<Orphan>), StoreError> {
         let mut db = self.db();
+        // Every sealed commit indexed so far has handed its pooled name to the settler (under
+        // this lock): settled now, none of them can bring a pruned instance back at the next
+        // start (`settle.rs`).
+        self.settler.settle()?;
         let tx = db.transaction()?;
         let victims: Vec<Victim> = {
             let mut st = tx.prepare_cached(

@@ -36,6 +36,15 @@ pub struct Store {
     /// Connections for lookups, which must not wait for a commit (`readers.rs`).
     readers: crate::readers::Readers,
     pub(crate) group: GroupCommit,
+    /// Folder fsyncs of sealed commits, made in bulk after the answer (`settle.rs`).
+    pub(crate) settler: Arc<crate::settle::Settler>,
+}
+
+/// Closing a store settles what its sealed commits left to settle (`settle.rs`).
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.settler.close();
+    }
 }
 
 /// Limits of a store.
@@ -46,6 +55,12 @@ pub struct StoreOptions {
     /// Empty files kept ready for uploads of unknown size (C-STORE, STOW-RS), made when the
     /// store opens and refilled in the background ([`STOCK`](crate::STOCK) by default).
     pub ready_files: usize,
+    /// How long after a sealed commit its object's folder is fsync'ed and its pooled copy
+    /// removed, together with the commits that came meanwhile ([`SETTLE_AFTER`] by default;
+    /// see [`Store::settle`]).
+    ///
+    /// [`SETTLE_AFTER`]: crate::SETTLE_AFTER
+    pub settle_after: std::time::Duration,
 }
 
 impl StoreOptions {
@@ -64,6 +79,7 @@ impl Default for StoreOptions {
         StoreOptions {
             partial_bytes_per_site: 64 << 30,
             ready_files: crate::STOCK,
+            settle_after: crate::SETTLE_AFTER,
         }
     }
 }
@@ -163,6 +179,7 @@ impl Store {
             db: Mutex::new(db),
             readers: crate::readers::Readers::new(&index),
             group: GroupCommit::default(),
+            settler: Arc::new(crate::settle::Settler::new(options.settle_after)),
         })
     }
 
@@ -276,6 +293,26 @@ impl Store {
         sop_uid: &str,
     ) -> Result<Partial, StoreError> {
         partial::adopt_sealed(path, source_site, sop_uid, &self.partials)
+    }
+
+    /// Make the object names of sealed commits durable now and remove their pooled copies
+    /// (`settle.rs`; a thread does it on its own about a second after a commit, and closing
+    /// the store does it too); returns how many pooled copies went.
+    pub fn settle(&self) -> Result<usize, StoreError> {
+        self.settler.settle()
+    }
+
+    /// Close the store as a crash would: pooled copies waiting for a settle stay (for tests
+    /// of what the next start recovers).
+    #[doc(hidden)]
+    pub fn crash(self) {
+        self.settler.abandon();
+    }
+
+    /// Pooled copies of committed sealed uploads waiting for a settle (and pooled copies
+    /// removed by settles so far).
+    pub fn unsettled(&self) -> (usize, u64) {
+        (self.settler.waiting(), self.settler.settled())
     }
 
     /// Remove unfinished uploads nobody resumed for `max_age`; returns how many.

@@ -396,6 +396,7 @@ fn partials_are_capped_per_site() {
         StoreOptions {
             partial_bytes_per_site: 1000,
             ready_files: 32,
+            ..StoreOptions::default()
         },
     )
     .unwrap();
@@ -587,13 +588,14 @@ fn an_object_folder_removed_by_hand_is_made_again() {
     s.commit(p, hash, &inst("1.2", 0), &uids(&["county-radiology"]))
         .unwrap();
     assert_eq!(std::fs::read(s.object_path(&hash)).unwrap(), sealed);
+    s.settle().unwrap();
     let pooled_with_data = std::fs::read_dir(dir.path().join("scratch/ready"))
         .unwrap()
         .filter(|e| e.as_ref().unwrap().metadata().unwrap().len() > 0)
         .count();
     assert_eq!(
         pooled_with_data, 0,
-        "the pooled name of a committed upload is gone"
+        "the pooled name of a committed upload is gone once settled"
     );
     let pending = s.pending_for("county-radiology").unwrap();
     assert_eq!(pending.len(), 2, "both instances are indexed: {pending:?}");
