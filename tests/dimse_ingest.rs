@@ -294,6 +294,17 @@ fn a_kill_9_loses_no_acknowledged_c_store() {
     for s in &sops {
         assert!(got.contains_key(s), "{s} acknowledged but not delivered");
     }
+    // The pooled copies the kill left (sealed; some committed, but not yet settled) are gone
+    // once the restart committed them again and settled their object folders.
+    wait_until(
+        "the pool holds no copy any more",
+        Duration::from_secs(60),
+        || {
+            files_under(&r.relay.data.join("scratch"))
+                .into_iter()
+                .all(|f| std::fs::metadata(&f).map(|m| m.len() == 0).unwrap_or(true))
+        },
+    );
 }
 
 /// The quiet period survives a restart: a study sent just before the relay stopped is

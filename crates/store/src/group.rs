@@ -527,6 +527,7 @@ impl Store {
         self.partials.forget(&partial.key);
         Ok(dir)
     }
+
     /// Whether `partial` is a sealed upload whose pooled name still holds its file apart from
     /// its object name: that name keeps it safe until the object's folder is settled.
     fn keeps_pooled(&self, partial: &Partial, hash: &Hash) -> bool {

@@ -75,10 +75,12 @@ impl Store {
         delivered_before: i64,
         actor: &str,
     ) -> Result<(u64, Vec<Orphan>), StoreError> {
-        let mut db = self.db();
         // Every sealed commit indexed so far has handed its pooled name to the settler (under
-        // this lock): settled now, none of them can bring a pruned instance back at the next
-        // start (`settle.rs`).
+        // the index's lock): settled, none of them can bring a pruned instance back at the next
+        // start (`settle.rs`). The bulk before the lock, so that commits do not wait for it;
+        // then what was committed meanwhile, under it.
+        self.settler.settle()?;
+        let mut db = self.db();
         self.settler.settle()?;
         let tx = db.transaction()?;
         let victims: Vec<Victim> = {
