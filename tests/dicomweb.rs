@@ -579,7 +579,33 @@ fn a_reader_retrieves_its_studies_byte_identical_and_nothing_else() {
         &paths[..1],
     );
     assert_eq!(r[0]["status"], 406, "{}", r[0]);
-    assert!(r[0]["text"].as_str().unwrap().contains("transfer-syntax=*"));
+    let why = r[0]["text"].as_str().unwrap();
+    assert!(why.contains("transfer-syntax=*"), "{why}");
+    assert!(
+        why.contains("stored in transfer syntax 1.2.840.10008.1.2"),
+        "{why}"
+    );
+    // The stored transfer syntax named (alone, or after one that is not stored): served as
+    // stored, byte-identical.
+    let stored = yilian_web::wado::stored_syntax(&ct[0].path)
+        .unwrap()
+        .unwrap();
+    for accept in [
+        format!("multipart/related; type=\"application/dicom\"; transfer-syntax={stored}"),
+        format!("multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.50, multipart/related; type=\"application/dicom\"; transfer-syntax={stored}"),
+    ] {
+        let r = wado(&w, &rad, &accept, &paths[..2]);
+        for one in &r {
+            assert_eq!(one["status"], 200, "{accept}: {one}");
+            let got: BTreeSet<String> = one["parts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["sha256"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(got, all, "byte-identical: {one}");
+        }
+    }
     // Ultrasound retrieves its own.
     let (usr, _) = issue(&w, "county-ultrasound");
     let r = wado(&w, &usr, AS_STORED, &[format!("studies/{us_study}")]);
@@ -900,9 +926,12 @@ out = {"whole": whole,
        "default": get(""),
        "png": get("&contentType=image/png&columns=32&windowCenter=40&windowWidth=400"),
        "gif": get("&contentType=image/gif"),
+       "stored_ts": get("&contentType=application/dicom&transferSyntax=" + sys.argv[5]),
+       "jpeg_ts": get("&contentType=application/dicom&transferSyntax=1.2.840.10008.1.2.4.50"),
        "root": requests.get(base + query + "&contentType=application/dicom", headers=h, verify=ca).status_code}
 print(json.dumps(out))
 "#;
+    let stored_ts = yilian_web::wado::stored_syntax(&g.path).unwrap().unwrap();
     let ask = |token: &str| -> Value {
         let mut c = std::process::Command::new("python3");
         c.arg("-c")
@@ -910,7 +939,8 @@ print(json.dumps(out))
             .arg(&w.url)
             .arg(w.pki.ca_path())
             .arg(token)
-            .arg(&query);
+            .arg(&query)
+            .arg(&stored_ts);
         let out = run(c);
         assert!(
             out.status.success(),
@@ -953,6 +983,10 @@ print(json.dumps(out))
         "{r}"
     );
     assert_eq!(r["gif"]["status"], 406, "{r}");
+    // A transfer syntax named: the stored one is served, another is not transcoded.
+    assert_eq!(r["stored_ts"]["status"], 200, "{r}");
+    assert_eq!(r["stored_ts"]["sha256"], json!(sha256_of(&g.path)));
+    assert_eq!(r["jpeg_ts"]["status"], 406, "{r}");
     assert_eq!(r["root"], 200, "the DICOMweb root answers WADO-URI too");
     // Not the ultrasound reader's.
     assert_eq!(ask(&usr)["whole"]["status"], 404);

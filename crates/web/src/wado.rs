@@ -6,10 +6,12 @@
 //! not the reader's is 404, audited like a found one.
 //!
 //! Instances are sent as stored (`transfer-syntax=*`): each part's `Content-Type` names its
-//! transfer syntax, read from the file meta in the part's first chunk. A request for one
-//! specific transfer syntax other than what is stored is not transcoded: 406, saying to ask
-//! with `transfer-syntax=*`. A request that names none gets the stored bytes too (as most
-//! origin servers do; PS3.18's default would be Explicit VR Little Endian).
+//! transfer syntax, read from the file meta in the part's first chunk. A request for specific
+//! transfer syntaxes is served when every instance it retrieves is stored in one of them (read
+//! from each file's meta first: [`stored_syntax`]); otherwise, since nothing is transcoded,
+//! 406, naming what is stored and saying to ask with `transfer-syntax=*`. A request that names
+//! none gets the stored bytes too (as most origin servers do; PS3.18's default would be
+//! Explicit VR Little Endian).
 //!
 //! The body streams from the spool in [`CHUNK`] pieces through hyper's backpressure: memory
 //! per response stays at a chunk or two whatever the study's size (a 2 GiB instance included).
@@ -31,8 +33,11 @@ pub const FIRST_READ: usize = 1024 * 1024;
 pub enum Wanted {
     /// Instances as stored.
     AsStored,
-    /// Only `multipart/related` of something other than `application/dicom`, or one specific
-    /// transfer syntax (answered 406 with this text).
+    /// Only these transfer syntaxes: served as stored when every instance is stored in one of
+    /// them, otherwise answered 406 with the text.
+    Syntaxes(Vec<String>, String),
+    /// Only `multipart/related` of something other than `application/dicom`, or a single-part
+    /// `application/dicom` (answered 406 with this text).
     NotServed(String),
 }
 
@@ -42,6 +47,7 @@ pub fn wanted(accept: Option<&str>) -> Wanted {
         return Wanted::AsStored;
     };
     let mut refused = Vec::new();
+    let mut syntaxes = Vec::new();
     for range in accept.split(',') {
         let mut params = range.split(';').map(str::trim);
         let media = params.next().unwrap_or("").to_ascii_lowercase();
@@ -64,18 +70,53 @@ pub fn wanted(accept: Option<&str>) -> Wanted {
                     refused.push(format!("{range:?}"));
                     continue;
                 }
-                match syntax.as_deref() {
-                    None | Some("*") => return Wanted::AsStored,
-                    Some(ts) => refused.push(format!("transfer syntax {ts}")),
+                match syntax {
+                    None => return Wanted::AsStored,
+                    Some(ts) if ts == "*" => return Wanted::AsStored,
+                    Some(ts) => {
+                        refused.push(format!("transfer syntax {ts}"));
+                        syntaxes.push(ts);
+                    }
                 }
             }
             _ => refused.push(format!("{media:?}")),
         }
     }
-    Wanted::NotServed(format!(
+    let why = format!(
         "this relay sends instances as stored, as multipart/related; type=\"application/dicom\"; ask with transfer-syntax=* (not {})",
         refused.join(", ")
-    ))
+    );
+    if syntaxes.is_empty() {
+        Wanted::NotServed(why)
+    } else {
+        Wanted::Syntaxes(syntaxes, why)
+    }
+}
+
+/// The transfer syntax a stored file is in, from its file meta (`None`: it has none that reads).
+pub fn stored_syntax(path: &std::path::Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    // A file meta is a few hundred bytes; 64 KiB holds any with room to spare.
+    let mut head = Vec::with_capacity(64 * 1024);
+    std::fs::File::open(path)?
+        .take(64 * 1024)
+        .read_to_end(&mut head)?;
+    Ok(transfer_syntax(&head))
+}
+
+/// Whether every instance is stored in one of the `accepted` transfer syntaxes; `Err` names
+/// one that is not, with its stored syntax (for the 406's text).
+pub fn all_stored_in(
+    files: &[std::path::PathBuf],
+    accepted: &[String],
+) -> std::io::Result<Result<(), String>> {
+    for f in files {
+        let stored = stored_syntax(f)?;
+        if !stored.as_ref().is_some_and(|ts| accepted.contains(ts)) {
+            return Ok(Err(stored.unwrap_or_else(|| "none readable".into())));
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// A fresh multipart boundary.
@@ -411,10 +452,17 @@ mod tests {
             )),
             Wanted::AsStored
         );
+        match wanted(Some(
+            "multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.50, multipart/related; type=\"application/dicom\"; transfer-syntax=\"1.2.840.10008.1.2.1\"",
+        )) {
+            Wanted::Syntaxes(ts, why) => {
+                assert_eq!(ts, ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.1"]);
+                assert!(why.contains("transfer-syntax=*"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
-            wanted(Some(
-                "multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.50"
-            )),
+            wanted(Some("application/dicom")),
             Wanted::NotServed(_)
         ));
         assert!(matches!(

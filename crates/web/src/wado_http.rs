@@ -231,13 +231,20 @@ pub(crate) async fn retrieve(
         Err(r) => return r,
     };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    if let wado::Wanted::NotServed(why) = wado::wanted(accept) {
+    let wanted = wado::wanted(accept);
+    if let wado::Wanted::NotServed(why) = wanted {
         return error(StatusCode::NOT_ACCEPTABLE, why);
     }
     let found = match lookup(state, &caller, level, path, "WADO-RS").await {
         Ok(found) => found,
         Err(r) => return r,
     };
+    if let wado::Wanted::Syntaxes(accepted, why) = wanted {
+        let files: Vec<std::path::PathBuf> = found.iter().map(|f| f.file.clone()).collect();
+        if let Err(r) = stored_in(files, accepted, &why).await {
+            return r;
+        }
+    }
     // One instance: a weak ETag, its BLAKE3 (the multipart framing differs per answer, the
     // instance does not), so a viewer that has it gets 304.
     let etag = match &found[..] {
@@ -281,6 +288,33 @@ pub(crate) async fn retrieve(
         r.headers_mut().insert(header::ETAG, v);
     }
     r
+}
+
+/// Whether every file is stored in one of the `accepted` transfer syntaxes (read from their
+/// file metas on the blocking pool); if not, the 406 to answer, `why` plus what is stored.
+async fn stored_in(
+    files: Vec<std::path::PathBuf>,
+    accepted: Vec<String>,
+    why: &str,
+) -> Result<(), Response> {
+    let checked = tokio::task::spawn_blocking(move || wado::all_stored_in(&files, &accepted))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+    match checked {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(stored)) => Err(error(
+            StatusCode::NOT_ACCEPTABLE,
+            format!("{why}; an instance asked for is stored in transfer syntax {stored}"),
+        )),
+        Err(e) => {
+            warn!("reading a stored instance's transfer syntax failed: {e}");
+            Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the relay could not read a stored instance; its log says why",
+            ))
+        }
+    }
 }
 
 /// What a WADO-URI request is answered with.
@@ -327,13 +361,11 @@ pub(crate) async fn wado_uri(
             "this relay answers WADO-URI with contentType=application/dicom (the stored file), image/jpeg or image/png",
         );
     };
-    let transcoding = param("transferSyntax").filter(|t| t != "*");
-    if let (Served::Stored, Some(ts)) = (&wanted, transcoding) {
-        return error(
-            StatusCode::NOT_ACCEPTABLE,
-            format!("instances are sent as stored, not transcoded to {ts}; leave transferSyntax out or use *"),
-        );
-    }
+    // A transfer syntax named: served if the instance is stored in it (nothing is transcoded).
+    let syntax = match (&wanted, param("transferSyntax").filter(|t| t != "*")) {
+        (Served::Stored, Some(ts)) => Some(ts),
+        _ => None,
+    };
     let mut path = HashMap::new();
     for (name, key) in [
         ("studyUID", "study"),
@@ -353,6 +385,14 @@ pub(crate) async fn wado_uri(
     };
     if let Served::Rendered(format) = wanted {
         return crate::rendered_http::wado_uri(headers, found, params, format).await;
+    }
+    if let Some(ts) = syntax {
+        let why = format!(
+            "instances are sent as stored, not transcoded to {ts}; leave transferSyntax out or use *"
+        );
+        if let Err(r) = stored_in(vec![found.file.clone()], vec![ts], &why).await {
+            return r;
+        }
     }
     let etag = format!("\"{}\"", hex::encode(found.hash));
     let mut head = HeaderMap::new();
