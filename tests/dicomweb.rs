@@ -406,12 +406,7 @@ fn every_stored_pydicom_sample_is_found_by_its_reader() {
         let got = wado(&w, &token, AS_STORED, &paths);
         for (study, r) in studies.iter().zip(&got) {
             assert_eq!(r["status"], 200, "{study}: {r}");
-            let bytes: BTreeSet<String> = r["parts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["sha256"].as_str().unwrap().to_string())
-                .collect();
+            let bytes: BTreeSet<String> = part_hashes(r);
             assert_eq!(Some(&bytes), study_bytes.get(study), "{study}");
         }
         // And its metadata reads (every stored file's header through dicom-rs and dicom-json).
@@ -497,6 +492,16 @@ fn sha256_of(path: &Path) -> String {
         .to_string()
 }
 
+/// The SHA-256 of each part of a `wado_check.py` answer.
+fn part_hashes(answer: &Value) -> BTreeSet<String> {
+    answer["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sha256"].as_str().unwrap().to_string())
+        .collect()
+}
+
 const AS_STORED: &str = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
 
 #[test]
@@ -540,12 +545,7 @@ fn a_reader_retrieves_its_studies_byte_identical_and_nothing_else() {
             .as_str()
             .unwrap()
             .starts_with("multipart/related; type=\"application/dicom\"; boundary="));
-        let got: BTreeSet<String> = r[i]["parts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["sha256"].as_str().unwrap().to_string())
-            .collect();
+        let got: BTreeSet<String> = part_hashes(&r[i]);
         assert_eq!(got, want, "byte-identical: {}", r[i]);
         for p in r[i]["parts"].as_array().unwrap() {
             assert!(
@@ -597,12 +597,7 @@ fn a_reader_retrieves_its_studies_byte_identical_and_nothing_else() {
         let r = wado(&w, &rad, &accept, &paths[..2]);
         for one in &r {
             assert_eq!(one["status"], 200, "{accept}: {one}");
-            let got: BTreeSet<String> = one["parts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["sha256"].as_str().unwrap().to_string())
-                .collect();
+            let got: BTreeSet<String> = part_hashes(one);
             assert_eq!(got, all, "byte-identical: {one}");
         }
     }
@@ -664,12 +659,7 @@ fn a_device_stores_by_stow_into_the_one_ingest_path() {
         AS_STORED,
         &[format!("studies/{}", ct[0].study_instance_uid)],
     );
-    let bytes: BTreeSet<String> = got[0]["parts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["sha256"].as_str().unwrap().to_string())
-        .collect();
+    let bytes: BTreeSet<String> = part_hashes(&got[0]);
     assert_eq!(bytes, ct.iter().map(|g| sha256_of(&g.path)).collect());
     // Sent again: already stored with the same bytes, a success.
     let again = stow(&w, &dev, "raw", &files[..1]);

@@ -96,12 +96,19 @@ pub fn wanted(accept: Option<&str>) -> Wanted {
 /// The transfer syntax a stored file is in, from its file meta (`None`: it has none that reads).
 pub fn stored_syntax(path: &std::path::Path) -> std::io::Result<Option<String>> {
     use std::io::Read;
-    // A file meta is a few hundred bytes; 64 KiB holds any with room to spare.
-    let mut head = Vec::with_capacity(64 * 1024);
-    std::fs::File::open(path)?
-        .take(64 * 1024)
-        .read_to_end(&mut head)?;
-    Ok(transfer_syntax(&head))
+    // A file meta is a few hundred bytes: the first 4 KiB hold it, but for an unusual one
+    // (long private elements) up to 64 KiB are read.
+    let mut file = std::fs::File::open(path)?;
+    let mut head = Vec::new();
+    for limit in [4 * 1024, 64 * 1024] {
+        let want = limit - head.len() as u64;
+        let got = (&mut file).take(want).read_to_end(&mut head)?;
+        let ts = transfer_syntax(&head);
+        if ts.is_some() || (got as u64) < want {
+            return Ok(ts);
+        }
+    }
+    Ok(None)
 }
 
 /// Whether every instance is stored in one of the `accepted` transfer syntaxes; `Err` names
@@ -527,6 +534,33 @@ mod tests {
         assert_eq!(transfer_syntax(&f).as_deref(), Some("1.2.840.10008.1.2.1"));
         assert_eq!(transfer_syntax(&f[..140]), None, "cut short");
         assert_eq!(transfer_syntax(b"not dicom"), None);
+    }
+
+    #[test]
+    fn a_stored_files_syntax_is_read_past_a_long_meta_element() {
+        let dir = tempfile::tempdir().unwrap();
+        let ts = b"1.2.840.10008.1.2.1\0";
+        for (name, version_len) in [("short", 2usize), ("long", 6000)] {
+            let mut f = vec![0u8; 128];
+            f.extend_from_slice(b"DICM");
+            // (0002,0001) OB of `version_len` bytes, then (0002,0010) UI, then data.
+            f.extend_from_slice(&[0x02, 0, 0x01, 0, b'O', b'B', 0, 0]);
+            f.extend_from_slice(&(version_len as u32).to_le_bytes());
+            f.extend(std::iter::repeat_n(1u8, version_len));
+            f.extend_from_slice(&[0x02, 0, 0x10, 0, b'U', b'I', ts.len() as u8, 0]);
+            f.extend_from_slice(ts);
+            f.extend(std::iter::repeat_n(7u8, 100_000));
+            let path = dir.path().join(name);
+            std::fs::write(&path, &f).unwrap();
+            assert_eq!(
+                stored_syntax(&path).unwrap().as_deref(),
+                Some("1.2.840.10008.1.2.1"),
+                "{name}"
+            );
+        }
+        let short = dir.path().join("not-dicom");
+        std::fs::write(&short, b"not dicom").unwrap();
+        assert_eq!(stored_syntax(&short).unwrap(), None);
     }
 
     #[tokio::test]
