@@ -23,6 +23,11 @@
 //! `query::name_keys`): a search like `wang*` or `王*` reads a range of that index instead of
 //! matching every instance row of the reader. Schema 4 is migrated in place (the keys of every
 //! catalog row are computed and written).
+//!
+//! Indexes that only make lookups cheaper are added without a new schema number: every open
+//! creates those missing (`CREATE INDEX IF NOT EXISTS`), and older code ignores them. So came
+//! `outbox_by_instance` (an instance's outbox entries, whoever the reader: a prune's checks and
+//! the key checks of an instance's delete read the whole outbox without it).
 
 use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
@@ -70,6 +75,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     UNIQUE(reader, instance_id)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(reader, delivered_at, priority DESC, seq);
+-- An instance's entries, whoever the reader (prune; the key checks of an instance's delete).
+CREATE INDEX IF NOT EXISTS outbox_by_instance ON outbox(instance_id);
 CREATE TABLE IF NOT EXISTS manifests (
     study_uid TEXT PRIMARY KEY,
     source_site TEXT NOT NULL,

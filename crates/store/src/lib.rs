@@ -43,6 +43,8 @@ mod direct;
 mod error;
 mod fsmode;
 mod group;
+#[cfg(test)]
+mod lookup_cost_tests;
 mod manifest;
 mod outbox;
 mod partial;

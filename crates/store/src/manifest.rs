@@ -24,6 +24,14 @@ pub enum ManifestStatus {
     Complete { instances: u32 },
 }
 
+/// How many of a study's instances are routed to a reader, and how many of those are still
+/// undelivered: the study's instances first (`instances_by_study`), then the reader's entry
+/// of each (`UNIQUE(reader, instance_id)`). Asked at every delivery, so its work must follow
+/// the study, not the reader's whole outbox (which a plain `JOIN` walked).
+pub(crate) const ROUTED_IN_STUDY: &str = "SELECT COUNT(*), COALESCE(SUM(o.delivered_at IS NULL), 0)
+     FROM instances i CROSS JOIN outbox o ON o.instance_id = i.id
+     WHERE o.reader = ?1 AND i.study_uid = ?2";
+
 impl Store {
     /// Record (add to) a study's manifest as declared by `source_site`, and return its status.
     /// Fails with [`StoreError::StudyOwned`] if another site sent the study first. Goes through
@@ -106,13 +114,10 @@ impl Store {
         let Some((listed, 0)) = completeness(&db, study_uid)? else {
             return Ok(None);
         };
-        let (routed, undelivered): (i64, i64) = db.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(o.delivered_at IS NULL), 0)
-             FROM outbox o JOIN instances i ON i.id = o.instance_id
-             WHERE o.reader = ?1 AND i.study_uid = ?2",
-            params![reader, study_uid],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let (routed, undelivered): (i64, i64) =
+            db.query_row(ROUTED_IN_STUDY, params![reader, study_uid], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
         if routed == 0 || undelivered > 0 {
             return Ok(None);
         }

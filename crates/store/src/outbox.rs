@@ -27,6 +27,47 @@ const PENDING_FAILED: &str =
         i.id, o.seq, o.priority, o.attempts, o.last_status, o.last_reason, o.failed_at
     FROM outbox o JOIN instances i ON i.id = o.instance_id";
 
+/// [`PENDING`] for one instance `(study_uid ?2, sop_uid ?3)` of reader `?1`, found from the
+/// instance (`instances_by_study`), then the reader's entry of it (`UNIQUE(reader,
+/// instance_id)`): two index probes however long the reader's queue. (With a plain `JOIN`,
+/// SQLite walked the reader's whole pending queue; `CROSS JOIN` keeps the order written.)
+pub(crate) const PENDING_ONE: &str =
+    "SELECT i.sop_uid, i.study_uid, i.series_uid, i.sop_class_uid, i.modality,
+        i.source_site, i.source_identity, i.size, i.hash, i.priority, i.stored_at,
+        i.id, o.seq, o.priority
+    FROM instances i CROSS JOIN outbox o ON o.instance_id = i.id
+    WHERE o.reader = ?1 AND i.study_uid = ?2 AND i.sop_uid = ?3
+        AND o.delivered_at IS NULL AND o.failed_at IS NULL";
+
+/// Whether [`PENDING_ONE`] finds the entry.
+pub(crate) const IS_PENDING: &str = "SELECT COUNT(*)
+    FROM instances i CROSS JOIN outbox o ON o.instance_id = i.id
+    WHERE o.reader = ?1 AND i.study_uid = ?2 AND i.sop_uid = ?3
+        AND o.delivered_at IS NULL AND o.failed_at IS NULL";
+
+/// Reader `?1`'s failed entries back to pending; `?2`, a SOP Instance UID, limits it to that
+/// instance (found through the catalog's index on it: `instances` has none on the UID alone).
+pub(crate) const RETRY_FAILED: &str = "UPDATE outbox SET failed_at = NULL
+    WHERE reader = ?1 AND delivered_at IS NULL AND failed_at IS NOT NULL
+        AND (?2 IS NULL OR instance_id IN (SELECT instance_id FROM catalog WHERE sop_uid = ?2))";
+
+/// Pending entries and bytes per reader. The readers are found by hopping through the
+/// outbox's index one reader at a time (a recursive `MIN(reader) > previous`), then each
+/// reader's pending range of `outbox_pending` is read: the work follows the readers and what
+/// is pending, not every entry ever delivered (a plain `GROUP BY` read them all at every
+/// stats tick).
+pub(crate) const QUEUE_DEPTHS: &str = "WITH RECURSIVE readers(name) AS (
+        SELECT MIN(reader) FROM outbox
+        UNION ALL
+        SELECT (SELECT MIN(reader) FROM outbox WHERE reader > name) FROM readers
+        WHERE name IS NOT NULL
+    )
+    SELECT r.name, COUNT(*), COALESCE(SUM(i.size), 0)
+    FROM readers r CROSS JOIN outbox o ON o.reader = r.name AND o.delivered_at IS NULL
+         CROSS JOIN instances i ON i.id = o.instance_id
+    WHERE r.name IS NOT NULL AND o.failed_at IS NULL
+    GROUP BY r.name ORDER BY r.name";
+
 /// One instance waiting for a reader.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxItem {
@@ -101,10 +142,7 @@ impl Store {
         sop_uid: &str,
     ) -> Result<Option<OutboxItem>, StoreError> {
         let db = self.read()?;
-        let mut st = db.prepare_cached(&format!(
-            "{PENDING} WHERE o.reader = ?1 AND i.study_uid = ?2 AND i.sop_uid = ?3
-                 AND o.delivered_at IS NULL AND o.failed_at IS NULL"
-        ))?;
+        let mut st = db.prepare_cached(PENDING_ONE)?;
         let row = st
             .query_row(params![reader, study_uid, sop_uid], |r| {
                 Ok((row_to_record(r)?, r.get::<_, i64>(12)?, r.get::<_, u8>(13)?))
@@ -129,13 +167,11 @@ impl Store {
         study_uid: &str,
         sop_uid: &str,
     ) -> Result<bool, StoreError> {
-        let n: i64 = self.read()?.query_row(
-            "SELECT COUNT(*) FROM outbox o JOIN instances i ON i.id = o.instance_id
-             WHERE o.reader = ?1 AND i.study_uid = ?2 AND i.sop_uid = ?3
-                 AND o.delivered_at IS NULL AND o.failed_at IS NULL",
-            params![reader, study_uid, sop_uid],
-            |r| r.get(0),
-        )?;
+        let n: i64 =
+            self.read()?
+                .query_row(IS_PENDING, params![reader, study_uid, sop_uid], |r| {
+                    r.get(0)
+                })?;
         Ok(n > 0)
     }
 
@@ -250,23 +286,14 @@ impl Store {
     /// fixed what the peer refused); `sop_uid` limits it to one instance. The attempt count and
     /// last status stay. Returns how many entries are pending again.
     pub fn retry_failed(&self, reader: &str, sop_uid: Option<&str>) -> Result<usize, StoreError> {
-        let n = self.db().execute(
-            "UPDATE outbox SET failed_at = NULL
-             WHERE reader = ?1 AND delivered_at IS NULL AND failed_at IS NOT NULL
-                 AND (?2 IS NULL OR instance_id IN (SELECT id FROM instances WHERE sop_uid = ?2))",
-            params![reader, sop_uid],
-        )?;
+        let n = self.db().execute(RETRY_FAILED, params![reader, sop_uid])?;
         Ok(n)
     }
 
     /// Pending instances and bytes per reader (readers with nothing pending are omitted).
     pub fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
         let db = self.read()?;
-        let mut st = db.prepare_cached(
-            "SELECT o.reader, COUNT(*), COALESCE(SUM(i.size), 0)
-             FROM outbox o JOIN instances i ON i.id = o.instance_id
-             WHERE o.delivered_at IS NULL AND o.failed_at IS NULL GROUP BY o.reader ORDER BY o.reader",
-        )?;
+        let mut st = db.prepare_cached(QUEUE_DEPTHS)?;
         let rows = st.query_map([], |r| {
             Ok(QueueDepth {
                 reader: r.get(0)?,

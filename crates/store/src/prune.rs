@@ -21,6 +21,30 @@ use crate::{AuditAction, AuditEvent, StoreError};
 /// At most this many instances per transaction (a long backlog is removed in several).
 const BATCH: i64 = 500;
 
+/// Up to `?2` instances to remove, in row order after row `?3`, every outbox entry of which
+/// was delivered at or before `?1`. Each instance's entries are probed through
+/// `outbox_by_instance` (without that index, each probe read the whole outbox: a prune was
+/// quadratic, under the index's lock). A prune goes on after the last row the previous batch
+/// removed, so instances kept (pending, refused, recent) are read once per prune, not once
+/// per batch.
+pub(crate) const VICTIMS: &str =
+    "SELECT i.id, i.hash, i.size, i.source_site, i.study_uid, i.sop_uid
+     FROM instances i
+     WHERE i.id > ?3
+       AND EXISTS (SELECT 1 FROM outbox o WHERE o.instance_id = i.id)
+       AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.instance_id = i.id
+           AND (o.delivered_at IS NULL OR o.delivered_at > ?1
+                OR o.failed_at IS NOT NULL))
+     ORDER BY i.id LIMIT ?2";
+
+/// The rows of one pruned instance `?1` (its outbox entries through `outbox_by_instance`;
+/// the key checks of the instance's own delete use the same index).
+pub(crate) const REMOVE_INSTANCE: [&str; 3] = [
+    "DELETE FROM catalog WHERE instance_id = ?1",
+    "DELETE FROM outbox WHERE instance_id = ?1",
+    "DELETE FROM instances WHERE id = ?1",
+];
+
 /// An object file no row refers to any more, and its size.
 type Orphan = ([u8; 32], u64);
 
@@ -50,8 +74,10 @@ impl Store {
         actor: &str,
     ) -> Result<Pruned, StoreError> {
         let mut total = Pruned::default();
+        let mut after = 0;
         loop {
-            let (removed, files) = self.prune_batch(delivered_before, actor)?;
+            let (removed, files, last) = self.prune_batch(delivered_before, actor, after)?;
+            after = last;
             for (hash, size) in &files {
                 total.bytes += size;
                 let path = self.object_path(hash);
@@ -68,13 +94,14 @@ impl Store {
         }
     }
 
-    /// One transaction: the rows of up to [`BATCH`] instances; returns how many, and the
-    /// object files no row refers to any more (hash, size).
+    /// One transaction: the rows of up to [`BATCH`] instances after row `after`; returns how
+    /// many, the object files no row refers to any more (hash, size), and the last row removed.
     fn prune_batch(
         &self,
         delivered_before: i64,
         actor: &str,
-    ) -> Result<(u64, Vec<Orphan>), StoreError> {
+        after: i64,
+    ) -> Result<(u64, Vec<Orphan>, i64), StoreError> {
         // Every sealed commit indexed so far has handed its pooled name to the settler (under
         // the index's lock): settled, none of them can bring a pruned instance back at the next
         // start (`settle.rs`). The bulk before the lock, so that commits do not wait for it;
@@ -84,16 +111,8 @@ impl Store {
         self.settler.settle()?;
         let tx = db.transaction()?;
         let victims: Vec<Victim> = {
-            let mut st = tx.prepare_cached(
-                "SELECT i.id, i.hash, i.size, i.source_site, i.study_uid, i.sop_uid
-                 FROM instances i
-                 WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.instance_id = i.id)
-                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.instance_id = i.id
-                       AND (o.delivered_at IS NULL OR o.delivered_at > ?1
-                            OR o.failed_at IS NOT NULL))
-                 ORDER BY i.id LIMIT ?2",
-            )?;
-            let rows = st.query_map(params![delivered_before, BATCH], |r| {
+            let mut st = tx.prepare_cached(VICTIMS)?;
+            let rows = st.query_map(params![delivered_before, BATCH, after], |r| {
                 Ok(Victim {
                     id: r.get(0)?,
                     hash: r.get(1)?,
@@ -115,9 +134,9 @@ impl Store {
             sop,
         } in &victims
         {
-            tx.execute("DELETE FROM catalog WHERE instance_id = ?1", [id])?;
-            tx.execute("DELETE FROM outbox WHERE instance_id = ?1", [id])?;
-            tx.execute("DELETE FROM instances WHERE id = ?1", [id])?;
+            for sql in REMOVE_INSTANCE {
+                tx.prepare_cached(sql)?.execute([id])?;
+            }
             crate::audit::insert(
                 &tx,
                 &AuditEvent {
@@ -141,7 +160,8 @@ impl Store {
             }
         }
         tx.commit()?;
-        Ok((victims.len() as u64, files))
+        let last = victims.last().map_or(after, |v| v.id);
+        Ok((victims.len() as u64, files, last))
     }
 }
 

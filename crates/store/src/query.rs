@@ -932,26 +932,10 @@ impl Store {
         level: QueryLevel,
         keys: &[String],
     ) -> Result<Vec<InstanceRecord>, StoreError> {
-        let col = match level {
-            QueryLevel::Patient => "c.patient_id",
-            QueryLevel::Study => "c.study_uid",
-            QueryLevel::Series => "c.series_uid",
-            QueryLevel::Image => "c.sop_uid",
-        };
         let db = self.read()?;
         let mut out = Vec::new();
         for chunk in keys.chunks(UIDS_PER_STATEMENT) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let sql = format!(
-                "SELECT i.sop_uid, i.study_uid, i.series_uid, i.sop_class_uid, i.modality,
-                        i.source_site, i.source_identity, i.size, i.hash, i.priority,
-                        i.stored_at, i.id
-                 FROM outbox o JOIN instances i ON i.id = o.instance_id
-                      JOIN catalog c ON c.instance_id = i.id
-                 WHERE o.reader = ? AND {col} IN ({marks})
-                 ORDER BY c.study_uid, c.series_uid, c.instance_number, c.sop_uid"
-            );
-            let mut st = db.prepare_cached(&sql)?;
+            let mut st = db.prepare_cached(&instances_for_sql(level, chunk.len()))?;
             let params = std::iter::once(reader).chain(chunk.iter().map(String::as_str));
             let rows = st.query_map(params_from_iter(params), row_to_record)?;
             for r in rows {
@@ -960,6 +944,30 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The statement of [`Store::instances_for`] for `keys` keys of `level`: the catalog leads
+/// (its index on the level's key), then each instance's row and the reader's outbox entry
+/// (`UNIQUE(reader, instance_id)`), so the work follows the instances named, not the reader's
+/// whole outbox. With a plain `JOIN` SQLite chose to walk every entry of the reader (a
+/// county's whole history for one instance); `CROSS JOIN` keeps the order written.
+pub(crate) fn instances_for_sql(level: QueryLevel, keys: usize) -> String {
+    let col = match level {
+        QueryLevel::Patient => "c.patient_id",
+        QueryLevel::Study => "c.study_uid",
+        QueryLevel::Series => "c.series_uid",
+        QueryLevel::Image => "c.sop_uid",
+    };
+    let marks = vec!["?"; keys].join(", ");
+    format!(
+        "SELECT i.sop_uid, i.study_uid, i.series_uid, i.sop_class_uid, i.modality,
+                i.source_site, i.source_identity, i.size, i.hash, i.priority,
+                i.stored_at, i.id
+         FROM catalog c CROSS JOIN instances i ON i.id = c.instance_id
+              CROSS JOIN outbox o ON o.instance_id = i.id
+         WHERE o.reader = ? AND {col} IN ({marks})
+         ORDER BY c.study_uid, c.series_uid, c.instance_number, c.sop_uid"
+    )
 }
 
 /// Registers the matching functions on a connection: `dicom_wildcard(pattern, value)` and
