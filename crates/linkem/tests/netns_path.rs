@@ -54,11 +54,32 @@ fn udp_echo_in_b(pair: &NetnsPair) -> SocketAddr {
     let local = socket.local_addr().unwrap();
     std::thread::spawn(move || {
         let mut buf = [0u8; 2048];
-        while let Ok((n, from)) = socket.recv_from(&mut buf) {
-            let _ = socket.send_to(&buf[..n], from);
+        // A server that stopped would make every later ping fail with "connection refused"
+        // (the client's socket is connected): it says why, and keeps going on what passes.
+        loop {
+            match socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    if let Err(e) = socket.send_to(&buf[..n], from) {
+                        eprintln!("echo server: send to {from}: {e}");
+                    }
+                }
+                Err(e) if transient(&e) => eprintln!("echo server: receive: {e} (going on)"),
+                Err(e) => {
+                    eprintln!("echo server: receive: {e}; stopped");
+                    return;
+                }
+            }
         }
     });
     local
+}
+
+fn transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        Interrupted | ConnectionRefused | WouldBlock | TimedOut
+    )
 }
 
 fn udp_client_in_a(pair: &NetnsPair, server: SocketAddr) -> UdpSocket {
@@ -71,20 +92,61 @@ fn udp_client_in_a(pair: &NetnsPair, server: SocketAddr) -> UdpSocket {
     socket
 }
 
-/// Round-trip time of one echo, or None within `limit`.
-fn ping(socket: &UdpSocket, payload: &[u8], limit: Duration) -> Option<Duration> {
+/// What one echo request got.
+enum Echo {
+    /// The echo, after this round trip.
+    Back(Duration),
+    /// Nothing within the limit.
+    Silent,
+    /// The client's socket failed (e.g. "connection refused": an ICMP error came back).
+    Failed(std::io::Error),
+}
+
+impl std::fmt::Display for Echo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Echo::Back(rtt) => write!(f, "the echo after {rtt:?}"),
+            Echo::Silent => write!(f, "nothing within the limit"),
+            Echo::Failed(e) => write!(f, "the socket failed: {e} ({:?})", e.kind()),
+        }
+    }
+}
+
+impl Echo {
+    /// The round trip; a failure that says what came instead.
+    fn rtt(self, what: &str) -> Duration {
+        match self {
+            Echo::Back(rtt) => rtt,
+            other => panic!("{what}: no echo: {other}"),
+        }
+    }
+}
+
+/// Send one echo request and wait up to `limit` for its answer (earlier answers are skipped).
+fn ping(socket: &UdpSocket, payload: &[u8], limit: Duration) -> Echo {
     let start = Instant::now();
-    socket.send(payload).unwrap();
+    if let Err(e) = socket.send(payload) {
+        return Echo::Failed(e);
+    }
     let mut buf = [0u8; 2048];
     loop {
-        let left = limit.checked_sub(start.elapsed())?;
+        let Some(left) = limit.checked_sub(start.elapsed()) else {
+            return Echo::Silent;
+        };
         socket
             .set_read_timeout(Some(left.max(Duration::from_millis(1))))
             .unwrap();
         match socket.recv(&mut buf) {
-            Ok(n) if &buf[..n] == payload => return Some(start.elapsed()),
+            Ok(n) if &buf[..n] == payload => return Echo::Back(start.elapsed()),
             Ok(_) => continue,
-            Err(_) => return None,
+            // A receive with a timeout is never restarted after a signal handler ran, whatever
+            // SA_RESTART says (signal(7)). This process handles glibc's signal 33 (besides
+            // Rust's SIGSEGV/SIGBUS guards), and it did interrupt these receives: EINTR is
+            // routine here, not a failure of the path.
+            Err(e) if transient(&e) && e.kind() != std::io::ErrorKind::ConnectionRefused => {
+                continue
+            }
+            Err(e) => return Echo::Failed(e),
         }
     }
 }
@@ -158,7 +220,7 @@ fn udp_round_trip_observes_the_delay() {
     let client = udp_client_in_a(&pair, server);
     for i in 0..20u32 {
         let rtt =
-            ping(&client, &i.to_be_bytes(), Duration::from_secs(10)).expect("echo across the path");
+            ping(&client, &i.to_be_bytes(), Duration::from_secs(10)).rtt("echo across the path");
         assert!(rtt >= Duration::from_millis(55), "ping {i}: {rtt:?}");
     }
     let s = pair.stats();
@@ -171,16 +233,23 @@ fn cut_stops_traffic_then_it_resumes() {
     let pair = pair(spec.clone(), spec, 3);
     let server = udp_echo_in_b(&pair);
     let client = udp_client_in_a(&pair, server);
-    assert!(ping(&client, b"before", Duration::from_secs(10)).is_some());
+    let silent = |e: Echo, what: &str| assert!(matches!(e, Echo::Silent), "{what}: {e}");
+    ping(&client, b"before", Duration::from_secs(10)).rtt("before the cut");
     pair.cut_now();
-    assert!(ping(&client, b"during", Duration::from_millis(300)).is_none());
+    silent(
+        ping(&client, b"during", Duration::from_millis(300)),
+        "during the cut",
+    );
     pair.restore();
-    assert!(ping(&client, b"after", Duration::from_secs(10)).is_some());
+    ping(&client, b"after", Duration::from_secs(10)).rtt("after the restore");
     pair.cut_for(Duration::from_millis(300));
     let start = Instant::now();
-    assert!(ping(&client, b"timed", Duration::from_millis(100)).is_none());
+    silent(
+        ping(&client, b"timed", Duration::from_millis(100)),
+        "during the timed cut",
+    );
     std::thread::sleep(Duration::from_millis(300).saturating_sub(start.elapsed()));
-    assert!(ping(&client, b"resumed", Duration::from_secs(10)).is_some());
+    ping(&client, b"resumed", Duration::from_secs(10)).rtt("after the timed cut");
     assert_eq!(pair.stats().up.dropped_cut, 2);
 }
 
