@@ -1232,6 +1232,92 @@ fn rendered_images_match_what_pydicom_decodes() {
     assert_eq!(code, 406, "{rest}");
 }
 
+/// A study or series rendered (`…/rendered`) is one image: its middle instance rendered, byte
+/// for byte the instance's own rendered image, with the query's window too; dicomweb-client's
+/// `retrieve_series_rendered` reads it as an image. Another reader's study is 404.
+#[test]
+fn a_study_or_series_renders_as_its_middle_instance() {
+    let w = web_relay();
+    let ct_dir = w.root.join("ct");
+    let ct = yilian_testkit::ct_series(
+        &ct_dir,
+        &yilian_testkit::StudySpec::new("CT", 98),
+        5,
+        48,
+        40,
+        98,
+    )
+    .unwrap();
+    let sent = run(send_cmd(&w.relay, &w.pki, "township-a-device", &[&ct_dir]));
+    assert!(sent.status.success(), "{}", text(&sent));
+    let (rad, _) = issue(&w, "county-radiology");
+    let (usr, _) = issue(&w, "county-ultrasound");
+    let code = r#"
+import json, os, sys, requests
+from dicomweb_client.api import DICOMwebClient
+base, ca, token, other, study, series, middle = sys.argv[1:8]
+os.environ["REQUESTS_CA_BUNDLE"] = ca  # else it overrides the session's CA
+s = requests.Session()
+s.verify = ca
+s.headers["Authorization"] = "Bearer " + token
+png = {"Accept": "image/png"}
+get = lambda path, **kw: s.get(base + path, headers=png, **kw)
+series_path = f"/studies/{study}/series/{series}"
+one = f"{series_path}/instances/{middle}/rendered"
+out = {}
+for name, path in [("study", f"/studies/{study}/rendered"), ("series", series_path + "/rendered"),
+                   ("instance", one)]:
+    r = get(path)
+    out[name] = [r.status_code, r.headers.get("Content-Type", ""), r.content.hex()]
+    w = get(path, params={"window": "100,50,linear"})
+    out[name + "_window"] = [w.status_code, w.content.hex()]
+client = DICOMwebClient(url=base, session=s)
+out["client_series"] = client.retrieve_series_rendered(study, series, media_types=("image/png",)).hex()
+theirs = requests.get(base + f"/studies/{study}/rendered", headers={**png, "Authorization": "Bearer " + other}, verify=ca)
+out["other_reader"] = theirs.status_code
+print(json.dumps(out))
+"#;
+    let g = &ct[0];
+    let mut c = std::process::Command::new("python3");
+    c.arg("-c")
+        .arg(code)
+        .arg(&w.url)
+        .arg(w.pki.ca_path())
+        .arg(&rad)
+        .arg(&usr)
+        .arg(&g.study_instance_uid)
+        .arg(&g.series_instance_uid)
+        .arg(&ct[2].sop_instance_uid);
+    let out = run(c);
+    assert!(out.status.success(), "{}", text(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let instance = &r["instance"];
+    assert_eq!(instance[0], 200, "{r}");
+    assert_eq!(instance[1], "image/png", "{r}");
+    assert!(
+        instance[2].as_str().unwrap().starts_with("89504e47"),
+        "a PNG: {r}"
+    );
+    for level in ["study", "series"] {
+        assert_eq!(&r[level], instance, "{level}: the middle instance's image");
+        assert_eq!(r[format!("{level}_window")][0], 200, "{r}");
+        assert_eq!(
+            r[format!("{level}_window")],
+            r["instance_window"],
+            "{level}: the query's window applies"
+        );
+    }
+    assert_ne!(
+        r["instance_window"][1], instance[2],
+        "another window, another image"
+    );
+    assert_eq!(
+        r["client_series"], instance[2],
+        "dicomweb-client reads one image"
+    );
+    assert_eq!(r["other_reader"], 404, "{r}");
+}
+
 /// A viewer that already has an instance (WADO-RS) sends its ETag back and gets 304; another
 /// instance's ETag, or none, gets the instance.
 #[test]

@@ -1,6 +1,11 @@
 //! The rendered and thumbnail handlers (PS3.18 §8.3.5): look up what the path names among the
 //! reader's instances (`wado_http::lookup`: 404 and audit otherwise), render one frame
 //! (`rendered.rs`) off the async runtime, a few at a time, and answer it with an `ETag`.
+//!
+//! A study or series (`…/rendered`, `…/thumbnail`) answers one image: its middle instance in
+//! instance-number order, or the next one that renders (a series may begin with a localizer or
+//! hold a report). That is what Orthanc answers and what dicomweb-client's
+//! `retrieve_series_rendered` reads: a single image, not a multipart of every instance.
 
 use crate::answer::*;
 use crate::rendered::{self, Format, RenderError, Rendering};
@@ -22,8 +27,8 @@ static SLOTS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
     tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
 });
 
-/// A study or series thumbnail tries this many of its instances (from the middle) before it
-/// gives up: a series may begin with a localizer or hold a report.
+/// A study or series image tries this many of its instances (from the middle) before it gives
+/// up: a series may begin with a localizer or hold a report.
 const THUMBNAIL_TRIES: usize = 8;
 
 /// What a rendered request asks for.

@@ -246,7 +246,10 @@ pub fn router(state: Arc<WebState>) -> Router {
         (format!("{instance}/metadata"), metadata_at(Image)),
         (format!("{instance}/frames/{{frames}}"), get(frames_handler)),
         (format!("{instance}/bulk/{{tag}}"), get(bulk_handler)),
-        // Rendered images and thumbnails.
+        // Rendered images and thumbnails. A study or series renders as one image, its middle
+        // instance (as Orthanc answers, and dicomweb-client reads the answer).
+        (format!("{study}/rendered"), rendered_at(Study, Rendered)),
+        (format!("{series}/rendered"), rendered_at(Series, Rendered)),
         (format!("{instance}/rendered"), rendered_at(Image, Rendered)),
         (
             format!("{instance}/frames/{{frames}}/rendered"),
