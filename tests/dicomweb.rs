@@ -479,6 +479,17 @@ fn py<A: AsRef<std::ffi::OsStr>>(
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// A CT series of `n` slices of `rows`×`cols` (study and pixel seed `seed`) made in
+/// `<root>/ct` and sent by township A's device: routed to county radiology.
+fn sent_ct(w: &Web, seed: u64, n: usize, rows: u16, cols: u16) -> Vec<yilian_testkit::Generated> {
+    let ct_dir = w.root.join("ct");
+    let spec = yilian_testkit::StudySpec::new("CT", seed);
+    let ct = yilian_testkit::ct_series(&ct_dir, &spec, n, rows, cols, seed).unwrap();
+    let sent = run(send_cmd(&w.relay, &w.pki, "township-a-device", &[&ct_dir]));
+    assert!(sent.status.success(), "{}", text(&sent));
+    ct
+}
+
 fn sha256_of(path: &Path) -> String {
     let out = run({
         let mut c = std::process::Command::new("sha256sum");
@@ -877,18 +888,7 @@ fn metadata_matches_the_stored_headers() {
 #[test]
 fn wado_uri_answers_the_stored_file_with_etag_and_ranges() {
     let w = web_relay();
-    let ct_dir = w.root.join("ct");
-    let ct = yilian_testkit::ct_series(
-        &ct_dir,
-        &yilian_testkit::StudySpec::new("CT", 95),
-        1,
-        64,
-        64,
-        95,
-    )
-    .unwrap();
-    let sent = run(send_cmd(&w.relay, &w.pki, "township-a-device", &[&ct_dir]));
-    assert!(sent.status.success(), "{}", text(&sent));
+    let ct = sent_ct(&w, 95, 1, 64, 64);
     let (rad, _) = issue(&w, "county-radiology");
     let (usr, _) = issue(&w, "county-ultrasound");
     let g = &ct[0];
@@ -1238,18 +1238,7 @@ fn rendered_images_match_what_pydicom_decodes() {
 #[test]
 fn a_study_or_series_renders_as_its_middle_instance() {
     let w = web_relay();
-    let ct_dir = w.root.join("ct");
-    let ct = yilian_testkit::ct_series(
-        &ct_dir,
-        &yilian_testkit::StudySpec::new("CT", 98),
-        5,
-        48,
-        40,
-        98,
-    )
-    .unwrap();
-    let sent = run(send_cmd(&w.relay, &w.pki, "township-a-device", &[&ct_dir]));
-    assert!(sent.status.success(), "{}", text(&sent));
+    let ct = sent_ct(&w, 98, 5, 48, 40);
     let (rad, _) = issue(&w, "county-radiology");
     let (usr, _) = issue(&w, "county-ultrasound");
     let code = r#"
@@ -1323,18 +1312,7 @@ print(json.dumps(out))
 #[test]
 fn an_instance_the_viewer_has_is_not_sent_again() {
     let w = web_relay();
-    let ct_dir = w.root.join("ct");
-    let ct = yilian_testkit::ct_series(
-        &ct_dir,
-        &yilian_testkit::StudySpec::new("CT", 97),
-        2,
-        32,
-        32,
-        97,
-    )
-    .unwrap();
-    let sent = run(send_cmd(&w.relay, &w.pki, "township-a-device", &[&ct_dir]));
-    assert!(sent.status.success(), "{}", text(&sent));
+    let ct = sent_ct(&w, 97, 2, 32, 32);
     let (rad, _) = issue(&w, "county-radiology");
     let url = |g: &yilian_testkit::Generated| {
         format!(
