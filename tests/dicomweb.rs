@@ -420,9 +420,10 @@ fn every_stored_pydicom_sample_is_found_by_its_reader() {
         }
     }
     assert_eq!(found, stored, "QIDO finds exactly what was stored");
-    // Frame 1, the rendered image and the thumbnail of every stored instance: served, or
-    // refused with a reason (no pixel data, fragments that cannot be split, a compression
-    // this relay cannot decode), never a server error; every image served opens in Pillow.
+    // Frame 1, the rendered image and the thumbnail of every stored instance, and the rendered
+    // image of every study and series: served, or refused with a reason (no pixel data,
+    // fragments that cannot be split, a compression this relay cannot decode), never a server
+    // error; every image served opens in Pillow.
     let mut served: std::collections::BTreeMap<String, u64> = Default::default();
     for reader in ["county-radiology", "county-ultrasound", "county-cardiology"] {
         let (token, _) = issue(&w, reader);
@@ -437,7 +438,13 @@ fn every_stored_pydicom_sample_is_found_by_its_reader() {
             }
         }
     }
-    for (kind, least) in [("frames", 40), ("rendered", 35), ("thumbnail", 35)] {
+    for (kind, least) in [
+        ("frames", 40),
+        ("rendered", 35),
+        ("thumbnail", 35),
+        ("study-rendered", 15),
+        ("series-rendered", 20),
+    ] {
         assert!(
             served.get(kind).copied().unwrap_or(0) >= least,
             "{served:?}: too few {kind} served"
